@@ -1,0 +1,332 @@
+//! Regenerates `shared/testdata/vectors.json` from the current implementation.
+//!
+//! Run only when a decision changes on purpose, and review the diff: the file is the contract
+//! the edge is held to. `cargo run -p keygate-shared --example gen_vectors > shared/testdata/vectors.json`
+
+use keygate_shared::blacklist::Rule;
+use keygate_shared::check::{check, CheckRequest};
+use keygate_shared::conformance::*;
+use keygate_shared::key::{self, ApiKeyPrefix, Environment, KeyKind, SecretKey};
+use keygate_shared::record::{EdgeRecord, KeyState};
+use keygate_shared::{gateway, signing};
+
+fn key_vector(s: &str) -> KeyVector {
+    let parsed = key::parse(s);
+    KeyVector {
+        key: s.to_owned(),
+        error: parsed.as_ref().err().map(|e| e.code().to_owned()),
+        kind: parsed.as_ref().ok().map(|p| p.kind()),
+        digest: key::digest(s).to_hex(),
+        mask: key::mask(s),
+    }
+}
+
+fn main() {
+    let mut v = Vectors::default();
+    let mut minted = Vec::new();
+    for kind in [
+        KeyKind::Publishable,
+        KeyKind::Sdk,
+        KeyKind::WorkspaceToken,
+        KeyKind::WorkspaceSecret,
+    ] {
+        for env in [Environment::Live, Environment::Test] {
+            minted.push(SecretKey::generate(kind, env).expose().to_owned());
+        }
+    }
+    minted.push(
+        SecretKey::generate_api_key(&ApiKeyPrefix::new("acme").unwrap())
+            .expose()
+            .to_owned(),
+    );
+    minted.push(
+        SecretKey::generate_api_key(&ApiKeyPrefix::new("acme_live").unwrap())
+            .expose()
+            .to_owned(),
+    );
+    let pk = minted[0].clone();
+    let mut broken = vec![
+        String::new(),
+        "x".repeat(100),
+        "nounderscore".into(),
+        pk.replace("pk_live_", "pk_prod_"),
+        pk[..pk.len() - 1].to_owned(),
+        format!("{}-", &pk[..pk.len() - 1]),
+    ];
+    let mut swapped = pk.clone().into_bytes();
+    swapped.swap(10, 11);
+    broken.push(String::from_utf8(swapped).unwrap());
+    let mut changed = pk.clone().into_bytes();
+    changed[20] = if changed[20] == b'a' { b'b' } else { b'a' };
+    broken.push(String::from_utf8(changed).unwrap());
+    for s in minted.iter().chain(broken.iter()) {
+        v.keys.push(key_vector(s));
+    }
+
+    let now = 1_800_000_000;
+    let body = r#"{"records":[]}"#;
+    let sig = |purpose, secret: &str, ts, nonce: &str, body: &str, tag: Option<String>, now| {
+        let tag = tag.unwrap_or_else(|| {
+            signing::sign(secret.as_bytes(), purpose, ts, nonce, body.as_bytes())
+        });
+        let error = signing::verify(
+            secret.as_bytes(),
+            purpose,
+            ts,
+            nonce,
+            body.as_bytes(),
+            &tag,
+            now,
+        )
+        .err()
+        .map(|e| e.code().to_owned());
+        let name = match purpose {
+            signing::Purpose::Sync => "sync",
+            signing::Purpose::Pull => "pull",
+            signing::Purpose::PullReply => "pull_reply",
+        };
+        SignatureVector {
+            purpose: name.into(),
+            secret: secret.into(),
+            timestamp: ts,
+            nonce: nonce.into(),
+            body: body.into(),
+            tag,
+            now,
+            error,
+        }
+    };
+    use signing::Purpose::*;
+    v.signatures.push(sig(
+        Sync,
+        "edge-secret",
+        now,
+        "nonce-fresh-01",
+        body,
+        None,
+        now,
+    ));
+    v.signatures.push(sig(
+        Pull,
+        "edge-secret",
+        now,
+        "nonce-pull-001",
+        "/api/v1/edge/records/ab",
+        None,
+        now + 5,
+    ));
+    v.signatures.push(sig(
+        PullReply,
+        "edge-secret",
+        now,
+        "nonce-reply-01",
+        body,
+        None,
+        now,
+    ));
+    v.signatures.push(sig(
+        Sync,
+        "edge-secret",
+        now - 301,
+        "nonce-stale-01",
+        body,
+        None,
+        now,
+    ));
+    v.signatures.push(sig(
+        Sync,
+        "edge-secret",
+        now + 301,
+        "nonce-futur-01",
+        body,
+        None,
+        now,
+    ));
+    let forged = signing::sign(
+        b"wrong-secret",
+        Sync,
+        now,
+        "nonce-forge-01",
+        body.as_bytes(),
+    );
+    v.signatures.push(sig(
+        Sync,
+        "edge-secret",
+        now,
+        "nonce-forge-01",
+        body,
+        Some(forged),
+        now,
+    ));
+    let pull_tag = signing::sign(b"edge-secret", Pull, now, "nonce-cross-01", body.as_bytes());
+    v.signatures.push(sig(
+        Sync,
+        "edge-secret",
+        now,
+        "nonce-cross-01",
+        body,
+        Some(pull_tag),
+        now,
+    ));
+    v.signatures
+        .push(sig(Sync, "edge-secret", now, "short", body, None, now));
+
+    for (ws, path) in [("ws_1", "/v1/charge?amount=5"), ("ws_2", "/")] {
+        let signing_key = gateway::workspace_signing_key(b"edge-secret", ws);
+        let req = gateway::ForwardedRequest {
+            method: "POST",
+            path_and_query: path,
+            workspace_id: ws,
+            module: "billing",
+            functionality: "charge",
+        };
+        v.gateway.push(GatewayVector {
+            edge_secret: "edge-secret".into(),
+            workspace_id: ws.into(),
+            header: gateway::sign(&signing_key, now, &req),
+            signing_key,
+            method: "POST".into(),
+            path_and_query: path.into(),
+            module: "billing".into(),
+            functionality: "charge".into(),
+            timestamp: now,
+        });
+    }
+
+    let record = |k: &str, state| EdgeRecord {
+        key_digest: key::digest(k),
+        workspace_id: "ws_1".into(),
+        state,
+        blacklist: vec![
+            Rule::new("billing", "refund").unwrap(),
+            Rule::new("admin", "*").unwrap(),
+        ],
+        allowed_origins: vec![
+            "https://app.example.com".into(),
+            "https://*.example.org".into(),
+        ],
+        origin_url: Some("http://127.0.0.1:9000".into()),
+        version: 3,
+    };
+    let sdk = minted[2].clone();
+    let other_pk = minted[1].clone();
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<EdgeRecord>,
+    );
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "valid key, allowed call",
+            &pk,
+            "billing",
+            "charge",
+            Some("https://app.example.com"),
+            Some(record(&pk, KeyState::Active)),
+        ),
+        (
+            "valid key, no origin header",
+            &pk,
+            "billing",
+            "charge",
+            None,
+            Some(record(&pk, KeyState::Active)),
+        ),
+        (
+            "wildcard origin",
+            &pk,
+            "billing",
+            "charge",
+            Some("https://shop.example.org"),
+            Some(record(&pk, KeyState::Active)),
+        ),
+        (
+            "blacklisted functionality",
+            &pk,
+            "billing",
+            "refund",
+            None,
+            Some(record(&pk, KeyState::Active)),
+        ),
+        (
+            "whole module blacklisted",
+            &pk,
+            "admin",
+            "users",
+            None,
+            Some(record(&pk, KeyState::Active)),
+        ),
+        (
+            "origin not allowed",
+            &pk,
+            "billing",
+            "charge",
+            Some("https://evil.example.com"),
+            Some(record(&pk, KeyState::Active)),
+        ),
+        (
+            "revoked key",
+            &pk,
+            "billing",
+            "charge",
+            None,
+            Some(record(&pk, KeyState::Revoked)),
+        ),
+        ("unknown key", &pk, "billing", "charge", None, None),
+        (
+            "record of another key",
+            &other_pk,
+            "billing",
+            "charge",
+            None,
+            Some(record(&pk, KeyState::Active)),
+        ),
+        (
+            "sdk key is not publishable",
+            &sdk,
+            "billing",
+            "charge",
+            None,
+            Some(record(&sdk, KeyState::Active)),
+        ),
+        (
+            "bad checksum",
+            &broken[7],
+            "billing",
+            "charge",
+            None,
+            Some(record(&pk, KeyState::Active)),
+        ),
+        (
+            "malformed module name",
+            &pk,
+            "bill ing",
+            "refund",
+            None,
+            Some(record(&pk, KeyState::Active)),
+        ),
+    ];
+    for (name, k, module, func, origin, rec) in cases {
+        let compiled = rec.clone().map(EdgeRecord::compile);
+        let req = CheckRequest {
+            key: k,
+            module,
+            functionality: func,
+            origin,
+        };
+        let status = check(&req, compiled.as_ref()).status;
+        v.checks.push(CheckVector {
+            name: name.into(),
+            key: k.into(),
+            module: module.into(),
+            functionality: func.into(),
+            origin: origin.map(str::to_owned),
+            record: rec,
+            status: status.as_str().into(),
+        });
+    }
+    println!("{}", serde_json::to_string_pretty(&v).unwrap());
+}

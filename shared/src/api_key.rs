@@ -1,0 +1,222 @@
+//! Customer API keys: the verify decision and the rate-limit window.
+//!
+//! The control plane loads a key's row by digest and asks [`decide`]; a `VALID` answer for a
+//! usage-limited key is then confirmed by the database's atomic decrement (which may still
+//! turn it into `USAGE_LIMITED` under concurrency).
+
+use crate::scope::{grants_cover, ApiKeyScope};
+use crate::verdict::Status;
+
+/// What verify needs to know about a stored API key. Times are Unix milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiKeyState<'a> {
+    /// Deleted for good.
+    pub deleted: bool,
+    /// Switched on.
+    pub enabled: bool,
+    /// Expiry, if any.
+    pub expires_at: Option<i64>,
+    /// When this value stopped being the key's current value (rotation), and until when it
+    /// still verifies (the grace period); `None` for the current value.
+    pub retired_until: Option<i64>,
+    /// Whether usage is counted against an allowance.
+    pub limit_usage: bool,
+    /// Uses left, when limited.
+    pub usage_left: Option<i64>,
+    /// The key's scopes.
+    pub scopes: &'a [ApiKeyScope],
+}
+
+/// Decides a verify, in this order: deleted, retired past its grace (`INVALID`), disabled,
+/// expired, missing scopes, allowance spent. Rate limits are checked after a `VALID` here,
+/// by [`RateWindow`].
+pub fn decide(state: &ApiKeyState<'_>, now_ms: i64, requested: &[ApiKeyScope]) -> Status {
+    if state.deleted {
+        Status::Deleted
+    } else if state.retired_until.is_some_and(|until| now_ms >= until) {
+        Status::Invalid
+    } else if !state.enabled {
+        Status::Disabled
+    } else if state.expires_at.is_some_and(|t| now_ms >= t) {
+        Status::Expired
+    } else if !grants_cover(state.scopes, requested) {
+        Status::InvalidScopes
+    } else if state.limit_usage && state.usage_left.unwrap_or(0) <= 0 {
+        Status::UsageLimited
+    } else {
+        Status::Valid
+    }
+}
+
+/// A fixed one-second window rate limit (Oneloop's `rateLimitConfig.limit` is per second).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateWindow {
+    /// Window length in milliseconds.
+    pub length_ms: i64,
+}
+
+impl Default for RateWindow {
+    fn default() -> Self {
+        RateWindow { length_ms: 1000 }
+    }
+}
+
+impl RateWindow {
+    /// The start of the window `now_ms` falls in.
+    pub fn start(&self, now_ms: i64) -> i64 {
+        now_ms - now_ms.rem_euclid(self.length_ms)
+    }
+
+    /// When the window `now_ms` falls in ends.
+    pub fn reset_at(&self, now_ms: i64) -> i64 {
+        self.start(now_ms) + self.length_ms
+    }
+
+    /// Given the count in this window *including* the current call, whether it is allowed and
+    /// how many calls remain.
+    pub fn admit(&self, count_including_this: i64, limit: i64) -> (bool, i64) {
+        let allowed = count_including_this <= limit;
+        (allowed, (limit - count_including_this).max(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(rep: &str, read: bool) -> ApiKeyScope {
+        ApiKeyScope {
+            representation: rep.into(),
+            create: false,
+            read,
+            update: false,
+            del: false,
+        }
+    }
+
+    fn state(scopes: &[ApiKeyScope]) -> ApiKeyState<'_> {
+        ApiKeyState {
+            deleted: false,
+            enabled: true,
+            expires_at: None,
+            retired_until: None,
+            limit_usage: false,
+            usage_left: None,
+            scopes,
+        }
+    }
+
+    #[test]
+    fn statuses_follow_the_documented_order() {
+        let scopes = [scope("orders", true)];
+        let s = state(&scopes);
+        let want = [scope("orders", true)];
+        assert_eq!(decide(&s, 0, &want), Status::Valid);
+        assert_eq!(
+            decide(
+                &ApiKeyState {
+                    deleted: true,
+                    enabled: false,
+                    ..s
+                },
+                0,
+                &want
+            ),
+            Status::Deleted
+        );
+        assert_eq!(
+            decide(
+                &ApiKeyState {
+                    enabled: false,
+                    expires_at: Some(0),
+                    ..s
+                },
+                5,
+                &want
+            ),
+            Status::Disabled
+        );
+        assert_eq!(
+            decide(
+                &ApiKeyState {
+                    expires_at: Some(5),
+                    ..s
+                },
+                5,
+                &want
+            ),
+            Status::Expired
+        );
+        assert_eq!(
+            decide(
+                &ApiKeyState {
+                    expires_at: Some(6),
+                    ..s
+                },
+                5,
+                &want
+            ),
+            Status::Valid
+        );
+        assert_eq!(
+            decide(&s, 0, &[scope("billing", true)]),
+            Status::InvalidScopes
+        );
+        assert_eq!(
+            decide(
+                &ApiKeyState {
+                    limit_usage: true,
+                    usage_left: Some(0),
+                    ..s
+                },
+                0,
+                &want
+            ),
+            Status::UsageLimited
+        );
+        assert_eq!(
+            decide(
+                &ApiKeyState {
+                    limit_usage: true,
+                    usage_left: Some(1),
+                    ..s
+                },
+                0,
+                &want
+            ),
+            Status::Valid
+        );
+        assert_eq!(
+            decide(
+                &ApiKeyState {
+                    retired_until: Some(10),
+                    ..s
+                },
+                9,
+                &want
+            ),
+            Status::Valid
+        );
+        assert_eq!(
+            decide(
+                &ApiKeyState {
+                    retired_until: Some(10),
+                    ..s
+                },
+                10,
+                &want
+            ),
+            Status::Invalid
+        );
+    }
+
+    #[test]
+    fn rate_window_counts_per_second() {
+        let w = RateWindow::default();
+        assert_eq!(w.start(12_345), 12_000);
+        assert_eq!(w.reset_at(12_345), 13_000);
+        assert_eq!(w.admit(3, 3), (true, 0));
+        assert_eq!(w.admit(4, 3), (false, 0));
+        assert_eq!(w.admit(1, 3), (true, 2));
+    }
+}

@@ -1,0 +1,168 @@
+//! The publishable-key check: the one function the edge and the control plane both call.
+//!
+//! Order matters and is part of the contract:
+//! 1. the key's shape and checksum (no storage needed; an invented key ends here);
+//! 2. the stored record must exist and carry this key's digest (constant-time compare);
+//! 3. a revoked key is `REVOKED`;
+//! 4. a browser `Origin` outside the allowed list is `ORIGIN_NOT_ALLOWED`;
+//! 5. a malformed module or functionality name is `INVALID` (fail closed: a name that cannot
+//!    be on a blacklist must not slip past one);
+//! 6. a blacklisted (module, functionality) is `BLACKLISTED`;
+//! 7. otherwise `VALID`, naming the workspace.
+
+use crate::blacklist::is_valid_name;
+use crate::key::{self, KeyKind};
+use crate::record::{CompiledRecord, KeyState};
+use crate::verdict::{Status, Verdict};
+
+/// One call to check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckRequest<'a> {
+    /// The publishable key as sent.
+    pub key: &'a str,
+    /// The module being called.
+    pub module: &'a str,
+    /// The functionality being called.
+    pub functionality: &'a str,
+    /// The browser's `Origin` header, if any.
+    pub origin: Option<&'a str>,
+}
+
+/// Decides a check. `record` is what storage holds under the key's digest (`None`: nothing).
+pub fn check(req: &CheckRequest<'_>, record: Option<&CompiledRecord>) -> Verdict {
+    let Ok(parsed) = key::parse_as(req.key, KeyKind::Publishable) else {
+        return Verdict::invalid();
+    };
+    let Some(compiled) = record else {
+        return Verdict::invalid();
+    };
+    let stored = &compiled.record;
+    if parsed.digest() != stored.key_digest {
+        return Verdict::invalid();
+    }
+    let status = if stored.state == KeyState::Revoked {
+        Status::Revoked
+    } else if !compiled.origins.allows(req.origin) {
+        Status::OriginNotAllowed
+    } else if !is_valid_name(req.module) || !is_valid_name(req.functionality) {
+        Status::Invalid
+    } else if compiled.blacklist.blocks(req.module, req.functionality) {
+        Status::Blacklisted
+    } else {
+        Status::Valid
+    };
+    Verdict {
+        status,
+        workspace_id: Some(stored.workspace_id.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blacklist::Rule;
+    use crate::key::{Environment, SecretKey};
+    use crate::record::EdgeRecord;
+
+    fn record_for(key: &SecretKey, state: KeyState) -> CompiledRecord {
+        EdgeRecord {
+            key_digest: key.digest(),
+            workspace_id: "w1".into(),
+            state,
+            blacklist: vec![
+                Rule::new("billing", "refund").unwrap(),
+                Rule::new("admin", "*").unwrap(),
+            ],
+            allowed_origins: vec!["https://app.example.com".into()],
+            origin_url: None,
+            version: 1,
+        }
+        .compile()
+    }
+
+    fn req<'a>(
+        key: &'a str,
+        module: &'a str,
+        func: &'a str,
+        origin: Option<&'a str>,
+    ) -> CheckRequest<'a> {
+        CheckRequest {
+            key,
+            module,
+            functionality: func,
+            origin,
+        }
+    }
+
+    #[test]
+    fn each_step_decides_as_documented() {
+        let key = SecretKey::generate(KeyKind::Publishable, Environment::Live);
+        let k = key.expose();
+        let active = record_for(&key, KeyState::Active);
+        let app = Some("https://app.example.com");
+        let status = |r: CheckRequest<'_>, rec: Option<&CompiledRecord>| check(&r, rec).status;
+        assert_eq!(
+            status(req(k, "billing", "charge", app), Some(&active)),
+            Status::Valid
+        );
+        assert_eq!(
+            check(&req(k, "billing", "charge", app), Some(&active))
+                .workspace_id
+                .as_deref(),
+            Some("w1")
+        );
+        assert_eq!(
+            status(req(k, "billing", "charge", None), Some(&active)),
+            Status::Valid
+        );
+        assert_eq!(
+            status(req(k, "billing", "refund", app), Some(&active)),
+            Status::Blacklisted
+        );
+        assert_eq!(
+            status(req(k, "admin", "anything", app), Some(&active)),
+            Status::Blacklisted
+        );
+        assert_eq!(
+            status(
+                req(k, "billing", "charge", Some("https://evil.com")),
+                Some(&active)
+            ),
+            Status::OriginNotAllowed
+        );
+        assert_eq!(
+            status(req(k, "billing ", "refund", app), Some(&active)),
+            Status::Invalid
+        );
+        assert_eq!(
+            status(req(k, "billing", "charge", app), None),
+            Status::Invalid
+        );
+        let revoked = record_for(&key, KeyState::Revoked);
+        assert_eq!(
+            status(req(k, "billing", "charge", app), Some(&revoked)),
+            Status::Revoked
+        );
+        let other = SecretKey::generate(KeyKind::Publishable, Environment::Live);
+        assert_eq!(
+            status(req(other.expose(), "billing", "charge", app), Some(&active)),
+            Status::Invalid
+        );
+        let sdk = SecretKey::generate(KeyKind::Sdk, Environment::Live);
+        let sdk_record = record_for(&sdk, KeyState::Active);
+        assert_eq!(
+            status(
+                req(sdk.expose(), "billing", "charge", app),
+                Some(&sdk_record)
+            ),
+            Status::Invalid
+        );
+        assert_eq!(
+            status(
+                req("pk_live_garbage", "billing", "charge", app),
+                Some(&active)
+            ),
+            Status::Invalid
+        );
+    }
+}

@@ -1,0 +1,52 @@
+//! # keygate-shared
+//!
+//! Every decision keygate makes, in one crate with no I/O and no async runtime, so the control
+//! plane (native) and the edge worker (`wasm32-unknown-unknown`) can never disagree:
+//!
+//! - [`key`]: minting, parsing (shape + checksum, no lookup), digests, masks;
+//! - [`scope`]: SDK-key scopes and Oneloop-style API-key scopes;
+//! - [`blacklist`] and [`origin`]: what a publishable key may call, and from where;
+//! - [`record`]: what the edge stores per publishable key, and the sync batch carrying it;
+//! - [`check`]: the publishable-key verdict; [`verdict`]: statuses and their HTTP mapping;
+//! - [`api_key`]: the verify decision for customer API keys;
+//! - [`signing`] and [`gateway`]: HMAC-signed messages between the parts and to origins;
+//! - [`otp`]: one-time passwords; [`conformance`]: the shared test vectors.
+//!
+//! ```
+//! use keygate_shared::check::{check, CheckRequest};
+//! use keygate_shared::key::{Environment, KeyKind, SecretKey};
+//! use keygate_shared::record::{EdgeRecord, KeyState};
+//! use keygate_shared::blacklist::Rule;
+//!
+//! let key = SecretKey::generate(KeyKind::Publishable, Environment::Live);
+//! let record = EdgeRecord {
+//!     key_digest: key.digest(),
+//!     workspace_id: "ws_1".into(),
+//!     state: KeyState::Active,
+//!     blacklist: vec![Rule::new("billing", "refund").unwrap()],
+//!     allowed_origins: vec![],
+//!     origin_url: None,
+//!     version: 1,
+//! }
+//! .compile();
+//! let req = |f| CheckRequest { key: key.expose(), module: "billing", functionality: f, origin: None };
+//! assert_eq!(check(&req("charge"), Some(&record)).status.as_str(), "VALID");
+//! assert_eq!(check(&req("refund"), Some(&record)).status.as_str(), "BLACKLISTED");
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api_key;
+mod base62;
+pub mod blacklist;
+pub mod check;
+pub mod conformance;
+pub mod gateway;
+pub mod key;
+pub mod origin;
+pub mod otp;
+pub mod random;
+pub mod record;
+pub mod scope;
+pub mod signing;
+pub mod verdict;

@@ -1,0 +1,39 @@
+//! Project automation in Rust, run as `cargo xtask <command>` (see `.cargo/config.toml`).
+//!
+//! - `cargo xtask test`: installs what the suite needs, then fmt, clippy, every test, wasm builds.
+//! - `cargo xtask run`: runs keygate (control plane + edge worker) for local use.
+//! - `cargo xtask bench`: the benchmarks whose figures the README quotes.
+//!
+//! Plain `std::process` with no dependencies, so it builds in seconds on a fresh machine.
+
+mod cmd;
+mod test;
+mod tools;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test::run(&args[1..]),
+        Some("install") => tools::ensure_all(),
+        Some("bench") => test::bench(&args[1..]),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n\
+                 commands:\n  \
+                 test     install tools, then fmt, clippy, all tests, wasm builds\n  \
+                 install  only install the tools the suite needs\n  \
+                 bench    run the benchmarks quoted in the README"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
