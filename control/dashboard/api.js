@@ -1,0 +1,133 @@
+// The one place the dashboard talks to the control plane.
+//
+// Every call is same-origin JSON. State-changing calls carry the CSRF token: the server sets the
+// readable cookie `keygate_csrf` and expects the same value back in `X-CSRF-Token`
+// (double-submit). Errors arrive as {"error": {"code", "message", "reason"}} and are thrown as
+// ApiError so pages can branch on the stable `reason`.
+
+export class ApiError extends Error {
+  constructor(status, reason, message) {
+    super(message || 'Something went wrong.');
+    this.status = status;
+    this.reason = reason || `HTTP_${status}`;
+  }
+}
+
+function csrfToken() {
+  for (const part of document.cookie.split(';')) {
+    const [name, ...rest] = part.trim().split('=');
+    if (name === 'keygate_csrf') return decodeURIComponent(rest.join('='));
+  }
+  return null;
+}
+
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export async function request(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (!SAFE.has(method)) {
+    const token = csrfToken();
+    if (token) headers['X-CSRF-Token'] = token;
+  }
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, 'NETWORK', 'Could not reach keygate. Check your connection and try again.');
+  }
+  const text = res.status === 204 ? '' : await res.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!res.ok) {
+    const err = (data && data.error) || {};
+    const apiError = new ApiError(res.status, err.reason, err.message || defaultMessage(res.status));
+    if (res.status === 401 && !path.startsWith('/api/v1/auth/')) {
+      window.dispatchEvent(new CustomEvent('keygate:unauthorized'));
+    }
+    throw apiError;
+  }
+  return data;
+}
+
+function defaultMessage(status) {
+  if (status === 401) return 'Your session has ended. Sign in again.';
+  if (status === 403) return 'You do not have permission to do that.';
+  if (status === 404) return 'Not found. It may have been removed.';
+  if (status === 429) return 'Too many attempts. Wait a moment and try again.';
+  if (status >= 500) return 'keygate had a problem handling that. Try again in a moment.';
+  return 'The request was not accepted.';
+}
+
+export const get = (path) => request('GET', path);
+export const post = (path, body = {}) => request('POST', path, body);
+export const put = (path, body) => request('PUT', path, body);
+export const patch = (path, body) => request('PATCH', path, body);
+export const del = (path) => request('DELETE', path);
+
+/** `/api/v1/workspace/{id}` + rest, with the id escaped. */
+export const ws = (id, rest = '') => `/api/v1/workspace/${encodeURIComponent(id)}${rest}`;
+
+/**
+ * The list in a response: the value itself when it is an array, else the named field, else the
+ * first array-valued field. Lets pages accept `[...]` and `{items: [...]}` alike.
+ */
+export function listOf(data, ...names) {
+  if (Array.isArray(data)) return data;
+  if (!data || typeof data !== 'object') return [];
+  for (const name of names) if (Array.isArray(data[name])) return data[name];
+  for (const value of Object.values(data)) if (Array.isArray(value)) return value;
+  return [];
+}
+
+/** The object in a response: the named field when present, else the response itself. */
+export function objectOf(data, ...names) {
+  if (!data || typeof data !== 'object') return {};
+  for (const name of names) {
+    if (data[name] && typeof data[name] === 'object' && !Array.isArray(data[name])) return data[name];
+  }
+  return data;
+}
+
+const SECRET_FIELDS = ['key', 'value', 'secret', 'token', 'plaintext', 'fullKey', 'sdkKey'];
+
+/** The full secret string in a creation/reveal response, wherever the server put it. */
+export function secretOf(data) {
+  if (typeof data === 'string') return data;
+  if (!data || typeof data !== 'object') return null;
+  for (const name of SECRET_FIELDS) {
+    if (typeof data[name] === 'string' && data[name].length >= 16 && !data[name].includes('•')) {
+      return data[name];
+    }
+  }
+  for (const value of Object.values(data)) {
+    if (value && typeof value === 'object' && !Array.isArray(value)) {
+      const found = secretOf(value);
+      if (found) return found;
+    }
+  }
+  return null;
+}
+
+/** What to show for a stored secret: the server's mask, or prefix + last four. */
+export function maskOf(item) {
+  if (!item || typeof item !== 'object') return '••••••••';
+  for (const name of ['masked', 'mask', 'maskedKey', 'keyMask', 'maskedValue', 'preview', 'display']) {
+    if (typeof item[name] === 'string' && item[name]) return item[name];
+  }
+  const prefix = item.prefix || item.keyPrefix || '';
+  const last4 = item.last4 || item.lastFour || item.suffix || '';
+  if (prefix || last4) return `${prefix}••••••••${last4}`;
+  return '••••••••••••••••';
+}

@@ -1,0 +1,112 @@
+// Step-up verification: revealing a secret needs a one-time code emailed to the signed-in user.
+// The caller's `start()` asks the server to send a code (returns a challenge id); this modal
+// collects the code and calls `verify(challengeId, code)`. A wrong code keeps the modal open;
+// an expired, spent or locked challenge offers a new code.
+
+import { ApiError } from './api.js';
+import { append, busy, button, errorBox, field, h, openModal, toast, uid } from './ui.js';
+
+const DEAD_CHALLENGE = {
+  OTP_EXPIRED: 'This code has expired.',
+  OTP_CONSUMED: 'This code has already been used.',
+  OTP_TOO_MANY_ATTEMPTS: 'Too many wrong codes were entered, so this code no longer works.',
+  OTP_NOT_FOUND: 'This code is no longer valid.',
+  CHALLENGE_NOT_FOUND: 'This code is no longer valid.',
+};
+
+const WRONG_CODE = new Set(['OTP_INVALID', 'OTP_MISMATCH', 'INVALID_CODE', 'OTP_WRONG']);
+
+/**
+ * Sends a code (start) and opens the verification modal. Resolves with the revealed secret, or
+ * null when the user cancels. Throws when no code could be sent at all.
+ */
+export async function revealWithOtp({ what, email, start, verify, trigger }) {
+  let challengeId = await busy(trigger, start);
+  return new Promise((resolve) => {
+    let revealed = null;
+    const modal = openModal({
+      title: 'Check your email',
+      size: 'sm',
+      onClose: () => resolve(revealed),
+    });
+    const intro = h(
+      'p',
+      { class: 'otp-intro' },
+      'We sent a 6-digit verification code to ',
+      h('strong', {}, email || 'your email address'),
+      `. Enter it to reveal the ${what}. The code expires in 10 minutes.`,
+    );
+    const input = h('input', {
+      class: 'input input-code mono',
+      name: 'code',
+      inputmode: 'numeric',
+      autocomplete: 'one-time-code',
+      maxlength: '9',
+      placeholder: '123456',
+      'data-autofocus': true,
+      'data-testid': 'otp-code',
+      required: true,
+    });
+    const err = errorBox();
+    err.dataset.testid = 'otp-error';
+    const note = h('p', { class: 'form-note', role: 'status' });
+    const cancel = button('Cancel', { onClick: () => modal.close() });
+    const verifyBtn = button('Verify', { variant: 'primary', type: 'submit', 'data-testid': 'otp-verify' });
+    const form = h('form', { class: 'stack', novalidate: true }, intro, field('Verification code', input), err, note);
+    form.id = uid('otp-form');
+
+    function setDead(dead) {
+      input.disabled = dead;
+      verifyBtn.disabled = dead;
+    }
+
+    async function sendNew(btn) {
+      try {
+        challengeId = await busy(btn, start);
+        err.hide();
+        setDead(false);
+        input.value = '';
+        note.textContent = `A new code is on its way to ${email || 'your email'}.`;
+        input.focus();
+      } catch (e) {
+        err.show(e.message);
+      }
+    }
+
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const code = input.value.replace(/\D/g, '');
+      note.textContent = '';
+      if (!code) {
+        err.show('Enter the 6-digit code from the email.');
+        input.focus();
+        return;
+      }
+      err.hide();
+      try {
+        revealed = await busy(verifyBtn, () => verify(challengeId, code));
+        toast(`${what[0].toUpperCase()}${what.slice(1)} revealed`, 'success');
+        modal.close();
+      } catch (e2) {
+        const reason = e2 instanceof ApiError ? e2.reason : '';
+        if (DEAD_CHALLENGE[reason]) {
+          setDead(true);
+          const again = button('Send a new code', { variant: 'secondary', small: true, 'data-testid': 'otp-resend' });
+          again.addEventListener('click', () => sendNew(again));
+          err.show(`${DEAD_CHALLENGE[reason]} Request a new code to continue.`, h('div', { class: 'form-error-action' }, again));
+          again.focus();
+        } else if (WRONG_CODE.has(reason)) {
+          err.show("That code isn't right. Check the latest email from keygate and try again.");
+          input.select();
+          input.focus();
+        } else {
+          err.show(e2.message);
+          input.focus();
+        }
+      }
+    });
+    append(modal.body, form);
+    verifyBtn.setAttribute('form', form.id);
+    append(modal.footer, cancel, verifyBtn);
+  });
+}

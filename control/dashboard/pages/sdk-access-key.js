@@ -1,0 +1,113 @@
+// SDK Access Key tab: the workspace's own SDK key, hidden until the user proves control of their
+// email (step-up OTP). Rotation replaces it; the old key stops working at once.
+
+import { get, maskOf, objectOf, post, secretOf, ws } from '../api.js';
+import { button, card, cardHeader, clear, confirmDialog, copyButton, errorState, h, icon, loadingState, shownOnce, timeEl, toast } from '../ui.js';
+import { revealWithOtp } from '../otp.js';
+import { currentUserEmail, wsId } from '../session.js';
+
+export async function render(panel, { workspace }) {
+  const id = wsId(workspace);
+  clear(panel, loadingState('Loading the SDK access key'));
+  let info;
+  try {
+    info = objectOf(await get(ws(id, '/sdk-access-key')), 'sdkAccessKey', 'sdkKey', 'key');
+  } catch (e) {
+    clear(panel, errorState(e, () => render(panel, { workspace })));
+    return;
+  }
+
+  const label = h('label', { for: 'sdk-access-key-field' }, 'SDK access key');
+  const fieldSlot = h('div', { class: 'secret-slot' });
+  const reveal = button('Reveal Key', { variant: 'secondary', iconName: 'eye', 'data-testid': 'reveal-key' });
+  const rotate = button('Rotate key', { variant: 'danger-ghost', iconName: 'refresh', 'data-testid': 'rotate-key' });
+  const meta = h(
+    'dl',
+    { class: 'meta' },
+    info.createdAt ? [h('dt', {}, 'Created'), h('dd', {}, timeEl(info.createdAt))] : null,
+    'lastUsedAt' in info ? [h('dt', {}, 'Last used'), h('dd', {}, timeEl(info.lastUsedAt, 'Never used'))] : null,
+  );
+
+  function showHidden() {
+    const hidden = h('input', {
+      id: 'sdk-access-key-field',
+      type: 'password',
+      class: 'input mono',
+      readonly: true,
+      value: maskOf(info),
+      autocomplete: 'off',
+      'aria-describedby': 'sdk-access-key-hint',
+      'data-testid': 'sdk-access-key-hidden',
+    });
+    clear(fieldSlot, h('div', { class: 'secret-row' }, hidden, reveal));
+  }
+
+  function showRevealed(key) {
+    const input = h('input', {
+      id: 'sdk-access-key-field',
+      type: 'text',
+      class: 'input mono secret-value',
+      readonly: true,
+      value: key,
+      spellcheck: 'false',
+      autocomplete: 'off',
+      'data-testid': 'sdk-access-key-revealed',
+      onFocus: (e) => e.target.select(),
+    });
+    const hide = button('Hide', { variant: 'ghost', iconName: 'eyeOff', onClick: showHidden });
+    clear(fieldSlot, h('div', { class: 'secret-row' }, input, copyButton(() => input.value, { what: 'SDK access key' }), hide));
+    input.focus();
+  }
+
+  reveal.addEventListener('click', async () => {
+    try {
+      const key = await revealWithOtp({
+        what: 'SDK access key',
+        email: currentUserEmail(),
+        trigger: reveal,
+        start: async () => (await post(ws(id, '/sdk-access-key/reveal'))).challengeId,
+        verify: async (challengeId, code) => secretOf(await post(ws(id, '/sdk-access-key/reveal/verify'), { challengeId, code })),
+      });
+      if (key) showRevealed(key);
+    } catch (e) {
+      toast(e.message, 'error');
+    }
+  });
+
+  rotate.addEventListener('click', async () => {
+    let created = null;
+    const ok = await confirmDialog({
+      title: 'Rotate the SDK access key?',
+      message: 'A new key replaces the current one. Backends still using the current key will start failing immediately.',
+      confirmLabel: 'Rotate key',
+      danger: true,
+      action: async () => {
+        created = await post(ws(id, '/sdk-access-key/rotate'));
+      },
+    });
+    if (!ok) return;
+    toast('SDK access key rotated', 'success');
+    const newKey = secretOf(created);
+    info = { ...info, ...objectOf(created, 'sdkAccessKey', 'sdkKey') };
+    if (newKey) {
+      clear(fieldSlot, shownOnce(newKey, { what: 'SDK access key', testid: 'sdk-access-key-new' }), h('div', { class: 'form-actions' }, button('Hide', { variant: 'ghost', iconName: 'eyeOff', onClick: showHidden })));
+    } else {
+      showHidden();
+    }
+  });
+
+  showHidden();
+  clear(
+    panel,
+    card(
+      cardHeader('SDK access key', 'Your backend uses this key to call the keygate API for this workspace.', rotate),
+      h(
+        'div',
+        { class: 'card-body stack' },
+        h('div', { class: 'callout callout-info' }, icon('shield'), h('div', { id: 'sdk-access-key-hint' }, 'This is a secret. Keep it on your servers; never ship it in frontend or mobile code. Revealing it sends a verification code to ', h('strong', {}, currentUserEmail() || 'your email'), '.')),
+        h('div', { class: 'field' }, label, fieldSlot),
+        meta.childElementCount ? meta : null,
+      ),
+    ),
+  );
+}

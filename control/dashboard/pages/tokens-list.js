@@ -1,0 +1,111 @@
+// Tokens tab: workspace tokens and secrets. Created values are shown exactly once; the list
+// only ever shows masks.
+
+import { del, listOf, maskOf, post, secretOf, get, ws } from '../api.js';
+import {
+  append, badge, busy, button, card, cardHeader, clear, confirmDialog, emptyState, errorBox,
+  errorState, field, h, openModal, shownOnce, skeletonRows, table, timeEl, toast,
+} from '../ui.js';
+import { wsId } from '../session.js';
+
+const EXPIRY = [
+  ['', 'Never'],
+  ['30', 'In 30 days'],
+  ['90', 'In 90 days'],
+  ['365', 'In 1 year'],
+];
+
+export async function render(panel, { workspace }) {
+  const id = wsId(workspace);
+  const listArea = h('div', { class: 'card-body' }, skeletonRows());
+  const create = button('Create token', { variant: 'primary', iconName: 'plus', 'data-testid': 'token-create' });
+  create.addEventListener('click', () => openCreate(id, load));
+  clear(
+    panel,
+    card(cardHeader('Workspace tokens', 'Tokens and secrets for integrations of this workspace. Each value is shown once, when it is created.', create), listArea),
+  );
+
+  async function load() {
+    try {
+      const tokens = listOf(await get(ws(id, '/tokens')), 'tokens', 'items', 'data');
+      clear(listArea, tokens.length ? tokenTable(tokens) : emptyState({ title: 'No tokens yet', text: 'Create a token to let an integration call keygate on behalf of this workspace.' }));
+    } catch (e) {
+      clear(listArea, errorState(e, load));
+    }
+  }
+
+  function tokenTable(tokens) {
+    return table(
+      [
+        { label: 'Name', render: (t) => h('span', { class: 'strong' }, t.name || 'Unnamed token') },
+        { label: 'Value', render: (t) => h('code', { class: 'mask' }, maskOf(t)) },
+        { label: 'Created', render: (t) => timeEl(t.createdAt) },
+        { label: 'Last used', render: (t) => timeEl(t.lastUsedAt, 'Never used') },
+        { label: 'Expires', render: (t) => (t.expiresAt ? timeEl(t.expiresAt) : badge('No expiry')) },
+        {
+          label: 'Actions',
+          class: 'col-actions',
+          render: (t) =>
+            button('Revoke', {
+              variant: 'danger-ghost',
+              small: true,
+              iconName: 'trash',
+              'aria-label': `Revoke token ${t.name || ''}`.trim(),
+              onClick: async () => {
+                const ok = await confirmDialog({
+                  title: 'Revoke this token?',
+                  message: `Anything using “${t.name || 'this token'}” will stop working immediately. This cannot be undone.`,
+                  confirmLabel: 'Revoke token',
+                  danger: true,
+                  action: () => del(ws(id, `/tokens/${encodeURIComponent(t.id)}`)),
+                });
+                if (ok) {
+                  toast('Token revoked', 'success');
+                  load();
+                }
+              },
+            }),
+        },
+      ],
+      tokens,
+      { caption: 'Workspace tokens', testid: 'tokens-table' },
+    );
+  }
+
+  await load();
+}
+
+function openCreate(id, reload) {
+  const modal = openModal({ title: 'Create token', size: 'md' });
+  const name = h('input', { class: 'input', name: 'name', required: true, maxlength: '100', placeholder: 'e.g. CI deploy', autocomplete: 'off', 'data-testid': 'token-name' });
+  const expiry = h('select', { class: 'select', name: 'expiry' }, EXPIRY.map(([v, l]) => h('option', { value: v }, l)));
+  const err = errorBox();
+  const submit = button('Create token', { variant: 'primary', type: 'submit', 'data-testid': 'token-submit' });
+  const form = h('form', { class: 'stack', novalidate: true, id: 'token-create-form' }, field('Name', name, { hint: 'So you can tell tokens apart later.' }), field('Expires', expiry), err);
+  submit.setAttribute('form', form.id);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (!name.value.trim()) {
+      err.show('Give the token a name.');
+      name.focus();
+      return;
+    }
+    err.hide();
+    const body = { name: name.value.trim() };
+    if (expiry.value) body.expiresAt = new Date(Date.now() + Number(expiry.value) * 86400000).toISOString();
+    try {
+      const created = await busy(submit, () => post(ws(id, '/tokens'), body));
+      const value = secretOf(created);
+      modal.setTitle('Token created');
+      clear(modal.body, value ? shownOnce(value, { what: 'token', testid: 'new-token' }) : h('p', {}, 'The token was created.'));
+      const done = button('Done', { variant: 'primary', 'data-autofocus': true, onClick: () => modal.close() });
+      clear(modal.footer, done);
+      done.focus();
+      reload();
+    } catch (e2) {
+      err.show(e2.message);
+    }
+  });
+  append(modal.body, form);
+  append(modal.footer, button('Cancel', { onClick: () => modal.close() }), submit);
+}

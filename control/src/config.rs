@@ -1,0 +1,225 @@
+//! Settings: flags, then `KEYGATE_*` environment variables, then an optional `keygate.toml`,
+//! then defaults (see API.md, "Running it"). Secrets read here (master key, edge secret,
+//! SMTP password) are never logged: [`Settings`]'s `Debug` masks them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+/// The `serve`/`migrate`/`user` commands' shared options. Each can also come from the
+/// environment or from the config file.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SettingsArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "KEYGATE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Where the SQLite file, generated master key and mail outbox live.
+    #[arg(long, env = "KEYGATE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://...` or `postgres://...` [default: SQLite file in the data directory].
+    #[arg(long, env = "KEYGATE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// 32-byte key (64 hex chars or base64) encrypting revealable secrets.
+    #[arg(long, env = "KEYGATE_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// `smtp://user:pass@host:587` (STARTTLS) or `smtps://...`; unset: mail goes to the outbox file.
+    #[arg(long, env = "KEYGATE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender address of keygate's email.
+    #[arg(long, env = "KEYGATE_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// mbox file receiving mail when no SMTP server is set [default: <data dir>/outbox.mbox].
+    #[arg(long, env = "KEYGATE_MAIL_OUTBOX")]
+    pub mail_outbox: Option<PathBuf>,
+    /// The edge worker's base URL, where edge updates are delivered.
+    #[arg(long, env = "KEYGATE_EDGE_URL")]
+    pub edge_url: Option<String>,
+    /// The HMAC secret shared with the edge worker.
+    #[arg(long, env = "KEYGATE_EDGE_SECRET", hide_env_values = true)]
+    pub edge_secret: Option<String>,
+    /// Mark cookies `Secure` (set when served over HTTPS) [default: false].
+    #[arg(long, env = "KEYGATE_SECURE_COOKIES")]
+    pub secure_cookies: Option<bool>,
+    /// Log format: `text` or `json` [default: text].
+    #[arg(long, env = "KEYGATE_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Config file [default: ./keygate.toml if present].
+    #[arg(long, env = "KEYGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The same settings as read from `keygate.toml` (snake_case keys).
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    master_key: Option<String>,
+    smtp_url: Option<String>,
+    mail_from: Option<String>,
+    mail_outbox: Option<PathBuf>,
+    edge_url: Option<String>,
+    edge_secret: Option<String>,
+    secure_cookies: Option<bool>,
+    log_format: Option<String>,
+}
+
+/// Resolved settings.
+#[derive(Clone)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory (created if missing).
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database_url: String,
+    /// Master key text, if configured (else generated in the data directory).
+    pub master_key: Option<String>,
+    /// SMTP URL, if any.
+    pub smtp_url: Option<String>,
+    /// Sender address.
+    pub mail_from: String,
+    /// mbox outbox path.
+    pub mail_outbox: PathBuf,
+    /// Edge base URL, if any.
+    pub edge_url: Option<String>,
+    /// Edge HMAC secret, if any.
+    pub edge_secret: Option<String>,
+    /// `Secure` cookies.
+    pub secure_cookies: bool,
+    /// `text` or `json`.
+    pub log_format: String,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |o: &Option<String>| if o.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database", &redact_url(&self.database_url))
+            .field("master_key", &set(&self.master_key))
+            .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
+            .field("mail_from", &self.mail_from)
+            .field("mail_outbox", &self.mail_outbox)
+            .field("edge_url", &self.edge_url)
+            .field("edge_secret", &set(&self.edge_secret))
+            .field("secure_cookies", &self.secure_cookies)
+            .finish()
+    }
+}
+
+/// A URL with any password replaced by `***`, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    directories::ProjectDirs::from("", "", "keygate")
+        .map(|d| d.data_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from(".keygate"))
+}
+
+impl Settings {
+    /// Resolves flags/env over the config file over defaults.
+    pub fn resolve(args: SettingsArgs) -> Result<Settings, String> {
+        let file_path = args.config.clone().or_else(|| {
+            let p = PathBuf::from("keygate.toml");
+            p.exists().then_some(p)
+        });
+        let file = match &file_path {
+            Some(p) => load_file(p)?,
+            None => FileSettings::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(default_data_dir);
+        let database_url = args
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("keygate.db").display()));
+        let mail_outbox = args
+            .mail_outbox
+            .or(file.mail_outbox)
+            .unwrap_or_else(|| data_dir.join("outbox.mbox"));
+        let log_format = args
+            .log_format
+            .or(file.log_format)
+            .unwrap_or_else(|| "text".into());
+        if log_format != "text" && log_format != "json" {
+            return Err(format!(
+                "log format must be `text` or `json`, not `{log_format}`"
+            ));
+        }
+        Ok(Settings {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir,
+            database_url,
+            master_key: args.master_key.or(file.master_key),
+            smtp_url: args.smtp_url.or(file.smtp_url),
+            mail_from: args
+                .mail_from
+                .or(file.mail_from)
+                .unwrap_or_else(|| "keygate <keygate@localhost>".into()),
+            mail_outbox,
+            edge_url: args
+                .edge_url
+                .or(file.edge_url)
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            edge_secret: args.edge_secret.or(file.edge_secret),
+            secure_cookies: args.secure_cookies.or(file.secure_cookies).unwrap_or(false),
+            log_format,
+        })
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileSettings, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("config file {}: {}", path.display(), e.message()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("postgres://kg:s3cret@db:5432/kg"),
+            "postgres://kg:***@db:5432/kg"
+        );
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+        assert_eq!(redact_url("smtp://user@host"), "smtp://user@host");
+    }
+
+    #[test]
+    fn defaults_put_everything_in_the_data_dir() {
+        let s = Settings::resolve(SettingsArgs {
+            data_dir: Some("/tmp/kg".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.database_url, "sqlite:///tmp/kg/keygate.db");
+        assert_eq!(s.mail_outbox, PathBuf::from("/tmp/kg/outbox.mbox"));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret"));
+    }
+}

@@ -1,0 +1,151 @@
+//! The database: SQLite (default, embedded) or PostgreSQL (several replicas, scale).
+//!
+//! Queries are written once, as plain SQL with `$1` placeholders (both databases accept them),
+//! next to their use. [`with_db!`] runs the same block against whichever pool is configured,
+//! compiling it once per backend, so there is no `Any` driver and types decode natively.
+//!
+//! ```ignore
+//! let name: Option<String> = with_db!(&state.db, |pool| {
+//!     sqlx::query_scalar("SELECT name FROM workspaces WHERE id = $1")
+//!         .bind(id)
+//!         .fetch_optional(pool)
+//!         .await
+//! })?;
+//! ```
+//!
+//! Transactions that read before they write must start with [`WriteTx::begin_write`]:
+//! `BEGIN IMMEDIATE` on SQLite (a deferred transaction cannot upgrade to a writer under
+//! concurrency) and a plain `BEGIN` on PostgreSQL.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Postgres, Sqlite, Transaction};
+
+/// A connection pool to one of the two supported databases.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// Embedded SQLite (WAL mode).
+    Sqlite(SqlitePool),
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+/// Runs a block with `pool` bound to the configured backend's pool (`&SqlitePool` or
+/// `&PgPool`); the block is compiled for both.
+#[macro_export]
+macro_rules! with_db {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Db {
+    /// Connects to `url` (`sqlite://path` or `postgres://...`), creating a SQLite file if needed.
+    pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            Ok(Db::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            Ok(Db::Sqlite(pool))
+        } else {
+            Err(sqlx::Error::Configuration(
+                "the database URL must start with sqlite:// or postgres://".into(),
+            ))
+        }
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match self {
+            Db::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await,
+            Db::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await,
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        with_db!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .is_ok())
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        with_db!(self, |pool| pool.close().await)
+    }
+}
+
+/// Starting a transaction that will write.
+#[allow(async_fn_in_trait)]
+pub trait WriteTx {
+    /// The database.
+    type Database: sqlx::Database;
+    /// Begins a transaction holding the write lock from the start where that matters.
+    async fn begin_write(&self) -> Result<Transaction<'static, Self::Database>, sqlx::Error>;
+}
+
+impl WriteTx for SqlitePool {
+    type Database = Sqlite;
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl WriteTx for PgPool {
+    type Database = Postgres;
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
+/// Implements a trait for both `SqliteConnection` and `PgConnection` with one body, for
+/// store functions that run inside a caller's transaction (`&mut *tx`).
+///
+/// ```ignore
+/// pub trait AuditStore { async fn record_audit(&mut self, e: &AuditEntry<'_>) -> sqlx::Result<()>; }
+/// impl_for_both_backends!(AuditStore {
+///     async fn record_audit(&mut self, e: &AuditEntry<'_>) -> sqlx::Result<()> { ... }
+/// });
+/// ```
+#[macro_export]
+macro_rules! impl_for_both_backends {
+    ($trait:path { $($body:tt)* }) => {
+        impl $trait for sqlx::SqliteConnection { $($body)* }
+        impl $trait for sqlx::PgConnection { $($body)* }
+    };
+}

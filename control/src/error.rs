@@ -1,0 +1,157 @@
+//! The control plane's one error type and its one mapping to HTTP.
+//!
+//! Every error leaves as `{"error": {"code": <status>, "message": "...", "reason": "CODE"}}`.
+//! Handlers return `Result<_, ApiError>`; database errors convert with `?` and become a 500
+//! whose detail is logged but never sent. Use [`ResultExt::on_constraint`] to turn a
+//! uniqueness violation into the right 4xx, so the database enforces invariants.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// A failed request: status, stable reason code, human message.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable reason (`NOT_FOUND`, `MISSING_SCOPE`, ...).
+    pub reason: &'static str,
+    /// A sentence for people. Never contains a secret.
+    pub message: String,
+    /// Seconds to wait, for 429s.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// Any status.
+    pub fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            reason,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 400: the request is malformed.
+    pub fn bad_request(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, reason, message)
+    }
+
+    /// 401: not signed in, or the credential is not valid.
+    pub fn unauthorized(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, reason, message)
+    }
+
+    /// 403: signed in, but not allowed.
+    pub fn forbidden(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, reason, message)
+    }
+
+    /// 404 for a resource that does not exist *or belongs to someone else*: the caller must
+    /// not learn which.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("no such {what}"),
+        )
+    }
+
+    /// 409: conflicts with the current state.
+    pub fn conflict(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, reason, message)
+    }
+
+    /// 429 with a `Retry-After`.
+    pub fn too_many_requests(
+        reason: &'static str,
+        message: impl Into<String>,
+        retry_after: u64,
+    ) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, reason, message)
+        }
+    }
+
+    /// 500. `detail` is logged, never sent.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "something went wrong on our side; it has been logged",
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.reason,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "error": {
+                "code": self.status.as_u16(),
+                "message": self.message,
+                "reason": self.reason,
+            }
+        });
+        let mut res = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        res
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::internal(format_args!("database: {e}"))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for ApiError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        ApiError::internal(format_args!("migration: {e}"))
+    }
+}
+
+/// Turns database constraint violations into chosen API errors.
+pub trait ResultExt<T> {
+    /// If the error is a unique or check violation, map it with `f` (given the constraint
+    /// name when the database reports one); otherwise convert as usual.
+    fn on_constraint(self, f: impl FnOnce(Option<&str>) -> ApiError) -> Result<T, ApiError>;
+}
+
+impl<T> ResultExt<T> for Result<T, sqlx::Error> {
+    fn on_constraint(self, f: impl FnOnce(Option<&str>) -> ApiError) -> Result<T, ApiError> {
+        self.map_err(|e| match &e {
+            sqlx::Error::Database(db)
+                if db.is_unique_violation()
+                    || db.is_check_violation()
+                    || db.is_foreign_key_violation() =>
+            {
+                f(db.constraint())
+            }
+            _ => ApiError::from(e),
+        })
+    }
+}
+
+/// Shorthand for handler results.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,21 @@
+//! keygate's control plane: the REST API (Oneloop-compatible backend API and the dashboard
+//! API), email one-time passwords, the audit log, and the outbox that keeps the edge in sync.
+//!
+//! Every key and policy decision comes from `keygate-shared`; this crate is HTTP and storage
+//! around it. Layout: [`config`] (settings), [`db`] (SQLite or PostgreSQL), [`error`] (the one
+//! error type and its HTTP mapping), [`http`] (router and state), [`auth`] (who is calling),
+//! then one module per resource.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod mail;
+pub mod outbox;
+
+pub mod server;
