@@ -140,7 +140,7 @@ async function route() {
   if (mine === generation) {
     const title = main.querySelector('h1');
     document.title = `${title ? title.textContent : 'keygate'}${workspace && params.workspaceId ? ` · ${wsName(workspace)}` : ''} · keygate`;
-    if (focusOnRoute) title?.focus({ preventScroll: true });
+    if (focusOnRoute && !main.contains(document.activeElement)) title?.focus({ preventScroll: true });
     focusOnRoute = true;
   }
 }

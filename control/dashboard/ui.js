@@ -24,7 +24,7 @@ export function h(tag, props, ...children) {
   return el;
 }
 
-export function append(el, children) {
+export function append(el, ...children) {
   for (const child of children.flat(Infinity)) {
     if (child == null || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
@@ -38,7 +38,7 @@ export function clear(el, ...children) {
 }
 
 const ICONS = {
-  key: 'M15 7a2 2 0 1 1 0 4 2 2 0 0 1 0-4zM21 2l-2 2m-4 4 3-3 3 3-3 3m-4.5 1.5A5.5 5.5 0 1 1 9 4a5.5 5.5 0 0 1 5.5 7.5zM11 13l-8 8m2-2 2 2',
+  key: 'M21 2l-2 2m-7.6 7.6a5.5 5.5 0 1 1-7.8 7.8 5.5 5.5 0 0 1 7.8-7.8zm0 0L15.5 7.5m0 0 3 3L22 7l-3-3m-3.5 3.5L19 4',
   copy: 'M9 9h10v12H9zM5 15H4a1 1 0 0 1-1-1V4a1 1 0 0 1 1-1h10a1 1 0 0 1 1 1v1',
   check: 'M4 12l5 5L20 6',
   plus: 'M12 5v14M5 12h14',

@@ -44,10 +44,9 @@ export async function render(main) {
   function keyTable(keys) {
     return table(
       [
-        { label: 'Name', render: (k) => h('span', { class: 'strong' }, k.name || 'Unnamed key') },
+        { label: 'Name', render: (k) => h('span', { class: 'strong nowrap' }, k.name || 'Unnamed key', h('span', { class: 'cell-sub' }, workspaceLabel(k.workspaceId))) },
         { label: 'Key', render: (k) => h('code', { class: 'mask' }, maskOf(k)) },
         { label: 'Scopes', render: (k) => scopeBadges(k.scopes) },
-        { label: 'Workspace', render: (k) => workspaceLabel(k.workspaceId) },
         { label: 'Last used', render: (k) => timeEl(k.lastUsedAt, 'Never used') },
         {
           label: 'Actions',
@@ -118,9 +117,9 @@ function scopeBadges(scopes) {
 }
 
 function workspaceLabel(id) {
-  if (!id) return badge('All workspaces');
+  if (!id) return 'All workspaces';
   const w = session.workspaces.find((x) => wsId(x) === String(id));
-  return h('span', {}, w ? wsName(w) : String(id));
+  return `Only ${w ? wsName(w) : String(id)}`;
 }
 
 function openCreate(reload) {

@@ -1,0 +1,395 @@
+// Clicks through the keygate dashboard in headless Chromium (Debian's, driven by playwright-core).
+//
+// Run by tests/tests/dashboard.rs against a real `keygate serve`, but runnable by hand:
+//   KEYGATE_URL=http://127.0.0.1:8080 KEYGATE_OUTBOX=<data dir>/outbox.mbox \
+//   KEYGATE_EMAIL=owner@example.com node tests/browser/dashboard.mjs
+//
+// Every step prints one JSON line {"step", "ok", "error"?, "screenshot"?}; the last line is
+// {"summary": {...}}. The process exits 0 only when every step passed. One-time codes are read
+// from the server's mbox outbox, as a person would read their email.
+
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const BASE = (process.env.KEYGATE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
+const OUTBOX = process.env.KEYGATE_OUTBOX;
+const EMAIL = process.env.KEYGATE_EMAIL || 'owner@example.com';
+const ARTIFACTS = process.env.KEYGATE_ARTIFACTS || path.join(here, '..', 'artifacts');
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+const ONLY = process.env.KEYGATE_STEPS ? new Set(process.env.KEYGATE_STEPS.split(',')) : null;
+const TIMEOUT = 15_000;
+
+if (!OUTBOX) {
+  console.error('KEYGATE_OUTBOX must name the server mail outbox (mbox)');
+  process.exit(2);
+}
+fs.mkdirSync(ARTIFACTS, { recursive: true });
+
+/* ---------- mail ---------- */
+
+function messages() {
+  let text = '';
+  try {
+    text = fs.readFileSync(OUTBOX, 'utf8');
+  } catch {
+    return [];
+  }
+  return text.split(/^From .*$/m).map((m) => m.trim()).filter(Boolean);
+}
+
+/** Runs `action`, then waits for a new message to `EMAIL` and returns its 6-digit code. */
+async function codeAfter(action) {
+  const before = messages().length;
+  await action();
+  const deadline = Date.now() + TIMEOUT;
+  while (Date.now() < deadline) {
+    const all = messages();
+    if (all.length > before) {
+      const msg = decodeMessage(all[all.length - 1]);
+      const code = msg.match(/\b(\d{3})[ -]?(\d{3})\b/);
+      if (code) return code[1] + code[2];
+      throw new Error(`no 6-digit code in the newest email:\n${msg.slice(0, 400)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('no email arrived in the outbox');
+}
+
+/** The text of an RFC 5322 message, with quoted-printable and base64 bodies decoded. */
+function decodeMessage(raw) {
+  const unfolded = raw.replace(/\r\n/g, '\n');
+  if (/Content-Transfer-Encoding:\s*base64/i.test(unfolded)) {
+    const parts = unfolded.split(/\n\n/);
+    return parts
+      .map((p) => (/^[A-Za-z0-9+/=\n]+$/.test(p.trim()) && p.trim().length > 20 ? Buffer.from(p.replace(/\s/g, ''), 'base64').toString('utf8') : p))
+      .join('\n\n');
+  }
+  return unfolded.replace(/=\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
+}
+
+/* ---------- harness ---------- */
+
+const results = [];
+const consoleProblems = [];
+
+async function step(name, page, fn) {
+  if (ONLY && !ONLY.has(name)) return;
+  const started = Date.now();
+  const result = { step: name, ok: true };
+  try {
+    await fn();
+  } catch (e) {
+    result.ok = false;
+    result.error = String(e && e.message ? e.message : e).split('\n').slice(0, 12).join('\n');
+  }
+  try {
+    const file = path.join(ARTIFACTS, `dashboard-${name}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    result.screenshot = file;
+  } catch {
+    /* the page may be gone */
+  }
+  result.ms = Date.now() - started;
+  results.push(result);
+  console.log(JSON.stringify(result));
+}
+
+function expect(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+// Playwright adds --headless and a fresh temporary --user-data-dir itself; the other flags keep
+// Chromium from reaching for the internet (see shared TOOLCHAIN notes).
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
+
+let exitCode = 1;
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, baseURL: BASE });
+  context.setDefaultTimeout(TIMEOUT);
+  const page = await context.newPage();
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') consoleProblems.push(`console: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => consoleProblems.push(`page error: ${err.message}`));
+
+  const modal = () => page.getByRole('dialog');
+  let workspacePath = null;
+
+  await step('signin', page, async () => {
+    await page.goto('/');
+    await page.waitForURL(/\/signin/);
+    await page.getByLabel('Work email').fill(EMAIL);
+    const code = await codeAfter(() => page.getByRole('button', { name: 'Email me a sign-in code' }).click());
+    await page.getByLabel('Sign-in code').fill(code);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-signin-code.png') });
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    // A fresh instance has no workspace yet: the dashboard offers to create the first one.
+    await page.waitForURL((u) => !u.pathname.startsWith('/signin'));
+    const first = page.getByRole('heading', { name: 'Create your first workspace' });
+    const tokens = page.getByRole('heading', { name: 'Tokens', level: 1 });
+    await first.or(tokens).first().waitFor();
+    if (await first.isVisible()) {
+      await page.getByLabel('Workspace name').fill('Production');
+      await page.getByRole('button', { name: 'Create workspace' }).click();
+    }
+    await page.waitForURL(/\/w\/[^/]+\/tokens/);
+    await tokens.waitFor();
+    workspacePath = new URL(page.url()).pathname.match(/^\/w\/[^/]+/)[0];
+    expect(await page.getByText(EMAIL).first().isVisible(), 'the signed-in email is not shown in the sidebar');
+  });
+
+  await step('create-and-revoke-token', page, async () => {
+    await page.goto(`${workspacePath}/tokens`);
+    await page.getByRole('button', { name: 'Create token' }).click();
+    await modal().getByLabel('Name').fill('ci-deploy');
+    await modal().getByRole('button', { name: 'Create token' }).click();
+    const value = await modal().getByTestId('new-token').inputValue();
+    expect(value.length >= 20, `token value looks wrong: ${value}`);
+    await modal().getByText("You won't see this token again").waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-token-shown-once.png') });
+    await modal().getByRole('button', { name: 'Done' }).click();
+    const row = page.getByRole('row', { name: /ci-deploy/ });
+    await row.waitFor();
+    expect(!(await row.innerText()).includes(value), 'the token list shows the full value');
+    await row.getByRole('button', { name: /Revoke/ }).click();
+    await modal().getByText('stop working immediately').waitFor();
+    await modal().getByRole('button', { name: 'Revoke token' }).click();
+    await row.waitFor({ state: 'detached' });
+  });
+
+  await step('reveal-sdk-access-key', page, async () => {
+    await page.goto(`${workspacePath}/tokens`);
+    await page.getByRole('tab', { name: 'SDK Access Key' }).click();
+    await page.waitForURL(/\/tokens\/sdk-access-key$/);
+    const hidden = page.getByLabel('SDK access key', { exact: true });
+    await hidden.waitFor();
+    expect((await hidden.getAttribute('type')) === 'password', 'the SDK access key field is not password-style');
+    const right = await codeAfter(() => page.getByRole('button', { name: 'Reveal Key' }).click());
+    await modal().getByRole('heading', { name: 'Check your email' }).waitFor();
+    const wrong = right === '000000' ? '111111' : '000000';
+    await modal().getByLabel('Verification code').fill(wrong);
+    await modal().getByRole('button', { name: 'Verify' }).click();
+    await modal().getByTestId('otp-error').getByText("That code isn't right").waitFor();
+    expect(await modal().isVisible(), 'a wrong code closed the modal');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-reveal-wrong-code.png') });
+    await modal().getByLabel('Verification code').fill(right);
+    await modal().getByRole('button', { name: 'Verify' }).click();
+    await modal().waitFor({ state: 'detached' });
+    const revealed = page.getByTestId('sdk-access-key-revealed');
+    const key = await revealed.inputValue();
+    expect(/^sk_/.test(key), `revealed key does not look like an SDK key: ${key}`);
+    expect((await revealed.getAttribute('type')) === 'text', 'revealed key is still hidden');
+    await page.getByRole('button', { name: 'Copy SDK access key' }).waitFor();
+  });
+
+  await step('reveal-with-dead-code-offers-new-code', page, async () => {
+    await page.goto(`${workspacePath}/tokens/sdk-access-key`);
+    const right = await codeAfter(() => page.getByRole('button', { name: 'Reveal Key' }).click());
+    const wrong = right === '000000' ? '111111' : '000000';
+    const resend = modal().getByRole('button', { name: 'Send a new code' });
+    for (let i = 0; i < 8 && !(await resend.isVisible()); i++) {
+      await modal().getByLabel('Verification code').fill(wrong);
+      await modal().getByRole('button', { name: 'Verify' }).click();
+      await modal().getByTestId('otp-error').waitFor();
+      await page.waitForTimeout(100);
+    }
+    expect(await resend.isVisible(), 'after many wrong codes the modal does not offer a new code');
+    expect(/no longer works|expired|already been used/.test(await modal().getByTestId('otp-error').innerText()), 'the dead-code message is unclear');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-reveal-dead-code.png') });
+    const fresh = await codeAfter(() => resend.click());
+    await modal().getByLabel('Verification code').fill(fresh);
+    await modal().getByRole('button', { name: 'Verify' }).click();
+    await modal().waitFor({ state: 'detached' });
+    expect(/^sk_/.test(await page.getByTestId('sdk-access-key-revealed').inputValue()), 'no key after a new code');
+  });
+
+  await step('modal-keyboard', page, async () => {
+    await page.goto(`${workspacePath}/tokens`);
+    const opener = page.getByRole('button', { name: 'Create token' });
+    await opener.click();
+    await modal().waitFor();
+    // Focus stays inside the dialog however often Tab is pressed.
+    for (let i = 0; i < 8; i++) {
+      await page.keyboard.press('Tab');
+      expect(await modal().evaluate((d) => d.contains(document.activeElement)), `Tab ${i + 1} left the dialog`);
+    }
+    await page.keyboard.press('Escape');
+    await modal().waitFor({ state: 'detached' });
+    expect(await opener.evaluate((b) => b === document.activeElement), 'focus did not return to the opener');
+  });
+
+  await step('revoke-publishable-key', page, async () => {
+    await page.goto(`${workspacePath}/tokens/publishable-key`);
+    const field = page.getByTestId('publishable-key');
+    const before = await field.inputValue();
+    expect(/^pk_/.test(before), `publishable key looks wrong: ${before}`);
+    await page.getByRole('button', { name: 'Revoke Key' }).click();
+    await modal().getByText('Systems still using the old key will start failing immediately').waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-revoke-confirm.png') });
+    await modal().getByRole('button', { name: 'Revoke and issue a new key' }).click();
+    await modal().waitFor({ state: 'detached' });
+    await page.getByTestId('revoke-notice').waitFor();
+    const after = await field.inputValue();
+    expect(/^pk_/.test(after) && after !== before, `the key did not change: ${before} -> ${after}`);
+    await page.reload();
+    expect((await page.getByTestId('publishable-key').inputValue()) === after, 'the new key did not survive a reload');
+  });
+
+  await step('blacklist-rule', page, async () => {
+    // Rules pick from the workspace's catalogue: make sure it has a module first.
+    await page.goto(`${workspacePath}/modules`);
+    await page.getByRole('heading', { name: 'Modules', level: 1 }).waitFor();
+    const names = page.getByLabel('Module name');
+    let found = false;
+    for (const input of await names.all()) if ((await input.inputValue()) === 'payments') found = true;
+    if (!found) {
+      await page.getByRole('button', { name: 'Add module' }).click();
+      await names.last().fill('payments');
+      await page.getByLabel('Functionalities, separated by commas').last().fill('charge, refund');
+      await page.getByRole('button', { name: 'Save catalogue' }).click();
+      await page.getByText('Catalogue saved').waitFor();
+    }
+    await page.goto(`${workspacePath}/tokens/publishable-key`);
+    const rows = page.getByTestId('blacklist-table').getByRole('row');
+    // Start from an empty blacklist, so the test can be run again against the same server.
+    const removeButtons = page.getByTestId('blacklist-remove');
+    await page.getByRole('button', { name: 'Blacklist Action' }).waitFor();
+    while ((await removeButtons.count()) > 0) {
+      const n = await removeButtons.count();
+      await removeButtons.first().click();
+      await page.waitForFunction((k) => document.querySelectorAll('[data-testid=blacklist-remove]').length < k, n);
+    }
+    const addRule = async (functionality) => {
+      await page.getByRole('button', { name: 'Blacklist Action' }).click();
+      await modal().getByLabel('Module').selectOption('payments');
+      await modal().getByLabel('Functionality').selectOption(functionality);
+      await modal().getByRole('button', { name: 'Save rule' }).click();
+      await modal().waitFor({ state: 'detached' });
+    };
+    await addRule({ label: 'refund' });
+    await addRule({ label: 'All functionalities' });
+    await page.getByTestId('blacklist-table').waitFor();
+    expect((await rows.count()) === 3, `expected 2 rules, saw ${(await rows.count()) - 1}`);
+    await page.getByTestId('blacklist-table').getByText('All functionalities').waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-blacklist-two-rules.png'), fullPage: true });
+    await page.getByRole('button', { name: 'Remove rule payments refund' }).click();
+    await page.getByRole('button', { name: 'Remove rule payments refund' }).waitFor({ state: 'detached' });
+    expect((await rows.count()) === 2, 'the rule was not removed');
+    await page.reload();
+    await page.getByTestId('blacklist-table').waitFor();
+    expect((await page.getByTestId('blacklist-table').getByRole('row').count()) === 2, 'the removal did not survive a reload');
+  });
+
+  await step('allowed-origins', page, async () => {
+    await page.goto(`${workspacePath}/tokens/publishable-key`);
+    await page.getByLabel('Allowed origins').fill('https://app.example.com\nhttps://admin.example.com');
+    await page.getByLabel('Origin URL').fill('https://api.example.com');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await page.getByText('Origins saved').waitFor();
+    await page.reload();
+    expect((await page.getByLabel('Allowed origins').inputValue()).includes('https://admin.example.com'), 'allowed origins were not saved');
+  });
+
+  await step('create-and-revoke-sdk-key', page, async () => {
+    await page.goto('/settings/sdk-keys');
+    await page.getByText('Backend-only secrets').waitFor();
+    await page.getByRole('button', { name: 'Create SDK key' }).click();
+    await modal().getByLabel('Name').fill('billing-service');
+    await modal().getByLabel('API keys: write').check();
+    await modal().getByLabel('Workspaces: read').check();
+    expect(await modal().getByLabel('API keys: read').isChecked(), 'write did not imply read');
+    await modal().getByRole('button', { name: 'Create SDK key' }).click();
+    const value = await modal().getByTestId('new-sdk-key').inputValue();
+    expect(/^sk_/.test(value), `new SDK key looks wrong: ${value}`);
+    await modal().getByText("You won't see this SDK key again").waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-sdk-key-created.png') });
+    await modal().getByRole('button', { name: 'Done' }).click();
+    const row = page.getByRole('row', { name: /billing-service/ });
+    await row.waitFor();
+    expect(!(await row.innerText()).includes(value), 'the SDK key list shows the full value');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-sdk-keys-list.png'), fullPage: true });
+
+    // Reveal it again by code.
+    const code = await codeAfter(() => row.getByRole('button', { name: /Reveal/ }).click());
+    await modal().getByLabel('Verification code').fill(code);
+    await modal().getByRole('button', { name: 'Verify' }).click();
+    const shown = await modal().getByTestId('sdk-key-revealed').inputValue();
+    expect(shown === value, 'the revealed SDK key differs from the one created');
+    await modal().getByRole('button', { name: 'Done' }).click();
+
+    await row.getByRole('button', { name: /Revoke/ }).click();
+    await modal().getByText('will start failing immediately').waitFor();
+    await modal().getByRole('button', { name: 'Revoke key' }).click();
+    await row.waitFor({ state: 'detached' });
+  });
+
+  await step('members-and-audit', page, async () => {
+    await page.goto('/settings/members');
+    const colleague = `colleague-${Date.now()}@example.com`;
+    await page.getByLabel('Email', { exact: true }).fill(colleague);
+    await page.getByLabel('Role', { exact: true }).selectOption('admin');
+    await page.getByRole('button', { name: 'Invite' }).click();
+    const row = page.getByRole('row', { name: new RegExp(colleague) });
+    await row.waitFor();
+    await row.getByRole('combobox').selectOption('member');
+    await page.getByText('is now member').waitFor();
+    await page.goto('/settings/audit');
+    await page.getByTestId('audit-table').waitFor();
+    expect((await page.getByTestId('audit-table').getByRole('row').count()) > 1, 'the audit log is empty');
+  });
+
+  await step('phone-width', page, async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${workspacePath}/tokens/publishable-key`);
+    await page.getByTestId('publishable-key').waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow <= 0, `the page scrolls sideways at 390px (${overflow}px too wide)`);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-phone-publishable-key.png'), fullPage: true });
+    await page.getByRole('button', { name: 'Open navigation' }).click();
+    await page.getByRole('link', { name: 'SDK keys' }).click();
+    await page.getByRole('heading', { name: 'SDK keys', level: 1 }).waitFor();
+    const overflow2 = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow2 <= 0, `SDK keys scrolls sideways at 390px (${overflow2}px too wide)`);
+    await page.getByRole('button', { name: 'Open navigation' }).click();
+    await page.getByRole('link', { name: 'SDK keys' }).waitFor();
+    await page.waitForTimeout(400); // the drawer slides in
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-phone-menu.png') });
+    await page.keyboard.press('Escape');
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  await step('sign-out', page, async () => {
+    await page.goto(`${workspacePath}/tokens`);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(/\/signin/);
+    await page.goto(`${workspacePath}/tokens`);
+    await page.waitForURL(/\/signin/);
+  });
+
+  await step('no-console-errors', page, async () => {
+    // 401s on purpose (signed-out checks) and 4xx from deliberate wrong codes are expected.
+    const real = consoleProblems.filter((p) => !/status of 4\d\d/.test(p));
+    expect(real.length === 0, real.join('\n'));
+  });
+  exitCode = results.every((r) => r.ok) ? 0 : 1;
+} finally {
+  await browser.close();
+}
+const summary = { passed: results.filter((r) => r.ok).length, failed: results.filter((r) => !r.ok).length };
+console.log(JSON.stringify({ summary }));
+process.exit(exitCode);
