@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api)
+        .merge(crate::dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -69,8 +70,13 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "ROUTE_NOT_FOUND", "no such route")
+/// Unknown routes: a browser navigating to a dashboard page gets the page (its own router
+/// decides what to show); everything else gets the JSON 404.
+async fn not_found(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    if let Some(page) = crate::dashboard::fallback_page(&method, &uri, &headers) {
+        return page;
+    }
+    ApiError::new(StatusCode::NOT_FOUND, "ROUTE_NOT_FOUND", "no such route").into_response()
 }
 
 async fn method_not_allowed() -> ApiError {
