@@ -215,7 +215,9 @@ mod tests {
         // Imports, script/style/icon links and CSS urls must all stay on this origin.
         for asset in ASSETS {
             let text = String::from_utf8_lossy(asset.body);
-            for opener in ["from '", "from \"", "import(", "src=\"", "href=\"", "url(\""] {
+            for opener in [
+                "from '", "from \"", "import(", "src=\"", "href=\"", "url(\"",
+            ] {
                 for (at, _) in text.match_indices(opener) {
                     let target = text[at + opener.len()..].trim_start_matches(['\'', '"']);
                     assert!(
@@ -238,7 +240,9 @@ mod tests {
         again.insert(header::IF_NONE_MATCH, etag);
         let second = serve("app.js", &again).expect("app.js exists");
         assert_eq!(second.status(), StatusCode::NOT_MODIFIED);
-        assert!(second.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+        assert!(second
+            .headers()
+            .contains_key(header::CONTENT_SECURITY_POLICY));
     }
 
     #[test]
