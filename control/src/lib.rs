@@ -7,6 +7,7 @@
 //! then one module per resource.
 #![forbid(unsafe_code)]
 
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod config;
@@ -20,3 +21,4 @@ pub mod mail;
 pub mod outbox;
 
 pub mod server;
+pub mod workspace_scopes;

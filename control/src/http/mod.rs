@@ -45,7 +45,9 @@ pub struct AppState {
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new();
+    let api = Router::new()
+        .merge(crate::workspace_scopes::router())
+        .merge(crate::api_keys::router());
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api)
