@@ -1,0 +1,722 @@
+//! Workspaces: the Oneloop-compatible `/api/v1/workspace` routes and the workspace's
+//! module/functionality catalogue.
+//!
+//! A workspace is born complete: creating one writes, in one transaction, the workspace, its
+//! publishable key (with the outbox row that tells the edge), its SDK access key (sealed) and
+//! an audit event, so no workspace ever exists without its keys.
+//!
+//! The organisation is the tenant boundary of every query here (`WHERE org_id = $n`): another
+//! organisation's workspace id answers exactly like an id that never existed (404).
+
+use std::net::IpAddr;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use keygate_shared::blacklist::{Catalogue, Module};
+use keygate_shared::key::{ApiKeyPrefix, Environment};
+use keygate_shared::scope::{Access, Permission, Resource, SdkScopes};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::json;
+
+use crate::audit::{AuditEntry, AuditStore};
+use crate::auth::{CurrentUser, Principal};
+use crate::db::WriteTx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{AppState, ClientInfo, JsonBody};
+use crate::ids::{is_valid_id, new_id, now_ms, rfc3339};
+use crate::outbox::OutboxStore;
+use crate::publishable_keys::PublishableKeyStore;
+use crate::sdk_keys::{NewSdkKey, SdkKeyStore, ACCESS_KEY_NAME};
+use crate::with_db;
+
+/// Longest name of anything a user names (workspaces, tokens, SDK keys).
+pub const MAX_NAME_CHARS: usize = 100;
+/// Most entries in a workspace's default allowed IPs.
+pub const MAX_ALLOWED_IPS: usize = 100;
+/// Most modules in a catalogue, and functionalities per module.
+pub const MAX_CATALOGUE_ENTRIES: usize = 100;
+/// Highest default rate limit a workspace may set, per second.
+pub const MAX_RATE_LIMIT_PER_SECOND: i64 = 1_000_000;
+
+/// The workspace routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/workspace", get(list_workspaces).post(create_workspace))
+        .route(
+            "/workspace/{id}",
+            get(get_workspace).patch(update_workspace),
+        )
+        .route("/workspace/{id}/modules", get(get_modules).put(put_modules))
+}
+
+/// A workspace row as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WorkspaceRow {
+    /// Id.
+    pub id: String,
+    /// Owning organisation.
+    pub org_id: String,
+    /// Display name.
+    pub name: String,
+    /// `live` or `test`.
+    pub environment: String,
+    /// Prefix of customer API keys made in this workspace.
+    pub default_key_prefix: Option<String>,
+    /// JSON array of IPs/CIDRs.
+    pub default_allowed_ips: String,
+    /// Default rate limit of new API keys.
+    pub default_rate_limit_per_second: Option<i64>,
+    /// Default expiration of new API keys.
+    pub default_expiration: Option<i64>,
+    /// JSON catalogue `{"modules": [...]}`.
+    pub catalogue: String,
+    /// JSON array of canonical origins.
+    pub allowed_origins: String,
+    /// Where the edge forwards allowed requests.
+    pub origin_url: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+const WORKSPACE_COLUMNS: &str = "id, org_id, name, environment, default_key_prefix, \
+     default_allowed_ips, default_rate_limit_per_second, default_expiration, catalogue, \
+     allowed_origins, origin_url, created_at, updated_at";
+
+impl WorkspaceRow {
+    /// The key environment of the workspace (`pk_live_` or `pk_test_`, ...).
+    pub fn environment(&self) -> Environment {
+        if self.environment == "test" {
+            Environment::Test
+        } else {
+            Environment::Live
+        }
+    }
+
+    /// The stored catalogue (empty if unreadable, which validation on write prevents).
+    pub fn catalogue(&self) -> Catalogue {
+        serde_json::from_str(&self.catalogue).unwrap_or_default()
+    }
+
+    /// The stored allowed origins.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        serde_json::from_str(&self.allowed_origins).unwrap_or_default()
+    }
+
+    fn to_json(&self) -> WorkspaceJson {
+        WorkspaceJson {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            team_id: self.org_id.clone(),
+            environment: self.environment.clone(),
+            default_key_prefix: self.default_key_prefix.clone(),
+            default_allowed_ips: serde_json::from_str(&self.default_allowed_ips)
+                .unwrap_or_default(),
+            default_rate_limit_per_second: self.default_rate_limit_per_second,
+            default_expiration: self.default_expiration,
+            created_at: rfc3339(self.created_at),
+            updated_at: rfc3339(self.updated_at),
+        }
+    }
+}
+
+/// Oneloop's `Workspace`, plus the key environment.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WorkspaceJson {
+    id: String,
+    name: String,
+    team_id: String,
+    environment: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_key_prefix: Option<String>,
+    #[serde(rename = "defaultAllowedIPs")]
+    default_allowed_ips: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_rate_limit_per_second: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_expiration: Option<i64>,
+    created_at: String,
+    updated_at: String,
+}
+
+/// Loads a workspace of `org_id`, or 404 (malformed id, unknown id or another organisation's
+/// id alike). Every workspace-scoped handler starts here.
+pub async fn find_workspace(state: &AppState, org_id: &str, id: &str) -> ApiResult<WorkspaceRow> {
+    if !is_valid_id(id) {
+        return Err(ApiError::not_found("workspace"));
+    }
+    let sql = format!("SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = $1 AND org_id = $2");
+    let row: Option<WorkspaceRow> = with_db!(&state.db, |pool| {
+        sqlx::query_as(&sql)
+            .bind(id)
+            .bind(org_id)
+            .fetch_optional(pool)
+            .await
+    })?;
+    row.ok_or_else(|| ApiError::not_found("workspace"))
+}
+
+/// A user-given name: trimmed, 1 to [`MAX_NAME_CHARS`] characters, no control characters.
+pub fn validate_name(raw: &str, what: &str) -> ApiResult<String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(ApiError::bad_request(
+            "INVALID_NAME",
+            format!("the {what} needs a name"),
+        ));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::bad_request(
+            "INVALID_NAME",
+            format!("a {what} name is at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "INVALID_NAME",
+            format!("a {what} name cannot contain control characters such as newlines or tabs"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Deserializes a present field (even `null`) as `Some(..)`, so PATCH bodies can tell "leave
+/// as is" (absent) from "clear" (`null`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// One allowed IP entry (an address or a CIDR block), in canonical text.
+fn validate_ip_entry(entry: &str) -> ApiResult<String> {
+    let bad = || {
+        ApiError::bad_request(
+            "INVALID_ALLOWED_IP",
+            format!(
+                "`{}` is not an IP address or CIDR block such as 203.0.113.7 or 10.0.0.0/8",
+                entry.chars().take(60).collect::<String>()
+            ),
+        )
+    };
+    let entry = entry.trim();
+    let (addr, prefix) = match entry.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (entry, None),
+    };
+    let ip: IpAddr = addr.parse().map_err(|_| bad())?;
+    match prefix {
+        None => Ok(ip.to_string()),
+        Some(p) => {
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let bits: u8 = p
+                .parse()
+                .ok()
+                .filter(|b| *b <= max && p.len() <= 3)
+                .ok_or_else(bad)?;
+            Ok(format!("{ip}/{bits}"))
+        }
+    }
+}
+
+fn validate_allowed_ips(list: &[String]) -> ApiResult<Vec<String>> {
+    if list.len() > MAX_ALLOWED_IPS {
+        return Err(ApiError::bad_request(
+            "TOO_MANY_ALLOWED_IPS",
+            format!("at most {MAX_ALLOWED_IPS} allowed IPs"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for e in list {
+        let canonical = validate_ip_entry(e)?;
+        if !out.contains(&canonical) {
+            out.push(canonical);
+        }
+    }
+    Ok(out)
+}
+
+fn validate_key_prefix(prefix: &str) -> ApiResult<String> {
+    ApiKeyPrefix::new(prefix)
+        .map(String::from)
+        .map_err(|_| {
+            ApiError::bad_request(
+                "INVALID_KEY_PREFIX",
+                "a key prefix is 1-24 lowercase letters, digits and single underscores, starts with a letter, and is not pk, sk, wt or ws",
+            )
+        })
+}
+
+fn validate_rate_limit(n: i64) -> ApiResult<i64> {
+    if (1..=MAX_RATE_LIMIT_PER_SECOND).contains(&n) {
+        Ok(n)
+    } else {
+        Err(ApiError::bad_request(
+            "INVALID_RATE_LIMIT",
+            format!("the default rate limit is 1 to {MAX_RATE_LIMIT_PER_SECOND} per second"),
+        ))
+    }
+}
+
+fn validate_expiration(n: i64) -> ApiResult<i64> {
+    if n > 0 {
+        Ok(n)
+    } else {
+        Err(ApiError::bad_request(
+            "INVALID_EXPIRATION",
+            "the default expiration must be a positive number",
+        ))
+    }
+}
+
+fn parse_environment(s: &str) -> ApiResult<&'static str> {
+    match s {
+        "live" => Ok("live"),
+        "test" => Ok("test"),
+        _ => Err(ApiError::bad_request(
+            "INVALID_ENVIRONMENT",
+            "the environment is `live` or `test`",
+        )),
+    }
+}
+
+/// Session users change workspaces only as owners or admins; SDK keys need the scope, and a
+/// key bound to one workspace cannot create others.
+fn require_workspace_write(principal: &Principal) -> ApiResult<()> {
+    principal.require(Permission::new(Resource::Workspace, Access::Write))?;
+    if let Principal::User(user) = principal {
+        user.require_admin()?;
+    }
+    Ok(())
+}
+
+fn actor_id(principal: &Principal) -> Option<&str> {
+    Some(principal.actor_id())
+}
+
+async fn list_workspaces(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<serde_json::Value>> {
+    principal.require(Permission::new(Resource::Workspace, Access::Read))?;
+    let org_id = principal.org_id().to_owned();
+    let bound = principal.bound_workspace().map(str::to_owned);
+    let sql = format!(
+        "SELECT {WORKSPACE_COLUMNS} FROM workspaces
+          WHERE org_id = $1 AND ($2 IS NULL OR id = $2)
+          ORDER BY created_at, id"
+    );
+    let rows: Vec<WorkspaceRow> = with_db!(&state.db, |pool| {
+        sqlx::query_as(&sql)
+            .bind(&org_id)
+            .bind(&bound)
+            .fetch_all(pool)
+            .await
+    })?;
+    let list: Vec<WorkspaceJson> = rows.iter().map(WorkspaceRow::to_json).collect();
+    Ok(Json(json!({ "workspaces": list })))
+}
+
+async fn get_workspace(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    principal.require(Permission::new(Resource::Workspace, Access::Read))?;
+    principal.require_workspace(&id)?;
+    let row = find_workspace(&state, principal.org_id(), &id).await?;
+    Ok(Json(json!({ "workspace": row.to_json() })))
+}
+
+/// Oneloop's `CreateWorkspaceRequest` (`{name}`), plus optional settings. Unknown fields are
+/// ignored: this body belongs to Oneloop's published API.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateWorkspace {
+    name: String,
+    #[serde(default)]
+    environment: Option<String>,
+    #[serde(default)]
+    default_key_prefix: Option<String>,
+    #[serde(default, rename = "defaultAllowedIPs")]
+    default_allowed_ips: Option<Vec<String>>,
+    #[serde(default)]
+    default_rate_limit_per_second: Option<i64>,
+    #[serde(default)]
+    default_expiration: Option<i64>,
+}
+
+async fn create_workspace(
+    State(state): State<AppState>,
+    principal: Principal,
+    client: ClientInfo,
+    JsonBody(body): JsonBody<CreateWorkspace>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    require_workspace_write(&principal)?;
+    if principal.bound_workspace().is_some() {
+        return Err(ApiError::forbidden(
+            "WORKSPACE_BOUND_KEY",
+            "an SDK key bound to one workspace cannot create workspaces",
+        ));
+    }
+    let name = validate_name(&body.name, "workspace")?;
+    let environment = parse_environment(body.environment.as_deref().unwrap_or("live"))?;
+    let key_prefix = body
+        .default_key_prefix
+        .as_deref()
+        .map(validate_key_prefix)
+        .transpose()?;
+    let allowed_ips = validate_allowed_ips(body.default_allowed_ips.as_deref().unwrap_or(&[]))?;
+    let rate_limit = body
+        .default_rate_limit_per_second
+        .map(validate_rate_limit)
+        .transpose()?;
+    let expiration = body
+        .default_expiration
+        .map(validate_expiration)
+        .transpose()?;
+
+    let now = now_ms();
+    let row = WorkspaceRow {
+        id: new_id(),
+        org_id: principal.org_id().to_owned(),
+        name,
+        environment: environment.to_owned(),
+        default_key_prefix: key_prefix,
+        default_allowed_ips: serde_json::to_string(&allowed_ips).map_err(ApiError::internal)?,
+        default_rate_limit_per_second: rate_limit,
+        default_expiration: expiration,
+        catalogue: r#"{"modules":[]}"#.to_owned(),
+        allowed_origins: "[]".to_owned(),
+        origin_url: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let env = row.environment();
+    with_db!(&state.db, |pool| {
+        let mut tx = pool.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO workspaces (id, org_id, name, environment, default_key_prefix,
+                 default_allowed_ips, default_rate_limit_per_second, default_expiration,
+                 catalogue, allowed_origins, origin_url, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&row.id)
+        .bind(&row.org_id)
+        .bind(&row.name)
+        .bind(&row.environment)
+        .bind(&row.default_key_prefix)
+        .bind(&row.default_allowed_ips)
+        .bind(row.default_rate_limit_per_second)
+        .bind(row.default_expiration)
+        .bind(&row.catalogue)
+        .bind(&row.allowed_origins)
+        .bind(&row.origin_url)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        let pk_id = new_id();
+        let pk = tx.insert_publishable_key(&pk_id, &row.id, env, now).await?;
+        tx.enqueue_publishable_key(&pk_id).await?;
+        let (sdk_id, sdk) = tx
+            .insert_sdk_key(
+                &state.keys,
+                &NewSdkKey {
+                    org_id: &row.org_id,
+                    workspace_id: Some(&row.id),
+                    name: ACCESS_KEY_NAME,
+                    scopes: SdkScopes::all(),
+                    environment: env,
+                    is_access_key: true,
+                    created_by: actor_id(&principal),
+                    now,
+                },
+            )
+            .await?;
+        tx.record_audit(
+            &AuditEntry {
+                org_id: &row.org_id,
+                workspace_id: Some(&row.id),
+                actor_id: actor_id(&principal),
+                actor: principal.actor_label(),
+                action: "workspace.create",
+                target: Some(&row.id),
+                outcome: "success",
+                detail: json!({
+                    "name": row.name,
+                    "environment": row.environment,
+                    "publishableKey": pk.mask(),
+                    "publishableKeyId": pk_id,
+                    "sdkAccessKey": sdk.mask(),
+                    "sdkAccessKeyId": sdk_id,
+                }),
+            },
+            &client,
+        )
+        .await?;
+        tx.commit().await?;
+    });
+    tracing::info!(workspace = %row.id, org = %row.org_id, "workspace created");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "workspace": row.to_json() })),
+    ))
+}
+
+/// Oneloop's `UpdateWorkspaceRequest`, plus `name`. Absent fields stay as they are; `null`
+/// clears an optional setting. Unknown fields are ignored (Oneloop's API).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateWorkspace {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    default_key_prefix: Option<Option<String>>,
+    #[serde(default, rename = "defaultAllowedIPs", deserialize_with = "present")]
+    default_allowed_ips: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    default_rate_limit_per_second: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    default_expiration: Option<Option<i64>>,
+}
+
+async fn update_workspace(
+    State(state): State<AppState>,
+    principal: Principal,
+    client: ClientInfo,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateWorkspace>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_workspace_write(&principal)?;
+    principal.require_workspace(&id)?;
+    // Validate everything before touching the database.
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| validate_name(n, "workspace"))
+        .transpose()?;
+    let key_prefix = match &body.default_key_prefix {
+        Some(Some(p)) => Some(Some(validate_key_prefix(p)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let allowed_ips = match &body.default_allowed_ips {
+        Some(list) => Some(validate_allowed_ips(list.as_deref().unwrap_or(&[]))?),
+        None => None,
+    };
+    let rate_limit = match body.default_rate_limit_per_second {
+        Some(Some(n)) => Some(Some(validate_rate_limit(n)?)),
+        other => other,
+    };
+    let expiration = match body.default_expiration {
+        Some(Some(n)) => Some(Some(validate_expiration(n)?)),
+        other => other,
+    };
+    let mut row = find_workspace(&state, principal.org_id(), &id).await?;
+    let mut changed = Vec::new();
+    if let Some(n) = name {
+        row.name = n;
+        changed.push("name");
+    }
+    if let Some(p) = key_prefix {
+        row.default_key_prefix = p;
+        changed.push("defaultKeyPrefix");
+    }
+    if let Some(ips) = allowed_ips {
+        row.default_allowed_ips = serde_json::to_string(&ips).map_err(ApiError::internal)?;
+        changed.push("defaultAllowedIPs");
+    }
+    if let Some(r) = rate_limit {
+        row.default_rate_limit_per_second = r;
+        changed.push("defaultRateLimitPerSecond");
+    }
+    if let Some(e) = expiration {
+        row.default_expiration = e;
+        changed.push("defaultExpiration");
+    }
+    row.updated_at = now_ms();
+    // Only the fields this request names are written, so concurrent PATCHes of different
+    // fields do not undo each other.
+    with_db!(&state.db, |pool| {
+        let mut tx = pool.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE workspaces SET
+                 name = CASE WHEN $3 THEN $4 ELSE name END,
+                 default_key_prefix = CASE WHEN $5 THEN $6 ELSE default_key_prefix END,
+                 default_allowed_ips = CASE WHEN $7 THEN $8 ELSE default_allowed_ips END,
+                 default_rate_limit_per_second = CASE WHEN $9 THEN $10 ELSE default_rate_limit_per_second END,
+                 default_expiration = CASE WHEN $11 THEN $12 ELSE default_expiration END,
+                 updated_at = $13
+             WHERE id = $1 AND org_id = $2",
+        )
+        .bind(&row.id)
+        .bind(&row.org_id)
+        .bind(changed.contains(&"name"))
+        .bind(&row.name)
+        .bind(changed.contains(&"defaultKeyPrefix"))
+        .bind(&row.default_key_prefix)
+        .bind(changed.contains(&"defaultAllowedIPs"))
+        .bind(&row.default_allowed_ips)
+        .bind(changed.contains(&"defaultRateLimitPerSecond"))
+        .bind(row.default_rate_limit_per_second)
+        .bind(changed.contains(&"defaultExpiration"))
+        .bind(row.default_expiration)
+        .bind(row.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(ApiError::not_found("workspace"));
+        }
+        tx.record_audit(
+            &AuditEntry {
+                org_id: &row.org_id,
+                workspace_id: Some(&row.id),
+                actor_id: actor_id(&principal),
+                actor: principal.actor_label(),
+                action: "workspace.update",
+                target: Some(&row.id),
+                outcome: "success",
+                detail: json!({ "changed": changed }),
+            },
+            &client,
+        )
+        .await?;
+        tx.commit().await?;
+    });
+    let row = find_workspace(&state, principal.org_id(), &id).await?;
+    Ok(Json(json!({ "workspace": row.to_json() })))
+}
+
+async fn get_modules(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Catalogue>> {
+    let row = find_workspace(&state, &user.org_id, &id).await?;
+    Ok(Json(row.catalogue()))
+}
+
+/// The catalogue as the dashboard sends it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutModules {
+    modules: Vec<Module>,
+}
+
+async fn put_modules(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    client: ClientInfo,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<PutModules>,
+) -> ApiResult<Json<Catalogue>> {
+    let workspace = find_workspace(&state, &user.org_id, &id).await?;
+    user.require_admin()?;
+    if body.modules.len() > MAX_CATALOGUE_ENTRIES
+        || body
+            .modules
+            .iter()
+            .any(|m| m.functionalities.len() > MAX_CATALOGUE_ENTRIES)
+    {
+        return Err(ApiError::bad_request(
+            "CATALOGUE_TOO_LARGE",
+            format!(
+                "a catalogue has at most {MAX_CATALOGUE_ENTRIES} modules of at most {MAX_CATALOGUE_ENTRIES} functionalities each"
+            ),
+        ));
+    }
+    let catalogue = Catalogue {
+        modules: body.modules,
+    };
+    catalogue
+        .validate()
+        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    let text = serde_json::to_string(&catalogue).map_err(ApiError::internal)?;
+    with_db!(&state.db, |pool| {
+        let mut tx = pool.begin_write().await?;
+        // A blacklist rule must keep naming something in the catalogue; removing what a rule
+        // blocks would silently unblock it, so the rule has to go first.
+        let rules: Vec<(String, String)> = sqlx::query_as(
+            "SELECT module, functionality FROM blacklist_rules WHERE workspace_id = $1
+              ORDER BY module, functionality",
+        )
+        .bind(&workspace.id)
+        .fetch_all(&mut *tx)
+        .await?;
+        if let Some((m, f)) = rules.iter().find(|(m, f)| catalogue.rule(m, f).is_err()) {
+            return Err(ApiError::conflict(
+                "CATALOGUE_IN_USE",
+                format!(
+                    "the blacklist rule {m}/{f} uses what this catalogue removes; remove the rule first"
+                ),
+            ));
+        }
+        let done = sqlx::query(
+            "UPDATE workspaces SET catalogue = $1, updated_at = $2 WHERE id = $3 AND org_id = $4",
+        )
+        .bind(&text)
+        .bind(now_ms())
+        .bind(&workspace.id)
+        .bind(&user.org_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(ApiError::not_found("workspace"));
+        }
+        tx.record_audit(
+            &AuditEntry {
+                org_id: &user.org_id,
+                workspace_id: Some(&workspace.id),
+                actor_id: Some(&user.user_id),
+                actor: &user.email,
+                action: "workspace.modules.update",
+                target: Some(&workspace.id),
+                outcome: "success",
+                detail: json!({ "modules": catalogue.modules.len() }),
+            },
+            &client,
+        )
+        .await?;
+        tx.commit().await?;
+    });
+    Ok(Json(catalogue))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(validate_name("  Prod  ", "workspace").unwrap(), "Prod");
+        assert!(validate_name("   ", "workspace").is_err());
+        assert!(validate_name(&"é".repeat(100), "workspace").is_ok());
+        assert!(validate_name(&"é".repeat(101), "workspace").is_err());
+        assert!(validate_name("a\nb", "workspace").is_err());
+        assert!(validate_name("a\u{7f}b", "workspace").is_err());
+    }
+
+    #[test]
+    fn allowed_ips_are_addresses_or_cidrs() {
+        assert_eq!(validate_ip_entry("10.0.0.0/8").unwrap(), "10.0.0.0/8");
+        assert_eq!(validate_ip_entry(" ::1 ").unwrap(), "::1");
+        assert_eq!(validate_ip_entry("2001:db8::/32").unwrap(), "2001:db8::/32");
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "example.com",
+            "1.2.3.4/",
+            "1.2.3.4/-1",
+            "",
+        ] {
+            assert!(validate_ip_entry(bad).is_err(), "{bad}");
+        }
+    }
+}
