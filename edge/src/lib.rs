@@ -1,1 +1,73 @@
-//! keygate-edge: the Cloudflare Worker that checks publishable keys. Built out in the edge issue.
+//! # keygate-edge
+//!
+//! The Cloudflare Worker that checks publishable keys near users (see `edge/README.md` for
+//! routes, configuration, the control-plane contract and the staleness bound).
+//!
+//! This file is only the router. The modules hold the logic, and every verdict comes from
+//! `keygate_shared::check::check`: the edge decides nothing itself.
+//!
+//! - [`check`]: `POST /v1/check` (parse, isolate cache, KV, signed pull, shared check);
+//! - [`gateway`]: `/x/{module}/{functionality}/{rest}` forwarding with a signature;
+//! - [`sync`]: `POST /__keygate/sync`, signed pushes from the control plane;
+//! - [`pull`]: the signed pull from the control plane on a miss;
+//! - [`cache`], [`store`]: the per-isolate cache and KV;
+//! - [`cors`], [`config`], [`error`]: browsers, knobs and error answers.
+//!
+//! Runtime glue is compiled for `wasm32` only; the rest is plain Rust with native unit tests.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cache;
+pub mod check;
+pub mod config;
+pub mod cors;
+pub mod error;
+pub mod gateway;
+#[cfg(target_arch = "wasm32")]
+pub mod http;
+pub mod pull;
+pub mod store;
+pub mod sync;
+
+/// `GET /__keygate/selftest`: runs keygate-shared's conformance vectors inside the runtime.
+pub const SELFTEST_PATH: &str = "/__keygate/selftest";
+
+#[cfg(target_arch = "wasm32")]
+mod router {
+    use worker::{event, Context, Env, Method, Request, Response};
+
+    use crate::error::ApiError;
+    use crate::{check, cors, gateway, http, sync, SELFTEST_PATH};
+
+    #[event(fetch)]
+    async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+        Ok(route(req, &env)
+            .await
+            .unwrap_or_else(|e| http::error_response(&e)))
+    }
+
+    async fn route(req: Request, env: &Env) -> Result<Response, ApiError> {
+        let path = req.path();
+        let gatewayed = path.starts_with(gateway::PREFIX);
+        match (req.method(), path.as_str()) {
+            (Method::Get | Method::Head, "/healthz") => {
+                http::json(200, &serde_json::json!({"status": "ok"}))
+            }
+            (Method::Options, "/v1/check") => cors::preflight(req, env).await,
+            (Method::Options, _) if gatewayed => cors::preflight(req, env).await,
+            (Method::Post, "/v1/check") => check::handle(req, env).await,
+            (_, "/v1/check") => Err(ApiError::method_not_allowed("POST, OPTIONS")),
+            (Method::Post, sync::PATH) => sync::handle(req, env).await,
+            (_, sync::PATH) => Err(ApiError::method_not_allowed("POST")),
+            (Method::Get, SELFTEST_PATH) if http::config(env).selftest => selftest(),
+            _ if gatewayed => gateway::handle(req, env).await,
+            _ => Err(ApiError::not_found()),
+        }
+    }
+
+    fn selftest() -> Result<Response, ApiError> {
+        let report = keygate_shared::conformance::run(keygate_shared::conformance::VECTORS_JSON)
+            .map_err(|e| ApiError::new(500, "VECTORS_UNREADABLE", e))?;
+        http::json(200, &report)
+    }
+}

@@ -91,6 +91,41 @@ pub struct SyncAck {
     pub skipped: u32,
 }
 
+/// Path of the edge's sync endpoint.
+///
+/// The control plane `POST`s a [`SyncBatch`] (JSON) there, signed with
+/// [`crate::signing::Purpose::Sync`] over the exact body bytes, the signature in the
+/// [`crate::signing::HEADER_TIMESTAMP`], [`crate::signing::HEADER_NONCE`] and
+/// [`crate::signing::HEADER_SIGNATURE`] headers. Every delivery attempt needs a fresh nonce and
+/// timestamp: the edge refuses a nonce it has seen in the last
+/// [`crate::signing::NONCE_TTL_SECS`]. A `200` answer carries a [`SyncAck`]; anything else
+/// means nothing is acknowledged and the batch must be retried (applying is idempotent).
+pub const SYNC_PATH: &str = "/__keygate/sync";
+
+/// Prefix of the control plane's pull endpoint; [`pull_path`] appends the digest.
+pub const PULL_PATH_PREFIX: &str = "/api/v1/edge/records/";
+
+/// The path the edge `GET`s from the control plane when it holds no record for a key:
+/// `/api/v1/edge/records/<64 hex digest>`.
+///
+/// The request is signed with [`crate::signing::Purpose::Pull`] over this path (as bytes, no
+/// host, no query) in the three signing headers. The control plane answers `200` with a
+/// [`PullReply`] body signed with [`crate::signing::Purpose::PullReply`] over the exact body
+/// bytes, with its own timestamp and **the request's nonce echoed** in the nonce header, so a
+/// reply cannot be replayed for another request.
+pub fn pull_path(digest: &KeyDigest) -> String {
+    format!("{PULL_PATH_PREFIX}{}", digest.to_hex())
+}
+
+/// The control plane's answer to a pull: the key's current record, or `null` when it knows
+/// no publishable key with that digest. `{"record": {...}}` or `{"record": null}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PullReply {
+    /// The record, if the key exists (active or revoked).
+    pub record: Option<EdgeRecord>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +136,20 @@ mod tests {
         assert!(should_apply(Some(1), 2));
         assert!(!should_apply(Some(2), 2));
         assert!(!should_apply(Some(3), 2));
+    }
+
+    #[test]
+    fn pull_paths_and_replies_have_the_documented_shape() {
+        let d = crate::key::digest("pk_live_x");
+        assert_eq!(
+            pull_path(&d),
+            format!("/api/v1/edge/records/{}", d.to_hex())
+        );
+        assert_eq!(
+            serde_json::to_string(&PullReply { record: None }).unwrap(),
+            r#"{"record":null}"#
+        );
+        assert!(serde_json::from_str::<PullReply>(r#"{"record":null,"x":1}"#).is_err());
     }
 
     #[test]

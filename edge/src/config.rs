@@ -1,0 +1,155 @@
+//! The worker's configuration: one secret and a few vars from `wrangler.toml` / `.dev.vars`.
+//!
+//! Parsing is pure ([`Config::from_lookup`]) so it is tested natively; the worker feeds it
+//! from its `Env`. Every knob has a safe default, and out-of-range values are clamped rather
+//! than refused, so a typo in a var never takes the edge down.
+
+use std::fmt;
+
+/// Secret shared with the control plane: signs sync pushes, pulls and gateway requests.
+pub const VAR_EDGE_SECRET: &str = "KEYGATE_EDGE_SECRET";
+/// Base URL of the control plane for pulls on a miss (empty: never pull).
+pub const VAR_CONTROL_URL: &str = "KEYGATE_CONTROL_URL";
+/// How long this isolate trusts a found record, in milliseconds.
+pub const VAR_CACHE_TTL_MS: &str = "KEYGATE_CACHE_TTL_MS";
+/// How long this isolate remembers that a key is unknown, in milliseconds.
+pub const VAR_NEGATIVE_CACHE_TTL_MS: &str = "KEYGATE_NEGATIVE_CACHE_TTL_MS";
+/// How long a pull may take before the edge gives up on it, in milliseconds.
+pub const VAR_PULL_TIMEOUT_MS: &str = "KEYGATE_PULL_TIMEOUT_MS";
+/// Most pulls one isolate starts per second (bounds what invented keys can cost upstream).
+pub const VAR_PULLS_PER_SEC: &str = "KEYGATE_PULLS_PER_SEC";
+/// `1` enables `GET /__keygate/selftest` (the conformance vectors inside workerd).
+pub const VAR_SELFTEST: &str = "KEYGATE_SELFTEST";
+
+/// The name of the KV namespace binding holding records and sync nonces.
+pub const KV_BINDING: &str = "KEYGATE_KV";
+
+/// Shortest edge secret accepted; a shorter one is treated as absent (fail closed).
+pub const MIN_SECRET_LEN: usize = 32;
+/// Longest isolate-cache TTL honoured: the cache must never hide a revocation for long.
+pub const MAX_CACHE_TTL_MS: u64 = 60_000;
+
+/// Defaults, documented in the README.
+pub const DEFAULT_CACHE_TTL_MS: u64 = 1_000;
+/// Default negative-cache TTL.
+pub const DEFAULT_NEGATIVE_CACHE_TTL_MS: u64 = 1_000;
+/// Default pull timeout.
+pub const DEFAULT_PULL_TIMEOUT_MS: u64 = 1_500;
+/// Default pull rate per isolate.
+pub const DEFAULT_PULLS_PER_SEC: u64 = 20;
+
+/// The parsed configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The edge secret, if set and long enough.
+    pub edge_secret: Option<String>,
+    /// The control plane's base URL without a trailing `/`, if pulls are enabled.
+    pub control_url: Option<String>,
+    /// Positive isolate-cache TTL.
+    pub cache_ttl_ms: u64,
+    /// Negative isolate-cache TTL.
+    pub negative_cache_ttl_ms: u64,
+    /// Pull timeout.
+    pub pull_timeout_ms: u64,
+    /// Pull rate limit per isolate.
+    pub pulls_per_sec: u64,
+    /// Whether the self-test route answers.
+    pub selftest: bool,
+}
+
+impl Config {
+    /// Builds the configuration from a lookup of bindings by name.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
+        let ms = |name: &str, default: u64, max: u64| {
+            get(name)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(default)
+                .min(max)
+        };
+        Config {
+            edge_secret: get(VAR_EDGE_SECRET).filter(|s| s.len() >= MIN_SECRET_LEN),
+            control_url: get(VAR_CONTROL_URL)
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .filter(|u| u.starts_with("http://") || u.starts_with("https://")),
+            cache_ttl_ms: ms(VAR_CACHE_TTL_MS, DEFAULT_CACHE_TTL_MS, MAX_CACHE_TTL_MS),
+            negative_cache_ttl_ms: ms(
+                VAR_NEGATIVE_CACHE_TTL_MS,
+                DEFAULT_NEGATIVE_CACHE_TTL_MS,
+                MAX_CACHE_TTL_MS,
+            ),
+            pull_timeout_ms: ms(VAR_PULL_TIMEOUT_MS, DEFAULT_PULL_TIMEOUT_MS, 10_000).max(1),
+            pulls_per_sec: ms(VAR_PULLS_PER_SEC, DEFAULT_PULLS_PER_SEC, 10_000),
+            selftest: get(VAR_SELFTEST).is_some_and(|v| v.trim() == "1"),
+        }
+    }
+
+    /// The edge secret as bytes, if configured.
+    pub fn secret(&self) -> Option<&[u8]> {
+        self.edge_secret.as_deref().map(str::as_bytes)
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("edge_secret", &self.edge_secret.as_ref().map(|_| "<set>"))
+            .field("control_url", &self.control_url)
+            .field("cache_ttl_ms", &self.cache_ttl_ms)
+            .field("negative_cache_ttl_ms", &self.negative_cache_ttl_ms)
+            .field("pull_timeout_ms", &self.pull_timeout_ms)
+            .field("pulls_per_sec", &self.pulls_per_sec)
+            .field("selftest", &self.selftest)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = config(&[]);
+        assert_eq!(c.edge_secret, None);
+        assert_eq!(c.control_url, None);
+        assert_eq!(c.cache_ttl_ms, DEFAULT_CACHE_TTL_MS);
+        assert!(!c.selftest);
+    }
+
+    #[test]
+    fn knobs_are_parsed_and_clamped() {
+        let secret = "s".repeat(MIN_SECRET_LEN);
+        let c = config(&[
+            (VAR_EDGE_SECRET, &secret),
+            (VAR_CONTROL_URL, "http://127.0.0.1:8080/"),
+            (VAR_CACHE_TTL_MS, "99999999"),
+            (VAR_NEGATIVE_CACHE_TTL_MS, "oops"),
+            (VAR_SELFTEST, "1"),
+        ]);
+        assert_eq!(c.secret(), Some(secret.as_bytes()));
+        assert_eq!(c.control_url.as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(c.cache_ttl_ms, MAX_CACHE_TTL_MS);
+        assert_eq!(c.negative_cache_ttl_ms, DEFAULT_NEGATIVE_CACHE_TTL_MS);
+        assert!(c.selftest);
+        assert!(
+            !format!("{c:?}").contains(&secret),
+            "Debug masks the secret"
+        );
+    }
+
+    #[test]
+    fn short_secrets_and_odd_urls_count_as_unset() {
+        let c = config(&[(VAR_EDGE_SECRET, "short"), (VAR_CONTROL_URL, "ftp://x")]);
+        assert_eq!(c.edge_secret, None);
+        assert_eq!(c.control_url, None);
+    }
+}

@@ -1,0 +1,99 @@
+//! Small helpers between the Workers runtime and the edge's pure modules: reading a bounded
+//! body, answering JSON, reading the configuration and the clock. Compiled for wasm only.
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use worker::{Env, Headers, Request, Response};
+
+use crate::config::Config;
+use crate::error::ApiError;
+
+impl From<worker::Error> for ApiError {
+    fn from(e: worker::Error) -> Self {
+        worker::console_error!("keygate: runtime error: {e}");
+        ApiError::new(500, "INTERNAL", "the edge failed to handle the request")
+    }
+}
+
+/// Milliseconds since the Unix epoch (workerd advances it only across I/O).
+pub fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
+}
+
+/// Reads the configuration from the worker's bindings.
+pub fn config(env: &Env) -> Config {
+    Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))
+}
+
+/// A request header, if present.
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, and
+/// while streaming for chunked bodies).
+pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
+    if let Some(len) = header(req, "content-length") {
+        match len.trim().parse::<u64>() {
+            Ok(n) if n > limit as u64 => return Err(ApiError::payload_too_large(limit)),
+            Ok(0) => return Ok(Vec::new()),
+            Ok(_) => {}
+            Err(_) => {
+                return Err(ApiError::new(
+                    400,
+                    "INVALID_CONTENT_LENGTH",
+                    "bad Content-Length",
+                ))
+            }
+        }
+    }
+    if req.inner().body().is_none() {
+        return Ok(Vec::new());
+    }
+    let mut stream = req.stream()?;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::payload_too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A JSON answer with `status`; never cached by intermediaries.
+pub fn json<T: Serialize>(status: u16, value: &T) -> Result<Response, ApiError> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    headers.set("cache-control", "no-store")?;
+    let body =
+        serde_json::to_vec(value).map_err(|_| ApiError::new(500, "INTERNAL", "encoding failed"))?;
+    Ok(Response::builder()
+        .with_status(status)
+        .with_headers(headers)
+        .fixed(body))
+}
+
+/// The error answer for `e`.
+pub fn error_response(e: &ApiError) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    let _ = headers.set("cache-control", "no-store");
+    Response::builder()
+        .with_status(e.status)
+        .with_headers(headers)
+        .fixed(e.to_json().into_bytes())
+}
+
+/// Adds CORS headers echoing `origin` (when one is allowed) to a response we built.
+pub fn with_cors(resp: Response, origin: Option<&str>) -> Result<Response, ApiError> {
+    let Some(origin) = origin else {
+        return Ok(resp);
+    };
+    let mut resp = resp;
+    let h = resp.headers_mut();
+    h.set("access-control-allow-origin", origin)?;
+    h.append("vary", "Origin")?;
+    Ok(resp)
+}
