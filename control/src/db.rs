@@ -36,7 +36,9 @@ pub enum Db {
 }
 
 /// Runs a block with `pool` bound to the configured backend's pool (`&SqlitePool` or
-/// `&PgPool`); the block is compiled for both.
+/// `&PgPool`); the block is compiled for both. A `?` inside returns from the enclosing
+/// function (a dropped transaction rolls back); for a block-local result write
+/// `with_db!(db, |pool| async { ... }.await)`.
 #[macro_export]
 macro_rules! with_db {
     ($db:expr, |$pool:ident| $body:expr) => {

@@ -18,7 +18,13 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod mail;
+pub mod otp;
 pub mod outbox;
+pub mod publishable_keys;
+pub mod sdk_keys;
 
 pub mod server;
+pub mod sessions;
+pub mod tokens;
 pub mod workspace_scopes;
+pub mod workspaces;

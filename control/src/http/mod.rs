@@ -46,8 +46,13 @@ pub struct AppState {
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
+        .merge(crate::sessions::router())
         .merge(crate::workspace_scopes::router())
-        .merge(crate::api_keys::router());
+        .merge(crate::api_keys::router())
+        .merge(crate::workspaces::router())
+        .merge(crate::publishable_keys::router())
+        .merge(crate::sdk_keys::router())
+        .merge(crate::tokens::router());
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api)

@@ -1,0 +1,383 @@
+//! Signing in and out with an emailed code, and `GET /me`.
+//!
+//! `POST /auth/otp {email}` always answers 202, whether or not the address is known: known
+//! addresses get a code; unknown ones get a decoy challenge that no code matches (so they are
+//! rate-limited and timed alike). On an empty instance the first address to sign in creates
+//! the organisation and becomes its owner; afterwards only invited addresses can sign in.
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{extract::State, Json, Router};
+use keygate_shared::otp::Purpose;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::audit::{AuditEntry, AuditStore};
+use crate::auth::{
+    csrf_token, session_digest, CurrentUser, CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL_MS,
+};
+use crate::db::WriteTx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{AppState, ClientInfo, JsonBody};
+use crate::ids::{new_id, now_ms};
+use crate::otp;
+use crate::with_db;
+
+/// Subject of a first-sign-in challenge (creates the organisation).
+const BOOTSTRAP: &str = "bootstrap";
+/// Subject of a decoy challenge (unknown address).
+const DECOY: &str = "decoy";
+
+/// Routes: `/auth/otp`, `/auth/session`, `/me`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/otp", post(request_code))
+        .route("/auth/session", post(sign_in).delete(sign_out))
+        .route("/me", get(me))
+}
+
+/// Validates and lower-cases an email address.
+pub fn normalize_email(raw: &str) -> ApiResult<String> {
+    let email = raw.trim().to_ascii_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && local.len() <= 64
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && email.matches('@').count() == 1
+        && email.chars().all(|c| c.is_ascii_graphic());
+    if valid {
+        Ok(email)
+    } else {
+        Err(ApiError::bad_request(
+            "INVALID_EMAIL",
+            "that is not an email address",
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeRequest {
+    email: String,
+}
+
+async fn request_code(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    JsonBody(req): JsonBody<CodeRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let email = normalize_email(&req.email)?;
+    let (user_id, organisations): (Option<String>, i64) = with_db!(&state.db, |pool| {
+        let user: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+            .bind(&email)
+            .fetch_optional(pool)
+            .await?;
+        let orgs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organisations")
+            .fetch_one(pool)
+            .await?;
+        Ok::<_, sqlx::Error>((user, orgs))
+    })?;
+    let (subject, real) = match (&user_id, organisations) {
+        (Some(_), _) => ("", true),
+        (None, 0) => (BOOTSTRAP, true),
+        (None, _) => (DECOY, false),
+    };
+    let (challenge, code) = otp::create(
+        &state,
+        Purpose::SignIn,
+        &email,
+        user_id.as_deref(),
+        subject,
+        &client,
+        real,
+    )
+    .await?;
+    if real {
+        otp::send_code(
+            &state,
+            Purpose::SignIn,
+            &email,
+            code.expose(),
+            challenge.expires_at,
+        )
+        .await?;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            json!({"status": "sent", "message": "if this address may sign in, a code is on its way"}),
+        ),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignInRequest {
+    email: String,
+    code: String,
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    JsonBody(req): JsonBody<SignInRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let email = normalize_email(&req.email)?;
+    let latest: Option<String> = with_db!(&state.db, |pool| {
+        sqlx::query_scalar(
+            "SELECT id FROM otp_challenges
+              WHERE email = $1 AND purpose = $2 AND consumed_at IS NULL
+              ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind(&email)
+        .bind(Purpose::SignIn.as_str())
+        .fetch_optional(pool)
+        .await
+    })?;
+    let Some(challenge_id) = latest else {
+        return Err(ApiError::unauthorized(
+            "OTP_INVALID",
+            "that code is not right; ask for a new one",
+        ));
+    };
+    let redeemed = match otp::redeem_checked(
+        &state,
+        &challenge_id,
+        Purpose::SignIn,
+        &req.code,
+        |_, e, _| e == email,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            record_failed_sign_in(&state, &email, &client, e.reason).await;
+            return Err(e);
+        }
+    };
+    let now = now_ms();
+    let token = keygate_shared::random::hex_token() + &keygate_shared::random::hex_token();
+    let session_id = new_id();
+    let expires_at = now + SESSION_TTL_MS;
+    let user: (String, String, String, String, String) = with_db!(&state.db, |pool| async {
+        let mut tx = pool.begin_write().await?;
+        let user_id = match &redeemed.user_id {
+            Some(id) => Some(id.clone()),
+            None if redeemed.subject == BOOTSTRAP => {
+                let orgs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organisations").fetch_one(&mut *tx).await?;
+                if orgs == 0 {
+                    let org_id = new_id();
+                    let user_id = new_id();
+                    let org_name = email.split('@').nth(1).unwrap_or("my organisation").to_owned();
+                    sqlx::query("INSERT INTO organisations (id, name, created_at) VALUES ($1, $2, $3)")
+                        .bind(&org_id)
+                        .bind(&org_name)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("INSERT INTO users (id, org_id, email, role, created_at) VALUES ($1, $2, $3, 'owner', $4)")
+                        .bind(&user_id)
+                        .bind(&org_id)
+                        .bind(&email)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    Some(user_id)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
+        let Some(user_id) = user_id else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO sessions (token_digest, id, user_id, created_at, expires_at, ip, user_agent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(session_digest(&token))
+        .bind(&session_id)
+        .bind(&user_id)
+        .bind(now)
+        .bind(expires_at)
+        .bind(client.ip.as_deref())
+        .bind(client.user_agent.as_deref())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE users SET last_sign_in_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&user_id)
+            .execute(&mut *tx)
+            .await?;
+        let row: (String, String, String, String, String) = sqlx::query_as(
+            "SELECT u.id, u.email, u.role, o.id, o.name FROM users u JOIN organisations o ON o.id = u.org_id WHERE u.id = $1",
+        )
+        .bind(&user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.as_mut()
+            .record_audit(
+                &AuditEntry {
+                    org_id: &row.3,
+                    workspace_id: None,
+                    actor_id: Some(&row.0),
+                    actor: &row.1,
+                    action: "session.create",
+                    target: Some(&session_id),
+                    outcome: "success",
+                    detail: json!({}),
+                },
+                &client,
+            )
+            .await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(Some(row))
+    }
+    .await)?
+    .ok_or_else(|| ApiError::forbidden("SIGN_IN_CLOSED", "this address is not invited to any organisation"))?;
+    let (user_id, email, role, org_id, org_name) = user;
+    let csrf = csrf_token(state.keys.csrf_key(), &session_id);
+    let mut headers = HeaderMap::new();
+    let secure = if state.settings.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let max_age = SESSION_TTL_MS / 1000;
+    for cookie in [
+        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"),
+        format!("{CSRF_COOKIE}={csrf}; Path=/; SameSite=Strict; Max-Age={max_age}{secure}"),
+    ] {
+        headers.append(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(ApiError::internal)?);
+    }
+    Ok((
+        StatusCode::CREATED,
+        headers,
+        Json(json!({
+            "user": {"id": user_id, "email": email, "role": role},
+            "organisation": {"id": org_id, "name": org_name},
+            "csrfToken": csrf,
+        })),
+    ))
+}
+
+async fn record_failed_sign_in(state: &AppState, email: &str, client: &ClientInfo, reason: &str) {
+    let result: Result<(), sqlx::Error> = with_db!(&state.db, |pool| async {
+        let user: Option<(String, String)> =
+            sqlx::query_as("SELECT id, org_id FROM users WHERE email = $1")
+                .bind(email)
+                .fetch_optional(pool)
+                .await?;
+        if let Some((user_id, org_id)) = user {
+            let mut conn = pool.acquire().await?;
+            conn.record_audit(
+                &AuditEntry {
+                    org_id: &org_id,
+                    workspace_id: None,
+                    actor_id: Some(&user_id),
+                    actor: email,
+                    action: "session.create",
+                    target: None,
+                    outcome: "failure",
+                    detail: json!({"reason": reason}),
+                },
+                client,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+    .await);
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not audit a failed sign-in");
+    }
+}
+
+async fn sign_out(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    client: ClientInfo,
+) -> ApiResult<impl IntoResponse> {
+    with_db!(&state.db, |pool| {
+        let mut tx = pool.begin_write().await?;
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(&user.session_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.as_mut()
+            .record_audit(
+                &AuditEntry {
+                    org_id: &user.org_id,
+                    workspace_id: None,
+                    actor_id: Some(&user.user_id),
+                    actor: &user.email,
+                    action: "session.delete",
+                    target: Some(&user.session_id),
+                    outcome: "success",
+                    detail: json!({}),
+                },
+                &client,
+            )
+            .await?;
+        tx.commit().await
+    })?;
+    let mut headers = HeaderMap::new();
+    for name in [SESSION_COOKIE, CSRF_COOKIE] {
+        let cookie = format!("{name}=; Path=/; Max-Age=0; SameSite=Strict");
+        headers.append(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
+        );
+    }
+    Ok((StatusCode::NO_CONTENT, headers))
+}
+
+async fn me(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> ApiResult<Json<serde_json::Value>> {
+    let org_name: String = with_db!(&state.db, |pool| {
+        sqlx::query_scalar("SELECT name FROM organisations WHERE id = $1")
+            .bind(&user.org_id)
+            .fetch_one(pool)
+            .await
+    })?;
+    Ok(Json(json!({
+        "user": {"id": user.user_id, "email": user.email, "role": user.role.as_str()},
+        "organisation": {"id": user.org_id, "name": org_name},
+        "csrfToken": csrf_token(state.keys.csrf_key(), &user.session_id),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_email;
+
+    #[test]
+    fn emails_are_validated_and_lowercased() {
+        assert_eq!(
+            normalize_email(" Ada@Example.COM ").unwrap(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "a@b",
+            "a b@example.com",
+            "a@@example.com",
+            "a@example.com\n",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad:?}");
+        }
+    }
+}

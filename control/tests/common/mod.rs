@@ -1,0 +1,306 @@
+//! Test harness: the real control plane (the same router and state as `keygate serve`) on a
+//! free loopback port with a temporary data directory, on SQLite or on a fresh PostgreSQL
+//! database, and an HTTP client that signs in through the real email-code flow.
+//!
+//! PostgreSQL: set `KEYGATE_TEST_POSTGRES_URL` to an admin URL (`cargo xtask test` starts a
+//! throw-away cluster and sets it); each server gets its own new database. Without it, the
+//! PostgreSQL variants print a loud SKIPPED line and pass.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Once, OnceLock};
+
+use keygate_control::config::{Settings, SettingsArgs};
+use keygate_control::http::{self, AppState};
+use serde_json::Value;
+
+/// Runs an `async fn(TestServer)` scenario on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($name:ident, $scenario:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$scenario(crate::common::TestServer::start().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(server) = crate::common::TestServer::start_postgres().await {
+                    super::$scenario(server).await
+                }
+            }
+        }
+    };
+}
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+static INIT: Once = Once::new();
+
+#[derive(Clone)]
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    INIT.call_once(|| {
+        let buf = LOGS
+            .get_or_init(|| Arc::new(Mutex::new(Vec::new())))
+            .clone();
+        let writer = move || LogWriter(buf.clone());
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "trace,cookie_store=off,reqwest=off,hyper_util::client=off",
+            ))
+            .with_writer(writer)
+            .with_ansi(false)
+            .init();
+    });
+}
+
+/// Everything logged so far by every server in this test binary, at every level.
+pub fn captured_logs() -> String {
+    LOGS.get()
+        .map(|b| String::from_utf8_lossy(&b.lock().unwrap()).into_owned())
+        .unwrap_or_default()
+}
+
+/// A running control plane.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Its state (database pool, settings, keys).
+    pub state: AppState,
+    /// Its data directory (SQLite file, master key, mail outbox).
+    pub data_dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestServer {
+    /// A server on a fresh SQLite database.
+    pub async fn start() -> TestServer {
+        Self::start_with(None, SettingsArgs::default()).await
+    }
+
+    /// A server on a fresh PostgreSQL database, or `None` (with a loud note) when no
+    /// PostgreSQL is configured for tests.
+    pub async fn start_postgres() -> Option<TestServer> {
+        let Ok(admin) = std::env::var("KEYGATE_TEST_POSTGRES_URL") else {
+            eprintln!("SKIPPED: PostgreSQL variant (KEYGATE_TEST_POSTGRES_URL is not set; `cargo xtask test` sets it)");
+            return None;
+        };
+        let name = format!("kg_test_{}", uuid_like());
+        let pool = sqlx::PgPool::connect(&admin)
+            .await
+            .expect("connect to the test PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .expect("create a test database");
+        pool.close().await;
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        Some(Self::start_with(Some(format!("{base}/{name}")), SettingsArgs::default()).await)
+    }
+
+    /// A server with explicit settings (`database_url` `None`: SQLite in the data dir).
+    pub async fn start_with(database_url: Option<String>, mut args: SettingsArgs) -> TestServer {
+        init_logs();
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        args.data_dir = Some(data_dir.path().to_path_buf());
+        args.database_url = database_url.or(args.database_url);
+        let settings = Settings::resolve(args).expect("settings");
+        let state = keygate_control::server::build_state(settings)
+            .await
+            .expect("server state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        TestServer {
+            base: format!("http://{addr}"),
+            state,
+            data_dir,
+            task,
+        }
+    }
+
+    /// Absolute URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// The mail outbox's whole text.
+    pub fn outbox(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("outbox.mbox")).unwrap_or_default()
+    }
+
+    /// The 6-digit code in the newest message to `email`.
+    pub fn outbox_code(&self, email: &str) -> String {
+        let text = self.outbox();
+        let message = text
+            .split("\nFrom ")
+            .filter(|m| m.contains(&format!("To: {email}")))
+            .last()
+            .unwrap_or_else(|| panic!("no mail to {email} in the outbox"));
+        message
+            .lines()
+            .map(str::trim)
+            .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
+            .unwrap_or_else(|| panic!("no code in the mail to {email}"))
+            .to_owned()
+    }
+
+    /// A client with no credentials.
+    pub fn anonymous(&self) -> Client {
+        Client::new(&self.base)
+    }
+
+    /// Signs `email` in through the real flow (code by email) and returns its client.
+    pub async fn sign_in(&self, email: &str) -> Client {
+        let mut client = self.anonymous();
+        let r = client
+            .post("/api/v1/auth/otp", serde_json::json!({"email": email}))
+            .await;
+        assert_eq!(r.status, 202, "{r:?}");
+        let code = self.outbox_code(&email.to_ascii_lowercase());
+        let r = client
+            .post(
+                "/api/v1/auth/session",
+                serde_json::json!({"email": email, "code": code}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "sign-in of {email} failed: {r:?}");
+        client.csrf = r.body["csrfToken"].as_str().map(str::to_owned);
+        client
+    }
+}
+
+fn uuid_like() -> String {
+    keygate_shared::random::hex_token()
+}
+
+/// An HTTP client with its own cookie jar. State-changing requests carry the CSRF header
+/// once signed in; `bearer` sends an SDK key instead.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    /// The CSRF token sent on non-GET requests.
+    pub csrf: Option<String>,
+    /// `Authorization: Bearer` value.
+    pub bearer: Option<String>,
+}
+
+/// A response: status, JSON body (`Null` if not JSON), headers.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    /// HTTP status.
+    pub status: u16,
+    /// Parsed JSON body.
+    pub body: Value,
+    /// Raw body text.
+    pub text: String,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Resp {
+    /// The `error.reason` of an error body.
+    pub fn reason(&self) -> &str {
+        self.body["error"]["reason"].as_str().unwrap_or_default()
+    }
+}
+
+impl Client {
+    fn new(base: &str) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+            base: base.to_owned(),
+            csrf: None,
+            bearer: None,
+        }
+    }
+
+    /// A client authenticating with an SDK key only (no cookies).
+    pub fn with_bearer(&self, key: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: self.base.clone(),
+            csrf: None,
+            bearer: Some(key.to_owned()),
+        }
+    }
+
+    /// Sends any request with an optional raw body and content type.
+    pub async fn send(&self, method: &str, path: &str, body: Option<(&str, Vec<u8>)>) -> Resp {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{}", self.base, path));
+        if method != reqwest::Method::GET {
+            if let Some(csrf) = &self.csrf {
+                req = req.header("x-csrf-token", csrf);
+            }
+        }
+        if let Some(token) = &self.bearer {
+            req = req.bearer_auth(token);
+        }
+        if let Some((content_type, bytes)) = body {
+            req = req.header("content-type", content_type).body(bytes);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            body,
+            text,
+            headers,
+        }
+    }
+
+    fn json(v: Value) -> Option<(&'static str, Vec<u8>)> {
+        Some(("application/json", serde_json::to_vec(&v).unwrap()))
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send("GET", path, None).await
+    }
+    /// POST with a JSON body.
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.send("POST", path, Self::json(body)).await
+    }
+    /// PATCH with a JSON body.
+    pub async fn patch(&self, path: &str, body: Value) -> Resp {
+        self.send("PATCH", path, Self::json(body)).await
+    }
+    /// PUT with a JSON body.
+    pub async fn put(&self, path: &str, body: Value) -> Resp {
+        self.send("PUT", path, Self::json(body)).await
+    }
+    /// DELETE.
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send("DELETE", path, None).await
+    }
+}
