@@ -301,16 +301,16 @@ impl FromRequestParts<AppState> for Principal {
         let parsed = key::parse_as(token, KeyKind::Sdk)
             .map_err(|e| bad_sdk_key(format!("not a usable SDK key: {e}")))?;
         let digest = parsed.digest().to_hex();
-        let row: Option<(String, String, Option<String>, String, Option<i64>)> =
-            with_db!(&state.db, |pool| {
-                sqlx::query_as(
-                    "SELECT id, org_id, workspace_id, scopes, last_used_at
+        type SdkKeyRow = (String, String, Option<String>, String, Option<i64>);
+        let row: Option<SdkKeyRow> = with_db!(&state.db, |pool| {
+            sqlx::query_as(
+                "SELECT id, org_id, workspace_id, scopes, last_used_at
                    FROM sdk_keys WHERE key_digest = $1 AND revoked_at IS NULL",
-                )
-                .bind(&digest)
-                .fetch_optional(pool)
-                .await
-            })?;
+            )
+            .bind(&digest)
+            .fetch_optional(pool)
+            .await
+        })?;
         let (key_id, org_id, workspace_id, scopes, last_used_at) =
             row.ok_or_else(|| bad_sdk_key("this SDK key is unknown or revoked".into()))?;
         let now = now_ms();

@@ -146,7 +146,8 @@ async fn state_changing_calls_need_the_csrf_token() {
 async fn bad_bodies_get_clear_4xx_errors() {
     let server = TestServer::start().await;
     let anon = server.anonymous();
-    let cases: Vec<(Option<(&str, Vec<u8>)>, u16, &str)> = vec![
+    type Case<'a> = (Option<(&'a str, Vec<u8>)>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             Some(("application/json", b"{\"email\":".to_vec())),
             400,

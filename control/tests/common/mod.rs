@@ -21,11 +21,11 @@ macro_rules! on_both_databases {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$scenario(crate::common::TestServer::start().await).await
+                super::$scenario($crate::common::TestServer::start().await).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(server) = crate::common::TestServer::start_postgres().await {
+                if let Some(server) = $crate::common::TestServer::start_postgres().await {
                     super::$scenario(server).await
                 }
             }
