@@ -7,6 +7,7 @@
 //! Plain `std::process` with no dependencies, so it builds in seconds on a fresh machine.
 
 mod cmd;
+mod edge;
 mod test;
 mod tools;
 
@@ -18,13 +19,19 @@ fn main() -> ExitCode {
         Some("test") => test::run(&args[1..]),
         Some("install") => tools::ensure_all(),
         Some("bench") => test::bench(&args[1..]),
+        Some("build-edge") => edge::install_and_build(),
+        Some("bench-edge") => edge::bench(&args[1..]),
+        Some("edge-dev") => edge::dev(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
                  test     install tools, then fmt, clippy, all tests, wasm builds\n  \
                  install  only install the tools the suite needs\n  \
-                 bench    run the benchmarks quoted in the README"
+                 bench    run the benchmarks quoted in the README\n  \
+                 build-edge  build the edge worker into edge/build (local tools only)\n  \
+                 bench-edge  edge load benchmark (check vs healthz) and wasm size\n  \
+                 edge-dev [port] [control-url]  wrangler dev for the edge alone, with .dev.vars"
             );
             return ExitCode::from(2);
         }

@@ -31,6 +31,10 @@ pub fn run_suite() -> Result {
             "--release",
         ],
     )?;
+    // The edge worker: lints (wasm32 and native), unit tests, then the real build that the
+    // end-to-end tests in `tests/` run under miniflare.
+    crate::edge::lint_and_unit_test()?;
+    crate::edge::build()?;
     cmd::run(
         "cargo",
         &["test", "--workspace", "--exclude", "keygate-edge"],

@@ -4,7 +4,8 @@ use crate::cmd::{output, run, Result};
 
 /// Everything `cargo xtask test` needs.
 pub fn ensure_all() -> Result {
-    ensure_wasm_target()
+    ensure_wasm_target()?;
+    crate::edge::ensure_tools()
 }
 
 /// The `wasm32-unknown-unknown` target, for `keygate-shared` and the edge worker.
