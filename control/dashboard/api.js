@@ -7,7 +7,7 @@
 
 export class ApiError extends Error {
   constructor(status, reason, message) {
-    super(message || 'Something went wrong.');
+    super(humanize(message) || 'Something went wrong.');
     this.status = status;
     this.reason = reason || `HTTP_${status}`;
   }
@@ -53,12 +53,21 @@ export async function request(method, path, body) {
   if (!res.ok) {
     const err = (data && data.error) || {};
     const apiError = new ApiError(res.status, err.reason, err.message || defaultMessage(res.status));
-    if (res.status === 401 && !path.startsWith('/api/v1/auth/')) {
+    // A 401 means the session is gone, except where it judges a code the user typed.
+    if (res.status === 401 && !path.startsWith('/api/v1/auth/') && !apiError.reason.startsWith('OTP_')) {
       window.dispatchEvent(new CustomEvent('keygate:unauthorized'));
     }
     throw apiError;
   }
   return data;
+}
+
+/** Server messages are terse ("that code is not right"): show them as sentences. */
+function humanize(message) {
+  if (!message) return message;
+  const text = String(message).trim();
+  const sentence = text.charAt(0).toUpperCase() + text.slice(1);
+  return /[.!?]$/.test(sentence) ? sentence : `${sentence}.`;
 }
 
 function defaultMessage(status) {
