@@ -27,7 +27,7 @@ export async function render(main) {
     'form',
     { class: 'card-body invite-form', novalidate: true },
     h('div', { class: 'invite-row' }, field('Email', email), field('Role', role), h('div', { class: 'invite-submit' }, invite)),
-    h('p', { class: 'field-hint' }, ROLES.map(([, l, d]) => `${l}: ${d}`).join(' ')),
+    h('ul', { class: 'role-help' }, ROLES.map(([, l, d]) => h('li', {}, h('strong', {}, l), ` ${d}`))),
     err,
   );
   inviteForm.addEventListener('submit', async (e) => {

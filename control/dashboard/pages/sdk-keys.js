@@ -47,7 +47,7 @@ export async function render(main) {
         { label: 'Name', render: (k) => h('span', { class: 'strong nowrap' }, k.name || 'Unnamed key', h('span', { class: 'cell-sub' }, workspaceLabel(k.workspaceId))) },
         { label: 'Key', render: (k) => h('code', { class: 'mask' }, maskOf(k)) },
         { label: 'Scopes', render: (k) => scopeBadges(k.scopes) },
-        { label: 'Last used', render: (k) => timeEl(k.lastUsedAt, 'Never used') },
+        { label: 'Last used', class: 'nowrap', render: (k) => timeEl(k.lastUsedAt, 'Never used') },
         {
           label: 'Actions',
           class: 'col-actions',

@@ -39,9 +39,9 @@ export async function render(panel, { workspace }) {
       [
         { label: 'Name', render: (t) => h('span', { class: 'strong' }, t.name || 'Unnamed token') },
         { label: 'Value', render: (t) => h('code', { class: 'mask' }, maskOf(t)) },
-        { label: 'Created', render: (t) => timeEl(t.createdAt) },
-        { label: 'Last used', render: (t) => timeEl(t.lastUsedAt, 'Never used') },
-        { label: 'Expires', render: (t) => (t.expiresAt ? timeEl(t.expiresAt) : badge('No expiry')) },
+        { label: 'Created', class: 'nowrap', render: (t) => timeEl(t.createdAt) },
+        { label: 'Last used', class: 'nowrap', render: (t) => timeEl(t.lastUsedAt, 'Never used') },
+        { label: 'Expires', class: 'nowrap', render: (t) => (t.expiresAt ? timeEl(t.expiresAt) : badge('No expiry')) },
         {
           label: 'Actions',
           class: 'col-actions',
