@@ -64,3 +64,108 @@ impl_for_both_backends!(AuditStore {
         Ok(())
     }
 });
+
+/// Routes: `GET /audit-events?workspaceId=&action=&actor=&before=&limit=` (newest first).
+pub fn router() -> axum::Router<crate::http::AppState> {
+    axum::Router::new().route("/audit-events", axum::routing::get(list))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ListQuery {
+    workspace_id: Option<String>,
+    action: Option<String>,
+    /// Only events older than this event id's time (paging).
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+type EventRow = (
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+);
+
+async fn list(
+    axum::extract::State(state): axum::extract::State<crate::http::AppState>,
+    user: crate::auth::CurrentUser,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> crate::error::ApiResult<axum::Json<Value>> {
+    use crate::error::ApiError;
+    let axum::extract::Query(q) = query.map_err(|e| {
+        ApiError::bad_request(
+            "INVALID_QUERY",
+            format!("bad query string: {}", e.body_text()),
+        )
+    })?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "INVALID_QUERY",
+            "limit must be between 1 and 500",
+        ));
+    }
+    let before = q.before.unwrap_or(i64::MAX);
+    let rows: Vec<EventRow> = crate::with_db!(&state.db, |pool| {
+        sqlx::query_as(
+            "SELECT id, workspace_id, actor, action, target, outcome, ip, user_agent, detail, created_at
+               FROM audit_events
+              WHERE org_id = $1
+                AND ($2 IS NULL OR workspace_id = $2)
+                AND ($3 IS NULL OR action = $3)
+                AND created_at < $4
+              ORDER BY created_at DESC, id DESC
+              LIMIT $5",
+        )
+        .bind(&user.org_id)
+        .bind(q.workspace_id.as_deref())
+        .bind(q.action.as_deref())
+        .bind(before)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+    })?;
+    let next_before = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.9))
+        .flatten();
+    let events: Vec<Value> = rows
+        .into_iter()
+        .map(
+            |(
+                id,
+                workspace_id,
+                actor,
+                action,
+                target,
+                outcome,
+                ip,
+                user_agent,
+                detail,
+                created_at,
+            )| {
+                serde_json::json!({
+                    "id": id,
+                    "workspaceId": workspace_id,
+                    "actor": actor,
+                    "action": action,
+                    "target": target,
+                    "outcome": outcome,
+                    "ip": ip,
+                    "userAgent": user_agent,
+                    "detail": serde_json::from_str::<Value>(&detail).unwrap_or(Value::Null),
+                    "createdAt": crate::ids::rfc3339(created_at),
+                })
+            },
+        )
+        .collect();
+    Ok(axum::Json(
+        serde_json::json!({"events": events, "nextBefore": next_before}),
+    ))
+}

@@ -18,6 +18,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod mail;
+pub mod members;
 pub mod otp;
 pub mod outbox;
 pub mod publishable_keys;

@@ -1,6 +1,7 @@
 //! `keygate`: the control-plane command line.
 
 use clap::{Parser, Subcommand};
+use keygate_control::auth::Role;
 use keygate_control::config::{Settings, SettingsArgs};
 use tracing_subscriber::EnvFilter;
 
@@ -21,6 +22,24 @@ enum Command {
     Serve(SettingsArgs),
     /// Apply database migrations, then exit.
     Migrate(SettingsArgs),
+    /// Manage the people who can sign in.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Invite an email address (the first user of an empty instance becomes its owner).
+    Add {
+        /// The address that may sign in.
+        #[arg(long)]
+        email: String,
+        /// owner, admin or member.
+        #[arg(long, default_value = "member")]
+        role: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
 }
 
 fn init_logging(format: &str) {
@@ -33,6 +52,18 @@ fn init_logging(format: &str) {
     } else {
         builder.init();
     }
+}
+
+async fn add_user(args: SettingsArgs, email: &str, role: &str) -> Result<(), String> {
+    let settings = Settings::resolve(args)?;
+    init_logging(&settings.log_format);
+    let role = Role::parse(role).ok_or("role must be owner, admin or member")?;
+    let state = keygate_control::server::build_state(settings).await?;
+    let (id, _org) = keygate_control::members::add_member(&state.db, None, email, role)
+        .await
+        .map_err(|e| e.message)?;
+    println!("added {email} (user {id}); they can now sign in with a code sent to that address");
+    Ok(())
 }
 
 #[tokio::main]
@@ -57,6 +88,11 @@ async fn main() -> std::process::ExitCode {
             }
             Err(e) => Err(e),
         },
+        Command::User(UserCommand::Add {
+            email,
+            role,
+            settings,
+        }) => add_user(settings, &email, &role).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

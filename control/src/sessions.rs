@@ -140,6 +140,7 @@ async fn sign_in(
         .await
     })?;
     let Some(challenge_id) = latest else {
+        record_failed_sign_in(&state, &email, &client, "OTP_INVALID").await;
         return Err(ApiError::unauthorized(
             "OTP_INVALID",
             "that code is not right; ask for a new one",

@@ -8,6 +8,7 @@
 
 mod cmd;
 mod edge;
+mod postgres;
 mod test;
 mod tools;
 
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
         Some("test") => test::run(&args[1..]),
         Some("install") => tools::ensure_all(),
         Some("bench") => test::bench(&args[1..]),
+        Some("with-postgres") => postgres::with_cluster(&args[1..]),
         Some("build-edge") => edge::install_and_build(),
         Some("bench-edge") => edge::bench(&args[1..]),
         Some("edge-dev") => edge::dev(&args[1..]),
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
                  test     install tools, then fmt, clippy, all tests, wasm builds\n  \
                  install  only install the tools the suite needs\n  \
                  bench    run the benchmarks quoted in the README\n  \
+                 with-postgres CMD...  run CMD with KEYGATE_TEST_POSTGRES_URL set to a throw-away cluster\n  \
                  build-edge  build the edge worker into edge/build (local tools only)\n  \
                  bench-edge  edge load benchmark (check vs healthz) and wasm size\n  \
                  edge-dev [port] [control-url]  wrangler dev for the edge alone, with .dev.vars"

@@ -35,10 +35,19 @@ pub fn run_suite() -> Result {
     // end-to-end tests in `tests/` run under miniflare.
     crate::edge::lint_and_unit_test()?;
     crate::edge::build()?;
+    // The end-to-end tests start the real `keygate` binary.
     cmd::run(
         "cargo",
-        &["test", "--workspace", "--exclude", "keygate-edge"],
+        &["build", "-p", "keygate-control", "--bin", "keygate"],
     )?;
+    // A throw-away PostgreSQL for the control plane's PostgreSQL variants (stopped on drop).
+    let cluster = crate::postgres::Cluster::start()?;
+    let mut test = std::process::Command::new("cargo");
+    test.args(["test", "--workspace", "--exclude", "keygate-edge"]);
+    if let Some(c) = &cluster {
+        test.env("KEYGATE_TEST_POSTGRES_URL", &c.url);
+    }
+    cmd::run_with(&mut test)?;
     Ok(())
 }
 

@@ -47,6 +47,8 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(crate::sessions::router())
+        .merge(crate::members::router())
+        .merge(crate::audit::router())
         .merge(crate::workspace_scopes::router())
         .merge(crate::api_keys::router())
         .merge(crate::workspaces::router())

@@ -1,0 +1,334 @@
+//! Members of the organisation: invite (the address can then sign in), change role, remove.
+//! Only owners and admins manage members; only owners touch owners; the last owner stays.
+//! `keygate user add` uses [`add_member`] from the command line.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, patch};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::audit::{AuditEntry, AuditStore};
+use crate::auth::{CurrentUser, Role};
+use crate::db::{Db, WriteTx};
+use crate::error::{ApiError, ApiResult, ResultExt};
+use crate::http::{AppState, ClientInfo, JsonBody};
+use crate::ids::{is_valid_id, new_id, now_ms, rfc3339};
+use crate::sessions::normalize_email;
+use crate::with_db;
+
+/// Routes: `/members`, `/members/{id}`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/members", get(list).post(invite))
+        .route("/members/{id}", patch(change_role).delete(remove))
+}
+
+type MemberRow = (String, String, String, i64, Option<i64>);
+
+fn member_json((id, email, role, created_at, last_sign_in_at): MemberRow) -> Value {
+    json!({
+        "id": id,
+        "email": email,
+        "role": role,
+        "createdAt": rfc3339(created_at),
+        "lastSignInAt": last_sign_in_at.map(rfc3339),
+    })
+}
+
+async fn list(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<Value>> {
+    let rows: Vec<MemberRow> = with_db!(&state.db, |pool| {
+        sqlx::query_as(
+            "SELECT id, email, role, created_at, last_sign_in_at FROM users WHERE org_id = $1 ORDER BY created_at, id",
+        )
+        .bind(&user.org_id)
+        .fetch_all(pool)
+        .await
+    })?;
+    Ok(Json(
+        json!({"members": rows.into_iter().map(member_json).collect::<Vec<_>>()}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Invite {
+    email: String,
+    #[serde(default = "default_role")]
+    role: String,
+}
+
+fn default_role() -> String {
+    "member".into()
+}
+
+fn parse_role(s: &str) -> ApiResult<Role> {
+    Role::parse(s)
+        .ok_or_else(|| ApiError::bad_request("INVALID_ROLE", "role must be owner, admin or member"))
+}
+
+fn owners_only() -> ApiError {
+    ApiError::forbidden(
+        "ROLE_REQUIRED",
+        "only owners can grant, change or remove the owner role",
+    )
+}
+
+/// Adds `email` with `role` to organisation `org_id` (or, with `org_id` `None` on an instance
+/// with no organisation yet, creates one with this user as owner). Used by the CLI.
+pub async fn add_member(
+    db: &Db,
+    org_id: Option<&str>,
+    email: &str,
+    role: Role,
+) -> ApiResult<(String, String)> {
+    let email = normalize_email(email)?;
+    let now = now_ms();
+    let id = new_id();
+    with_db!(db, |pool| {
+        let mut tx = pool.begin_write().await?;
+        let org_id = match org_id {
+            Some(o) => o.to_owned(),
+            None => {
+                let existing: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM organisations ORDER BY created_at LIMIT 1")
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                match existing {
+                    Some(o) => o,
+                    None => {
+                        let o = new_id();
+                        sqlx::query(
+                            "INSERT INTO organisations (id, name, created_at) VALUES ($1, $2, $3)",
+                        )
+                        .bind(&o)
+                        .bind(email.split('@').nth(1).unwrap_or("my organisation"))
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        o
+                    }
+                }
+            }
+        };
+        let owners: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE org_id = $1 AND role = 'owner'")
+                .bind(&org_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        // The first member of an organisation is always its owner.
+        let role = if owners == 0 { Role::Owner } else { role };
+        sqlx::query(
+            "INSERT INTO users (id, org_id, email, role, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(&org_id)
+        .bind(&email)
+        .bind(role.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .on_constraint(|_| {
+            ApiError::conflict("MEMBER_EXISTS", "that address is already a member")
+        })?;
+        tx.commit().await?;
+        Ok((id, org_id))
+    })
+}
+
+async fn invite(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    client: ClientInfo,
+    JsonBody(req): JsonBody<Invite>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    user.require_admin()?;
+    let role = parse_role(&req.role)?;
+    if role == Role::Owner && user.role != Role::Owner {
+        return Err(owners_only());
+    }
+    let email = normalize_email(&req.email)?;
+    let id = new_id();
+    let now = now_ms();
+    with_db!(&state.db, |pool| {
+        let mut tx = pool.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO users (id, org_id, email, role, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(&user.org_id)
+        .bind(&email)
+        .bind(role.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .on_constraint(|_| {
+            // Emails are unique across organisations; say nothing about which one.
+            ApiError::conflict(
+                "MEMBER_EXISTS",
+                "that address already belongs to an organisation",
+            )
+        })?;
+        tx.as_mut()
+            .record_audit(
+                &AuditEntry {
+                    org_id: &user.org_id,
+                    workspace_id: None,
+                    actor_id: Some(&user.user_id),
+                    actor: &user.email,
+                    action: "member.invite",
+                    target: Some(&email),
+                    outcome: "success",
+                    detail: json!({"role": role.as_str()}),
+                },
+                &client,
+            )
+            .await?;
+        tx.commit().await
+    })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"member": member_json((id, email, role.as_str().to_owned(), now, None))})),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleChange {
+    role: String,
+}
+
+/// Loads a member of the caller's organisation (404 otherwise) inside a transaction.
+macro_rules! load_member {
+    ($tx:expr, $org:expr, $id:expr) => {{
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT email, role FROM users WHERE id = $1 AND org_id = $2")
+                .bind($id)
+                .bind($org)
+                .fetch_optional(&mut *$tx)
+                .await?;
+        row.ok_or_else(|| ApiError::not_found("member"))?
+    }};
+}
+
+/// How many owners the organisation has, inside a transaction.
+macro_rules! owner_count {
+    ($tx:expr, $org:expr) => {{
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE org_id = $1 AND role = 'owner'")
+                .bind($org)
+                .fetch_one(&mut *$tx)
+                .await?;
+        n
+    }};
+}
+
+async fn change_role(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    client: ClientInfo,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<RoleChange>,
+) -> ApiResult<Json<Value>> {
+    user.require_admin()?;
+    if !is_valid_id(&id) {
+        return Err(ApiError::not_found("member"));
+    }
+    let role = parse_role(&req.role)?;
+    let row: MemberRow = with_db!(&state.db, |pool| {
+        let mut tx = pool.begin_write().await?;
+        let (email, current) = load_member!(tx, &user.org_id, &id);
+        if (current == "owner" || role == Role::Owner) && user.role != Role::Owner {
+            return Err(owners_only());
+        }
+        if current == "owner" && role != Role::Owner && owner_count!(tx, &user.org_id) <= 1 {
+            return Err(ApiError::conflict(
+                "LAST_OWNER",
+                "an organisation keeps at least one owner",
+            ));
+        }
+        sqlx::query("UPDATE users SET role = $1 WHERE id = $2 AND org_id = $3")
+            .bind(role.as_str())
+            .bind(&id)
+            .bind(&user.org_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.as_mut()
+            .record_audit(
+                &AuditEntry {
+                    org_id: &user.org_id,
+                    workspace_id: None,
+                    actor_id: Some(&user.user_id),
+                    actor: &user.email,
+                    action: "member.role_change",
+                    target: Some(&email),
+                    outcome: "success",
+                    detail: json!({"from": current, "to": role.as_str()}),
+                },
+                &client,
+            )
+            .await?;
+        let row: MemberRow = sqlx::query_as(
+            "SELECT id, email, role, created_at, last_sign_in_at FROM users WHERE id = $1",
+        )
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row
+    });
+    Ok(Json(json!({"member": member_json(row)})))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    client: ClientInfo,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    user.require_admin()?;
+    if !is_valid_id(&id) {
+        return Err(ApiError::not_found("member"));
+    }
+    with_db!(&state.db, |pool| {
+        let mut tx = pool.begin_write().await?;
+        let (email, current) = load_member!(tx, &user.org_id, &id);
+        if current == "owner" && user.role != Role::Owner {
+            return Err(owners_only());
+        }
+        if current == "owner" && owner_count!(tx, &user.org_id) <= 1 {
+            return Err(ApiError::conflict(
+                "LAST_OWNER",
+                "an organisation keeps at least one owner",
+            ));
+        }
+        // Sessions go with the user (ON DELETE CASCADE); audit rows keep the email.
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM users WHERE id = $1 AND org_id = $2")
+            .bind(&id)
+            .bind(&user.org_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.as_mut()
+            .record_audit(
+                &AuditEntry {
+                    org_id: &user.org_id,
+                    workspace_id: None,
+                    actor_id: Some(&user.user_id),
+                    actor: &user.email,
+                    action: "member.remove",
+                    target: Some(&email),
+                    outcome: "success",
+                    detail: json!({"role": current}),
+                },
+                &client,
+            )
+            .await?;
+        tx.commit().await
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
