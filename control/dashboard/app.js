@@ -213,10 +213,12 @@ function buildShell() {
     }),
   );
 
+  const drawerClose = h('button', { type: 'button', class: 'icon-btn drawer-close', 'aria-label': 'Close navigation' }, icon('close'));
+  drawerClose.addEventListener('click', () => closeDrawer());
   const sidebar = h(
     'aside',
     { class: 'sidebar', id: 'sidebar', 'aria-label': 'Main navigation' },
-    h('div', { class: 'brand' }, brandMark(), h('span', { class: 'brand-name' }, 'keygate')),
+    h('div', { class: 'brand' }, brandMark(), h('span', { class: 'brand-name' }, 'keygate'), drawerClose),
     h('div', { class: 'ws-switch' }, h('label', { for: 'ws-switcher', class: 'nav-heading' }, 'Workspace'), h('div', { class: 'ws-switch-row' }, select, newWs)),
     h('nav', { 'aria-label': 'Workspace' }, wsNav),
     h('nav', { 'aria-label': 'Organisation' }, orgHeading, orgNav),

@@ -86,15 +86,20 @@ async function step(name, page, fn) {
     result.error = String(e && e.message ? e.message : e).split('\n').slice(0, 12).join('\n');
   }
   try {
-    const file = path.join(ARTIFACTS, `dashboard-${name}.png`);
-    await page.screenshot({ path: file, fullPage: true });
-    result.screenshot = file;
+    result.screenshot = await shot(page, `dashboard-${name}`, true);
   } catch {
     /* the page may be gone */
   }
   result.ms = Date.now() - started;
   results.push(result);
   console.log(JSON.stringify(result));
+}
+
+/** Saves ARTIFACTS/<name>.png with animations finished, so nothing is caught half-faded. */
+async function shot(page, name, fullPage = false) {
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage, animations: 'disabled' });
+  return file;
 }
 
 function expect(cond, message) {
@@ -136,7 +141,7 @@ try {
     await page.getByLabel('Work email').fill(EMAIL);
     const code = await codeAfter(() => page.getByRole('button', { name: 'Email me a sign-in code' }).click());
     await page.getByLabel('Sign-in code').fill(code);
-    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-signin-code.png') });
+    await shot(page, 'dashboard-signin-code');
     await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     // A fresh instance has no workspace yet: the dashboard offers to create the first one.
     await page.waitForURL((u) => !u.pathname.startsWith('/signin'));
@@ -161,7 +166,7 @@ try {
     const value = await modal().getByTestId('new-token').inputValue();
     expect(value.length >= 20, `token value looks wrong: ${value}`);
     await modal().getByText("You won't see this token again").waitFor();
-    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-token-shown-once.png') });
+    await shot(page, 'dashboard-token-shown-once');
     await modal().getByRole('button', { name: 'Done' }).click();
     const row = page.getByRole('row', { name: /ci-deploy/ });
     await row.waitFor();
@@ -186,7 +191,7 @@ try {
     await modal().getByRole('button', { name: 'Verify' }).click();
     await modal().getByTestId('otp-error').getByText("That code isn't right").waitFor();
     expect(await modal().isVisible(), 'a wrong code closed the modal');
-    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-reveal-wrong-code.png') });
+    await shot(page, 'dashboard-reveal-wrong-code');
     await modal().getByLabel('Verification code').fill(right);
     await modal().getByRole('button', { name: 'Verify' }).click();
     await modal().waitFor({ state: 'detached' });
@@ -210,7 +215,7 @@ try {
     }
     expect(await resend.isVisible(), 'after many wrong codes the modal does not offer a new code');
     expect(/no longer works|expired|already been used/.test(await modal().getByTestId('otp-error').innerText()), 'the dead-code message is unclear');
-    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-reveal-dead-code.png') });
+    await shot(page, 'dashboard-reveal-dead-code');
     const fresh = await codeAfter(() => resend.click());
     await modal().getByLabel('Verification code').fill(fresh);
     await modal().getByRole('button', { name: 'Verify' }).click();
@@ -240,7 +245,7 @@ try {
     expect(/^pk_/.test(before), `publishable key looks wrong: ${before}`);
     await page.getByRole('button', { name: 'Revoke Key' }).click();
     await modal().getByText('Systems still using the old key will start failing immediately').waitFor();
-    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-revoke-confirm.png') });
+    await shot(page, 'dashboard-revoke-confirm');
     await modal().getByRole('button', { name: 'Revoke and issue a new key' }).click();
     await modal().waitFor({ state: 'detached' });
     await page.getByTestId('revoke-notice').waitFor();
@@ -278,6 +283,7 @@ try {
       await page.getByRole('button', { name: 'Blacklist Action' }).click();
       await modal().getByLabel('Module').selectOption('payments');
       await modal().getByLabel('Functionality').selectOption(functionality);
+      if (functionality.label === 'refund') await shot(page, 'dashboard-blacklist-modal');
       await modal().getByRole('button', { name: 'Save rule' }).click();
       await modal().waitFor({ state: 'detached' });
     };
@@ -286,7 +292,7 @@ try {
     await page.getByTestId('blacklist-table').waitFor();
     expect((await rows.count()) === 3, `expected 2 rules, saw ${(await rows.count()) - 1}`);
     await page.getByTestId('blacklist-table').getByText('All functionalities').waitFor();
-    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-blacklist-two-rules.png'), fullPage: true });
+    await shot(page, 'dashboard-blacklist-two-rules', true);
     await page.getByRole('button', { name: 'Remove rule payments refund' }).click();
     await page.getByRole('button', { name: 'Remove rule payments refund' }).waitFor({ state: 'detached' });
     expect((await rows.count()) === 2, 'the rule was not removed');
@@ -317,12 +323,12 @@ try {
     const value = await modal().getByTestId('new-sdk-key').inputValue();
     expect(/^sk_/.test(value), `new SDK key looks wrong: ${value}`);
     await modal().getByText("You won't see this SDK key again").waitFor();
-    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-sdk-key-created.png') });
+    await shot(page, 'dashboard-sdk-key-created');
     await modal().getByRole('button', { name: 'Done' }).click();
     const row = page.getByRole('row', { name: /billing-service/ });
     await row.waitFor();
     expect(!(await row.innerText()).includes(value), 'the SDK key list shows the full value');
-    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-sdk-keys-list.png'), fullPage: true });
+    await shot(page, 'dashboard-sdk-keys-list', true);
 
     // Reveal it again by code.
     const code = await codeAfter(() => row.getByRole('button', { name: /Reveal/ }).click());
@@ -359,7 +365,13 @@ try {
     await page.getByTestId('publishable-key').waitFor();
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow <= 0, `the page scrolls sideways at 390px (${overflow}px too wide)`);
-    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-phone-publishable-key.png'), fullPage: true });
+    await shot(page, 'dashboard-phone-publishable-key', true);
+    await page.getByRole('tab', { name: 'SDK Access Key' }).click();
+    await codeAfter(() => page.getByRole('button', { name: 'Reveal Key' }).click());
+    await modal().getByLabel('Verification code').waitFor();
+    await shot(page, 'dashboard-phone-reveal-modal');
+    await page.keyboard.press('Escape');
+    await modal().waitFor({ state: 'detached' });
     await page.getByRole('button', { name: 'Open navigation' }).click();
     await page.getByRole('link', { name: 'SDK keys' }).click();
     await page.getByRole('heading', { name: 'SDK keys', level: 1 }).waitFor();
@@ -368,7 +380,7 @@ try {
     await page.getByRole('button', { name: 'Open navigation' }).click();
     await page.getByRole('link', { name: 'SDK keys' }).waitFor();
     await page.waitForTimeout(400); // the drawer slides in
-    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-phone-menu.png') });
+    await shot(page, 'dashboard-phone-menu');
     await page.keyboard.press('Escape');
     await page.setViewportSize({ width: 1280, height: 860 });
   });
