@@ -71,6 +71,16 @@ pub trait PublishableKeyStore {
         now: i64,
     ) -> Result<SecretKey, sqlx::Error>;
 
+    /// Takes the workspace's row lock for the rest of the transaction (a no-op write; SQLite's
+    /// `BEGIN IMMEDIATE` already serializes writers) and returns its catalogue, or `None` if the
+    /// workspace is not in `org_id`. Every change the edge must learn starts here, so changes to
+    /// one workspace commit one after another and their outbox rows are in commit order.
+    async fn lock_workspace(
+        &mut self,
+        workspace_id: &str,
+        org_id: &str,
+    ) -> Result<Option<String>, sqlx::Error>;
+
     /// The id of the workspace's live key, if any.
     async fn live_publishable_key_id(
         &mut self,
@@ -99,6 +109,17 @@ impl_for_both_backends!(PublishableKeyStore {
         .execute(&mut *self)
         .await?;
         Ok(key)
+    }
+
+    async fn lock_workspace(&mut self, workspace_id: &str, org_id: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "UPDATE workspaces SET updated_at = $1 WHERE id = $2 AND org_id = $3 RETURNING catalogue",
+        )
+        .bind(now_ms())
+        .bind(workspace_id)
+        .bind(org_id)
+        .fetch_optional(&mut *self)
+        .await
     }
 
     async fn live_publishable_key_id(&mut self, workspace_id: &str) -> Result<Option<String>, sqlx::Error> {
@@ -258,6 +279,13 @@ async fn revoke_publishable_key(
     let env = workspace.environment();
     let new_key = with_db!(&state.db, |pool| {
         let mut tx = pool.begin_write().await?;
+        if tx
+            .lock_workspace(&workspace.id, &user.org_id)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::not_found("workspace"));
+        }
         let done = sqlx::query(
             "UPDATE publishable_keys SET revoked_at = $1, replaced_by = $2
               WHERE id = $3 AND workspace_id = $4 AND revoked_at IS NULL",
@@ -457,14 +485,9 @@ async fn add_blacklist_rule(
     let rule_id = new_id();
     let rule = with_db!(&state.db, |pool| {
         let mut tx = pool.begin_write().await?;
-        // The catalogue is read in the writing transaction, so a concurrent catalogue change
+        // The catalogue is read under the workspace's lock, so a concurrent catalogue change
         // cannot slip a rule for a removed module in.
-        let catalogue: Option<String> =
-            sqlx::query_scalar("SELECT catalogue FROM workspaces WHERE id = $1 AND org_id = $2")
-                .bind(&workspace.id)
-                .bind(&user.org_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let catalogue = tx.lock_workspace(&workspace.id, &user.org_id).await?;
         let catalogue: keygate_shared::blacklist::Catalogue =
             serde_json::from_str(&catalogue.ok_or_else(|| ApiError::not_found("workspace"))?)
                 .unwrap_or_default();
@@ -531,6 +554,13 @@ async fn remove_blacklist_rule(
     }
     with_db!(&state.db, |pool| {
         let mut tx = pool.begin_write().await?;
+        if tx
+            .lock_workspace(&workspace.id, &user.org_id)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::not_found("workspace"));
+        }
         let removed: Option<(String, String)> = sqlx::query_as(
             "DELETE FROM blacklist_rules WHERE id = $1 AND workspace_id = $2
              RETURNING module, functionality",

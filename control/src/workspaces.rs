@@ -641,6 +641,20 @@ async fn put_modules(
     let text = serde_json::to_string(&catalogue).map_err(ApiError::internal)?;
     with_db!(&state.db, |pool| {
         let mut tx = pool.begin_write().await?;
+        // Writing first takes the workspace's row lock, so a rule added concurrently is
+        // either seen below or waits for this commit and then checks the new catalogue.
+        let done = sqlx::query(
+            "UPDATE workspaces SET catalogue = $1, updated_at = $2 WHERE id = $3 AND org_id = $4",
+        )
+        .bind(&text)
+        .bind(now_ms())
+        .bind(&workspace.id)
+        .bind(&user.org_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(ApiError::not_found("workspace"));
+        }
         // A blacklist rule must keep naming something in the catalogue; removing what a rule
         // blocks would silently unblock it, so the rule has to go first.
         let rules: Vec<(String, String)> = sqlx::query_as(
@@ -657,18 +671,6 @@ async fn put_modules(
                     "the blacklist rule {m}/{f} uses what this catalogue removes; remove the rule first"
                 ),
             ));
-        }
-        let done = sqlx::query(
-            "UPDATE workspaces SET catalogue = $1, updated_at = $2 WHERE id = $3 AND org_id = $4",
-        )
-        .bind(&text)
-        .bind(now_ms())
-        .bind(&workspace.id)
-        .bind(&user.org_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(ApiError::not_found("workspace"));
         }
         tx.record_audit(
             &AuditEntry {

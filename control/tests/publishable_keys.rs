@@ -475,3 +475,81 @@ async fn admins_see_the_gateway_signing_secret_when_an_edge_is_configured() {
     let member = add_user(&server, &org, "member@example.com", "member").await;
     assert!(current(&member, &id).await.get("signingSecret").is_none());
 }
+
+async fn concurrent_changes_leave_the_edge_with_the_final_state(server: TestServer) {
+    let (owner, id) = shop(&server).await;
+    for round in 0..5 {
+        // Two rules added at once: the newest outbox record carries both.
+        let adds: Vec<_> = [("billing", "charge"), ("orders", "list")]
+            .into_iter()
+            .map(|(m, f)| {
+                let (c, p) = (owner.clone(), pk_path(&id, "/blacklist"));
+                tokio::spawn(
+                    async move { c.post(&p, json!({"module": m, "functionality": f})).await },
+                )
+            })
+            .collect();
+        for t in adds {
+            assert_eq!(t.await.unwrap().status, 201);
+        }
+        let last = outbox(&server, &id).await.pop().unwrap().2;
+        assert_eq!(
+            last["blacklist"].as_array().unwrap().len(),
+            2,
+            "round {round}: {last}"
+        );
+
+        // Shrinking the catalogue while a rule for what it removes is added: never both.
+        let put = {
+            let (c, p) = (owner.clone(), format!("/api/v1/workspace/{id}/modules"));
+            tokio::spawn(async move {
+                c.put(
+                    &p,
+                    json!({"modules": [
+                        {"name": "billing", "functionalities": ["charge"]},
+                        {"name": "orders", "functionalities": ["list"]}
+                    ]}),
+                )
+                .await
+            })
+        };
+        let add = {
+            let (c, p) = (owner.clone(), pk_path(&id, "/blacklist"));
+            tokio::spawn(async move {
+                c.post(&p, json!({"module": "billing", "functionality": "refund"}))
+                    .await
+            })
+        };
+        let (put, add) = (put.await.unwrap(), add.await.unwrap());
+        assert!(
+            (put.status == 200) != (add.status == 201),
+            "round {round}: exactly one wins: {put:?} {add:?}"
+        );
+        // Reset for the next round.
+        let view = current(&owner, &id).await;
+        for rule in view["blacklist"].as_array().unwrap() {
+            let rid = rule["id"].as_str().unwrap();
+            assert_eq!(
+                owner
+                    .delete(&pk_path(&id, &format!("/blacklist/{rid}")))
+                    .await
+                    .status,
+                204
+            );
+        }
+        let r = owner
+            .put(
+                &format!("/api/v1/workspace/{id}/modules"),
+                json!({"modules": [
+                    {"name": "billing", "functionalities": ["charge", "refund"]},
+                    {"name": "orders", "functionalities": ["list"]}
+                ]}),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+    }
+}
+on_both_databases!(
+    concurrent_changes,
+    concurrent_changes_leave_the_edge_with_the_final_state
+);
