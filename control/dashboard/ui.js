@@ -315,7 +315,7 @@ export function secretDisplay(value, { label, what = 'key', testid } = {}) {
 }
 
 /** The "shown once" panel after creating a secret. */
-export function shownOnce(value, { what = 'token', testid = 'new-secret' } = {}) {
+export function shownOnce(value, { what = 'token', testid = 'new-secret', note } = {}) {
   return h(
     'div',
     { class: 'shown-once' },
@@ -323,7 +323,7 @@ export function shownOnce(value, { what = 'token', testid = 'new-secret' } = {})
       'div',
       { class: 'callout callout-warning' },
       icon('alert'),
-      h('div', {}, h('strong', {}, 'Copy it now. '), `You won't see this ${what} again. If you lose it, revoke it and create a new one.`),
+      h('div', {}, h('strong', {}, 'Copy it now. '), note || `You won't see this ${what} again. If you lose it, revoke it and create a new one.`),
     ),
     secretDisplay(value, { label: `New ${what}`, what, testid }),
   );

@@ -134,6 +134,7 @@ try {
 
   const modal = () => page.getByRole('dialog');
   let workspacePath = null;
+  let revealedAccessKey = null;
 
   await step('signin', page, async () => {
     await page.goto('/');
@@ -197,6 +198,7 @@ try {
     await modal().waitFor({ state: 'detached' });
     const revealed = page.getByTestId('sdk-access-key-revealed');
     const key = await revealed.inputValue();
+    revealedAccessKey = key;
     expect(/^sk_/.test(key), `revealed key does not look like an SDK key: ${key}`);
     expect((await revealed.getAttribute('type')) === 'text', 'revealed key is still hidden');
     await page.getByRole('button', { name: 'Copy SDK access key' }).waitFor();
@@ -221,6 +223,20 @@ try {
     await modal().getByRole('button', { name: 'Verify' }).click();
     await modal().waitFor({ state: 'detached' });
     expect(/^sk_/.test(await page.getByTestId('sdk-access-key-revealed').inputValue()), 'no key after a new code');
+  });
+
+  await step('rotate-sdk-access-key', page, async () => {
+    await page.goto(`${workspacePath}/tokens/sdk-access-key`);
+    await page.getByRole('button', { name: 'Rotate key' }).click();
+    await modal().getByText('Backends still using the current key will start failing immediately').waitFor();
+    await modal().getByRole('button', { name: 'Rotate key' }).click();
+    await modal().waitFor({ state: 'detached' });
+    await page.getByText('SDK access key rotated').waitFor();
+    const fresh = page.getByTestId('sdk-access-key-new');
+    if (await fresh.count()) {
+      const key = await fresh.inputValue();
+      expect(/^sk_/.test(key) && key !== revealedAccessKey, `rotation did not show a new key: ${key}`);
+    }
   });
 
   await step('modal-keyboard', page, async () => {
@@ -322,7 +338,7 @@ try {
     await modal().getByRole('button', { name: 'Create SDK key' }).click();
     const value = await modal().getByTestId('new-sdk-key').inputValue();
     expect(/^sk_/.test(value), `new SDK key looks wrong: ${value}`);
-    await modal().getByText("You won't see this SDK key again").waitFor();
+    await modal().getByText("You won't see this SDK key again without a verification code").waitFor();
     await shot(page, 'dashboard-sdk-key-created');
     await modal().getByRole('button', { name: 'Done' }).click();
     const row = page.getByRole('row', { name: /billing-service/ });
@@ -357,6 +373,52 @@ try {
     await page.goto('/settings/audit');
     await page.getByTestId('audit-table').waitFor();
     expect((await page.getByTestId('audit-table').getByRole('row').count()) > 1, 'the audit log is empty');
+  });
+
+  await step('controls-are-labelled', page, async () => {
+    // Every visible control has an accessible name: a <label>, aria-label(ledby) or its text.
+    const unlabelled = () =>
+      page.evaluate(() => {
+        const bad = [];
+        for (const el of document.querySelectorAll('input, select, textarea, button, a[href]')) {
+          if (el.type === 'hidden' || el.getClientRects().length === 0) continue;
+          const byIds = (el.getAttribute('aria-labelledby') || '')
+            .split(/\s+/)
+            .map((id) => document.getElementById(id)?.textContent.trim() || '')
+            .join(' ')
+            .trim();
+          const name =
+            (el.getAttribute('aria-label') || '').trim() ||
+            [...(el.labels || [])].map((l) => l.textContent.trim()).join(' ') ||
+            byIds ||
+            (['BUTTON', 'A'].includes(el.tagName) ? el.textContent.trim() : '');
+          if (!name) bad.push(el.outerHTML.slice(0, 140));
+        }
+        return bad;
+      });
+    const problems = [];
+    const check = async (where) => problems.push(...(await unlabelled()).map((b) => `${where}: ${b}`));
+    for (const tab of ['', '/sdk-access-key', '/publishable-key']) {
+      await page.goto(`${workspacePath}/tokens${tab}`);
+      await page.getByRole('tabpanel').getByRole('heading').first().waitFor();
+      await check(`tokens${tab}`);
+    }
+    await page.getByRole('button', { name: 'Blacklist Action' }).click();
+    await modal().waitFor();
+    await check('blacklist modal');
+    await page.keyboard.press('Escape');
+    for (const where of [`${workspacePath}/modules`, '/settings/sdk-keys', '/settings/members', '/settings/audit']) {
+      await page.goto(where);
+      await page.getByRole('heading', { level: 1 }).waitFor();
+      await page.waitForLoadState('networkidle');
+      await check(where);
+    }
+    await page.goto('/settings/sdk-keys');
+    await page.getByRole('button', { name: 'Create SDK key' }).click();
+    await modal().waitFor();
+    await check('create SDK key modal');
+    await page.keyboard.press('Escape');
+    expect(problems.length === 0, `controls without a name:\n${problems.join('\n')}`);
   });
 
   await step('phone-width', page, async () => {

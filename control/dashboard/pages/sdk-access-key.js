@@ -2,7 +2,7 @@
 // email (step-up OTP). Rotation replaces it; the old key stops working at once.
 
 import { get, maskOf, objectOf, post, secretOf, ws } from '../api.js';
-import { button, card, cardHeader, clear, confirmDialog, copyButton, errorState, h, icon, loadingState, shownOnce, timeEl, toast } from '../ui.js';
+import { button, card, cardHeader, clear, confirmDialog, copyButton, errorState, h, icon, loadingState, secretDisplay, timeEl, toast } from '../ui.js';
 import { revealWithOtp } from '../otp.js';
 import { currentUserEmail, wsId } from '../session.js';
 
@@ -90,7 +90,13 @@ export async function render(panel, { workspace }) {
     const newKey = secretOf(created);
     info = { ...info, ...objectOf(created, 'sdkAccessKey', 'sdkKey') };
     if (newKey) {
-      clear(fieldSlot, shownOnce(newKey, { what: 'SDK access key', testid: 'sdk-access-key-new' }), h('div', { class: 'form-actions' }, button('Hide', { variant: 'ghost', iconName: 'eyeOff', onClick: showHidden })));
+      clear(
+        fieldSlot,
+        h('div', { class: 'stack-sm' },
+          h('div', { class: 'callout callout-success', role: 'status' }, icon('check'), h('div', {}, h('strong', {}, 'New key issued. '), 'The old key no longer works. Update your backends with this key.')),
+          h('div', { class: 'secret-row' }, secretDisplay(newKey, { label: 'SDK access key', what: 'SDK access key', testid: 'sdk-access-key-new' }), button('Hide', { variant: 'ghost', iconName: 'eyeOff', onClick: showHidden })),
+        ),
+      );
     } else {
       showHidden();
     }

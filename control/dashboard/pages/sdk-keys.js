@@ -193,7 +193,7 @@ function openCreate(reload) {
       const value = secretOf(created);
       modal.setTitle('SDK key created');
       const info = objectOf(created, 'sdkKey', 'key');
-      clear(modal.body, value ? shownOnce(value, { what: 'SDK key', testid: 'new-sdk-key' }) : h('p', {}, `The key ${info.name || ''} was created.`));
+      clear(modal.body, value ? shownOnce(value, { what: 'SDK key', testid: 'new-sdk-key', note: "You won't see this SDK key again without a verification code sent to your email. Store it in your backend's secret manager." }) : h('p', {}, `The key ${info.name || ''} was created.`));
       const done = button('Done', { variant: 'primary', onClick: () => modal.close() });
       clear(modal.footer, done);
       done.focus();
