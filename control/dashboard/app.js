@@ -177,7 +177,7 @@ function navLink(href, label, iconName, key) {
 }
 
 function buildShell() {
-  const select = h('select', { id: 'ws-switcher', class: 'select', 'aria-label': 'Workspace', 'data-testid': 'workspace-switcher' });
+  const select = h('select', { id: 'ws-switcher', class: 'select', 'data-testid': 'workspace-switcher' });
   select.addEventListener('change', () => {
     const id = select.value;
     localStorage.setItem(LAST_WS, id);
@@ -220,7 +220,7 @@ function buildShell() {
     { class: 'sidebar', id: 'sidebar', 'aria-label': 'Main navigation' },
     h('div', { class: 'brand' }, brandMark(), h('span', { class: 'brand-name' }, 'keygate'), drawerClose),
     h('div', { class: 'ws-switch' }, h('label', { for: 'ws-switcher', class: 'nav-heading' }, 'Workspace'), h('div', { class: 'ws-switch-row' }, select, newWs)),
-    h('nav', { 'aria-label': 'Workspace' }, wsNav),
+    h('nav', { 'aria-label': 'Workspace pages' }, wsNav),
     h('nav', { 'aria-label': 'Organisation' }, orgHeading, orgNav),
     h('div', { class: 'sidebar-footer' }, userBox, signOut),
   );

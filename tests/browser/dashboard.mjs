@@ -1,6 +1,7 @@
 // Clicks through the keygate dashboard in headless Chromium (Debian's, driven by playwright-core).
 //
-// Run by tests/tests/dashboard.rs against a real `keygate serve`, but runnable by hand:
+// Run by tests/tests/dashboard.rs against a real `keygate serve`, but runnable by hand against a
+// throw-away instance (it revokes and rotates that instance's keys):
 //   KEYGATE_URL=http://127.0.0.1:8080 KEYGATE_OUTBOX=<data dir>/outbox.mbox \
 //   KEYGATE_EMAIL=owner@example.com node tests/browser/dashboard.mjs
 //
@@ -445,6 +446,23 @@ try {
     await shot(page, 'dashboard-phone-menu');
     await page.keyboard.press('Escape');
     await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  await step('workspace-switcher', page, async () => {
+    await page.goto(`${workspacePath}/tokens/publishable-key`);
+    const name = `Staging ${Date.now() % 100000}`;
+    await page.getByRole('button', { name: 'New workspace' }).click();
+    await modal().getByLabel('Workspace name').fill(name);
+    await modal().getByRole('button', { name: 'Create workspace' }).click();
+    await page.waitForURL((u) => !u.pathname.startsWith(workspacePath));
+    const switcher = page.getByRole('combobox', { name: 'Workspace', exact: true });
+    expect((await switcher.locator('option:checked').innerText()) === name, 'the switcher does not show the new workspace');
+    await page.getByRole('tab', { name: 'Publishable Key' }).click();
+    const otherKey = await page.getByTestId('publishable-key').inputValue();
+    await switcher.selectOption({ label: 'Production' });
+    await page.waitForURL(new RegExp(`${workspacePath}/tokens/publishable-key$`));
+    const ownKey = await page.getByTestId('publishable-key').inputValue();
+    expect(/^pk_/.test(otherKey) && otherKey !== ownKey, 'each workspace should have its own publishable key');
   });
 
   await step('sign-out', page, async () => {

@@ -29,6 +29,7 @@ const KEY_FLOWS: &[&str] = &[
     "create-and-revoke-sdk-key",
     "controls-are-labelled",
     "phone-width",
+    "workspace-switcher",
     "sign-out",
     "no-console-errors",
 ];
