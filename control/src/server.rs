@@ -39,6 +39,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, String> {
         settings: Arc::new(settings),
         keys: Arc::new(keys),
         mailer: Arc::new(mailer),
+        edge_wakeup: Arc::new(tokio::sync::Notify::new()),
     })
 }
 
@@ -55,11 +56,15 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     println!("keygate listening on http://{local}");
     tracing::info!(%local, database = state.db.backend(), "listening");
     let db = state.db.clone();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let deliverer = tokio::spawn(crate::edge_sync::run_deliverer(state.clone(), stop_rx));
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
+    let _ = stop_tx.send(true);
+    let _ = deliverer.await;
     db.close().await;
     tracing::info!("stopped");
     Ok(())

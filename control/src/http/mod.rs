@@ -41,6 +41,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// Outgoing mail.
     pub mailer: Arc<Mailer>,
+    /// Wakes this replica's edge deliverer after a change (others find it by polling).
+    pub edge_wakeup: Arc<tokio::sync::Notify>,
 }
 
 /// The whole application.
@@ -54,14 +56,21 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::workspaces::router())
         .merge(crate::publishable_keys::router())
         .merge(crate::sdk_keys::router())
-        .merge(crate::tokens::router());
+        .merge(crate::tokens::router())
+        .merge(crate::edge_sync::router());
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(crate::metrics::metrics))
         .nest("/api/v1", api)
         .merge(crate::dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::edge_sync::wake_after_writes,
+        ))
+        .layer(axum::middleware::from_fn(crate::metrics::count_responses))
         .with_state(state)
 }
 

@@ -128,8 +128,15 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+        let deliverer = tokio::spawn(keygate_control::edge_sync::run_deliverer(
+            state.clone(),
+            stop_rx,
+        ));
         let task = tokio::spawn(async move {
+            let _keep_deliverer_running = _stop;
             axum::serve(listener, app).await.unwrap();
+            deliverer.abort();
         });
         TestServer {
             base: format!("http://{addr}"),

@@ -1,0 +1,325 @@
+//! Keeping the edge in sync: the outbox deliverer (push) and the pull endpoint.
+//!
+//! **Push.** Every change the edge must learn committed an `edge_outbox` row with the full
+//! record. [`run_deliverer`] claims pending rows in id order with a lease (`next_attempt_at`
+//! moved 30 s ahead; `FOR UPDATE SKIP LOCKED` on PostgreSQL so two replicas never claim the
+//! same row), sends them as one signed [`SyncBatch`] with `version = row id`, and marks them
+//! delivered only on the edge's `200`. Failures back off exponentially (250 ms to 30 s); a
+//! replica that dies mid-delivery leaves rows whose lease expires and another picks them up.
+//! Delivery is at-least-once; the edge applies a record only if its version is newer, so the
+//! effect is exactly once.
+//!
+//! Latency: a successful write request wakes this replica's deliverer at once
+//! ([`wake_after_writes`]); other replicas poll every [`POLL_INTERVAL`].
+//!
+//! **Pull.** `GET /api/v1/edge/records/{digest}` answers the edge's signed pull on a cache and
+//! KV miss with the key's current record, the reply signed and bound to the request's nonce
+//! (contract in `keygate_shared::record::pull_path`).
+
+use std::time::Duration;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use keygate_shared::key::KeyDigest;
+use keygate_shared::record::{pull_path, EdgeRecord, PullReply, SyncAck, SyncBatch, SYNC_PATH};
+use keygate_shared::signing::{self, Purpose, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::AppState;
+use crate::ids::now_ms;
+use crate::outbox::OutboxStore;
+use crate::with_db;
+
+/// How often an idle deliverer looks for rows written by other replicas.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How long a claimed row is reserved for the claiming replica.
+const LEASE_MS: i64 = 30_000;
+/// Rows per sync request.
+const BATCH: i64 = 100;
+/// Longest wait between retries.
+const MAX_BACKOFF_MS: i64 = 30_000;
+
+/// Routes: the edge's pull endpoint.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/edge/records/{digest}", get(pull))
+}
+
+/// Middleware: after a successful state-changing request, wake the edge deliverer.
+pub async fn wake_after_writes(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let writes = !req.method().is_safe();
+    let res = next.run(req).await;
+    if writes && res.status().is_success() {
+        state.edge_wakeup.notify_one();
+    }
+    res
+}
+
+fn unix_secs() -> u64 {
+    u64::try_from(now_ms() / 1000).unwrap_or_default()
+}
+
+fn edge_secret(state: &AppState) -> Option<&[u8]> {
+    state
+        .settings
+        .edge_secret
+        .as_deref()
+        .map(str::as_bytes)
+        .filter(|s| !s.is_empty())
+}
+
+async fn pull(
+    State(state): State<AppState>,
+    Path(digest_hex): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let Some(secret) = edge_secret(&state) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ROUTE_NOT_FOUND",
+            "no such route",
+        ));
+    };
+    let refused = |e: signing::SignatureError| ApiError::unauthorized(e.code(), e.to_string());
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let digest = KeyDigest::from_hex(&digest_hex).ok_or_else(|| ApiError::not_found("record"))?;
+    let timestamp = signing::parse_timestamp(header(HEADER_TIMESTAMP)).map_err(refused)?;
+    let nonce = header(HEADER_NONCE).to_owned();
+    let path = pull_path(&digest);
+    signing::verify(
+        secret,
+        Purpose::Pull,
+        timestamp,
+        &nonce,
+        path.as_bytes(),
+        header(HEADER_SIGNATURE),
+        unix_secs(),
+    )
+    .map_err(refused)?;
+    let record: Option<EdgeRecord> = with_db!(&state.db, |pool| {
+        let mut conn = pool.acquire().await?;
+        conn.current_edge_record(&digest).await
+    })?;
+    let body = serde_json::to_vec(&PullReply { record }).map_err(ApiError::internal)?;
+    let now = unix_secs();
+    let tag = signing::sign(secret, Purpose::PullReply, now, &nonce, &body);
+    let mut res = (StatusCode::OK, body).into_response();
+    let h = res.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    for (name, value) in [
+        (HEADER_TIMESTAMP, now.to_string()),
+        (HEADER_NONCE, nonce),
+        (HEADER_SIGNATURE, tag),
+    ] {
+        h.insert(
+            name,
+            HeaderValue::from_str(&value).map_err(ApiError::internal)?,
+        );
+    }
+    Ok(res)
+}
+
+/// One claimed outbox row.
+type Claimed = (i64, String);
+
+async fn claim(state: &AppState) -> Result<Vec<Claimed>, sqlx::Error> {
+    let now = now_ms();
+    let mut rows: Vec<Claimed> = match &state.db {
+        crate::db::Db::Sqlite(pool) => {
+            // SQLite serialises writers, so a claim-by-update is atomic.
+            sqlx::query_as(
+                "UPDATE edge_outbox SET next_attempt_at = $1, attempts = attempts + 1
+                  WHERE id IN (SELECT id FROM edge_outbox
+                                WHERE delivered_at IS NULL AND next_attempt_at <= $2
+                                ORDER BY id LIMIT $3)
+                  RETURNING id, record",
+            )
+            .bind(now + LEASE_MS)
+            .bind(now)
+            .bind(BATCH)
+            .fetch_all(pool)
+            .await?
+        }
+        crate::db::Db::Postgres(pool) => {
+            // SKIP LOCKED: two replicas claiming at once get disjoint rows.
+            sqlx::query_as(
+                "UPDATE edge_outbox SET next_attempt_at = $1, attempts = attempts + 1
+                  WHERE id IN (SELECT id FROM edge_outbox
+                                WHERE delivered_at IS NULL AND next_attempt_at <= $2
+                                ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+                  RETURNING id, record",
+            )
+            .bind(now + LEASE_MS)
+            .bind(now)
+            .bind(BATCH)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    rows.sort_by_key(|(id, _)| *id);
+    Ok(rows)
+}
+
+/// Why a batch was not acknowledged.
+#[derive(Debug)]
+struct DeliveryError(String);
+
+async fn send(
+    state: &AppState,
+    http: &reqwest::Client,
+    edge_url: &str,
+    secret: &[u8],
+    rows: &[Claimed],
+) -> Result<SyncAck, DeliveryError> {
+    let mut batch = SyncBatch::default();
+    for (id, json) in rows {
+        let mut record: EdgeRecord = serde_json::from_str(json)
+            .map_err(|e| DeliveryError(format!("outbox row {id} is not a record: {e}")))?;
+        record.version = u64::try_from(*id).unwrap_or_default();
+        batch.records.push(record);
+    }
+    let body = serde_json::to_vec(&batch).map_err(|e| DeliveryError(e.to_string()))?;
+    let timestamp = unix_secs();
+    let nonce = keygate_shared::random::hex_token();
+    let tag = signing::sign(secret, Purpose::Sync, timestamp, &nonce, &body);
+    let res = http
+        .post(format!("{edge_url}{SYNC_PATH}"))
+        .header("content-type", "application/json")
+        .header(HEADER_TIMESTAMP, timestamp.to_string())
+        .header(HEADER_NONCE, &nonce)
+        .header(HEADER_SIGNATURE, tag)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| DeliveryError(format!("edge unreachable: {e}")))?;
+    let status = res.status();
+    let text = res.text().await.unwrap_or_default();
+    if !status.is_success() {
+        let snippet: String = text.chars().take(200).collect();
+        return Err(DeliveryError(format!("edge answered {status}: {snippet}")));
+    }
+    let _ = state;
+    serde_json::from_str(&text)
+        .map_err(|e| DeliveryError(format!("edge acknowledgement unreadable: {e}")))
+}
+
+async fn mark_delivered(state: &AppState, ids: &[i64]) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    with_db!(&state.db, |pool| {
+        let mut tx = pool.begin().await?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE edge_outbox SET delivered_at = $1, last_error = NULL WHERE id = $2",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    })
+}
+
+async fn mark_failed(state: &AppState, ids: &[i64], error: &str) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    with_db!(&state.db, |pool| {
+        let mut tx = pool.begin().await?;
+        for id in ids {
+            let attempts: i64 =
+                sqlx::query_scalar("SELECT attempts FROM edge_outbox WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let backoff = (250i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
+            sqlx::query(
+                "UPDATE edge_outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3",
+            )
+            .bind(now + backoff)
+            .bind(error)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    })
+}
+
+/// Delivers until `shutdown` fires. Does nothing (returns at once) without an edge URL and
+/// secret: rows then wait in the outbox until one is configured.
+pub async fn run_deliverer(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let (Some(edge_url), Some(secret)) = (
+        state.settings.edge_url.clone(),
+        edge_secret(&state).map(<[u8]>::to_vec),
+    ) else {
+        tracing::warn!(
+            "KEYGATE_EDGE_URL or KEYGATE_EDGE_SECRET is not set: edge updates stay in the outbox"
+        );
+        return;
+    };
+    let http = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the HTTP client for edge delivery");
+            return;
+        }
+    };
+    tracing::info!(edge = %edge_url, "edge deliverer started");
+    loop {
+        let delivered_something = match claim(&state).await {
+            Ok(rows) if rows.is_empty() => false,
+            Ok(rows) => {
+                let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+                match send(&state, &http, &edge_url, &secret, &rows).await {
+                    Ok(ack) => {
+                        crate::metrics::EDGE_DELIVERED.add(ids.len() as u64);
+                        tracing::debug!(
+                            rows = ids.len(),
+                            applied = ack.applied,
+                            skipped = ack.skipped,
+                            "edge acknowledged"
+                        );
+                        if let Err(e) = mark_delivered(&state, &ids).await {
+                            tracing::error!(error = %e, "could not mark outbox rows delivered; they will be resent");
+                        }
+                        true
+                    }
+                    Err(DeliveryError(e)) => {
+                        crate::metrics::EDGE_FAILURES.add(1);
+                        tracing::warn!(error = %e, rows = ids.len(), "edge delivery failed; will retry");
+                        if let Err(e) = mark_failed(&state, &ids, &e).await {
+                            tracing::error!(error = %e, "could not record a failed delivery");
+                        }
+                        false
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not claim outbox rows");
+                false
+            }
+        };
+        if delivered_something {
+            continue;
+        }
+        tokio::select! {
+            _ = state.edge_wakeup.notified() => {}
+            _ = tokio::time::sleep(POLL_INTERVAL) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
