@@ -25,6 +25,24 @@ enum Command {
     /// Manage the people who can sign in.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage organisations (tenants).
+    #[command(subcommand)]
+    Org(OrgCommand),
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Create another organisation with its first owner.
+    Add {
+        /// The organisation's name.
+        #[arg(long)]
+        name: String,
+        /// Its first owner's email address.
+        #[arg(long)]
+        owner: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -66,6 +84,17 @@ async fn add_user(args: SettingsArgs, email: &str, role: &str) -> Result<(), Str
     Ok(())
 }
 
+async fn add_org(args: SettingsArgs, name: &str, owner: &str) -> Result<(), String> {
+    let settings = Settings::resolve(args)?;
+    init_logging(&settings.log_format);
+    let state = keygate_control::server::build_state(settings).await?;
+    let (org, _) = keygate_control::members::create_organisation(&state.db, name, owner)
+        .await
+        .map_err(|e| e.message)?;
+    println!("created organisation {name} ({org}); {owner} can sign in as its owner");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -93,6 +122,11 @@ async fn main() -> std::process::ExitCode {
             role,
             settings,
         }) => add_user(settings, &email, &role).await,
+        Command::Org(OrgCommand::Add {
+            name,
+            owner,
+            settings,
+        }) => add_org(settings, &name, &owner).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -137,6 +137,43 @@ pub async fn add_member(
     })
 }
 
+/// Creates a new organisation with `owner_email` as its owner (another tenant on the same
+/// instance). Returns (organisation id, user id). Used by `keygate org add`.
+pub async fn create_organisation(
+    db: &Db,
+    name: &str,
+    owner_email: &str,
+) -> ApiResult<(String, String)> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "INVALID_NAME",
+            "organisation names are 1-100 printable characters",
+        ));
+    }
+    let email = normalize_email(owner_email)?;
+    let (org_id, user_id, now) = (new_id(), new_id(), now_ms());
+    with_db!(db, |pool| {
+        let mut tx = pool.begin_write().await?;
+        sqlx::query("INSERT INTO organisations (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&org_id)
+            .bind(name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO users (id, org_id, email, role, created_at) VALUES ($1, $2, $3, 'owner', $4)")
+            .bind(&user_id)
+            .bind(&org_id)
+            .bind(&email)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .on_constraint(|_| ApiError::conflict("MEMBER_EXISTS", "that address already belongs to an organisation"))?;
+        tx.commit().await?;
+        Ok((org_id, user_id))
+    })
+}
+
 async fn invite(
     State(state): State<AppState>,
     user: CurrentUser,
