@@ -146,7 +146,7 @@ function focusables(root) {
  * Opens a dialog with a focus trap; Escape, the close button and a backdrop click close it and
  * focus returns to where it was. Returns {dialog, body, footer, close, setTitle}.
  */
-export function openModal({ title, description, size = 'md', onClose, dismissable = true }) {
+export function openModal({ title, description, size = 'md', onClose, dismissable = true, closeOnBackdrop = true }) {
   const opener = document.activeElement;
   const titleId = uid('modal-title');
   const descId = description ? uid('modal-desc') : null;
@@ -205,7 +205,7 @@ export function openModal({ title, description, size = 'md', onClose, dismissabl
 
   closeBtn.addEventListener('click', () => close());
   backdrop.addEventListener('mousedown', (e) => {
-    if (e.target === backdrop && dismissable) close();
+    if (e.target === backdrop && dismissable && closeOnBackdrop) close();
   });
   const handle = { dialog, body, footer, close, setTitle: (t) => (titleEl.textContent = t), get closed() { return closed; } };
   modalStack.push(handle);
@@ -298,20 +298,24 @@ export function copyButton(getText, { label = 'Copy', what = 'value', small = fa
   return btn;
 }
 
-/** A read-only monospace field showing a secret in full, with a copy button beside it. */
-export function secretDisplay(value, { label, what = 'key', testid } = {}) {
-  const input = h('input', {
-    type: 'text',
+/**
+ * A read-only monospace box showing a secret in full (it wraps rather than hiding characters
+ * off the edge), with a copy button beside it.
+ */
+export function secretDisplay(value, { label, what = 'key', testid, id } = {}) {
+  const box = h('textarea', {
+    id,
     class: 'input mono secret-value',
     readonly: true,
-    value,
+    rows: '1',
     spellcheck: 'false',
     autocomplete: 'off',
     'data-testid': testid,
     onFocus: (e) => e.target.select(),
   });
-  if (label) input.setAttribute('aria-label', label);
-  return h('div', { class: 'secret-row' }, input, copyButton(() => input.value, { what }));
+  box.value = value;
+  if (label) box.setAttribute('aria-label', label);
+  return h('div', { class: 'secret-row' }, box, copyButton(() => box.value, { what }));
 }
 
 /** The "shown once" panel after creating a secret. */

@@ -151,6 +151,7 @@ try {
     const tokens = page.getByRole('heading', { name: 'Tokens', level: 1 });
     await first.or(tokens).first().waitFor();
     if (await first.isVisible()) {
+      await shot(page, 'dashboard-first-workspace');
       await page.getByLabel('Workspace name').fill('Production');
       await page.getByRole('button', { name: 'Create workspace' }).click();
     }
@@ -164,6 +165,7 @@ try {
     await page.goto(`${workspacePath}/tokens`);
     await page.getByRole('button', { name: 'Create token' }).click();
     await modal().getByLabel('Name').fill('ci-deploy');
+    await modal().getByLabel('Expires').selectOption({ label: 'In 30 days' });
     await modal().getByRole('button', { name: 'Create token' }).click();
     const value = await modal().getByTestId('new-token').inputValue();
     expect(value.length >= 20, `token value looks wrong: ${value}`);
@@ -201,7 +203,7 @@ try {
     const key = await revealed.inputValue();
     revealedAccessKey = key;
     expect(/^sk_/.test(key), `revealed key does not look like an SDK key: ${key}`);
-    expect((await revealed.getAttribute('type')) === 'text', 'revealed key is still hidden');
+    expect((await revealed.getAttribute('type')) !== 'password', 'revealed key is still hidden');
     await page.getByRole('button', { name: 'Copy SDK access key' }).waitFor();
   });
 
@@ -268,6 +270,7 @@ try {
     await page.getByTestId('revoke-notice').waitFor();
     const after = await field.inputValue();
     expect(/^pk_/.test(after) && after !== before, `the key did not change: ${before} -> ${after}`);
+    await shot(page, 'dashboard-publishable-key-new');
     await page.reload();
     expect((await page.getByTestId('publishable-key').inputValue()) === after, 'the new key did not survive a reload');
   });

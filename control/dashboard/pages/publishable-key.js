@@ -31,11 +31,9 @@ export async function render(panel, ctx) {
   function showKey() {
     clear(
       keySlot,
-      h('div', { class: 'field' }, h('label', { for: 'pk-value' }, 'Publishable key'), secretDisplay(key.key || key.value || '', { what: 'publishable key', testid: 'publishable-key' })),
+      h('div', { class: 'field' }, h('label', { for: 'pk-value' }, 'Publishable key'), secretDisplay(key.key || key.value || '', { id: 'pk-value', what: 'publishable key', testid: 'publishable-key' })),
       h('dl', { class: 'meta' }, key.createdAt ? [h('dt', {}, 'Created'), h('dd', {}, timeEl(key.createdAt))] : null),
     );
-    const input = keySlot.querySelector('input');
-    input.id = 'pk-value';
   }
   revoke.addEventListener('click', async () => {
     let result = null;

@@ -2,7 +2,7 @@
 // email (step-up OTP). Rotation replaces it; the old key stops working at once.
 
 import { get, maskOf, objectOf, post, secretOf, ws } from '../api.js';
-import { button, card, cardHeader, clear, confirmDialog, copyButton, errorState, h, icon, loadingState, secretDisplay, timeEl, toast } from '../ui.js';
+import { button, card, cardHeader, clear, confirmDialog, errorState, h, icon, loadingState, secretDisplay, timeEl, toast } from '../ui.js';
 import { revealWithOtp } from '../otp.js';
 import { currentUserEmail, wsId } from '../session.js';
 
@@ -43,20 +43,10 @@ export async function render(panel, { workspace }) {
   }
 
   function showRevealed(key) {
-    const input = h('input', {
-      id: 'sdk-access-key-field',
-      type: 'text',
-      class: 'input mono secret-value',
-      readonly: true,
-      value: key,
-      spellcheck: 'false',
-      autocomplete: 'off',
-      'data-testid': 'sdk-access-key-revealed',
-      onFocus: (e) => e.target.select(),
-    });
     const hide = button('Hide', { variant: 'ghost', iconName: 'eyeOff', onClick: showHidden });
-    clear(fieldSlot, h('div', { class: 'secret-row' }, input, copyButton(() => input.value, { what: 'SDK access key' }), hide));
-    input.focus();
+    const shown = secretDisplay(key, { id: 'sdk-access-key-field', what: 'SDK access key', testid: 'sdk-access-key-revealed' });
+    clear(fieldSlot, h('div', { class: 'secret-row' }, shown, hide));
+    shown.querySelector('textarea').focus();
   }
 
   reveal.addEventListener('click', async () => {

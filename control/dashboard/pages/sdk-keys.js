@@ -123,7 +123,7 @@ function workspaceLabel(id) {
 }
 
 function openCreate(reload) {
-  const modal = openModal({ title: 'Create SDK key', size: 'lg' });
+  const modal = openModal({ title: 'Create SDK key', size: 'lg', closeOnBackdrop: false });
   const name = h('input', { class: 'input', name: 'name', required: true, maxlength: '100', placeholder: 'e.g. billing-service', autocomplete: 'off', 'data-testid': 'sdk-key-name' });
   const boxes = {};
   const matrix = h(

@@ -37,11 +37,11 @@ export async function render(panel, { workspace }) {
   function tokenTable(tokens) {
     return table(
       [
-        { label: 'Name', render: (t) => h('span', { class: 'strong' }, t.name || 'Unnamed token') },
+        { label: 'Name', render: (t) => h('span', { class: 'strong' }, t.name || 'Unnamed token', h('span', { class: 'cell-sub' }, t.kind === 'secret' ? 'Secret' : 'Token')) },
         { label: 'Value', render: (t) => h('code', { class: 'mask' }, maskOf(t)) },
         { label: 'Created', class: 'nowrap', render: (t) => timeEl(t.createdAt) },
         { label: 'Last used', class: 'nowrap', render: (t) => timeEl(t.lastUsedAt, 'Never used') },
-        { label: 'Expires', class: 'nowrap', render: (t) => (t.expiresAt ? timeEl(t.expiresAt) : badge('No expiry')) },
+        { label: 'Expires', class: 'nowrap', render: (t) => (t.expired ? badge('Expired', 'danger') : t.expiresAt ? timeEl(t.expiresAt) : badge('No expiry')) },
         {
           label: 'Actions',
           class: 'col-actions',
@@ -76,12 +76,14 @@ export async function render(panel, { workspace }) {
 }
 
 function openCreate(id, reload) {
-  const modal = openModal({ title: 'Create token', size: 'md' });
+  // A click outside must not throw away a value that is shown only once.
+  const modal = openModal({ title: 'Create token', size: 'md', closeOnBackdrop: false });
   const name = h('input', { class: 'input', name: 'name', required: true, maxlength: '100', placeholder: 'e.g. CI deploy', autocomplete: 'off', 'data-testid': 'token-name' });
   const expiry = h('select', { class: 'select', name: 'expiry' }, EXPIRY.map(([v, l]) => h('option', { value: v }, l)));
+  const kind = h('select', { class: 'select', name: 'kind' }, h('option', { value: 'token' }, 'Token'), h('option', { value: 'secret' }, 'Secret'));
   const err = errorBox();
   const submit = button('Create token', { variant: 'primary', type: 'submit', 'data-testid': 'token-submit' });
-  const form = h('form', { class: 'stack', novalidate: true, id: 'token-create-form' }, field('Name', name, { hint: 'So you can tell tokens apart later.' }), field('Expires', expiry), err);
+  const form = h('form', { class: 'stack', novalidate: true, id: 'token-create-form' }, field('Name', name, { hint: 'So you can tell tokens apart later.' }), h('div', { class: 'field-row' }, field('Type', kind, { hint: 'A token identifies an integration; a secret is a shared secret it keeps.' }), field('Expires', expiry)), err);
   submit.setAttribute('form', form.id);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -91,7 +93,7 @@ function openCreate(id, reload) {
       return;
     }
     err.hide();
-    const body = { name: name.value.trim() };
+    const body = { name: name.value.trim(), kind: kind.value };
     if (expiry.value) body.expiresAt = new Date(Date.now() + Number(expiry.value) * 86400000).toISOString();
     try {
       const created = await busy(submit, () => post(ws(id, '/tokens'), body));
