@@ -62,6 +62,33 @@ pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiEr
     Ok(body)
 }
 
+/// Most unread request body drained after answering (see [`drain_unread_body`]).
+const DRAIN_LIMIT: usize = 256 * 1024;
+
+/// Reads and drops a request body the handler did not read (a refused gateway call, an
+/// error before the body was needed), up to [`DRAIN_LIMIT`]: the HTTP front end closes a
+/// keep-alive connection whose request body was left unread, which clients see as a reset
+/// on their next request. Bodies handed on to `fetch` (locked streams) are left alone.
+pub async fn drain_unread_body(raw: &worker::web_sys::Request) {
+    if raw.body_used() {
+        return;
+    }
+    let Some(stream) = raw.body() else {
+        return;
+    };
+    if stream.locked() {
+        return;
+    }
+    let mut stream = worker::ByteStream::from(stream);
+    let mut total = 0;
+    while let Some(Ok(chunk)) = stream.next().await {
+        total += chunk.len();
+        if total > DRAIN_LIMIT {
+            break;
+        }
+    }
+}
+
 /// A JSON answer with `status`; never cached by intermediaries.
 pub fn json<T: Serialize>(status: u16, value: &T) -> Result<Response, ApiError> {
     let headers = Headers::new();

@@ -41,9 +41,13 @@ mod router {
 
     #[event(fetch)]
     async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-        Ok(route(req, &env)
+        // The same JS object (not `Request.clone()`, which would tee the body).
+        let raw = Clone::clone(req.inner());
+        let resp = route(req, &env)
             .await
-            .unwrap_or_else(|e| http::error_response(&e)))
+            .unwrap_or_else(|e| http::error_response(&e));
+        http::drain_unread_body(&raw).await;
+        Ok(resp)
     }
 
     async fn route(req: Request, env: &Env) -> Result<Response, ApiError> {

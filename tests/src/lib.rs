@@ -1,1 +1,3 @@
 //! End-to-end tests of the real control plane and the real worker together.
+
+pub mod edge;

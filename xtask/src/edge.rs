@@ -252,7 +252,10 @@ pub fn ensure_dev_vars() -> Result<String> {
         ),
     )
     .map_err(|e| format!("{}: {e}", path.display()))?;
-    eprintln!("created {} with a fresh KEYGATE_EDGE_SECRET", path.display());
+    eprintln!(
+        "created {} with a fresh KEYGATE_EDGE_SECRET",
+        path.display()
+    );
     Ok(secret)
 }
 

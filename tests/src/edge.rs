@@ -1,0 +1,352 @@
+//! The real edge worker (`edge/build`, as `cargo xtask build-edge` leaves it) under the
+//! pinned miniflare, driven from Rust tests over loopback.
+//!
+//! [`Edge::start`] runs `tests/edge/run-miniflare.mjs` with Node 22 from `node_modules`,
+//! waits for the URL it prints, and stops it on drop (closing its stdin, which the script
+//! watches, so even a test process that dies leaves nothing running). Helpers sign sync
+//! pushes with `keygate_shared` exactly as the control plane must.
+
+pub mod load;
+pub mod servers;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use keygate_shared::blacklist::Rule;
+use keygate_shared::key::{Environment, KeyKind, SecretKey};
+use keygate_shared::record::{EdgeRecord, KeyState, SyncBatch, SYNC_PATH};
+use keygate_shared::signing::{self, Purpose, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+
+/// A 64-character secret for tests.
+pub const TEST_SECRET: &str = "test-edge-secret-0123456789abcdef0123456789abcdef0123456789abcd";
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+/// Unix seconds now.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// How to start the worker.
+#[derive(Clone, Debug)]
+pub struct EdgeOptions {
+    /// `KEYGATE_EDGE_SECRET`.
+    pub secret: String,
+    /// `KEYGATE_CONTROL_URL` (none: pulls disabled).
+    pub control_url: Option<String>,
+    /// `KEYGATE_SELFTEST=1`.
+    pub selftest: bool,
+    /// Any other vars.
+    pub vars: BTreeMap<String, String>,
+}
+
+impl Default for EdgeOptions {
+    fn default() -> Self {
+        EdgeOptions {
+            secret: TEST_SECRET.to_owned(),
+            control_url: None,
+            selftest: false,
+            vars: BTreeMap::new(),
+        }
+    }
+}
+
+/// An answer from the worker.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, names lowercase (last value wins).
+    pub headers: BTreeMap<String, String>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as JSON (`Null` if it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// `error.reason` of an error answer.
+    pub fn reason(&self) -> String {
+        self.json()["error"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// `status` of a verdict answer.
+    pub fn verdict(&self) -> String {
+        self.json()["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// The running worker.
+pub struct Edge {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The secret it was started with.
+    pub secret: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    agent: ureq::Agent,
+}
+
+fn build_dir() -> PathBuf {
+    root().join("edge/build")
+}
+
+/// Panics with instructions when the worker has not been built.
+pub fn require_build() {
+    let wasm = build_dir().join("index_bg.wasm");
+    assert!(
+        wasm.exists() && root().join("node_modules/.bin/node").exists(),
+        "the edge worker is not built: run `cargo xtask build-edge` (or `cargo xtask test`, \
+         which builds it) before these tests"
+    );
+}
+
+impl Edge {
+    /// Starts the worker with the default options.
+    pub fn start_default() -> Edge {
+        Edge::start(EdgeOptions::default())
+    }
+
+    /// Starts the worker; panics (failing the test) if it is not up within 30 s.
+    pub fn start(options: EdgeOptions) -> Edge {
+        require_build();
+        let mut bindings = options.vars.clone();
+        bindings.insert("KEYGATE_EDGE_SECRET".into(), options.secret.clone());
+        if let Some(url) = &options.control_url {
+            bindings.insert("KEYGATE_CONTROL_URL".into(), url.clone());
+        }
+        if options.selftest {
+            bindings.insert("KEYGATE_SELFTEST".into(), "1".into());
+        }
+        let mut child = Command::new(root().join("node_modules/.bin/node"))
+            .arg(root().join("tests/edge/run-miniflare.mjs"))
+            .arg(build_dir())
+            .env(
+                "KEYGATE_EDGE_BINDINGS",
+                serde_json::to_string(&bindings).expect("bindings are JSON"),
+            )
+            .current_dir(root())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start node tests/edge/run-miniflare.mjs");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next().and_then(Result::ok);
+            let _ = tx.send(first);
+            // Keep draining so the child never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Some(line)) => line,
+            other => {
+                let _ = child.kill();
+                panic!("miniflare did not start: {other:?}");
+            }
+        };
+        let url = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v["url"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("unexpected first line from miniflare: {line}"));
+        assert!(url.starts_with("http://127.0.0.1:"), "loopback only: {url}");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            // A fresh connection per request: tests also send bodies the worker refuses
+            // unread, after which the server may close a kept-alive connection.
+            .max_idle_connections(0)
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build()
+            .into();
+        Edge {
+            url,
+            secret: options.secret,
+            stdin: child.stdin.take(),
+            child,
+            agent,
+        }
+    }
+
+    /// Sends a request and returns the answer (any status).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Reply {
+        let mut builder = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url));
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let result = match body {
+            Some(b) => self.agent.run(builder.body(b.to_vec()).expect("request")),
+            None => self.agent.run(builder.body(()).expect("request")),
+        };
+        let resp = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let body = resp
+            .into_body()
+            .with_config()
+            .limit(16 * 1024 * 1024)
+            .read_to_vec()
+            .unwrap_or_else(|e| panic!("{method} {path}: body: {e}"));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `POST /v1/check`, with an `Origin` header when given.
+    pub fn check(
+        &self,
+        key: &str,
+        module: &str,
+        functionality: &str,
+        origin: Option<&str>,
+    ) -> Reply {
+        let body =
+            serde_json::json!({"key": key, "module": module, "functionality": functionality});
+        let body = body.to_string();
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(o) = origin {
+            headers.push(("origin", o));
+        }
+        self.request("POST", "/v1/check", &headers, Some(body.as_bytes()))
+    }
+
+    /// Pushes records with a correctly signed, fresh sync request.
+    pub fn sync(&self, records: &[EdgeRecord]) -> Reply {
+        let body = sync_body(records);
+        let headers = signed_headers(
+            &self.secret,
+            Purpose::Sync,
+            now_secs(),
+            &fresh_nonce(),
+            body.as_bytes(),
+        );
+        self.send_sync(&headers, body.as_bytes())
+    }
+
+    /// Pushes a raw body with the given signing headers.
+    pub fn send_sync(&self, headers: &[(String, String)], body: &[u8]) -> Reply {
+        let mut h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        h.push(("content-type", "application/json"));
+        self.request("POST", SYNC_PATH, &h, Some(body))
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The JSON body of a sync push.
+pub fn sync_body(records: &[EdgeRecord]) -> String {
+    serde_json::to_string(&SyncBatch {
+        records: records.to_vec(),
+    })
+    .expect("batch is JSON")
+}
+
+/// A fresh nonce.
+pub fn fresh_nonce() -> String {
+    keygate_shared::random::hex_token()
+}
+
+/// The three signing headers for a message, as the control plane sends them.
+pub fn signed_headers(
+    secret: &str,
+    purpose: Purpose,
+    timestamp: u64,
+    nonce: &str,
+    body: &[u8],
+) -> Vec<(String, String)> {
+    vec![
+        (HEADER_TIMESTAMP.to_owned(), timestamp.to_string()),
+        (HEADER_NONCE.to_owned(), nonce.to_owned()),
+        (
+            HEADER_SIGNATURE.to_owned(),
+            signing::sign(secret.as_bytes(), purpose, timestamp, nonce, body),
+        ),
+    ]
+}
+
+/// A new publishable key.
+pub fn new_key() -> SecretKey {
+    SecretKey::generate(KeyKind::Publishable, Environment::Live)
+}
+
+/// An active record for `key` in `workspace`, version `version`, no restrictions.
+pub fn record(key: &SecretKey, workspace: &str, version: u64) -> EdgeRecord {
+    EdgeRecord {
+        key_digest: key.digest(),
+        workspace_id: workspace.to_owned(),
+        state: KeyState::Active,
+        blacklist: Vec::new(),
+        allowed_origins: Vec::new(),
+        origin_url: None,
+        version,
+    }
+}
+
+/// `record` with a blacklist rule.
+pub fn with_rule(mut r: EdgeRecord, module: &str, functionality: &str) -> EdgeRecord {
+    r.blacklist
+        .push(Rule::new(module, functionality).expect("valid rule"));
+    r
+}

@@ -1,0 +1,162 @@
+//! A small closed-loop load generator for loopback benchmarks: `connections` threads, each
+//! with one keep-alive HTTP/1.1 connection, sending the same request back to back until a
+//! deadline or a request cap, whichever comes first. Deliberately minimal (no TLS, no
+//! chunked bodies; answers must carry `Content-Length`, as the worker's JSON answers do), so
+//! the client costs little of the two cores it shares with the server.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// What a run measured.
+#[derive(Clone, Debug, Default)]
+pub struct LoadReport {
+    /// Requests answered.
+    pub requests: u64,
+    /// Connection or protocol failures.
+    pub errors: u64,
+    /// Answers by HTTP status.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// Every request's latency, in microseconds, sorted.
+    pub latencies_us: Vec<u32>,
+}
+
+impl LoadReport {
+    /// Answers per second.
+    pub fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The `p`-th percentile latency (0..=100).
+    pub fn percentile(&self, p: f64) -> Duration {
+        if self.latencies_us.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((p / 100.0) * (self.latencies_us.len() - 1) as f64).round() as usize;
+        Duration::from_micros(u64::from(self.latencies_us[i]))
+    }
+}
+
+/// A request with a body, as raw HTTP/1.1 bytes.
+pub fn http_request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n");
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method != "GET" {
+        out.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// Reads one response; returns its status.
+fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<u16> {
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    let header_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..header_end]).ok()?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let length: usize = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse().ok())
+            .flatten()
+    })?;
+    while buf.len() < header_end + length {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(status)
+}
+
+/// Runs the load; stops at `duration` or after `max_requests` in total.
+pub fn run(
+    addr: SocketAddr,
+    request: &[u8],
+    connections: usize,
+    duration: Duration,
+    max_requests: u64,
+) -> LoadReport {
+    assert!(addr.ip().is_loopback(), "load only ever targets loopback");
+    let start = Instant::now();
+    let deadline = start + duration;
+    let per_conn = max_requests / connections.max(1) as u64;
+    let threads: Vec<_> = (0..connections)
+        .map(|_| {
+            let request = request.to_vec();
+            std::thread::spawn(move || {
+                let mut report = LoadReport::default();
+                let mut buf = Vec::with_capacity(8192);
+                let mut stream: Option<TcpStream> = None;
+                while Instant::now() < deadline && report.requests < per_conn {
+                    let s = match stream.as_mut() {
+                        Some(s) => s,
+                        None => match TcpStream::connect(addr) {
+                            Ok(s) => {
+                                let _ = s.set_nodelay(true);
+                                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                                stream.insert(s)
+                            }
+                            Err(_) => {
+                                report.errors += 1;
+                                std::thread::sleep(Duration::from_millis(10));
+                                continue;
+                            }
+                        },
+                    };
+                    let t = Instant::now();
+                    let status = s
+                        .write_all(&request)
+                        .ok()
+                        .and_then(|()| read_response(s, &mut buf));
+                    match status {
+                        Some(code) => {
+                            report.requests += 1;
+                            *report.statuses.entry(code).or_default() += 1;
+                            report
+                                .latencies_us
+                                .push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                        }
+                        None => {
+                            report.errors += 1;
+                            stream = None;
+                        }
+                    }
+                }
+                report
+            })
+        })
+        .collect();
+    let mut total = LoadReport::default();
+    for t in threads {
+        let r = t.join().expect("load thread");
+        total.requests += r.requests;
+        total.errors += r.errors;
+        for (k, v) in r.statuses {
+            *total.statuses.entry(k).or_default() += v;
+        }
+        total.latencies_us.extend(r.latencies_us);
+    }
+    total.elapsed = start.elapsed();
+    total.latencies_us.sort_unstable();
+    total
+}
