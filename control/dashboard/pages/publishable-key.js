@@ -51,7 +51,7 @@ export async function render(panel, ctx) {
     const fresh = objectOf(result, 'publishableKey');
     key = { ...key, ...fresh, key: fresh.key || secretOf(result) || key.key };
     showKey();
-    clear(notice, h('div', { class: 'callout callout-success', 'data-testid': 'revoke-notice' }, icon('check'), h('div', {}, h('strong', {}, 'New key issued. '), 'The old key no longer works. Update your frontends with the key above.')));
+    clear(notice, h('div', { class: 'callout callout-success', 'data-testid': 'revoke-notice' }, icon('check'), h('div', {}, h('strong', {}, 'New key issued. '), 'The old key no longer works. Update your frontends with the key below.')));
     toast('Publishable key replaced', 'success');
   });
   showKey();
