@@ -21,6 +21,7 @@ pub mod ids;
 pub mod mail;
 pub mod members;
 pub mod metrics;
+pub mod openapi;
 pub mod otp;
 pub mod outbox;
 pub mod publishable_keys;

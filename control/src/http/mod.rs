@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(crate::metrics::metrics))
+        .route("/openapi.json", get(crate::openapi::serve))
         .nest("/api/v1", api)
         .merge(crate::dashboard::router())
         .fallback(not_found)
