@@ -50,8 +50,10 @@ async function codeAfter(action) {
     const all = messages();
     if (all.length > before) {
       const msg = decodeMessage(all[all.length - 1]);
-      const code = msg.match(/\b(\d{3})[ -]?(\d{3})\b/);
-      if (code) return code[1] + code[2];
+      // Only the body: headers carry dates and ids full of digits.
+      const body = msg.slice(msg.search(/\n\s*\n/) + 1);
+      const code = body.match(/(?:^|\s)(\d{6})(?=\s|$|[.,])/m) || body.match(/\b(\d{3})[ -](\d{3})\b/);
+      if (code) return code.slice(1).join('');
       throw new Error(`no 6-digit code in the newest email:\n${msg.slice(0, 400)}`);
     }
     await new Promise((r) => setTimeout(r, 50));
