@@ -83,8 +83,8 @@ async fn pull(
     let Some(secret) = edge_secret(&state) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "ROUTE_NOT_FOUND",
-            "no such route",
+            "EDGE_NOT_CONFIGURED",
+            "this control plane has no KEYGATE_EDGE_SECRET, so it serves no edge records",
         ));
     };
     let refused = |e: signing::SignatureError| ApiError::unauthorized(e.code(), e.to_string());
