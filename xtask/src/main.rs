@@ -9,8 +9,10 @@
 mod cmd;
 mod edge;
 mod postgres;
+mod run;
 mod test;
 mod tools;
+mod verify_bench;
 
 use std::process::ExitCode;
 
@@ -18,23 +20,27 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
+        Some("run") => run::run(&args[1..]),
         Some("install") => tools::ensure_all(),
         Some("bench") => test::bench(&args[1..]),
         Some("with-postgres") => postgres::with_cluster(&args[1..]),
         Some("build-edge") => edge::install_and_build(),
         Some("bench-edge") => edge::bench(&args[1..]),
         Some("edge-dev") => edge::dev(&args[1..]),
+        Some("bench-verify") => verify_bench::run_bench(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
+                 run [--release] [--port N] [--edge-port N]  keygate + edge worker, wired together\n  \
                  test     install tools, then fmt, clippy, all tests, wasm builds\n  \
                  install  only install the tools the suite needs\n  \
                  bench    run the benchmarks quoted in the README\n  \
                  with-postgres CMD...  run CMD with KEYGATE_TEST_POSTGRES_URL set to a throw-away cluster\n  \
                  build-edge  build the edge worker into edge/build (local tools only)\n  \
                  bench-edge  edge load benchmark (check vs healthz) and wasm size\n  \
-                 edge-dev [port] [control-url]  wrangler dev for the edge alone, with .dev.vars"
+                 edge-dev [port] [control-url]  wrangler dev for the edge alone, with .dev.vars\n  \
+                 bench-verify  load benchmark of API-key verify (release, SQLite, loopback)"
             );
             return ExitCode::from(2);
         }
