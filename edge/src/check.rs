@@ -56,11 +56,9 @@ pub fn parse_check_body(body: &[u8], header_key: Option<String>) -> Result<Check
             "expected {\"key\", \"module\", \"functionality\"}",
         ));
     }
-    let value: Value = serde_json::from_slice(body).map_err(ApiError::invalid_json)?;
-    if !value.is_object() {
-        return Err(ApiError::invalid_json("expected a JSON object"));
-    }
-    let raw: RawCheck = serde_json::from_value(value).map_err(ApiError::invalid_json)?;
+    // Straight into the struct (a non-object is a type error here, still INVALID_JSON);
+    // fields stay loosely typed so a wrong type gets its own code.
+    let raw: RawCheck = serde_json::from_slice(body).map_err(ApiError::invalid_json)?;
     let key = string_field(raw.key, "key")?
         .or(header_key)
         .ok_or_else(|| ApiError::missing_field("key"))?;

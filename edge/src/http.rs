@@ -1,6 +1,8 @@
 //! Small helpers between the Workers runtime and the edge's pure modules: reading a bounded
 //! body, answering JSON, reading the configuration and the clock. Compiled for wasm only.
 
+use std::rc::Rc;
+
 use futures_util::StreamExt;
 use serde::Serialize;
 use worker::{Env, Headers, Request, Response};
@@ -20,9 +22,21 @@ pub fn now_ms() -> u64 {
     worker::Date::now().as_millis()
 }
 
-/// Reads the configuration from the worker's bindings.
-pub fn config(env: &Env) -> Config {
-    Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()))
+thread_local! {
+    static CONFIG: std::cell::OnceCell<Rc<Config>> = const { std::cell::OnceCell::new() };
+}
+
+/// The configuration, read from the worker's bindings once per isolate (bindings cannot
+/// change during an isolate's life; a new deployment starts new isolates).
+pub fn config(env: &Env) -> Rc<Config> {
+    CONFIG.with(|c| {
+        c.get_or_init(|| {
+            Rc::new(Config::from_lookup(|name| {
+                env.var(name).ok().map(|v| v.to_string())
+            }))
+        })
+        .clone()
+    })
 }
 
 /// A request header, if present.
@@ -34,18 +48,22 @@ pub fn header(req: &Request, name: &str) -> Option<String> {
 /// while streaming for chunked bodies).
 pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
     if let Some(len) = header(req, "content-length") {
-        match len.trim().parse::<u64>() {
-            Ok(n) if n > limit as u64 => return Err(ApiError::payload_too_large(limit)),
-            Ok(0) => return Ok(Vec::new()),
-            Ok(_) => {}
-            Err(_) => {
-                return Err(ApiError::new(
-                    400,
-                    "INVALID_CONTENT_LENGTH",
-                    "bad Content-Length",
-                ))
-            }
+        let len = len
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| ApiError::new(400, "INVALID_CONTENT_LENGTH", "bad Content-Length"))?;
+        if len > limit as u64 {
+            return Err(ApiError::payload_too_large(limit));
         }
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        // Known and small: one `arrayBuffer()` is much cheaper than streaming chunks.
+        let body = req.bytes().await?;
+        if body.len() > limit {
+            return Err(ApiError::payload_too_large(limit));
+        }
+        return Ok(body);
     }
     if req.inner().body().is_none() {
         return Ok(Vec::new());
