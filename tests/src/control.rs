@@ -1,0 +1,274 @@
+//! The real control plane as a child process: `target/debug/keygate serve` on a chosen
+//! loopback port with its own data directory (SQLite, master key, mbox mail outbox), that a
+//! test can kill (SIGKILL, no graceful shutdown) and restart on the same data.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::edge::root;
+
+/// Builds the `keygate` binary once per test process and returns its path.
+pub fn binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "keygate-control",
+                    "--bin",
+                    "keygate",
+                ])
+                .current_dir(root())
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "building the keygate binary failed");
+            let target = std::env::var("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| root().join("target"));
+            target.join("debug").join("keygate")
+        })
+        .clone()
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// How to start the control plane.
+#[derive(Clone, Debug, Default)]
+pub struct ControlOptions {
+    /// Port (default: a free one).
+    pub port: Option<u16>,
+    /// `KEYGATE_EDGE_URL`.
+    pub edge_url: Option<String>,
+    /// `KEYGATE_EDGE_SECRET`.
+    pub edge_secret: Option<String>,
+}
+
+/// A running `keygate serve`; killed and its data removed on drop.
+pub struct Keygate {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    options: ControlOptions,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Keygate {
+    /// Starts a control plane with a fresh data directory.
+    pub fn start(options: ControlOptions) -> Keygate {
+        let port = options.port.unwrap_or_else(free_port);
+        let data_dir = std::env::temp_dir().join(format!(
+            "keygate-e2e-{}-{}",
+            std::process::id(),
+            keygate_shared::random::hex_token()
+        ));
+        let mut k = Keygate {
+            url: format!("http://127.0.0.1:{port}"),
+            data_dir,
+            options,
+            port,
+            child: None,
+        };
+        k.spawn();
+        k
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(binary());
+        cmd.arg("serve")
+            .env("KEYGATE_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("KEYGATE_DATA_DIR", &self.data_dir)
+            .env("KEYGATE_LOG", "warn")
+            .env_remove("KEYGATE_DATABASE_URL")
+            .env_remove("KEYGATE_SMTP_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(u) = &self.options.edge_url {
+            cmd.env("KEYGATE_EDGE_URL", u);
+        }
+        if let Some(s) = &self.options.edge_secret {
+            cmd.env("KEYGATE_EDGE_SECRET", s);
+        }
+        let mut child = cmd.spawn().expect("start keygate serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            for line in lines.by_ref() {
+                let Ok(line) = line else { break };
+                if line.starts_with("keygate listening on ") {
+                    let _ = tx.send(());
+                    break;
+                }
+            }
+            for _ in lines {}
+        });
+        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = child.kill();
+            panic!("keygate serve did not start within 60 s");
+        }
+        self.child = Some(child);
+    }
+
+    /// Kills the process at once (SIGKILL): no graceful shutdown, no flushing.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data, optionally pointing at another edge URL.
+    pub fn restart(&mut self, edge_url: Option<String>) {
+        self.kill();
+        if edge_url.is_some() {
+            self.options.edge_url = edge_url;
+        }
+        self.spawn();
+    }
+
+    /// The 6-digit code in the newest mail to `email`.
+    pub fn outbox_code(&self, email: &str) -> String {
+        let text = std::fs::read_to_string(self.data_dir.join("outbox.mbox")).unwrap_or_default();
+        let message = text
+            .split("\nFrom ")
+            .filter(|m| m.contains(&format!("To: {email}")))
+            .last()
+            .unwrap_or_else(|| panic!("no mail to {email}"));
+        message
+            .lines()
+            .map(str::trim)
+            .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
+            .expect("a code in the mail")
+            .to_owned()
+    }
+
+    /// Signs `email` in through the emailed code and returns the session.
+    pub fn sign_in(&self, email: &str) -> Session {
+        let anon = Session {
+            base: self.url.clone(),
+            cookie: String::new(),
+            csrf: String::new(),
+            agent: agent(),
+        };
+        let (status, _) = anon.send(
+            "POST",
+            "/api/v1/auth/otp",
+            Some(serde_json::json!({"email": email})),
+        );
+        assert_eq!(status, 202);
+        let code = self.outbox_code(email);
+        let mut req = ureq::http::Request::builder()
+            .method("POST")
+            .uri(format!("{}/api/v1/auth/session", self.url))
+            .header("content-type", "application/json");
+        req = req.header("user-agent", "keygate-e2e");
+        let body = serde_json::json!({"email": email, "code": code}).to_string();
+        let resp = anon
+            .agent
+            .run(req.body(body.into_bytes()).unwrap())
+            .expect("sign in");
+        assert_eq!(resp.status().as_u16(), 201, "sign-in failed");
+        let cookie = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let json: Value = serde_json::from_slice(&resp.into_body().read_to_vec().unwrap()).unwrap();
+        Session {
+            base: self.url.clone(),
+            cookie,
+            csrf: json["csrfToken"].as_str().unwrap().to_owned(),
+            agent: agent(),
+        }
+    }
+}
+
+impl Drop for Keygate {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+/// A signed-in dashboard session (cookie + CSRF token).
+pub struct Session {
+    base: String,
+    cookie: String,
+    csrf: String,
+    agent: ureq::Agent,
+}
+
+impl Session {
+    /// Sends a request; returns status and JSON body (`Null` if none).
+    pub fn send(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if !self.cookie.is_empty() {
+            req = req
+                .header("cookie", &self.cookie)
+                .header("x-csrf-token", &self.csrf);
+        }
+        let result = match body {
+            Some(b) => self.agent.run(
+                req.header("content-type", "application/json")
+                    .body(b.to_string().into_bytes())
+                    .unwrap(),
+            ),
+            None => self.agent.run(req.body(()).unwrap()),
+        };
+        let resp = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().read_to_vec().unwrap_or_default();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// GET, asserting 2xx; the JSON body.
+    pub fn get(&self, path: &str) -> Value {
+        let (status, body) = self.send("GET", path, None);
+        assert!((200..300).contains(&status), "GET {path}: {status} {body}");
+        body
+    }
+
+    /// A write, asserting 2xx; the JSON body.
+    pub fn write(&self, method: &str, path: &str, body: Value) -> Value {
+        let (status, out) = self.send(method, path, Some(body));
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {out}"
+        );
+        out
+    }
+}
