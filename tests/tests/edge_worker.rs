@@ -383,6 +383,7 @@ fn gateway_forwards_allowed_requests_signed_and_never_forwards_refused_ones() {
     assert_eq!(reply.json()["bodyLen"], body.len());
     let got = origin.received();
     assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, body);
     let req = &got[0];
     assert!(req.signature_ok);
     assert_eq!(req.method, "POST");
@@ -394,6 +395,26 @@ fn gateway_forwards_allowed_requests_signed_and_never_forwards_refused_ones() {
     assert_eq!(req.headers["x-keygate-module"], "billing");
     assert_eq!(req.headers["x-keygate-functionality"], "charge");
     assert!(!req.headers.contains_key("x-publishable-key"));
+
+    // Bodies stream through whole, far beyond the check body limit.
+    let big = vec![b'k'; 3 * 1024 * 1024 + 17];
+    let upload = edge.request(
+        "PUT",
+        "/x/billing/charge/v1/files/big",
+        &[
+            ("x-publishable-key", key.expose()),
+            ("content-type", "application/octet-stream"),
+        ],
+        Some(&big),
+    );
+    assert_eq!(
+        upload.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&upload.body)
+    );
+    assert_eq!(upload.json()["bodyLen"], big.len());
+    assert_eq!(upload.json()["verified"], true);
 
     let get = edge.request(
         "GET",
