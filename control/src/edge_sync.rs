@@ -1,16 +1,18 @@
 //! Keeping the edge in sync: the outbox deliverer (push) and the pull endpoint.
 //!
 //! **Push.** Every change the edge must learn committed an `edge_outbox` row with the full
-//! record. [`run_deliverer`] claims pending rows in id order with a lease (`next_attempt_at`
-//! moved 30 s ahead; `FOR UPDATE SKIP LOCKED` on PostgreSQL so two replicas never claim the
-//! same row), sends them as one signed [`SyncBatch`] with `version = row id`, and marks them
-//! delivered only on the edge's `200`. Failures back off exponentially (250 ms to 30 s); a
-//! replica that dies mid-delivery leaves rows whose lease expires and another picks them up.
+//! record. One replica at a time delivers (a PostgreSQL advisory lock; see `Leadership`).
+//! [`run_deliverer`] claims the oldest pending rows in id order with a lease
+//! (`next_attempt_at` moved 10 s ahead, so rows a dying deliverer held are retried), sends
+//! them as one signed [`SyncBatch`] with `version = row id`, and marks them delivered only on
+//! the edge's `200`. Failures back off exponentially (250 ms to 30 s) and hold the queue: no
+//! row overtakes an older one.
 //! Delivery is at-least-once; the edge applies a record only if its version is newer, so the
 //! effect is exactly once.
 //!
 //! Latency: a successful write request wakes this replica's deliverer at once
-//! ([`wake_after_writes`]); other replicas poll every [`POLL_INTERVAL`].
+//! ([`wake_after_writes`]); a write on another replica is found by the delivering replica's
+//! next poll, within [`POLL_INTERVAL`].
 //!
 //! **Pull.** `GET /api/v1/edge/records/{digest}` answers the edge's signed pull on a cache and
 //! KV miss with the key's current record, the reply signed and bound to the request's nonce
@@ -28,6 +30,7 @@ use keygate_shared::key::KeyDigest;
 use keygate_shared::record::{pull_path, EdgeRecord, PullReply, SyncAck, SyncBatch, SYNC_PATH};
 use keygate_shared::signing::{self, Purpose, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 
+use crate::db::WriteTx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::AppState;
 use crate::ids::now_ms;
@@ -37,7 +40,7 @@ use crate::with_db;
 /// How often an idle deliverer looks for rows written by other replicas.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// How long a claimed row is reserved for the claiming replica.
-const LEASE_MS: i64 = 30_000;
+const LEASE_MS: i64 = 10_000;
 /// Rows per sync request.
 const BATCH: i64 = 100;
 /// Longest wait between retries.
@@ -134,40 +137,35 @@ async fn pull(
 /// One claimed outbox row.
 type Claimed = (i64, String);
 
+/// Claims the oldest undelivered rows, in id order, if the oldest one is due. The queue is
+/// strictly ordered: while its head waits out a backoff, nothing behind it overtakes it.
 async fn claim(state: &AppState) -> Result<Vec<Claimed>, sqlx::Error> {
     let now = now_ms();
-    let mut rows: Vec<Claimed> = match &state.db {
-        crate::db::Db::Sqlite(pool) => {
-            // SQLite serialises writers, so a claim-by-update is atomic.
-            sqlx::query_as(
-                "UPDATE edge_outbox SET next_attempt_at = $1, attempts = attempts + 1
-                  WHERE id IN (SELECT id FROM edge_outbox
-                                WHERE delivered_at IS NULL AND next_attempt_at <= $2
-                                ORDER BY id LIMIT $3)
-                  RETURNING id, record",
-            )
-            .bind(now + LEASE_MS)
-            .bind(now)
-            .bind(BATCH)
-            .fetch_all(pool)
-            .await?
+    let mut rows: Vec<Claimed> = with_db!(&state.db, |pool| {
+        async {
+        let mut tx = pool.begin_write().await?;
+        let head: Option<i64> = sqlx::query_scalar(
+            "SELECT next_attempt_at FROM edge_outbox WHERE delivered_at IS NULL ORDER BY id LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if head.is_none_or(|due| due > now) {
+            return Ok(Vec::new());
         }
-        crate::db::Db::Postgres(pool) => {
-            // SKIP LOCKED: two replicas claiming at once get disjoint rows.
-            sqlx::query_as(
-                "UPDATE edge_outbox SET next_attempt_at = $1, attempts = attempts + 1
-                  WHERE id IN (SELECT id FROM edge_outbox
-                                WHERE delivered_at IS NULL AND next_attempt_at <= $2
-                                ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
-                  RETURNING id, record",
-            )
-            .bind(now + LEASE_MS)
-            .bind(now)
-            .bind(BATCH)
-            .fetch_all(pool)
-            .await?
-        }
-    };
+        let rows = sqlx::query_as(
+            "UPDATE edge_outbox SET next_attempt_at = $1, attempts = attempts + 1
+              WHERE id IN (SELECT id FROM edge_outbox WHERE delivered_at IS NULL ORDER BY id LIMIT $2)
+              RETURNING id, record",
+        )
+        .bind(now + LEASE_MS)
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(rows)
+    }
+    .await
+    })?;
     rows.sort_by_key(|(id, _)| *id);
     Ok(rows)
 }
@@ -256,6 +254,56 @@ async fn mark_failed(state: &AppState, ids: &[i64], error: &str) -> Result<(), s
     })
 }
 
+/// Which replica delivers. The edge applies a record only if its version is newer, but that
+/// check is a KV read then write: two batches in flight at once that touch one key could let
+/// the older one win. So exactly one replica delivers at a time, one batch at a time: on
+/// PostgreSQL the holder of a session advisory lock (released by the database when that
+/// replica's connection dies, so another takes over within [`POLL_INTERVAL`]); on SQLite there
+/// is one process.
+#[derive(Default)]
+struct Leadership {
+    conn: Option<sqlx::PgConnection>,
+}
+
+/// The advisory lock key: "keygate outbox" in ASCII, as a number.
+const LEADER_LOCK: i64 = 0x6b67_6f75_7462_6f78;
+
+impl Leadership {
+    async fn hold(&mut self, state: &AppState) -> bool {
+        let crate::db::Db::Postgres(pool) = &state.db else {
+            return true;
+        };
+        if self.conn.is_some() {
+            // Still ours while the session lives.
+            let alive = match self.conn.as_mut() {
+                Some(c) => sqlx::query("SELECT 1").execute(&mut *c).await.is_ok(),
+                None => false,
+            };
+            if alive {
+                return true;
+            }
+            self.conn = None;
+        }
+        let Ok(conn) = pool.acquire().await else {
+            return false;
+        };
+        // Detached: a pooled connection would carry the session lock back into the pool.
+        let mut conn = conn.detach();
+        match sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+            .bind(LEADER_LOCK)
+            .fetch_one(&mut conn)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!("this replica now delivers edge updates");
+                self.conn = Some(conn);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Delivers until `shutdown` fires. Does nothing (returns at once) without an edge URL and
 /// secret: rows then wait in the outbox until one is configured.
 pub async fn run_deliverer(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
@@ -279,7 +327,15 @@ pub async fn run_deliverer(state: AppState, mut shutdown: tokio::sync::watch::Re
         }
     };
     tracing::info!(edge = %edge_url, "edge deliverer started");
+    let mut leadership = Leadership::default();
     loop {
+        if !leadership.hold(&state).await {
+            // Another replica delivers; look again later (it may die).
+            tokio::select! {
+                _ = tokio::time::sleep(POLL_INTERVAL) => continue,
+                _ = shutdown.changed() => return,
+            }
+        }
         let delivered_something = match claim(&state).await {
             Ok(rows) if rows.is_empty() => false,
             Ok(rows) => {
