@@ -192,16 +192,18 @@ async fn delivered_in_order_once_and_retried_until_acknowledged(server_db: Optio
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     until_delivered(&server).await;
-    let rx = rx.lock().unwrap();
-    assert_eq!(
-        rx.refused, 3,
-        "the first deliveries were refused and retried"
-    );
-    assert_ordered_once(&rx);
-    // create, 2 rules (after the catalogue), revoke (old revoked + new active).
-    let states: Vec<&str> = rx.records.iter().map(|(_, _, s)| s.as_str()).collect();
-    assert_eq!(states.len(), 5, "{states:?}");
-    assert_eq!(states.iter().filter(|s| **s == "revoked").count(), 1);
+    {
+        let rx = rx.lock().unwrap();
+        assert_eq!(
+            rx.refused, 3,
+            "the first deliveries were refused and retried"
+        );
+        assert_ordered_once(&rx);
+        // create, 2 rules (after the catalogue), revoke (old revoked + new active).
+        let states: Vec<&str> = rx.records.iter().map(|(_, _, s)| s.as_str()).collect();
+        assert_eq!(states.len(), 5, "{states:?}");
+        assert_eq!(states.iter().filter(|s| **s == "revoked").count(), 1);
+    }
     let metrics = server.anonymous().get("/metrics").await.text;
     assert!(
         metrics.contains("keygate_edge_outbox_pending 0"),
