@@ -47,7 +47,10 @@ fn string_field(value: Option<Value>, name: &str) -> Result<Option<String>, ApiE
 }
 
 /// Parses a check body; `header_key` is the `X-Publishable-Key` header, if sent.
-pub fn parse_check_body(body: &[u8], header_key: Option<String>) -> Result<CheckInput, ApiError> {
+pub fn parse_check_body(
+    body: &[u8],
+    header_key: impl FnOnce() -> Option<String>,
+) -> Result<CheckInput, ApiError> {
     if body.len() > MAX_CHECK_BODY {
         return Err(ApiError::payload_too_large(MAX_CHECK_BODY));
     }
@@ -60,7 +63,7 @@ pub fn parse_check_body(body: &[u8], header_key: Option<String>) -> Result<Check
     // fields stay loosely typed so a wrong type gets its own code.
     let raw: RawCheck = serde_json::from_slice(body).map_err(ApiError::invalid_json)?;
     let key = string_field(raw.key, "key")?
-        .or(header_key)
+        .or_else(header_key)
         .ok_or_else(|| ApiError::missing_field("key"))?;
     let module =
         string_field(raw.module, "module")?.ok_or_else(|| ApiError::missing_field("module"))?;
@@ -208,7 +211,7 @@ mod runtime {
     /// `POST /v1/check`.
     pub async fn handle(mut req: Request, env: &Env) -> Result<Response, ApiError> {
         let body = http::read_body(&mut req, MAX_CHECK_BODY).await?;
-        let input = parse_check_body(&body, header(&req, HEADER_PUBLISHABLE_KEY))?;
+        let input = parse_check_body(&body, || header(&req, HEADER_PUBLISHABLE_KEY))?;
         let origin = header(&req, "origin");
         let config = http::config(env);
         let d = decide(
@@ -235,18 +238,20 @@ mod tests {
 
     #[test]
     fn body_and_header_keys_are_accepted() {
-        let input =
-            parse_check_body(br#"{"key":"pk_x","module":"m","functionality":"f"}"#, None).unwrap();
-        assert_eq!(input.key, "pk_x");
         let input = parse_check_body(
-            br#"{"module":"m","functionality":"f"}"#,
-            Some("pk_header".into()),
+            br#"{"key":"pk_x","module":"m","functionality":"f"}"#,
+            || None,
         )
+        .unwrap();
+        assert_eq!(input.key, "pk_x");
+        let input = parse_check_body(br#"{"module":"m","functionality":"f"}"#, || {
+            Some("pk_header".into())
+        })
         .unwrap();
         assert_eq!(input.key, "pk_header");
         let input = parse_check_body(
             br#"{"key":"pk_body","module":"m","functionality":"f","extra":1}"#,
-            Some("pk_header".into()),
+            || Some("pk_header".into()),
         )
         .unwrap();
         assert_eq!(input.key, "pk_body", "the body wins");
@@ -254,7 +259,7 @@ mod tests {
 
     #[test]
     fn bad_bodies_get_stable_codes() {
-        let reason = |b: &[u8]| parse_check_body(b, None).unwrap_err().reason;
+        let reason = |b: &[u8]| parse_check_body(b, || None).unwrap_err().reason;
         assert_eq!(reason(b""), "INVALID_JSON");
         assert_eq!(reason(b"{"), "INVALID_JSON");
         assert_eq!(reason(b"[1,2]"), "INVALID_JSON");
