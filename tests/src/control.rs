@@ -91,13 +91,19 @@ impl Keygate {
     }
 
     fn spawn(&mut self) {
+        // Its own working directory, so no ./keygate.toml of the caller is picked up.
+        std::fs::create_dir_all(&self.data_dir).expect("create the data directory");
         let mut cmd = Command::new(binary());
+        cmd.current_dir(&self.data_dir);
         cmd.arg("serve")
             .env("KEYGATE_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("KEYGATE_DATA_DIR", &self.data_dir)
             .env("KEYGATE_LOG", "warn")
             .env_remove("KEYGATE_DATABASE_URL")
             .env_remove("KEYGATE_SMTP_URL")
+            .env_remove("KEYGATE_MAIL_OUTBOX")
+            .env_remove("KEYGATE_CONFIG")
+            .env_remove("KEYGATE_MASTER_KEY")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(u) = &self.options.edge_url {

@@ -11,11 +11,9 @@
 //! Needs `node` and the npm packages; `cargo xtask install` (part of `cargo xtask test`)
 //! installs them.
 
-use std::io::{BufRead, BufReader};
+use keygate_tests::control::{ControlOptions, Keygate};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 /// Every step the story must report as passed.
 const REQUIRED_STEPS: &[&str] = &[
@@ -44,90 +42,19 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the `keygate` binary (a no-op when it is fresh) and returns its path.
-fn keygate_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "keygate-control",
-            "--bin",
-            "keygate",
-        ])
-        .current_dir(workspace_root())
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the keygate binary failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    let bin = target.join("debug").join("keygate");
-    assert!(bin.exists(), "no keygate binary at {}", bin.display());
-    bin
-}
-
-/// A running `keygate serve`, killed on drop, with its data directory removed.
-struct Server {
-    child: Child,
-    url: String,
-    data_dir: PathBuf,
-}
+/// A running `keygate serve` (the shared harness in `keygate_tests::control`).
+struct Server(Keygate);
 
 impl Server {
     fn start() -> Server {
-        let data_dir = std::env::temp_dir().join(format!(
-            "keygate-oneloop-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock after 1970")
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&data_dir).expect("temp data dir");
-        let mut child = Command::new(keygate_binary())
-            .arg("serve")
-            .env("KEYGATE_LISTEN", "127.0.0.1:0")
-            .env("KEYGATE_DATA_DIR", &data_dir)
-            .env("KEYGATE_LOG", "warn")
-            .env_remove("KEYGATE_DATABASE_URL")
-            .env_remove("KEYGATE_SMTP_URL")
-            .env_remove("KEYGATE_MAIL_OUTBOX")
-            .env_remove("KEYGATE_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .current_dir(&data_dir)
-            .spawn()
-            .expect("keygate serve starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("keygate listening on ") {
-                    let _ = tx.send(url.trim().to_owned());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => Server {
-                child,
-                url,
-                data_dir,
-            },
-            Err(_) => {
-                let _ = child.kill();
-                panic!("keygate serve did not say it was listening within 60 s");
-            }
-        }
+        Server(Keygate::start(ControlOptions::default()))
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+impl std::ops::Deref for Server {
+    type Target = Keygate;
+    fn deref(&self) -> &Keygate {
+        &self.0
     }
 }
 
