@@ -10,7 +10,7 @@
 //! `cargo xtask test`) installs them.
 
 use keygate_tests::control::{ControlOptions, Keygate};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The Tokens page, the blacklist and the SDK keys: the flows the dashboard issue names.
@@ -34,29 +34,6 @@ const KEY_FLOWS: &[&str] = &[
 
 /// Organisation settings: members and the audit log.
 const ORGANISATION_FLOWS: &[&str] = &["signin", "members-and-audit", "no-console-errors"];
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ sits in the workspace")
-        .to_path_buf()
-}
-
-/// A running `keygate serve` (the shared harness in `keygate_tests::control`).
-struct Server(Keygate);
-
-impl Server {
-    fn start() -> Server {
-        Server(Keygate::start(ControlOptions::default()))
-    }
-}
-
-impl std::ops::Deref for Server {
-    type Target = Keygate;
-    fn deref(&self) -> &Keygate {
-        &self.0
-    }
-}
 
 fn require_browser_tools(root: &Path) {
     let missing: Vec<&str> = [
@@ -96,9 +73,9 @@ fn members_and_audit_log_work_in_a_real_browser() {
 /// Starts a fresh server, runs the named steps of the browser script, and fails with each
 /// failed step's error and screenshot. Screenshots go to `tests/artifacts/dashboard/<name>/`.
 fn run_browser_steps(name: &str, steps: &[&str]) {
-    let root = workspace_root();
+    let root = keygate_tests::edge::root();
     require_browser_tools(&root);
-    let server = Server::start();
+    let server = Keygate::start(ControlOptions::default());
     let artifacts = root.join("tests/artifacts/dashboard").join(name);
     let output = Command::new("node")
         .arg(root.join("tests/browser/dashboard.mjs"))

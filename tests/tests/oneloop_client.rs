@@ -12,7 +12,6 @@
 //! installs them.
 
 use keygate_tests::control::{ControlOptions, Keygate};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Every step the story must report as passed.
@@ -35,29 +34,6 @@ const REQUIRED_STEPS: &[&str] = &[
     "errors",
 ];
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ sits in the workspace")
-        .to_path_buf()
-}
-
-/// A running `keygate serve` (the shared harness in `keygate_tests::control`).
-struct Server(Keygate);
-
-impl Server {
-    fn start() -> Server {
-        Server(Keygate::start(ControlOptions::default()))
-    }
-}
-
-impl std::ops::Deref for Server {
-    type Target = Keygate;
-    fn deref(&self) -> &Keygate {
-        &self.0
-    }
-}
-
 /// `{"step":"NAME","ok":BOOL,...}` as printed by the story (JSON.stringify's exact form).
 fn parse_step(line: &str) -> Option<(&str, bool)> {
     let rest = line.strip_prefix("{\"step\":\"")?;
@@ -67,13 +43,13 @@ fn parse_step(line: &str) -> Option<(&str, bool)> {
 
 #[test]
 fn oneloops_own_client_works_against_keygate() {
-    let root = workspace_root();
+    let root = keygate_tests::edge::root();
     assert!(
         root.join("node_modules/@oneloop-hq/oneloop-ts/package.json")
             .exists(),
         "the Oneloop client is not installed; run `cargo xtask install`"
     );
-    let server = Server::start();
+    let server = Keygate::start(ControlOptions::default());
     let output = Command::new("node")
         .arg(root.join("tests/oneloop/story.mjs"))
         .env("KEYGATE_URL", &server.url)

@@ -118,21 +118,8 @@ impl TestServer {
     /// A server on a fresh PostgreSQL database, or `None` (with a loud note) when no
     /// PostgreSQL is configured for tests.
     pub async fn start_postgres() -> Option<TestServer> {
-        let Ok(admin) = std::env::var("KEYGATE_TEST_POSTGRES_URL") else {
-            eprintln!("SKIPPED: PostgreSQL variant (KEYGATE_TEST_POSTGRES_URL is not set; `cargo xtask test` sets it)");
-            return None;
-        };
-        let name = format!("kg_test_{}", uuid_like());
-        let pool = sqlx::PgPool::connect(&admin)
-            .await
-            .expect("connect to the test PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&pool)
-            .await
-            .expect("create a test database");
-        pool.close().await;
-        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-        Some(Self::start_with(Some(format!("{base}/{name}")), SettingsArgs::default()).await)
+        let url = Self::new_postgres_database().await?;
+        Some(Self::start_with(Some(url), SettingsArgs::default()).await)
     }
 
     /// A server with explicit settings (`database_url` `None`: SQLite in the data dir).
