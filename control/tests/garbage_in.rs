@@ -1,0 +1,100 @@
+//! Every route, called with garbage by a signed-in owner and by an all-scopes SDK key,
+//! answers a 4xx in the JSON error shape: never a 5xx, never a panic, never HTML.
+
+mod common;
+
+use common::TestServer;
+use keygate_control::openapi::ROUTES;
+use serde_json::json;
+
+const ALL: &str = r#"{"workspace":["read","write"],"workspace_scopes":["read","write"],"api_keys":["read","write"]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_never_gets_a_5xx() {
+    let server = TestServer::start().await;
+    let owner = server.sign_in("owner@example.com").await;
+    let ws = owner
+        .post("/api/v1/workspace", json!({"name": "Shop"}))
+        .await
+        .body["workspace"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = owner
+        .post(
+            "/api/v1/sdk-keys",
+            json!({"name": "b", "scopes": serde_json::from_str::<serde_json::Value>(ALL).unwrap()}),
+        )
+        .await;
+    let sdk = owner.with_bearer(r.body["key"].as_str().unwrap());
+    let long = "x".repeat(5000);
+    let ids = [
+        ws.as_str(),
+        "not-an-id",
+        "00000000-0000-0000-0000-000000000000",
+        "%00",
+        "..%2F..%2Fetc",
+        long.as_str(),
+        "🔑",
+    ];
+    let bodies: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        b"null".to_vec(),
+        b"[]".to_vec(),
+        b"\"string\"".to_vec(),
+        b"{\"name\": 1e999999}".to_vec(),
+        b"{\"name\": \"\\u0000\", \"email\": \"\\ud800\"}".to_vec(),
+        vec![0xff, 0xfe, 0x00, 0x7b],
+        format!("{}1{}", "[".repeat(200), "]".repeat(200)).into_bytes(),
+        json!({"name": long, "key": long, "module": long, "functionality": "*", "code": "123456", "challengeId": "x",
+               "scopes": {"workspace": ["admin"]}, "allowedOrigins": ["javascript:alert(1)"], "originUrl": "file:///etc/passwd",
+               "workspaceId": "🔑", "requestedScopes": [{"representation": long}], "amount": -5, "expiresAt": -1,
+               "role": "owner", "email": "a@b.c"}).to_string().into_bytes(),
+    ];
+    let mut calls = 0;
+    // Signing out last, so the session stays valid for every other route.
+    let routes = ROUTES
+        .iter()
+        .filter(|(m, p, ..)| !(*m == "delete" && *p == "/api/v1/auth/session"));
+    for (method, path, ..) in routes {
+        for id in ids {
+            let concrete: String = path
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { id } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            for client in [&owner, &sdk] {
+                for body in &bodies {
+                    let r = client
+                        .send(
+                            &method.to_uppercase(),
+                            &concrete,
+                            Some(("application/json", body.clone())),
+                        )
+                        .await;
+                    calls += 1;
+                    assert!(
+                        r.status < 500,
+                        "{method} {concrete} with {:?}: {} {}",
+                        String::from_utf8_lossy(body)
+                            .chars()
+                            .take(80)
+                            .collect::<String>(),
+                        r.status,
+                        r.text
+                    );
+                    if r.status >= 400 && !concrete.starts_with("/api/v1/edge/") {
+                        assert!(
+                            r.body["error"]["reason"].is_string(),
+                            "{method} {concrete}: not the error shape: {}",
+                            r.text
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(calls > 5000, "{calls}");
+    // The server is still healthy and the owner still signed in.
+    assert_eq!(owner.get("/api/v1/me").await.status, 200);
+}
