@@ -525,3 +525,28 @@ fn cors_preflight_is_answered_from_the_keys_allowed_origins() {
     // the real request is then judged (and refused without CORS headers) by origin.
     assert_eq!(preflight("/v1/check", "https://evil.example").status, 204);
 }
+
+#[test]
+fn keep_alive_connections_survive_requests_refused_before_their_body_is_read() {
+    let edge = Edge::start_default();
+    let key = new_key();
+    let mut r = with_rule(record(&key, "ws_ka", 1), "billing", "refund");
+    r.origin_url = Some("http://127.0.0.1:9".into());
+    assert_eq!(edge.sync(&[r]).status, 200);
+    let addr = edge
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("host:port");
+    // Refused by the blacklist: the gateway never reads the body, the edge drains it.
+    let refused = keygate_tests::edge::load::http_request(
+        "POST",
+        "/x/billing/refund/v1/refunds",
+        &[("x-publishable-key", key.expose())],
+        &[b'x'; 10_000],
+    );
+    let report = keygate_tests::edge::load::run(addr, &refused, 1, Duration::from_secs(10), 30);
+    assert_eq!(report.requests, 30);
+    assert_eq!(report.errors, 0, "one connection served every request");
+    assert_eq!(report.statuses.get(&403), Some(&30));
+}
