@@ -4,11 +4,26 @@
 
 use serde_json::Value;
 
-use crate::http::ClientInfo;
+use crate::auth::{CurrentUser, Principal};
+use crate::http::{AppState, ClientInfo};
 use crate::ids::{new_id, now_ms};
-use crate::impl_for_both_backends;
+use crate::{impl_for_both_backends, with_db};
 
 /// One event to record.
+///
+/// Build it from the caller, so the row's organisation is always the caller's (the tenant
+/// boundary), then add what applies:
+///
+/// ```ignore
+/// AuditEntry::by_user(&user, "blacklist.add")   // or AuditEntry::by(&principal, ..)
+///     .in_workspace(&workspace.id)
+///     .on(&rule_id)
+///     .with(json!({ "module": module }))
+/// ```
+///
+/// Defaults: outcome `success` (`.failed()` for `failure`), no workspace, no target, detail
+/// `{}`. Where the workspace is optional, set the field directly:
+/// `AuditEntry { workspace_id: key.workspace_id.as_deref(), ..AuditEntry::by_user(..) }`.
 #[derive(Debug, Clone)]
 pub struct AuditEntry<'a> {
     /// The organisation it belongs to (tenant boundary for listing).
@@ -27,6 +42,83 @@ pub struct AuditEntry<'a> {
     pub outcome: &'a str,
     /// Extra structured detail (never secrets).
     pub detail: Value,
+}
+
+impl<'a> AuditEntry<'a> {
+    /// An event in `org_id` by `actor_id` (shown as `actor`). Only for callers that are not
+    /// yet a [`CurrentUser`] or [`Principal`] (signing in); everything else uses
+    /// [`AuditEntry::by_user`] or [`AuditEntry::by`].
+    pub fn new(org_id: &'a str, actor_id: &'a str, actor: &'a str, action: &'a str) -> Self {
+        AuditEntry {
+            org_id,
+            workspace_id: None,
+            actor_id: Some(actor_id),
+            actor,
+            action,
+            target: None,
+            outcome: "success",
+            detail: Value::Object(Default::default()),
+        }
+    }
+
+    /// An event by a signed-in user, in their organisation, shown as their email.
+    pub fn by_user(user: &'a CurrentUser, action: &'a str) -> Self {
+        Self::new(&user.org_id, &user.user_id, &user.email, action)
+    }
+
+    /// An event by a user or an SDK key, in its organisation, shown as the email or the
+    /// key's mask.
+    pub fn by(principal: &'a Principal, action: &'a str) -> Self {
+        Self::new(
+            principal.org_id(),
+            principal.actor_id(),
+            principal.actor_label(),
+            action,
+        )
+    }
+
+    /// The event concerns this workspace.
+    pub fn in_workspace(self, workspace_id: &'a str) -> Self {
+        AuditEntry {
+            workspace_id: Some(workspace_id),
+            ..self
+        }
+    }
+
+    /// The object acted on (an id, email or mask).
+    pub fn on(self, target: &'a str) -> Self {
+        AuditEntry {
+            target: Some(target),
+            ..self
+        }
+    }
+
+    /// Extra structured detail (never secrets).
+    pub fn with(self, detail: Value) -> Self {
+        AuditEntry { detail, ..self }
+    }
+
+    /// The attempt failed (outcome `failure`).
+    pub fn failed(self) -> Self {
+        AuditEntry {
+            outcome: "failure",
+            ..self
+        }
+    }
+}
+
+/// Records an event on its own connection, outside any transaction: for attempts that change
+/// nothing (failed sign-ins, reveal requests). Changes record inside their transaction with
+/// [`AuditStore::record_audit`] instead.
+pub async fn record_now(
+    state: &AppState,
+    entry: &AuditEntry<'_>,
+    client: &ClientInfo,
+) -> Result<(), sqlx::Error> {
+    with_db!(&state.db, |pool| {
+        let mut conn = pool.acquire().await?;
+        conn.record_audit(entry, client).await
+    })
 }
 
 /// Writing audit rows on a connection or inside a transaction (`&mut *tx`).
@@ -168,4 +260,57 @@ async fn list(
     Ok(axum::Json(
         serde_json::json!({"events": events, "nextBefore": next_before}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+
+    fn user() -> CurrentUser {
+        CurrentUser {
+            user_id: "u1".into(),
+            org_id: "o1".into(),
+            email: "a@example.com".into(),
+            role: Role::Admin,
+            session_id: "s1".into(),
+        }
+    }
+
+    #[test]
+    fn entries_default_to_a_successful_event_in_the_callers_org_with_empty_detail() {
+        let user = user();
+        let e = AuditEntry::by_user(&user, "member.invite");
+        assert_eq!(
+            (e.org_id, e.actor_id, e.actor, e.action),
+            ("o1", Some("u1"), "a@example.com", "member.invite")
+        );
+        assert_eq!(
+            (e.workspace_id, e.target, e.outcome),
+            (None, None, "success")
+        );
+        assert_eq!(e.detail.to_string(), "{}");
+
+        let principal = Principal::User(user.clone());
+        let p = AuditEntry::by(&principal, "member.invite");
+        assert_eq!(
+            (p.org_id, p.actor_id, p.actor, p.action),
+            (e.org_id, e.actor_id, e.actor, e.action)
+        );
+    }
+
+    #[test]
+    fn the_builder_sets_each_field_it_names() {
+        let user = user();
+        let e = AuditEntry::by_user(&user, "sdk_key.reveal")
+            .in_workspace("w1")
+            .on("k1")
+            .failed()
+            .with(serde_json::json!({"reason": "EXPIRED"}));
+        assert_eq!(
+            (e.workspace_id, e.target, e.outcome),
+            (Some("w1"), Some("k1"), "failure")
+        );
+        assert_eq!(e.detail.to_string(), r#"{"reason":"EXPIRED"}"#);
+    }
 }

@@ -209,16 +209,9 @@ async fn invite(
         })?;
         tx.as_mut()
             .record_audit(
-                &AuditEntry {
-                    org_id: &user.org_id,
-                    workspace_id: None,
-                    actor_id: Some(&user.user_id),
-                    actor: &user.email,
-                    action: "member.invite",
-                    target: Some(&email),
-                    outcome: "success",
-                    detail: json!({"role": role.as_str()}),
-                },
+                &AuditEntry::by_user(&user, "member.invite")
+                    .on(&email)
+                    .with(json!({"role": role.as_str()})),
                 &client,
             )
             .await?;
@@ -293,16 +286,9 @@ async fn change_role(
             .await?;
         tx.as_mut()
             .record_audit(
-                &AuditEntry {
-                    org_id: &user.org_id,
-                    workspace_id: None,
-                    actor_id: Some(&user.user_id),
-                    actor: &user.email,
-                    action: "member.role_change",
-                    target: Some(&email),
-                    outcome: "success",
-                    detail: json!({"from": current, "to": role.as_str()}),
-                },
+                &AuditEntry::by_user(&user, "member.role_change")
+                    .on(&email)
+                    .with(json!({"from": current, "to": role.as_str()})),
                 &client,
             )
             .await?;
@@ -352,16 +338,9 @@ async fn remove(
             .await?;
         tx.as_mut()
             .record_audit(
-                &AuditEntry {
-                    org_id: &user.org_id,
-                    workspace_id: None,
-                    actor_id: Some(&user.user_id),
-                    actor: &user.email,
-                    action: "member.remove",
-                    target: Some(&email),
-                    outcome: "success",
-                    detail: json!({"role": current}),
-                },
+                &AuditEntry::by_user(&user, "member.remove")
+                    .on(&email)
+                    .with(json!({"role": current})),
                 &client,
             )
             .await?;

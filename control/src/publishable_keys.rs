@@ -307,20 +307,14 @@ async fn revoke_publishable_key(
         tx.enqueue_publishable_key(&old_id).await?;
         tx.enqueue_publishable_key(&new_id).await?;
         tx.record_audit(
-            &AuditEntry {
-                org_id: &user.org_id,
-                workspace_id: Some(&workspace.id),
-                actor_id: Some(&user.user_id),
-                actor: &user.email,
-                action: "publishable_key.revoke",
-                target: Some(&old_id),
-                outcome: "success",
-                detail: json!({
+            &AuditEntry::by_user(&user, "publishable_key.revoke")
+                .in_workspace(&workspace.id)
+                .on(&old_id)
+                .with(json!({
                     "revoked": old_mask,
                     "replacedBy": new_id,
                     "newKey": new_key.mask(),
-                }),
-            },
+                })),
             &client,
         )
         .await?;
@@ -447,16 +441,10 @@ async fn update_origins(
             tx.enqueue_publishable_key(&key_id).await?;
         }
         tx.record_audit(
-            &AuditEntry {
-                org_id: &user.org_id,
-                workspace_id: Some(&workspace.id),
-                actor_id: Some(&user.user_id),
-                actor: &user.email,
-                action: "publishable_key.origins.update",
-                target: Some(&workspace.id),
-                outcome: "success",
-                detail: json!({ "allowedOrigins": origins, "originUrl": origin_url }),
-            },
+            &AuditEntry::by_user(&user, "publishable_key.origins.update")
+                .in_workspace(&workspace.id)
+                .on(&workspace.id)
+                .with(json!({ "allowedOrigins": origins, "originUrl": origin_url })),
             &client,
         )
         .await?;
@@ -515,16 +503,10 @@ async fn add_blacklist_rule(
             tx.enqueue_publishable_key(&key_id).await?;
         }
         tx.record_audit(
-            &AuditEntry {
-                org_id: &user.org_id,
-                workspace_id: Some(&workspace.id),
-                actor_id: Some(&user.user_id),
-                actor: &user.email,
-                action: "blacklist.add",
-                target: Some(&rule_id),
-                outcome: "success",
-                detail: json!({ "module": rule.module, "functionality": rule.functionality }),
-            },
+            &AuditEntry::by_user(&user, "blacklist.add")
+                .in_workspace(&workspace.id)
+                .on(&rule_id)
+                .with(json!({ "module": rule.module, "functionality": rule.functionality })),
             &client,
         )
         .await?;
@@ -576,16 +558,10 @@ async fn remove_blacklist_rule(
             tx.enqueue_publishable_key(&key_id).await?;
         }
         tx.record_audit(
-            &AuditEntry {
-                org_id: &user.org_id,
-                workspace_id: Some(&workspace.id),
-                actor_id: Some(&user.user_id),
-                actor: &user.email,
-                action: "blacklist.remove",
-                target: Some(&rule_id),
-                outcome: "success",
-                detail: json!({ "module": module, "functionality": functionality }),
-            },
+            &AuditEntry::by_user(&user, "blacklist.remove")
+                .in_workspace(&workspace.id)
+                .on(&rule_id)
+                .with(json!({ "module": module, "functionality": functionality })),
             &client,
         )
         .await?;

@@ -19,7 +19,7 @@ use keygate_shared::scope::SdkScopes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::audit::{AuditEntry, AuditStore};
+use crate::audit::{record_now, AuditEntry, AuditStore};
 use crate::auth::CurrentUser;
 use crate::crypto::Keys;
 use crate::db::WriteTx;
@@ -204,34 +204,6 @@ async fn find_org_key(state: &AppState, org_id: &str, id: &str) -> ApiResult<Sdk
     row.ok_or_else(|| ApiError::not_found("SDK key"))
 }
 
-/// Records an audit event outside any transaction (reveal attempts, which change nothing).
-async fn audit_now(state: &AppState, entry: &AuditEntry<'_>, client: &ClientInfo) -> ApiResult<()> {
-    with_db!(&state.db, |pool| {
-        let mut conn = pool.acquire().await?;
-        conn.record_audit(entry, client).await?;
-    });
-    Ok(())
-}
-
-fn user_entry<'a>(
-    user: &'a CurrentUser,
-    key: &'a SdkKeyRow,
-    action: &'a str,
-    outcome: &'a str,
-    detail: serde_json::Value,
-) -> AuditEntry<'a> {
-    AuditEntry {
-        org_id: &user.org_id,
-        workspace_id: key.workspace_id.as_deref(),
-        actor_id: Some(&user.user_id),
-        actor: &user.email,
-        action,
-        target: Some(&key.id),
-        outcome,
-        detail,
-    }
-}
-
 async fn start_reveal(
     state: &AppState,
     user: &CurrentUser,
@@ -239,31 +211,20 @@ async fn start_reveal(
     client: &ClientInfo,
 ) -> ApiResult<Json<serde_json::Value>> {
     let masked = format!("{}_…{}", key.key_prefix, key.key_last4);
+    let entry = AuditEntry {
+        workspace_id: key.workspace_id.as_deref(),
+        ..AuditEntry::by_user(user, "sdk_key.reveal.request").on(&key.id)
+    };
     let challenge = match otp::issue(state, Purpose::RevealSdkKey, user, &key.id, client).await {
         Ok(c) => c,
         Err(e) => {
             let detail = json!({ "key": masked, "reason": e.reason });
-            audit_now(
-                state,
-                &user_entry(user, key, "sdk_key.reveal.request", "failure", detail),
-                client,
-            )
-            .await?;
+            record_now(state, &entry.failed().with(detail), client).await?;
             return Err(e);
         }
     };
-    audit_now(
-        state,
-        &user_entry(
-            user,
-            key,
-            "sdk_key.reveal.request",
-            "success",
-            json!({ "key": masked, "challengeId": challenge.id }),
-        ),
-        client,
-    )
-    .await?;
+    let detail = json!({ "key": masked, "challengeId": challenge.id });
+    record_now(state, &entry.with(detail), client).await?;
     Ok(Json(json!({
         "challengeId": challenge.id,
         "expiresAt": rfc3339(challenge.expires_at),
@@ -286,6 +247,10 @@ async fn finish_reveal(
     client: &ClientInfo,
 ) -> ApiResult<zeroize::Zeroizing<String>> {
     let masked = format!("{}_…{}", key.key_prefix, key.key_last4);
+    let entry = AuditEntry {
+        workspace_id: key.workspace_id.as_deref(),
+        ..AuditEntry::by_user(user, "sdk_key.reveal").on(&key.id)
+    };
     let code = body.code.trim();
     if let Err(e) = otp::redeem(
         state,
@@ -298,12 +263,7 @@ async fn finish_reveal(
     .await
     {
         let detail = json!({ "key": masked, "reason": e.reason });
-        audit_now(
-            state,
-            &user_entry(user, key, "sdk_key.reveal", "failure", detail),
-            client,
-        )
-        .await?;
+        record_now(state, &entry.failed().with(detail), client).await?;
         return Err(e);
     }
     let sealed: Option<String> = with_db!(&state.db, |pool| {
@@ -314,36 +274,15 @@ async fn finish_reveal(
     })?;
     let opened = sealed.and_then(|s| state.keys.open(&s, &key.id));
     let Some(value) = opened else {
-        audit_now(
-            state,
-            &user_entry(
-                user,
-                key,
-                "sdk_key.reveal",
-                "failure",
-                json!({ "key": masked, "reason": "UNSEALABLE" }),
-            ),
-            client,
-        )
-        .await?;
+        let detail = json!({ "key": masked, "reason": "UNSEALABLE" });
+        record_now(state, &entry.failed().with(detail), client).await?;
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "KEY_UNAVAILABLE",
             "this key cannot be revealed (it was revoked, or the master key changed); rotate or create a new one",
         ));
     };
-    audit_now(
-        state,
-        &user_entry(
-            user,
-            key,
-            "sdk_key.reveal",
-            "success",
-            json!({ "key": masked }),
-        ),
-        client,
-    )
-    .await?;
+    record_now(state, &entry.with(json!({ "key": masked })), client).await?;
     Ok(value)
 }
 
@@ -446,16 +385,10 @@ async fn rotate_access_key(
             .as_ref()
             .map(|(id, _, p, l)| json!({ "id": id, "key": format!("{p}_…{l}") }));
         tx.record_audit(
-            &AuditEntry {
-                org_id: &user.org_id,
-                workspace_id: Some(&workspace.id),
-                actor_id: Some(&user.user_id),
-                actor: &user.email,
-                action: "sdk_key.rotate",
-                target: Some(&new_id),
-                outcome: "success",
-                detail: json!({ "revoked": revoked, "newKey": new_key.mask() }),
-            },
+            &AuditEntry::by_user(&user, "sdk_key.rotate")
+                .in_workspace(&workspace.id)
+                .on(&new_id)
+                .with(json!({ "revoked": revoked, "newKey": new_key.mask() })),
             &client,
         )
         .await?;
@@ -545,18 +478,14 @@ async fn create_sdk_key(
             .on_constraint(|_| ApiError::not_found("workspace"))?;
         tx.record_audit(
             &AuditEntry {
-                org_id: &user.org_id,
                 workspace_id: workspace.as_ref().map(|w| w.id.as_str()),
-                actor_id: Some(&user.user_id),
-                actor: &user.email,
-                action: "sdk_key.create",
-                target: Some(&created.0),
-                outcome: "success",
-                detail: json!({
-                    "name": name,
-                    "key": created.1.mask(),
-                    "scopes": body.scopes.to_string(),
-                }),
+                ..AuditEntry::by_user(&user, "sdk_key.create")
+                    .on(&created.0)
+                    .with(json!({
+                        "name": name,
+                        "key": created.1.mask(),
+                        "scopes": body.scopes.to_string(),
+                    }))
             },
             &client,
         )
@@ -595,13 +524,12 @@ async fn revoke_sdk_key(
             return Err(ApiError::not_found("SDK key"));
         }
         tx.record_audit(
-            &user_entry(
-                &user,
-                &key,
-                "sdk_key.revoke",
-                "success",
-                json!({ "key": format!("{}_…{}", key.key_prefix, key.key_last4) }),
-            ),
+            &AuditEntry {
+                workspace_id: key.workspace_id.as_deref(),
+                ..AuditEntry::by_user(&user, "sdk_key.revoke")
+                    .on(&key.id)
+                    .with(json!({ "key": format!("{}_…{}", key.key_prefix, key.key_last4) }))
+            },
             &client,
         )
         .await?;

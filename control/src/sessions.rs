@@ -13,7 +13,7 @@ use keygate_shared::otp::Purpose;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::audit::{AuditEntry, AuditStore};
+use crate::audit::{record_now, AuditEntry, AuditStore};
 use crate::auth::{
     csrf_token, session_digest, CurrentUser, CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL_MS,
 };
@@ -225,16 +225,8 @@ async fn sign_in(
         .await?;
         tx.as_mut()
             .record_audit(
-                &AuditEntry {
-                    org_id: &row.3,
-                    workspace_id: None,
-                    actor_id: Some(&row.0),
-                    actor: &row.1,
-                    action: "session.create",
-                    target: Some(&session_id),
-                    outcome: "success",
-                    detail: json!({}),
-                },
+                // Not yet a `CurrentUser`: the user and organisation just read back.
+                &AuditEntry::new(&row.3, &row.0, &row.1, "session.create").on(&session_id),
                 &client,
             )
             .await?;
@@ -270,32 +262,23 @@ async fn sign_in(
 }
 
 async fn record_failed_sign_in(state: &AppState, email: &str, client: &ClientInfo, reason: &str) {
-    let result: Result<(), sqlx::Error> = with_db!(&state.db, |pool| async {
-        let user: Option<(String, String)> =
+    let result: Result<(), sqlx::Error> = async {
+        let user: Option<(String, String)> = with_db!(&state.db, |pool| {
             sqlx::query_as("SELECT id, org_id FROM users WHERE email = $1")
                 .bind(email)
                 .fetch_optional(pool)
-                .await?;
+                .await
+        })?;
         if let Some((user_id, org_id)) = user {
-            let mut conn = pool.acquire().await?;
-            conn.record_audit(
-                &AuditEntry {
-                    org_id: &org_id,
-                    workspace_id: None,
-                    actor_id: Some(&user_id),
-                    actor: email,
-                    action: "session.create",
-                    target: None,
-                    outcome: "failure",
-                    detail: json!({"reason": reason}),
-                },
-                client,
-            )
-            .await?;
+            // In the organisation of the address that failed to sign in (there is no caller).
+            let entry = AuditEntry::new(&org_id, &user_id, email, "session.create")
+                .failed()
+                .with(json!({"reason": reason}));
+            record_now(state, &entry, client).await?;
         }
         Ok(())
     }
-    .await);
+    .await;
     if let Err(e) = result {
         tracing::warn!(error = %e, "could not audit a failed sign-in");
     }
@@ -315,16 +298,7 @@ async fn sign_out(
             .await?;
         tx.as_mut()
             .record_audit(
-                &AuditEntry {
-                    org_id: &user.org_id,
-                    workspace_id: None,
-                    actor_id: Some(&user.user_id),
-                    actor: &user.email,
-                    action: "session.delete",
-                    target: Some(&user.session_id),
-                    outcome: "success",
-                    detail: json!({}),
-                },
+                &AuditEntry::by_user(&user, "session.delete").on(&user.session_id),
                 &client,
             )
             .await?;

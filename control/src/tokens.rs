@@ -191,21 +191,15 @@ async fn create_token(
         .await
         .on_constraint(|_| ApiError::not_found("workspace"))?;
         tx.record_audit(
-            &AuditEntry {
-                org_id: &user.org_id,
-                workspace_id: Some(&workspace.id),
-                actor_id: Some(&user.user_id),
-                actor: &user.email,
-                action: "workspace_token.create",
-                target: Some(&row.id),
-                outcome: "success",
-                detail: json!({
+            &AuditEntry::by_user(&user, "workspace_token.create")
+                .in_workspace(&workspace.id)
+                .on(&row.id)
+                .with(json!({
                     "name": row.name,
                     "kind": row.kind,
                     "key": key.mask(),
                     "expiresAt": row.expires_at.map(rfc3339),
-                }),
-            },
+                })),
             &client,
         )
         .await?;
@@ -244,16 +238,10 @@ async fn revoke_token(
             return Err(ApiError::not_found("token"));
         };
         tx.record_audit(
-            &AuditEntry {
-                org_id: &user.org_id,
-                workspace_id: Some(&workspace.id),
-                actor_id: Some(&user.user_id),
-                actor: &user.email,
-                action: "workspace_token.revoke",
-                target: Some(&token_id),
-                outcome: "success",
-                detail: json!({ "name": name, "kind": kind, "key": format!("{prefix}_…{last4}") }),
-            },
+            &AuditEntry::by_user(&user, "workspace_token.revoke")
+                .in_workspace(&workspace.id)
+                .on(&token_id)
+                .with(json!({ "name": name, "kind": kind, "key": format!("{prefix}_…{last4}") })),
             &client,
         )
         .await?;

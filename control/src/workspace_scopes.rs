@@ -166,16 +166,11 @@ async fn create_scope(
         created_at: now_ms(),
         updated_at: now_ms(),
     };
-    let audit = AuditEntry {
-        org_id: &ws.org_id,
-        workspace_id: Some(&ws.id),
-        actor_id: Some(principal.actor_id()),
-        actor: principal.actor_label(),
-        action: "workspace_scope.create",
-        target: Some(&scope.id),
-        outcome: "success",
-        detail: json!({ "representation": scope.representation }),
-    };
+    // `ws` was loaded within the caller's organisation, so its org is the principal's.
+    let audit = AuditEntry::by(&principal, "workspace_scope.create")
+        .in_workspace(&ws.id)
+        .on(&scope.id)
+        .with(json!({ "representation": scope.representation }));
     with_db!(&state.db, |pool| {
         let mut tx = pool.begin_write().await?;
         sqlx::query(

@@ -296,10 +296,6 @@ fn require_workspace_write(principal: &Principal) -> ApiResult<()> {
     Ok(())
 }
 
-fn actor_id(principal: &Principal) -> Option<&str> {
-    Some(principal.actor_id())
-}
-
 async fn list_workspaces(
     State(state): State<AppState>,
     principal: Principal,
@@ -435,29 +431,23 @@ async fn create_workspace(
                     scopes: SdkScopes::all(),
                     environment: env,
                     is_access_key: true,
-                    created_by: actor_id(&principal),
+                    created_by: Some(principal.actor_id()),
                     now,
                 },
             )
             .await?;
         tx.record_audit(
-            &AuditEntry {
-                org_id: &row.org_id,
-                workspace_id: Some(&row.id),
-                actor_id: actor_id(&principal),
-                actor: principal.actor_label(),
-                action: "workspace.create",
-                target: Some(&row.id),
-                outcome: "success",
-                detail: json!({
+            &AuditEntry::by(&principal, "workspace.create")
+                .in_workspace(&row.id)
+                .on(&row.id)
+                .with(json!({
                     "name": row.name,
                     "environment": row.environment,
                     "publishableKey": pk.mask(),
                     "publishableKeyId": pk_id,
                     "sdkAccessKey": sdk.mask(),
                     "sdkAccessKeyId": sdk_id,
-                }),
-            },
+                })),
             &client,
         )
         .await?;
@@ -575,16 +565,10 @@ async fn update_workspace(
             return Err(ApiError::not_found("workspace"));
         }
         tx.record_audit(
-            &AuditEntry {
-                org_id: &row.org_id,
-                workspace_id: Some(&row.id),
-                actor_id: actor_id(&principal),
-                actor: principal.actor_label(),
-                action: "workspace.update",
-                target: Some(&row.id),
-                outcome: "success",
-                detail: json!({ "changed": changed }),
-            },
+            &AuditEntry::by(&principal, "workspace.update")
+                .in_workspace(&row.id)
+                .on(&row.id)
+                .with(json!({ "changed": changed })),
             &client,
         )
         .await?;
@@ -673,16 +657,10 @@ async fn put_modules(
             ));
         }
         tx.record_audit(
-            &AuditEntry {
-                org_id: &user.org_id,
-                workspace_id: Some(&workspace.id),
-                actor_id: Some(&user.user_id),
-                actor: &user.email,
-                action: "workspace.modules.update",
-                target: Some(&workspace.id),
-                outcome: "success",
-                detail: json!({ "modules": catalogue.modules.len() }),
-            },
+            &AuditEntry::by_user(&user, "workspace.modules.update")
+                .in_workspace(&workspace.id)
+                .on(&workspace.id)
+                .with(json!({ "modules": catalogue.modules.len() })),
             &client,
         )
         .await?;

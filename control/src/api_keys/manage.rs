@@ -24,7 +24,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{AppState, ClientInfo, JsonBody};
 use crate::ids::{is_valid_id, new_id, now_ms};
 use crate::with_db;
-use crate::workspace_scopes::{reachable_workspace, ReachableWorkspace};
+use crate::workspace_scopes::reachable_workspace;
 
 const READ: Permission = Permission::new(Resource::ApiKeys, Access::Read);
 const WRITE: Permission = Permission::new(Resource::ApiKeys, Access::Write);
@@ -175,25 +175,6 @@ async fn check_scopes(
     serde_json::to_string(&merged).map_err(ApiError::internal)
 }
 
-fn audit<'a>(
-    ws: &'a ReachableWorkspace,
-    principal: &'a Principal,
-    action: &'a str,
-    target: &'a str,
-    detail: Value,
-) -> AuditEntry<'a> {
-    AuditEntry {
-        org_id: &ws.org_id,
-        workspace_id: Some(&ws.id),
-        actor_id: Some(principal.actor_id()),
-        actor: principal.actor_label(),
-        action,
-        target: Some(target),
-        outcome: "success",
-        detail,
-    }
-}
-
 fn deleted_conflict() -> ApiError {
     ApiError::conflict("KEY_DELETED", "this API key was deleted")
 }
@@ -258,13 +239,10 @@ pub async fn create(
         updated_at: now,
     };
     let digest = secret.digest().to_hex();
-    let entry = audit(
-        &ws,
-        &principal,
-        "api_key.create",
-        &row.id,
-        json!({ "key": secret.mask(), "customerId": row.customer_id }),
-    );
+    let entry = AuditEntry::by(&principal, "api_key.create")
+        .in_workspace(&ws.id)
+        .on(&row.id)
+        .with(json!({ "key": secret.mask(), "customerId": row.customer_id }));
     with_db!(&state.db, |pool| {
         let mut tx = pool.begin_write().await?;
         sqlx::query(
@@ -443,8 +421,11 @@ async fn change_key(
         .bind(&current.id)
         .fetch_one(&mut *tx)
         .await?;
-        tx.record_audit(&audit(&ws, principal, action, &stored.id, detail), client)
-            .await?;
+        let entry = AuditEntry::by(principal, action)
+            .in_workspace(&ws.id)
+            .on(&stored.id)
+            .with(detail);
+        tx.record_audit(&entry, client).await?;
         tx.commit().await?;
         Ok::<_, ApiError>(stored)
     })
@@ -657,13 +638,10 @@ pub async fn rotate(
             .await?;
         row.key_last4 = secret.last4().to_owned();
         row.updated_at = now;
-        let entry = audit(
-            &ws,
-            &principal,
-            "api_key.rotate",
-            &row.id,
-            json!({ "key": secret.mask(), "gracePeriodMs": grace }),
-        );
+        let entry = AuditEntry::by(&principal, "api_key.rotate")
+            .in_workspace(&ws.id)
+            .on(&row.id)
+            .with(json!({ "key": secret.mask(), "gracePeriodMs": grace }));
         tx.record_audit(&entry, &client).await?;
         tx.commit().await?;
         Ok::<_, ApiError>((row, secret))
