@@ -7,6 +7,7 @@
 //! Plain `std::process` with no dependencies, so it builds in seconds on a fresh machine.
 
 mod cmd;
+mod control_bench;
 mod edge;
 mod postgres;
 mod run;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         Some("bench-edge") => edge::bench(&args[1..]),
         Some("edge-dev") => edge::dev(&args[1..]),
         Some("bench-verify") => verify_bench::run_bench(&args[1..]),
+        Some("bench-control") => control_bench::run_bench(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -40,7 +42,8 @@ fn main() -> ExitCode {
                  build-edge  build the edge worker into edge/build (local tools only)\n  \
                  bench-edge  edge load benchmark (check vs healthz) and wasm size\n  \
                  edge-dev [port] [control-url]  wrangler dev for the edge alone, with .dev.vars\n  \
-                 bench-verify  load benchmark of API-key verify (release, SQLite, loopback)"
+                 bench-verify  load benchmark of API-key verify (release, SQLite, loopback)\n  \
+                 bench-control  load benchmark of listing, dashboard reads, revoke, rotate (release, SQLite, loopback)"
             );
             return ExitCode::from(2);
         }
