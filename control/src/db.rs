@@ -118,20 +118,92 @@ pub trait WriteTx {
     /// The database.
     type Database: sqlx::Database;
     /// Begins a transaction holding the write lock from the start where that matters.
-    async fn begin_write(&self) -> Result<Transaction<'static, Self::Database>, sqlx::Error>;
+    async fn begin_write(&self) -> Result<WriteTransaction<Self::Database>, sqlx::Error>;
+}
+
+/// A write transaction. Dereferences to the connection (`&mut *tx` is an executor); `commit`
+/// or drop (rollback) ends it.
+///
+/// On SQLite it also holds this process's turn to write: SQLite has one writer at a time, and
+/// writers that wait inside SQLite's busy handler retry on a sleeping schedule in no order, so
+/// under load one can wait a second while the lock is free. Queuing them here, first come
+/// first served, before `BEGIN IMMEDIATE` keeps the wait as short as the writes ahead of it.
+pub struct WriteTransaction<DB: sqlx::Database> {
+    tx: Transaction<'static, DB>,
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl<DB: sqlx::Database> WriteTransaction<DB> {
+    /// Commits.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    /// Rolls back (dropping does the same).
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+
+    /// The connection, for store traits (`tx.as_mut().record_audit(..)`).
+    pub fn as_mut(&mut self) -> &mut DB::Connection {
+        &mut self.tx
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::Deref for WriteTransaction<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        &self.tx
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::DerefMut for WriteTransaction<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.tx
+    }
+}
+
+/// How long a writer waits for its turn before giving up (SQLite's own busy timeout is 5 s).
+const WRITE_TURN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One queue of writers per SQLite file in this process.
+fn sqlite_write_turns(pool: &SqlitePool) -> std::sync::Arc<tokio::sync::Semaphore> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static TURNS: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<tokio::sync::Semaphore>>>> =
+        OnceLock::new();
+    let file = pool.connect_options().get_filename().to_path_buf();
+    let mut map = TURNS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    map.entry(file)
+        .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1)))
+        .clone()
 }
 
 impl WriteTx for SqlitePool {
     type Database = Sqlite;
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        self.begin_with("BEGIN IMMEDIATE").await
+    async fn begin_write(&self) -> Result<WriteTransaction<Sqlite>, sqlx::Error> {
+        let turn =
+            tokio::time::timeout(WRITE_TURN_TIMEOUT, sqlite_write_turns(self).acquire_owned())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)?
+                .map_err(|_| sqlx::Error::PoolClosed)?;
+        Ok(WriteTransaction {
+            tx: self.begin_with("BEGIN IMMEDIATE").await?,
+            _turn: Some(turn),
+        })
     }
 }
 
 impl WriteTx for PgPool {
     type Database = Postgres;
-    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        self.begin().await
+    async fn begin_write(&self) -> Result<WriteTransaction<Postgres>, sqlx::Error> {
+        Ok(WriteTransaction {
+            tx: self.begin().await?,
+            _turn: None,
+        })
     }
 }
 
