@@ -143,9 +143,11 @@ impl<DB: sqlx::Database> WriteTransaction<DB> {
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
         self.tx.rollback().await
     }
+}
 
-    /// The connection, for store traits (`tx.as_mut().record_audit(..)`).
-    pub fn as_mut(&mut self) -> &mut DB::Connection {
+/// The connection, for store traits (`tx.as_mut().record_audit(..)`).
+impl<DB: sqlx::Database> AsMut<DB::Connection> for WriteTransaction<DB> {
+    fn as_mut(&mut self) -> &mut DB::Connection {
         &mut self.tx
     }
 }

@@ -98,16 +98,12 @@ pub async fn add_member(
                 match existing {
                     Some(o) => o,
                     None => {
-                        let o = new_id();
-                        sqlx::query(
-                            "INSERT INTO organisations (id, name, created_at) VALUES ($1, $2, $3)",
-                        )
-                        .bind(&o)
-                        .bind(email.split('@').nth(1).unwrap_or("my organisation"))
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                        o
+                        // An empty instance: this user founds the organisation as its owner.
+                        let (org, user) = tx
+                            .insert_organisation(organisation_name_for(&email), &email)
+                            .await?;
+                        tx.commit().await?;
+                        return Ok((user, org));
                     }
                 }
             }
@@ -137,6 +133,43 @@ pub async fn add_member(
     })
 }
 
+/// Creating organisations inside the caller's transaction.
+#[allow(async_fn_in_trait)]
+pub trait OrganisationStore {
+    /// Inserts organisation `name` with `owner_email` (already normalised) as its owner;
+    /// returns (organisation id, user id). A taken email is a unique violation.
+    async fn insert_organisation(
+        &mut self,
+        name: &str,
+        owner_email: &str,
+    ) -> Result<(String, String), sqlx::Error>;
+}
+
+crate::impl_for_both_backends!(OrganisationStore {
+    async fn insert_organisation(&mut self, name: &str, owner_email: &str) -> Result<(String, String), sqlx::Error> {
+        let (org_id, user_id, now) = (new_id(), new_id(), now_ms());
+        sqlx::query("INSERT INTO organisations (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&org_id)
+            .bind(name)
+            .bind(now)
+            .execute(&mut *self)
+            .await?;
+        sqlx::query("INSERT INTO users (id, org_id, email, role, created_at) VALUES ($1, $2, $3, 'owner', $4)")
+            .bind(&user_id)
+            .bind(&org_id)
+            .bind(owner_email)
+            .bind(now)
+            .execute(&mut *self)
+            .await?;
+        Ok((org_id, user_id))
+    }
+});
+
+/// The name a new organisation gets from its first owner's address: the email's domain.
+pub fn organisation_name_for(email: &str) -> &str {
+    email.split('@').nth(1).unwrap_or("my organisation")
+}
+
 /// Creates a new organisation with `owner_email` as its owner (another tenant on the same
 /// instance). Returns (organisation id, user id). Used by `keygate org add`.
 pub async fn create_organisation(
@@ -152,25 +185,19 @@ pub async fn create_organisation(
         ));
     }
     let email = normalize_email(owner_email)?;
-    let (org_id, user_id, now) = (new_id(), new_id(), now_ms());
     with_db!(db, |pool| {
         let mut tx = pool.begin_write().await?;
-        sqlx::query("INSERT INTO organisations (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(&org_id)
-            .bind(name)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO users (id, org_id, email, role, created_at) VALUES ($1, $2, $3, 'owner', $4)")
-            .bind(&user_id)
-            .bind(&org_id)
-            .bind(&email)
-            .bind(now)
-            .execute(&mut *tx)
+        let ids = tx
+            .insert_organisation(name, &email)
             .await
-            .on_constraint(|_| ApiError::conflict("MEMBER_EXISTS", "that address already belongs to an organisation"))?;
+            .on_constraint(|_| {
+                ApiError::conflict(
+                    "MEMBER_EXISTS",
+                    "that address already belongs to an organisation",
+                )
+            })?;
         tx.commit().await?;
-        Ok((org_id, user_id))
+        Ok(ids)
     })
 }
 

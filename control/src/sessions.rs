@@ -21,6 +21,7 @@ use crate::db::WriteTx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{AppState, ClientInfo, JsonBody};
 use crate::ids::{new_id, now_ms};
+use crate::members::OrganisationStore;
 use crate::otp;
 use crate::with_db;
 
@@ -172,21 +173,8 @@ async fn sign_in(
             None if redeemed.subject == BOOTSTRAP => {
                 let orgs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organisations").fetch_one(&mut *tx).await?;
                 if orgs == 0 {
-                    let org_id = new_id();
-                    let user_id = new_id();
-                    let org_name = email.split('@').nth(1).unwrap_or("my organisation").to_owned();
-                    sqlx::query("INSERT INTO organisations (id, name, created_at) VALUES ($1, $2, $3)")
-                        .bind(&org_id)
-                        .bind(&org_name)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("INSERT INTO users (id, org_id, email, role, created_at) VALUES ($1, $2, $3, 'owner', $4)")
-                        .bind(&user_id)
-                        .bind(&org_id)
-                        .bind(&email)
-                        .bind(now)
-                        .execute(&mut *tx)
+                    let (_org, user_id) = tx
+                        .insert_organisation(crate::members::organisation_name_for(&email), &email)
                         .await?;
                     Some(user_id)
                 } else {
