@@ -27,6 +27,7 @@ pub mod outbox;
 pub mod publishable_keys;
 pub mod sdk_keys;
 
+pub mod retention;
 pub mod server;
 pub mod sessions;
 pub mod tokens;

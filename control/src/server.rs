@@ -57,7 +57,11 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     tracing::info!(%local, database = state.db.backend(), "listening");
     let db = state.db.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let deliverer = tokio::spawn(crate::edge_sync::run_deliverer(state.clone(), stop_rx));
+    let deliverer = tokio::spawn(crate::edge_sync::run_deliverer(
+        state.clone(),
+        stop_rx.clone(),
+    ));
+    let sweeper = tokio::spawn(crate::retention::run(state.clone(), stop_rx));
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
@@ -65,6 +69,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let _ = stop_tx.send(true);
     let _ = deliverer.await;
+    let _ = sweeper.await;
     db.close().await;
     tracing::info!("stopped");
     Ok(())

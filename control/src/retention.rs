@@ -1,0 +1,81 @@
+//! Retention: rows that have done their job are deleted, so tables stay the size of what is
+//! live. Every replica sweeps every [`SWEEP_INTERVAL`]; the deletes are idempotent.
+//!
+//! - edge outbox rows delivered more than [`OUTBOX_KEEP_MS`] ago, except each key's newest
+//!   row (its id is the version the pull endpoint answers with);
+//! - one-time-password challenges that expired more than a day ago (the hourly request cap
+//!   only looks back one hour);
+//! - sessions that expired or were signed out more than a day ago.
+//!
+//! The audit log is kept: how long to keep it is the operator's policy, not ours.
+
+use std::time::Duration;
+
+use crate::http::AppState;
+use crate::ids::now_ms;
+use crate::with_db;
+
+/// How often a replica sweeps.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// How long delivered outbox rows are kept (for inspection).
+pub const OUTBOX_KEEP_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Rows deleted by one sweep.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Delivered outbox rows.
+    pub outbox: u64,
+    /// Expired OTP challenges.
+    pub challenges: u64,
+    /// Ended sessions.
+    pub sessions: u64,
+}
+
+/// Deletes what is past its retention at time `now` (Unix ms).
+pub async fn sweep(state: &AppState, now: i64) -> Result<Swept, sqlx::Error> {
+    with_db!(&state.db, |pool| {
+        async {
+        let outbox = sqlx::query(
+            "DELETE FROM edge_outbox
+              WHERE delivered_at IS NOT NULL AND delivered_at < $1
+                AND id < (SELECT MAX(newer.id) FROM edge_outbox newer WHERE newer.key_digest = edge_outbox.key_digest)",
+        )
+        .bind(now - OUTBOX_KEEP_MS)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        let challenges = sqlx::query("DELETE FROM otp_challenges WHERE expires_at < $1")
+            .bind(now - DAY_MS)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $1")
+            .bind(now - DAY_MS)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        Ok(Swept { outbox, challenges, sessions })
+    }
+    .await
+    })
+}
+
+/// Sweeps every [`SWEEP_INTERVAL`] until `shutdown` fires.
+pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
+            _ = shutdown.changed() => return,
+        }
+        match sweep(&state, now_ms()).await {
+            Ok(s) => tracing::debug!(
+                outbox = s.outbox,
+                challenges = s.challenges,
+                sessions = s.sessions,
+                "retention sweep"
+            ),
+            Err(e) => tracing::warn!(error = %e, "retention sweep failed; will retry"),
+        }
+    }
+}
