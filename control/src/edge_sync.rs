@@ -11,8 +11,9 @@
 //! effect is exactly once.
 //!
 //! Latency: a successful write request wakes this replica's deliverer at once
-//! ([`wake_after_writes`]); a write on another replica is found by the delivering replica's
-//! next poll, within [`POLL_INTERVAL`].
+//! ([`wake_after_writes`]) and, on PostgreSQL, the delivering replica through
+//! `NOTIFY keygate_outbox`; a lost notification is made up by the next poll, within
+//! [`POLL_INTERVAL`].
 //!
 //! **Pull.** `GET /api/v1/edge/records/{digest}` answers the edge's signed pull on a cache and
 //! KV miss with the key's current record, the reply signed and bound to the request's nonce
@@ -61,8 +62,34 @@ pub async fn wake_after_writes(
     let res = next.run(req).await;
     if writes && res.status().is_success() {
         state.edge_wakeup.notify_one();
+        if let crate::db::Db::Postgres(pool) = &state.db {
+            // The delivering replica may be another one: tell it through the database.
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                if let Err(e) = sqlx::query(NOTIFY).execute(&pool).await {
+                    tracing::debug!(error = %e, "could not notify the delivering replica");
+                }
+            });
+        }
     }
     res
+}
+
+/// The PostgreSQL channel replicas use to wake the delivering one.
+const CHANNEL: &str = "keygate_outbox";
+const NOTIFY: &str = "NOTIFY keygate_outbox";
+
+/// Waits for a wake-up from another replica (PostgreSQL `LISTEN`); never returns without one.
+async fn notified_by_another_replica(listener: &mut Option<sqlx::postgres::PgListener>) {
+    match listener {
+        Some(l) => {
+            if l.recv().await.is_err() {
+                // The listener reconnects on the next call; avoid a hot loop meanwhile.
+                tokio::time::sleep(POLL_INTERVAL).await;
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 fn unix_secs() -> u64 {
@@ -328,6 +355,7 @@ pub async fn run_deliverer(state: AppState, mut shutdown: tokio::sync::watch::Re
     };
     tracing::info!(edge = %edge_url, "edge deliverer started");
     let mut leadership = Leadership::default();
+    let mut listener: Option<sqlx::postgres::PgListener> = None;
     loop {
         if !leadership.hold(&state).await {
             // Another replica delivers; look again later (it may die).
@@ -372,8 +400,17 @@ pub async fn run_deliverer(state: AppState, mut shutdown: tokio::sync::watch::Re
         if delivered_something {
             continue;
         }
+        if listener.is_none() {
+            if let crate::db::Db::Postgres(pool) = &state.db {
+                listener = match sqlx::postgres::PgListener::connect_with(pool).await {
+                    Ok(mut l) => l.listen(CHANNEL).await.ok().map(|_| l),
+                    Err(_) => None,
+                };
+            }
+        }
         tokio::select! {
             _ = state.edge_wakeup.notified() => {}
+            _ = notified_by_another_replica(&mut listener) => {}
             _ = tokio::time::sleep(POLL_INTERVAL) => {}
             _ = shutdown.changed() => return,
         }

@@ -265,3 +265,51 @@ async fn two_replicas_on_one_postgres_deliver_one_at_a_time_in_order() {
     let max = rx.records.iter().map(|r| r.0).max().unwrap();
     assert_eq!(last, max, "the newest record arrived last");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_on_either_replica_reaches_the_edge_without_waiting_for_a_poll() {
+    let Some(db) = TestServer::new_postgres_database().await else {
+        return;
+    };
+    let (edge_url, rx) = receiver(0).await;
+    let a = TestServer::start_with(Some(db.clone()), edge_args(&edge_url)).await;
+    let b = TestServer::start_with(Some(db), edge_args(&edge_url)).await;
+    let owner_a = a.sign_in("owner@example.com").await;
+    let owner_b = b.sign_in("owner@example.com").await;
+    let ws = workspace(&owner_a).await;
+    until_delivered(&a).await;
+    // Whichever replica delivers, the other one's writes must wake it through the database
+    // (NOTIFY), not wait for its 250 ms poll.
+    for (name, client) in [("a", &owner_a), ("b", &owner_b)] {
+        let mut took = Vec::new();
+        for f in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+            let before = rx.lock().unwrap().records.len();
+            let start = Instant::now();
+            let path = format!("/api/v1/workspace/{ws}/publishable-key/blacklist");
+            let r = client
+                .post(&path, json!({"module": "billing", "functionality": f}))
+                .await;
+            assert!(r.status < 300, "{r:?}");
+            while rx.lock().unwrap().records.len() == before {
+                assert!(start.elapsed() < Duration::from_secs(5), "never delivered");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            took.push(start.elapsed());
+            let r = client
+                .get(&format!("/api/v1/workspace/{ws}/publishable-key"))
+                .await;
+            let rule = r.body["publishableKey"]["blacklist"][0]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            client.delete(&format!("{path}/{rule}")).await;
+            until_delivered(&a).await;
+        }
+        took.sort();
+        let median = took[took.len() / 2];
+        assert!(
+            median < Duration::from_millis(120),
+            "writes on replica {name}: median {median:?} ({took:?})"
+        );
+    }
+}
