@@ -44,7 +44,9 @@ export async function render(panel, ctx) {
       confirmLabel: 'Revoke and issue a new key',
       danger: true,
       action: async () => {
-        result = await post(ws(id, '/publishable-key/revoke'));
+        // Name the key on screen: if someone else replaced it meanwhile, this is a 409, not a
+        // second replacement.
+        result = await post(ws(id, '/publishable-key/revoke'), key.id ? { keyId: key.id } : {});
       },
     });
     if (!ok) return;
