@@ -211,6 +211,10 @@ fn main() {
 
     load::client_runtime().block_on(async {
         let st = setup(&base, data_dir.path()).await;
+        assert!(
+            server.database_url.starts_with("sqlite:"),
+            "the control-plane bench checks its results in SQLite; unset KEYGATE_BENCH_DATABASE_URL"
+        );
         let db = SqlitePool::connect(&server.database_url).await.unwrap();
         load::print_conditions("control-plane load", connections, seconds);
         let d = Duration::from_secs(seconds);

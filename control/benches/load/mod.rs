@@ -33,14 +33,16 @@ pub fn env_num(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// The server under test: the same state and router as `keygate serve`, SQLite in `data_dir`.
+/// The server under test: the same state and router as `keygate serve`, SQLite in `data_dir`
+/// (or the database `KEYGATE_BENCH_DATABASE_URL` names: the verify bench checks what was
+/// stored through the API, so it runs on PostgreSQL too).
 pub struct Server {
     /// Its runtime (2 worker threads); dropping it stops the server.
     pub rt: tokio::runtime::Runtime,
     /// `http://127.0.0.1:<port>`.
     pub base: String,
     pub addr: SocketAddr,
-    /// The SQLite URL, for the benches' own checks of what was stored.
+    /// The database URL, for the benches' own checks of what was stored.
     pub database_url: String,
 }
 
@@ -54,6 +56,7 @@ pub fn start_server(data_dir: &Path) -> Server {
     let (addr, database_url) = rt.block_on(async {
         let args = SettingsArgs {
             data_dir: Some(data_dir.to_path_buf()),
+            database_url: std::env::var("KEYGATE_BENCH_DATABASE_URL").ok(),
             ..SettingsArgs::default()
         };
         let settings = Settings::resolve(args).expect("settings");
@@ -87,8 +90,13 @@ pub fn client_runtime() -> tokio::runtime::Runtime {
 pub fn print_conditions(what: &str, connections: u64, seconds: u64) {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "{what}: SQLite, {connections} keep-alive connections, {seconds} s per run, loopback; \
+        "{what}: {}, {connections} keep-alive connections, {seconds} s per run, loopback; \
          {} cores, load average {}",
+        if std::env::var("KEYGATE_BENCH_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres")) {
+            "PostgreSQL on the same machine"
+        } else {
+            "SQLite"
+        },
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load.split_whitespace()
             .take(3)
