@@ -35,8 +35,6 @@ use crate::workspaces::{find_workspace, WorkspaceRow};
 
 /// Most allowed origins per workspace.
 pub const MAX_ALLOWED_ORIGINS: usize = 50;
-/// Longest origin URL.
-pub const MAX_ORIGIN_URL_LEN: usize = 2048;
 
 /// The publishable-key routes.
 pub fn router() -> Router<AppState> {
@@ -361,35 +359,10 @@ fn validate_origins(list: &[String]) -> ApiResult<Vec<String>> {
     Ok(out)
 }
 
-/// An http(s) URL the edge can forward to: scheme, host, optional port and path; no user
-/// info, query or fragment. Returned without a trailing `/`.
+/// `origin::validate_origin_url` with keygate's error shape.
 pub fn validate_origin_url(raw: &str) -> ApiResult<String> {
-    let bad = || {
-        ApiError::bad_request(
-            "INVALID_ORIGIN_URL",
-            "the origin URL is an http(s) URL such as https://api.example.com or https://example.com/api (no user, query or fragment)",
-        )
-    };
-    let url = raw.trim();
-    if url.len() > MAX_ORIGIN_URL_LEN {
-        return Err(bad());
-    }
-    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    if authority.contains('@') {
-        return Err(bad());
-    }
-    let base = origin::normalize(&format!("{scheme}://{authority}")).ok_or_else(bad)?;
-    let path_ok = path
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._~/%!$&'()*+,;=:".contains(&b));
-    if !path_ok {
-        return Err(bad());
-    }
-    Ok(format!("{base}{}", path.trim_end_matches('/')))
+    origin::validate_origin_url(raw)
+        .map_err(|e| ApiError::bad_request("INVALID_ORIGIN_URL", e.to_string()))
 }
 
 async fn update_origins(

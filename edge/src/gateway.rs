@@ -60,30 +60,6 @@ fn is_dot_segment(segment: &str) -> bool {
     s == "." || s == ".."
 }
 
-/// Splits an origin URL into `scheme://authority` and its path without a trailing `/`.
-/// Only plain `http(s)://host[:port][/path]` URLs are accepted (no user info, query or
-/// fragment), so what is signed is exactly what the origin receives.
-fn split_origin_url(origin_url: &str) -> Option<(&str, &str)> {
-    let after_scheme = origin_url
-        .strip_prefix("https://")
-        .or_else(|| origin_url.strip_prefix("http://"))?;
-    let authority_len = after_scheme.find('/').unwrap_or(after_scheme.len());
-    let authority = &after_scheme[..authority_len];
-    let path = after_scheme[authority_len..].trim_end_matches('/');
-    let plain = |s: &str, extra: &[u8]| {
-        s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b) || extra.contains(&b))
-    };
-    (!authority.is_empty() && plain(authority, b":[]") && plain(path, b"/!$&'()*+,;=:")).then(
-        || {
-            (
-                &origin_url[..origin_url.len() - after_scheme.len() + authority_len],
-                path,
-            )
-        },
-    )
-}
-
 /// The URL for `rest` (and `query`) under the workspace's `origin_url`. `rest` and `query`
 /// come from the runtime's already-normalized request URL; dot segments are refused anyway,
 /// so a request can never climb above the origin URL's path.
@@ -93,13 +69,14 @@ pub fn target(origin_url: &str, rest: &str, query: Option<&str>) -> Result<Targe
             "`.` and `..` segments are not forwarded",
         ));
     }
-    let (scheme_and_authority, base_path) = split_origin_url(origin_url).ok_or_else(|| {
-        ApiError::new(
-            502,
-            "ORIGIN_MISCONFIGURED",
-            "the workspace's origin URL is not a plain http(s) URL",
-        )
-    })?;
+    let (scheme_and_authority, base_path) = keygate_shared::origin::split_origin_url(origin_url)
+        .ok_or_else(|| {
+            ApiError::new(
+                502,
+                "ORIGIN_MISCONFIGURED",
+                "the workspace's origin URL is not a plain http(s) URL",
+            )
+        })?;
     let path_and_query = match query.filter(|q| !q.is_empty()) {
         Some(q) => format!("{base_path}/{rest}?{q}"),
         None => format!("{base_path}/{rest}"),

@@ -91,6 +91,65 @@ pub fn validate_entry(entry: &str) -> Result<String, OriginError> {
     normalize(entry).ok_or_else(bad)
 }
 
+/// Longest origin URL accepted.
+pub const MAX_ORIGIN_URL_LEN: usize = 2048;
+
+/// Path bytes an origin URL may carry besides letters and digits.
+const ORIGIN_URL_PATH_BYTES: &[u8] = b"-._~/%!$&'()*+,;=:";
+
+/// A workspace's origin URL (where the edge forwards allowed gateway calls) in canonical form:
+/// an http(s) origin as [`normalize`] gives it, plus an optional path without a trailing `/`.
+/// No user info, query or fragment, so what the edge signs is exactly what the origin gets.
+pub fn validate_origin_url(raw: &str) -> Result<String, OriginError> {
+    let bad = || {
+        OriginError(
+            "the origin URL is an http(s) URL such as https://api.example.com or \
+             https://example.com/api (no user, query or fragment)"
+                .into(),
+        )
+    };
+    let url = raw.trim();
+    if url.len() > MAX_ORIGIN_URL_LEN {
+        return Err(bad());
+    }
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if authority.contains('@') {
+        return Err(bad());
+    }
+    let base = normalize(&format!("{scheme}://{authority}")).ok_or_else(bad)?;
+    if !path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || ORIGIN_URL_PATH_BYTES.contains(&b))
+    {
+        return Err(bad());
+    }
+    Ok(format!("{base}{}", path.trim_end_matches('/')))
+}
+
+/// Splits an origin URL into `scheme://authority` and its path without a trailing `/`, as the
+/// edge forwards to it; `None` unless it is a plain `http(s)://host[:port][/path]` URL.
+pub fn split_origin_url(origin_url: &str) -> Option<(&str, &str)> {
+    let after_scheme = origin_url
+        .strip_prefix("https://")
+        .or_else(|| origin_url.strip_prefix("http://"))?;
+    let authority_len = after_scheme.find('/').unwrap_or(after_scheme.len());
+    let authority = &after_scheme[..authority_len];
+    let path = after_scheme[authority_len..].trim_end_matches('/');
+    let plain_authority = authority
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~%:[]".contains(&b));
+    let plain_path = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || ORIGIN_URL_PATH_BYTES.contains(&b));
+    (!authority.is_empty() && plain_authority && plain_path).then(|| {
+        (
+            &origin_url[..origin_url.len() - after_scheme.len() + authority_len],
+            path,
+        )
+    })
+}
+
 /// Compiled allowed origins: a hash set of exact origins plus wildcard suffixes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OriginPolicy {
@@ -208,6 +267,44 @@ mod tests {
         let p = OriginPolicy::compile(Vec::<String>::new());
         assert!(p.is_unrestricted());
         assert!(p.allows(Some("https://anything.example")));
+    }
+
+    #[test]
+    fn origin_urls_are_canonical_and_what_the_edge_accepts() {
+        assert_eq!(
+            validate_origin_url("https://API.example.com:443/v1/").unwrap(),
+            "https://api.example.com/v1"
+        );
+        assert_eq!(
+            validate_origin_url("http://127.0.0.1:9000").unwrap(),
+            "http://127.0.0.1:9000"
+        );
+        for bad in [
+            "ftp://x.com",
+            "https://u:p@x.com",
+            "https://x.com/a?b=1",
+            "https://x.com/#f",
+            "x.com",
+            "https://",
+        ] {
+            assert!(validate_origin_url(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "https://api.example.com/v1",
+            "http://127.0.0.1:9000",
+            "https://a.b.c:8443/x/y;z=1",
+        ] {
+            let canonical = validate_origin_url(good).unwrap();
+            let (base, path) =
+                split_origin_url(&canonical).expect("the edge accepts what control saves");
+            assert_eq!(format!("{base}{path}"), canonical);
+        }
+        assert_eq!(
+            split_origin_url("https://x.com/base/"),
+            Some(("https://x.com", "/base"))
+        );
+        assert_eq!(split_origin_url("https://u@x.com"), None);
+        assert_eq!(split_origin_url("https://x.com/a?b"), None);
     }
 
     #[test]
