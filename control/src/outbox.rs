@@ -74,17 +74,16 @@ impl_for_both_backends!(OutboxStore {
                 .bind(digest.to_hex())
                 .fetch_one(&mut *self)
                 .await?;
+        let state = if revoked_at.is_some() { KeyState::Revoked } else { KeyState::Active };
+        let version = version.unwrap_or(0).max(0) as u64;
         Ok(Some(EdgeRecord {
-            key_digest: *digest,
-            workspace_id,
-            state: if revoked_at.is_some() { KeyState::Revoked } else { KeyState::Active },
             blacklist: rules
                 .into_iter()
                 .map(|(module, functionality)| Rule { module, functionality })
                 .collect(),
             allowed_origins: serde_json::from_str(&origins_json).unwrap_or_default(),
             origin_url,
-            version: version.unwrap_or(0).max(0) as u64,
+            ..EdgeRecord::new(*digest, workspace_id, state, version)
         }))
     }
 });

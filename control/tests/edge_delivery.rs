@@ -91,7 +91,7 @@ async fn sync(State(rx): State<Shared>, headers: HeaderMap, body: Bytes) -> (Sta
     }
     let ack = SyncAck {
         applied: batch.records.len() as u32,
-        skipped: 0,
+        ..SyncAck::default()
     };
     (StatusCode::OK, serde_json::to_string(&ack).unwrap())
 }

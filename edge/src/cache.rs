@@ -122,18 +122,7 @@ mod tests {
     }
 
     fn versioned(key: &str, version: u64) -> Rc<CompiledRecord> {
-        Rc::new(
-            EdgeRecord {
-                key_digest: digest(key),
-                workspace_id: "w1".into(),
-                state: KeyState::Active,
-                blacklist: vec![],
-                allowed_origins: vec![],
-                origin_url: None,
-                version,
-            }
-            .compile(),
-        )
+        Rc::new(EdgeRecord::new(digest(key), "w1".into(), KeyState::Active, version).compile())
     }
 
     #[test]

@@ -123,13 +123,8 @@ mod tests {
 
     fn record(origins: &[&str]) -> CompiledRecord {
         EdgeRecord {
-            key_digest: digest("k"),
-            workspace_id: "w".into(),
-            state: KeyState::Active,
-            blacklist: vec![],
             allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
-            origin_url: None,
-            version: 1,
+            ..EdgeRecord::new(digest("k"), "w".into(), KeyState::Active, 1)
         }
         .compile()
     }

@@ -243,15 +243,7 @@ mod tests {
     const NOW: u64 = 1_800_000_000;
 
     fn record(key: &str) -> EdgeRecord {
-        EdgeRecord {
-            key_digest: digest(key),
-            workspace_id: "w1".into(),
-            state: KeyState::Active,
-            blacklist: vec![],
-            allowed_origins: vec![],
-            origin_url: None,
-            version: 3,
-        }
+        EdgeRecord::new(digest(key), "w1".into(), KeyState::Active, 3)
     }
 
     fn reply(body: &str, nonce: &str) -> (String, String) {

@@ -75,7 +75,9 @@ pub use runtime::handle;
 mod runtime {
     use std::rc::Rc;
 
-    use keygate_shared::record::{should_apply, SyncAck};
+    use keygate_shared::record::{
+        should_apply, RefusedRecord, SyncAck, REFUSED_UNSUPPORTED_FORMAT,
+    };
     use keygate_shared::signing::{
         SignatureError, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP,
     };
@@ -113,6 +115,19 @@ mod runtime {
         let batch = parse_batch(&body)?;
         let mut ack = SyncAck::default();
         for record in batch.records {
+            if !record.format_supported() {
+                worker::console_error!(
+                    "keygate: refused record version {} in format {}",
+                    record.version,
+                    record.format
+                );
+                ack.refused.push(RefusedRecord {
+                    key_digest: record.key_digest,
+                    version: record.version,
+                    reason: REFUSED_UNSUPPORTED_FORMAT.into(),
+                });
+                continue;
+            }
             let stored = store.record(&record.key_digest).await?;
             if should_apply(stored.map(|r| r.version), record.version) {
                 store.put_record(&record).await?;

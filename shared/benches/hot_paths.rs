@@ -27,16 +27,12 @@ fn bench_check(c: &mut Criterion) {
             .map(|i| Rule::new(&format!("module{}", i % 50), &format!("func{i}")).unwrap())
             .collect();
         let record = EdgeRecord {
-            key_digest: k.digest(),
-            workspace_id: "ws_01HZX".into(),
-            state: KeyState::Active,
             blacklist,
             allowed_origins: vec![
                 "https://app.example.com".into(),
                 "https://*.example.org".into(),
             ],
-            origin_url: None,
-            version: 1,
+            ..EdgeRecord::new(k.digest(), "ws_01HZX".into(), KeyState::Active, 1)
         }
         .compile();
         let req = CheckRequest {

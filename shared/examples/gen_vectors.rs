@@ -194,9 +194,6 @@ fn main() {
     }
 
     let record = |k: &str, state| EdgeRecord {
-        key_digest: key::digest(k),
-        workspace_id: "ws_1".into(),
-        state,
         blacklist: vec![
             Rule::new("billing", "refund").unwrap(),
             Rule::new("admin", "*").unwrap(),
@@ -206,7 +203,7 @@ fn main() {
             "https://*.example.org".into(),
         ],
         origin_url: Some("http://127.0.0.1:9000".into()),
-        version: 3,
+        ..EdgeRecord::new(key::digest(k), "ws_1".into(), state, 3)
     };
     let sdk = minted[2].clone();
     let other_pk = minted[1].clone();

@@ -66,16 +66,12 @@ mod tests {
 
     fn record_for(key: &SecretKey, state: KeyState) -> CompiledRecord {
         EdgeRecord {
-            key_digest: key.digest(),
-            workspace_id: "w1".into(),
-            state,
             blacklist: vec![
                 Rule::new("billing", "refund").unwrap(),
                 Rule::new("admin", "*").unwrap(),
             ],
             allowed_origins: vec!["https://app.example.com".into()],
-            origin_url: None,
-            version: 1,
+            ..EdgeRecord::new(key.digest(), "w1".into(), state, 1)
         }
         .compile()
     }

@@ -20,13 +20,8 @@
 //!
 //! let key = SecretKey::generate(KeyKind::Publishable, Environment::Live);
 //! let record = EdgeRecord {
-//!     key_digest: key.digest(),
-//!     workspace_id: "ws_1".into(),
-//!     state: KeyState::Active,
 //!     blacklist: vec![Rule::new("billing", "refund").unwrap()],
-//!     allowed_origins: vec![],
-//!     origin_url: None,
-//!     version: 1,
+//!     ..EdgeRecord::new(key.digest(), "ws_1".into(), KeyState::Active, 1)
 //! }
 //! .compile();
 //! let req = |f| CheckRequest { key: key.expose(), module: "billing", functionality: f, origin: None };

@@ -333,15 +333,12 @@ pub fn new_key() -> SecretKey {
 
 /// An active record for `key` in `workspace`, version `version`, no restrictions.
 pub fn record(key: &SecretKey, workspace: &str, version: u64) -> EdgeRecord {
-    EdgeRecord {
-        key_digest: key.digest(),
-        workspace_id: workspace.to_owned(),
-        state: KeyState::Active,
-        blacklist: Vec::new(),
-        allowed_origins: Vec::new(),
-        origin_url: None,
+    EdgeRecord::new(
+        key.digest(),
+        workspace.to_owned(),
+        KeyState::Active,
         version,
-    }
+    )
 }
 
 /// `record` with a blacklist rule.

@@ -125,6 +125,42 @@ fn a_newer_revoke_record_is_refused_at_once_and_an_older_one_never_wins() {
 }
 
 #[test]
+fn records_from_a_newer_control_plane_apply_and_unknown_formats_are_refused_alone() {
+    let edge = Edge::start_default();
+    let (newer, future) = (new_key(), new_key());
+    let mut fields = serde_json::to_value(record(&newer, "ws_1", 1)).unwrap();
+    fields["aFieldFromTheFuture"] = serde_json::json!({"x": [1, 2]});
+    let mut unknown_format = serde_json::to_value(record(&future, "ws_1", 1)).unwrap();
+    unknown_format["format"] = (keygate_shared::record::FORMAT_VERSION + 1).into();
+    let body =
+        serde_json::json!({"records": [unknown_format, fields], "from": "later"}).to_string();
+    let headers = signed_headers(
+        &edge.secret,
+        keygate_shared::signing::Purpose::Sync,
+        now_secs(),
+        &fresh_nonce(),
+        body.as_bytes(),
+    );
+    let ack = edge.send_sync(&headers, body.as_bytes());
+    assert_eq!(ack.status, 200, "{}", ack.body);
+    let ack = ack.json();
+    assert_eq!(
+        (ack["applied"].as_u64(), ack["skipped"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(ack["refused"][0]["keyDigest"], future.digest().to_hex());
+    assert_eq!(ack["refused"][0]["reason"], "UNSUPPORTED_RECORD_FORMAT");
+    assert_eq!(
+        edge.check(newer.expose(), "m", "f", None).verdict(),
+        "VALID"
+    );
+    assert_eq!(
+        edge.check(future.expose(), "m", "f", None).verdict(),
+        "INVALID"
+    );
+}
+
+#[test]
 fn malformed_and_unknown_keys_are_invalid_and_malformed_ones_touch_no_storage() {
     let control = Control::start(TEST_SECRET);
     let edge = Edge::start(EdgeOptions {
