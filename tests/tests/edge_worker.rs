@@ -142,7 +142,7 @@ fn records_from_a_newer_control_plane_apply_and_unknown_formats_are_refused_alon
         body.as_bytes(),
     );
     let ack = edge.send_sync(&headers, body.as_bytes());
-    assert_eq!(ack.status, 200, "{}", ack.body);
+    assert_eq!(ack.status, 200, "{}", ack.json());
     let ack = ack.json();
     assert_eq!(
         (ack["applied"].as_u64(), ack["skipped"].as_u64()),
