@@ -125,6 +125,39 @@ fn a_newer_revoke_record_is_refused_at_once_and_an_older_one_never_wins() {
 }
 
 #[test]
+fn revoked_is_terminal_whatever_the_version_and_a_lower_versioned_revocation_still_lands() {
+    let edge = Edge::start_default();
+    let key = new_key();
+    let mut revoked = record(&key, "ws_1", 5);
+    revoked.state = KeyState::Revoked;
+    assert_eq!(edge.sync(&[revoked]).json()["applied"], 1);
+    // No later record, however new, makes the key active again.
+    for version in [6, 1_000, (1 << 53) - 1] {
+        let ack = edge.sync(&[record(&key, "ws_1", version)]);
+        assert_eq!(ack.json(), serde_json::json!({"applied": 0, "skipped": 1}));
+        assert_eq!(
+            edge.check(key.expose(), "m", "f", None).verdict(),
+            "REVOKED"
+        );
+    }
+
+    // A control plane whose versions went backwards (restored database) can still revoke.
+    let other = new_key();
+    assert_eq!(edge.sync(&[record(&other, "ws_1", 900)]).status, 200);
+    assert_eq!(
+        edge.check(other.expose(), "m", "f", None).verdict(),
+        "VALID"
+    );
+    let mut low = record(&other, "ws_1", 3);
+    low.state = KeyState::Revoked;
+    assert_eq!(edge.sync(&[low]).json()["applied"], 1);
+    assert_eq!(
+        edge.check(other.expose(), "m", "f", None).verdict(),
+        "REVOKED"
+    );
+}
+
+#[test]
 fn records_from_a_newer_control_plane_apply_and_unknown_formats_are_refused_alone() {
     let edge = Edge::start_default();
     let (newer, future) = (new_key(), new_key());
@@ -142,7 +175,7 @@ fn records_from_a_newer_control_plane_apply_and_unknown_formats_are_refused_alon
         body.as_bytes(),
     );
     let ack = edge.send_sync(&headers, body.as_bytes());
-    assert_eq!(ack.status, 200, "{}", ack.body);
+    assert_eq!(ack.status, 200, "{}", String::from_utf8_lossy(&ack.body));
     let ack = ack.json();
     assert_eq!(
         (ack["applied"].as_u64(), ack["skipped"].as_u64()),
