@@ -60,7 +60,9 @@ mod router {
         // Every route that looks a key up first makes sure this isolate's view of recent
         // changes is fresh (no await while it is).
         if gatewayed || path == "/v1/check" {
-            view::ensure_fresh(env, ctx).await?;
+            if let Some(refresh) = view::before_lookup(env, ctx) {
+                refresh.await?;
+            }
         }
         match (req.method(), path.as_str()) {
             (Method::Get | Method::Head, "/healthz") => {

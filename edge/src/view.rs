@@ -159,7 +159,7 @@ impl View {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use runtime::{ensure_fresh, with_view};
+pub use runtime::{before_lookup, with_view};
 
 #[cfg(target_arch = "wasm32")]
 mod runtime {
@@ -191,48 +191,54 @@ mod runtime {
         VIEW.with(|v| f(&mut v.borrow_mut()))
     }
 
-    /// Before a lookup: nothing when fresh; a background refresh when aging; a refresh first
-    /// when stale (see the module docs for what happens when the log is unreachable).
-    pub async fn ensure_fresh(env: &Env, ctx: &Context) -> Result<(), ApiError> {
+    /// Before a lookup: `None` when the view is fresh (nothing to await), or aging (a
+    /// background refresh is started with `ctx.wait_until`); when it is stale, the refresh to
+    /// await before answering (see the module docs for what happens when the log is
+    /// unreachable).
+    pub fn before_lookup(
+        env: &Env,
+        ctx: &Context,
+    ) -> Option<LocalBoxFuture<'static, Result<(), ApiError>>> {
         let config = http::config(env);
         let now = now_ms();
         match with_view(|v| v.freshness(now, config.changes_poll_ms, config.changes_max_age_ms)) {
-            Freshness::Fresh => Ok(()),
+            Freshness::Fresh => None,
             Freshness::Aging => {
                 if let Some(refresh) = start_refresh(env, &config) {
                     ctx.wait_until(refresh.map(|_| ()));
                 }
-                Ok(())
+                None
             }
-            Freshness::Stale => {
-                let mut ok = false;
-                if with_view(|v| v.should_block(now, config.changes_retry_ms)) {
-                    // A refresh already running may have been sent a while ago: if the view
-                    // is still stale once it is done, ask once more.
-                    for _ in 0..2 {
-                        let Some(refresh) = start_refresh(env, &config).or_else(current_refresh)
-                        else {
-                            break;
-                        };
-                        ok = refresh.await;
-                        let fresh = with_view(|v| {
-                            v.freshness(now_ms(), config.changes_poll_ms, config.changes_max_age_ms)
-                        });
-                        if !ok || fresh != Freshness::Stale {
-                            break;
-                        }
-                    }
-                }
-                if ok || !config.changes_fail_closed {
-                    Ok(())
-                } else {
-                    Err(ApiError::new(
-                        503,
-                        "CHANGES_UNAVAILABLE",
-                        "the edge cannot confirm recent revocations right now; retry shortly",
-                    ))
+            Freshness::Stale => Some(Box::pin(refresh_stale(env.clone(), config, now))),
+        }
+    }
+
+    async fn refresh_stale(env: Env, config: Rc<Config>, now: u64) -> Result<(), ApiError> {
+        let mut ok = false;
+        if with_view(|v| v.should_block(now, config.changes_retry_ms)) {
+            // A refresh already running may have been sent a while ago: if the view is still
+            // stale once it is done, ask once more.
+            for _ in 0..2 {
+                let Some(refresh) = start_refresh(&env, &config).or_else(current_refresh) else {
+                    break;
+                };
+                ok = refresh.await;
+                let fresh = with_view(|v| {
+                    v.freshness(now_ms(), config.changes_poll_ms, config.changes_max_age_ms)
+                });
+                if !ok || fresh != Freshness::Stale {
+                    break;
                 }
             }
+        }
+        if ok || !config.changes_fail_closed {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                503,
+                "CHANGES_UNAVAILABLE",
+                "the edge cannot confirm recent revocations right now; retry shortly",
+            ))
         }
     }
 
@@ -266,6 +272,10 @@ mod runtime {
     /// Reads the log from the view's cursor to its head; `true` when the view is now synced.
     async fn refresh(env: &Env, config: &Config) -> bool {
         let sent_at = now_ms();
+        let was_stale = with_view(|v| {
+            v.freshness(sent_at, config.changes_poll_ms, config.changes_max_age_ms)
+                == Freshness::Stale
+        });
         let timeout = Delay::from(Duration::from_millis(config.changes_timeout_ms));
         let work = Box::pin(read_all(env));
         let ok = match select(work, timeout).await {
@@ -282,7 +292,9 @@ mod runtime {
         with_view(|v| {
             if ok {
                 v.synced(sent_at)
-            } else {
+            } else if was_stale {
+                // Only a failure that left requests waiting pauses the waiting; a failed
+                // background refresh is simply tried again by the next stale request.
                 v.failed(now_ms())
             }
         });
@@ -329,7 +341,8 @@ mod runtime {
                 return Ok(());
             }
         }
-        Ok(())
+        // What was read is kept (the cursor moved); the next refresh goes on from there.
+        Err(format!("more than {MAX_PAGES} pages of changes"))
     }
 }
 
