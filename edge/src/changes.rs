@@ -235,17 +235,14 @@ impl ChangeLog {
             bytes += json.len();
             first = false;
         }
-        let head = self.head;
-        let tail = serde_json::json!({
-            "epoch": self.epoch,
-            "oldest": self.oldest(),
-            "head": head,
-            "more": more,
-        })
-        .to_string();
-        // `{"changes":[...],` + the tail object without its opening brace.
-        out.push_str("],");
-        out.push_str(&tail[1..]);
+        // The epoch is hex (made by this log), so it needs no escaping.
+        out.push_str(&format!(
+            "],\"epoch\":\"{}\",\"oldest\":{},\"head\":{},\"more\":{}}}",
+            self.epoch,
+            self.oldest(),
+            self.head,
+            more
+        ));
         out
     }
 }
@@ -294,8 +291,7 @@ mod runtime {
     use keygate_shared::key::KeyDigest;
     use keygate_shared::record::EdgeRecord;
     use worker::{
-        durable_object, js_sys, Env, Headers, ListOptions, Method, Request, RequestInit, Response,
-        State,
+        durable_object, js_sys, Env, Headers, Method, Request, RequestInit, Response, State,
     };
 
     use super::{
@@ -359,7 +355,7 @@ mod runtime {
     }
 
     /// The change log's Durable Object (class `RecentChanges` in `wrangler.toml`).
-    #[durable_object]
+    #[durable_object(fetch)]
     pub struct RecentChanges {
         state: State,
         window_ms: u64,
@@ -373,26 +369,38 @@ mod runtime {
                 return Ok(());
             }
             let storage = self.state.storage();
-            let stored = storage.get::<String>(META_KEY).await?;
-            let meta = match stored.and_then(|j| serde_json::from_str::<Meta>(&j).ok()) {
+            // Everything at once, as raw JS values: the object holds only `meta` and one
+            // `c:<digest>` per key changed within the window (and the typed storage calls
+            // would pull serde-wasm-bindgen into the wasm).
+            let listed = storage.list().await?;
+            let mut meta = None;
+            let mut changes = Vec::new();
+            for entry in listed.entries() {
+                let pair = js_sys::Array::from(&entry?);
+                let (Some(key), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string())
+                else {
+                    continue;
+                };
+                if key == META_KEY {
+                    meta = serde_json::from_str::<Meta>(&value).ok();
+                } else if key.starts_with("c:") {
+                    changes.push(value);
+                }
+            }
+            let meta = match meta {
                 Some(m) => m,
                 None => {
                     let m = Meta {
                         epoch: keygate_shared::random::hex_token(),
                         head: 0,
                     };
-                    storage.put(META_KEY, meta_json(&m)).await?;
+                    storage.put_raw(META_KEY, meta_json(&m)).await?;
                     m
                 }
             };
             let mut log = ChangeLog::new(meta.epoch, meta.head);
-            let listed = storage
-                .list_with_options(ListOptions::new().prefix("c:"))
-                .await?;
-            for value in listed.values() {
-                if let Some(json) = value?.as_string() {
-                    log.restore(&json);
-                }
+            for json in &changes {
+                log.restore(json);
             }
             // Another request may have loaded it meanwhile; keep the first.
             let mut slot = self.log.borrow_mut();

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use keygate_shared::record::KeyState;
-use keygate_tests::edge::{new_key, record, Edge, EdgeOptions, Location};
+use keygate_tests::edge::{new_key, record, with_rule, Edge, EdgeOptions, Location};
 
 /// The promise: every location within 2 s.
 const BOUND: Duration = Duration::from_secs(2);
@@ -160,6 +160,38 @@ fn the_first_request_after_idling_is_already_correct() {
         new_first.headers
     );
     assert_eq!(kv_state(&edge, "b", &new), None, "b's KV never had it");
+}
+
+#[test]
+fn a_blacklist_change_delivered_to_one_location_applies_at_another_within_2_s() {
+    let edge = two_locations();
+    let (a, b) = (edge.at("a"), edge.at("b"));
+    let key = new_key();
+    assert_eq!(a.sync(&[record(&key, "ws", 1)]).status, 200);
+    edge.copy_kv("a", "b");
+    assert_eq!(
+        b.check(key.expose(), "billing", "refund").verdict(),
+        "VALID"
+    );
+    let sent = Instant::now();
+    let blocked = with_rule(record(&key, "ws", 2), "billing", "*");
+    assert_eq!(a.sync(&[blocked]).json()["applied"], 1);
+    let mut took = None;
+    while took.is_none() && sent.elapsed() < BOUND + Duration::from_millis(500) {
+        if b.check(key.expose(), "billing", "refund").verdict() == "BLACKLISTED" {
+            took = Some(sent.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = took.expect("b applied the blacklist");
+    assert!(took < BOUND, "blacklist applied at b after {took:?}");
+    assert_eq!(b.check(key.expose(), "search", "query").verdict(), "VALID");
+    // b's KV still holds the copy without the rule.
+    let stale = edge
+        .kv_get("b", &format!("rec:{}", key.digest().to_hex()))
+        .unwrap();
+    let stale: serde_json::Value = serde_json::from_str(&stale).unwrap();
+    assert_eq!(stale["version"], 1);
 }
 
 #[test]
