@@ -161,16 +161,17 @@ impl ChangeLog {
     }
 
     /// Appends the records that [`should_apply`] accepts over what the log holds for their
-    /// key (each key keeps only its newest change).
+    /// key, and re-appends records equal to what it holds (each key keeps only its newest
+    /// change); the others are reported as superseded.
     pub fn apply(&mut self, records: Vec<EdgeRecord>, now_ms: u64) -> Applied {
         let mut applied = Applied::default();
         for record in records {
             let digest = record.key_digest;
             let held = self.by_digest.get(&digest).map(|e| (e.version, e.state));
-            if !should_apply(held, record.precedence()) {
-                if held != Some(record.precedence()) {
-                    applied.superseded.push(digest);
-                }
+            // The same record again (a retried push) is stamped anew: the window must count
+            // from the latest time a location may have written it to KV.
+            if held != Some(record.precedence()) && !should_apply(held, record.precedence()) {
+                applied.superseded.push(digest);
                 continue;
             }
             self.head += 1;
@@ -302,6 +303,8 @@ mod runtime {
     use crate::http::now_ms;
 
     const META_KEY: &str = "meta";
+    /// Keys per storage call (the Durable Object storage API takes at most 128).
+    const STORAGE_BATCH: usize = 100;
 
     /// Appends `records` (what a push is about to store in KV) to the change log and returns
     /// the keys for which the log holds a winning record (not to be written to KV); `Err`
@@ -429,22 +432,30 @@ mod runtime {
                 (applied, gone, meta)
             };
             let storage = self.state.storage();
-            let values = js_sys::Object::new();
-            for (digest, json) in &applied.stored {
-                js_sys::Reflect::set(&values, &storage_key(digest).into(), &json.into())?;
-            }
-            js_sys::Reflect::set(&values, &META_KEY.into(), &meta_json(&meta).into())?;
-            // One write, awaited: the answer (and so the sync ack) means "stored".
-            storage.put_multiple_raw(values).await?;
-            if !gone.is_empty() {
-                let keys: Vec<String> = gone
-                    .iter()
-                    .filter(|d| !applied.stored.iter().any(|(s, _)| s == *d))
-                    .map(storage_key)
-                    .collect();
-                if !keys.is_empty() {
-                    storage.delete_multiple(keys).await?;
+            // Writes of at most STORAGE_BATCH keys (the storage API's limit is 128), all
+            // awaited: the answer (and so the sync ack) means "stored". `meta` goes last; if
+            // the object dies between writes, `restore` takes the head from the changes.
+            let mut writes: Vec<(String, &str)> = applied
+                .stored
+                .iter()
+                .map(|(digest, json)| (storage_key(digest), json.as_str()))
+                .collect();
+            let meta_value = meta_json(&meta);
+            writes.push((META_KEY.to_owned(), &meta_value));
+            for chunk in writes.chunks(STORAGE_BATCH) {
+                let values = js_sys::Object::new();
+                for (key, json) in chunk {
+                    js_sys::Reflect::set(&values, &key.as_str().into(), &(*json).into())?;
                 }
+                storage.put_multiple_raw(values).await?;
+            }
+            let forgotten: Vec<String> = gone
+                .iter()
+                .filter(|d| !applied.stored.iter().any(|(s, _)| s == *d))
+                .map(storage_key)
+                .collect();
+            for chunk in forgotten.chunks(STORAGE_BATCH) {
+                storage.delete_multiple(chunk.to_vec()).await?;
             }
             let reply = ApplyReply {
                 applied: applied.stored.len() as u32,
@@ -515,21 +526,25 @@ mod tests {
             1_000,
         );
         assert_eq!(a.stored.len(), 2);
-        // An older or equal record for a held key is not a change.
-        let a = log.apply(vec![rec("a", 1, KeyState::Active)], 1_100);
+        // An older record for a held key is superseded, not a change.
+        let a = log.apply(vec![rec("a", 0, KeyState::Active)], 1_100);
         assert!(a.stored.is_empty());
+        assert_eq!(a.superseded, vec![digest("a")]);
+        // The same record again (a retried push) is stamped anew, at the end of the log.
+        let a = log.apply(vec![rec("a", 1, KeyState::Active)], 1_150);
+        assert_eq!(a.stored.len(), 1);
         log.apply(vec![rec("a", 2, KeyState::Revoked)], 1_200);
         let p = page(&log, 0);
-        assert_eq!(p.head, 3);
+        assert_eq!(p.head, 4);
         assert_eq!(p.oldest, 2);
         let seqs: Vec<_> = p
             .changes
             .iter()
             .map(|c| (c.seq, c.record.version))
             .collect();
-        assert_eq!(seqs, vec![(2, 1), (3, 2)]);
+        assert_eq!(seqs, vec![(2, 1), (4, 2)]);
         assert_eq!(page(&log, 2).changes.len(), 1);
-        assert!(page(&log, 3).changes.is_empty());
+        assert!(page(&log, 4).changes.is_empty());
     }
 
     #[test]
@@ -543,9 +558,10 @@ mod tests {
             vec![digest("a")],
             "KV must not take it either"
         );
-        // Sending what the log holds again is not "superseded" (a retried push).
+        // Sending what the log holds again is not "superseded" (a retried push): restamped.
         let again = log.apply(vec![rec("a", 5, KeyState::Revoked)], 20);
-        assert!(again.stored.is_empty() && again.superseded.is_empty());
+        assert_eq!(again.stored.len(), 1);
+        assert!(again.superseded.is_empty());
         assert_eq!(page(&log, 0).changes[0].record.state, KeyState::Revoked);
     }
 

@@ -158,6 +158,29 @@ fn revoked_is_terminal_whatever_the_version_and_a_lower_versioned_revocation_sti
 }
 
 #[test]
+fn a_full_batch_of_records_is_applied_and_recorded_globally_in_one_push() {
+    let edge = Edge::start_default();
+    let keys: Vec<_> = (0..1_000).map(|_| new_key()).collect();
+    let records: Vec<_> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| record(k, &format!("ws_{i}"), 1))
+        .collect();
+    let ack = edge.sync(&records);
+    assert_eq!(ack.status, 200, "{}", String::from_utf8_lossy(&ack.body));
+    assert_eq!(ack.json()["applied"], 1_000);
+    // Sent again (a lost acknowledgement): nothing new, still acknowledged.
+    let again = edge.sync(&records);
+    assert_eq!(
+        again.json(),
+        serde_json::json!({"applied": 0, "skipped": 1_000})
+    );
+    for k in [&keys[0], &keys[499], &keys[999]] {
+        assert_eq!(edge.check(k.expose(), "m", "f", None).verdict(), "VALID");
+    }
+}
+
+#[test]
 fn records_from_a_newer_control_plane_apply_and_unknown_formats_are_refused_alone() {
     let edge = Edge::start_default();
     let (newer, future) = (new_key(), new_key());
