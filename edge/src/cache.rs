@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use keygate_shared::key::KeyDigest;
-use keygate_shared::record::CompiledRecord;
+use keygate_shared::record::{should_apply, CompiledRecord};
 
 /// Most entries one isolate keeps; beyond it expired entries are dropped, then everything.
 pub const MAX_ENTRIES: usize = 10_000;
@@ -70,16 +70,21 @@ impl IsolateCache {
         );
     }
 
-    /// Like [`IsolateCache::put`], but a fresh entry with a higher record version wins: a
-    /// slow lookup that started before a sync push must not put the older record back.
-    /// (A negative entry counts as version 0, so it never hides a fresh record.)
+    /// Like [`IsolateCache::put`], but a fresh entry that `should_apply` prefers stays: a
+    /// slow lookup that started before a sync push must not put the older record back, and a
+    /// revoked record is never replaced by an active one. (A negative entry never hides a
+    /// fresh record; an equal record refreshes the entry's TTL.)
     pub fn offer(&mut self, digest: KeyDigest, value: Cached, now_ms: u64, ttl_ms: u64) {
-        let version = |v: &Cached| match v {
-            Cached::Found(r) => r.record.version,
-            Cached::Absent => 0,
-        };
         if let Some(current) = self.get(&digest, now_ms) {
-            if version(&current) > version(&value) {
+            let keep = match (&current, &value) {
+                (Cached::Found(held), Cached::Found(new)) => {
+                    let (held, new) = (held.record.precedence(), new.record.precedence());
+                    held != new && !should_apply(Some(held), new)
+                }
+                (Cached::Found(_), Cached::Absent) => true,
+                (Cached::Absent, _) => false,
+            };
+            if keep {
                 return;
             }
         }
@@ -157,6 +162,20 @@ mod tests {
         // Once the newer entry expired, anything may take its place.
         c.offer(d, Cached::Absent, 2_000, 1_000);
         assert_eq!(c.get(&d, 2_001), Some(Cached::Absent));
+    }
+
+    #[test]
+    fn offers_never_replace_a_revoked_record_and_a_revocation_always_replaces() {
+        let mut c = IsolateCache::default();
+        let d = digest("r");
+        let revoked =
+            |v| Rc::new(EdgeRecord::new(digest("r"), "w1".into(), KeyState::Revoked, v).compile());
+        c.offer(d, Cached::Found(versioned("r", 900)), 0, 1_000);
+        // A revocation from a control plane whose versions went backwards still lands.
+        c.offer(d, Cached::Found(revoked(3)), 10, 1_000);
+        assert_eq!(c.get(&d, 20), Some(Cached::Found(revoked(3))));
+        c.offer(d, Cached::Found(versioned("r", 901)), 30, 1_000);
+        assert_eq!(c.get(&d, 40), Some(Cached::Found(revoked(3))));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! origin?
 //!
 //! The order is the point: parse and checksum the key first (a malformed or invented key is
-//! answered with no storage read at all), then this isolate's cache, then KV, then a signed
-//! pull from the control plane. The verdict itself always comes from
+//! answered with no storage read at all), then this isolate's cache, then KV merged with what
+//! the global change log taught this isolate (`crate::view`), then a signed pull from the
+//! control plane. The router makes sure that view is fresh before any lookup. The verdict itself always comes from
 //! `keygate_shared::check::check`, the same function the control plane calls.
 
 use serde::Deserialize;
@@ -16,7 +17,8 @@ pub const MAX_CHECK_BODY: usize = 4 * 1024;
 /// Header that may carry the key instead of the body.
 pub const HEADER_PUBLISHABLE_KEY: &str = "x-publishable-key";
 /// Response header naming where the record came from: `none` (malformed key, no lookup),
-/// `cache`, `kv`, `pull` or `miss` (nowhere). For operators and tests; reveals nothing the
+/// `cache`, `kv`, `changes` (the global change log, newer than KV), `pull` or `miss`
+/// (nowhere). For operators and tests; reveals nothing the
 /// verdict does not.
 pub const HEADER_LOOKUP: &str = "x-keygate-lookup";
 
@@ -85,6 +87,8 @@ pub enum Source {
     Cache,
     /// KV.
     Kv,
+    /// The global change log (this location's KV was missing it or held an older copy).
+    Changes,
     /// A pull from the control plane.
     Pull,
     /// Found nowhere.
@@ -98,6 +102,7 @@ impl Source {
             Source::NotLookedUp => "none",
             Source::Cache => "cache",
             Source::Kv => "kv",
+            Source::Changes => "changes",
             Source::Pull => "pull",
             Source::Miss => "miss",
         }
@@ -123,6 +128,7 @@ mod runtime {
     use crate::error::ApiError;
     use crate::http::{self, header, now_ms};
     use crate::store::Store;
+    use crate::view::with_view;
     use crate::{cors, pull};
 
     /// A verdict with the record it was decided on.
@@ -147,8 +153,10 @@ mod runtime {
             None => {}
         }
         let store = Store::from_env(env)?;
-        if let Some(record) = store.record(digest).await? {
-            let compiled = Rc::new(record.compile());
+        // KV's copy may be older than what the change log taught this isolate: merge.
+        let stored = store.record(digest).await?.map(|r| Rc::new(r.compile()));
+        if let Some(compiled) = with_view(|v| v.merge(digest, stored)) {
+            let learned = with_view(|v| v.get(digest).is_some_and(|l| Rc::ptr_eq(l, &compiled)));
             with_cache(|c| {
                 c.offer(
                     *digest,
@@ -157,9 +165,11 @@ mod runtime {
                     config.cache_ttl_ms,
                 )
             });
-            return Ok((Some(compiled), Source::Kv));
+            let source = if learned { Source::Changes } else { Source::Kv };
+            return Ok((Some(compiled), source));
         }
         let (found, source) = match pull::pull(config, digest).await {
+            // (The view holds nothing for this key, or the merge above had found it.)
             Ok(Some(record)) => (Some(Rc::new(record.compile())), Source::Pull),
             Ok(None) => (None, Source::Pull),
             Err(e) => {

@@ -20,12 +20,28 @@ pub const VAR_PULL_TIMEOUT_MS: &str = "KEYGATE_PULL_TIMEOUT_MS";
 pub const VAR_PULLS_PER_SEC: &str = "KEYGATE_PULLS_PER_SEC";
 /// `1` enables `GET /__keygate/selftest` (the conformance vectors inside workerd).
 pub const VAR_SELFTEST: &str = "KEYGATE_SELFTEST";
+/// An isolate refreshes its view of the change log in the background once it is this old (ms).
+pub const VAR_CHANGES_POLL_MS: &str = "KEYGATE_CHANGES_POLL_MS";
+/// An isolate whose view is older than this (ms) refreshes it before answering: the
+/// worldwide bound on a revocation's staleness.
+pub const VAR_CHANGES_MAX_AGE_MS: &str = "KEYGATE_CHANGES_MAX_AGE_MS";
+/// Give up on a refresh of the view after this long (ms).
+pub const VAR_CHANGES_TIMEOUT_MS: &str = "KEYGATE_CHANGES_TIMEOUT_MS";
+/// After a failed refresh, requests stop waiting for the log for this long (ms).
+pub const VAR_CHANGES_RETRY_MS: &str = "KEYGATE_CHANGES_RETRY_MS";
+/// How long the change log keeps a change (ms): longer than KV's propagation delay.
+pub const VAR_CHANGES_WINDOW_MS: &str = "KEYGATE_CHANGES_WINDOW_MS";
+/// `closed`: refuse checks (503) while the change log cannot be reached and the view is
+/// stale; anything else (default `open`): answer from KV and what the view holds.
+pub const VAR_CHANGES_FAIL: &str = "KEYGATE_CHANGES_FAIL";
 
 /// The name of the KV namespace binding holding records and sync nonces.
 pub const KV_BINDING: &str = "KEYGATE_KV";
 
 /// Shortest edge secret accepted; a shorter one is treated as absent (fail closed).
 pub const MIN_SECRET_LEN: usize = 32;
+/// Shortest change-log window honoured: KV's propagation delay.
+pub const MIN_CHANGES_WINDOW_MS: u64 = 60_000;
 /// Longest isolate-cache TTL honoured: the cache must never hide a revocation for long.
 pub const MAX_CACHE_TTL_MS: u64 = 60_000;
 
@@ -37,6 +53,16 @@ pub const DEFAULT_NEGATIVE_CACHE_TTL_MS: u64 = 1_000;
 pub const DEFAULT_PULL_TIMEOUT_MS: u64 = 1_500;
 /// Default pull rate per isolate.
 pub const DEFAULT_PULLS_PER_SEC: u64 = 20;
+/// Default background refresh age of the view.
+pub const DEFAULT_CHANGES_POLL_MS: u64 = 1_000;
+/// Default age beyond which the view is refreshed before answering.
+pub const DEFAULT_CHANGES_MAX_AGE_MS: u64 = 1_500;
+/// Default refresh timeout.
+pub const DEFAULT_CHANGES_TIMEOUT_MS: u64 = 1_000;
+/// Default pause after a failed refresh.
+pub const DEFAULT_CHANGES_RETRY_MS: u64 = 5_000;
+/// Default change log window: twice KV's documented propagation delay (about 60 s).
+pub const DEFAULT_CHANGES_WINDOW_MS: u64 = 120_000;
 
 /// The parsed configuration.
 #[derive(Clone, PartialEq, Eq)]
@@ -55,6 +81,18 @@ pub struct Config {
     pub pulls_per_sec: u64,
     /// Whether the self-test route answers.
     pub selftest: bool,
+    /// Background refresh age of the change-log view.
+    pub changes_poll_ms: u64,
+    /// Age beyond which the view is refreshed before answering (at least `changes_poll_ms`).
+    pub changes_max_age_ms: u64,
+    /// Refresh timeout.
+    pub changes_timeout_ms: u64,
+    /// Pause after a failed refresh before requests wait for the log again.
+    pub changes_retry_ms: u64,
+    /// How long the change log keeps a change.
+    pub changes_window_ms: u64,
+    /// Refuse checks while the log is unreachable and the view stale.
+    pub changes_fail_closed: bool,
 }
 
 impl Config {
@@ -80,7 +118,26 @@ impl Config {
             pull_timeout_ms: ms(VAR_PULL_TIMEOUT_MS, DEFAULT_PULL_TIMEOUT_MS, 10_000).max(1),
             pulls_per_sec: ms(VAR_PULLS_PER_SEC, DEFAULT_PULLS_PER_SEC, 10_000),
             selftest: get(VAR_SELFTEST).is_some_and(|v| v.trim() == "1"),
+            changes_poll_ms: ms(VAR_CHANGES_POLL_MS, DEFAULT_CHANGES_POLL_MS, 60_000),
+            changes_max_age_ms: ms(VAR_CHANGES_MAX_AGE_MS, DEFAULT_CHANGES_MAX_AGE_MS, 60_000),
+            changes_timeout_ms: ms(VAR_CHANGES_TIMEOUT_MS, DEFAULT_CHANGES_TIMEOUT_MS, 10_000)
+                .max(1),
+            changes_retry_ms: ms(VAR_CHANGES_RETRY_MS, DEFAULT_CHANGES_RETRY_MS, 600_000),
+            // Never shorter than KV's propagation delay, or a forgotten change could still be
+            // missing from some location's KV.
+            changes_window_ms: ms(VAR_CHANGES_WINDOW_MS, DEFAULT_CHANGES_WINDOW_MS, 3_600_000)
+                .max(MIN_CHANGES_WINDOW_MS),
+            changes_fail_closed: get(VAR_CHANGES_FAIL)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("closed")),
         }
+        .with_consistent_ages()
+    }
+
+    /// Keeps `changes_max_age_ms >= changes_poll_ms` (a background refresh must be due
+    /// before a request has to wait for one).
+    fn with_consistent_ages(mut self) -> Self {
+        self.changes_max_age_ms = self.changes_max_age_ms.max(self.changes_poll_ms);
+        self
     }
 
     /// The edge secret as bytes, if configured.
@@ -99,6 +156,12 @@ impl fmt::Debug for Config {
             .field("pull_timeout_ms", &self.pull_timeout_ms)
             .field("pulls_per_sec", &self.pulls_per_sec)
             .field("selftest", &self.selftest)
+            .field("changes_poll_ms", &self.changes_poll_ms)
+            .field("changes_max_age_ms", &self.changes_max_age_ms)
+            .field("changes_timeout_ms", &self.changes_timeout_ms)
+            .field("changes_retry_ms", &self.changes_retry_ms)
+            .field("changes_window_ms", &self.changes_window_ms)
+            .field("changes_fail_closed", &self.changes_fail_closed)
             .finish()
     }
 }
@@ -144,6 +207,25 @@ mod tests {
             !format!("{c:?}").contains(&secret),
             "Debug masks the secret"
         );
+    }
+
+    #[test]
+    fn change_log_knobs_default_safely_and_stay_consistent() {
+        let c = config(&[]);
+        assert_eq!(
+            (c.changes_poll_ms, c.changes_max_age_ms, c.changes_window_ms),
+            (1_000, 1_500, 120_000)
+        );
+        assert!(!c.changes_fail_closed, "fails open to KV by default");
+        let c = config(&[
+            (VAR_CHANGES_POLL_MS, "3000"),
+            (VAR_CHANGES_MAX_AGE_MS, "100"),
+            (VAR_CHANGES_WINDOW_MS, "5"),
+            (VAR_CHANGES_FAIL, "Closed"),
+        ]);
+        assert_eq!(c.changes_max_age_ms, 3_000, "never below the poll age");
+        assert_eq!(c.changes_window_ms, MIN_CHANGES_WINDOW_MS);
+        assert!(c.changes_fail_closed);
     }
 
     #[test]

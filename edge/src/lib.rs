@@ -11,6 +11,8 @@
 //! - [`sync`]: `POST /__keygate/sync`, signed pushes from the control plane;
 //! - [`pull`]: the signed pull from the control plane on a miss;
 //! - [`cache`], [`store`]: the per-isolate cache and KV;
+//! - [`changes`], [`view`]: the global change log (a Durable Object) and this isolate's
+//!   view of it, so no location trusts a KV copy older than a change it could know;
 //! - [`cors`], [`config`], [`error`]: browsers, knobs and error answers.
 //!
 //! Runtime glue is compiled for `wasm32` only; the rest is plain Rust with native unit tests.
@@ -18,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+pub mod changes;
 pub mod check;
 pub mod config;
 pub mod cors;
@@ -28,6 +31,7 @@ pub mod http;
 pub mod pull;
 pub mod store;
 pub mod sync;
+pub mod view;
 
 /// `GET /__keygate/selftest`: runs keygate-shared's conformance vectors inside the runtime.
 pub const SELFTEST_PATH: &str = "/__keygate/selftest";
@@ -37,22 +41,29 @@ mod router {
     use worker::{event, Context, Env, Method, Request, Response};
 
     use crate::error::ApiError;
-    use crate::{check, cors, gateway, http, sync, SELFTEST_PATH};
+    use crate::{check, cors, gateway, http, sync, view, SELFTEST_PATH};
 
     #[event(fetch)]
-    async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
         // The same JS object (not `Request.clone()`, which would tee the body).
         let raw = Clone::clone(req.inner());
-        let resp = route(req, &env)
+        let resp = route(req, &env, &ctx)
             .await
             .unwrap_or_else(|e| http::error_response(&e));
         http::drain_unread_body(&raw).await;
         Ok(resp)
     }
 
-    async fn route(req: Request, env: &Env) -> Result<Response, ApiError> {
+    async fn route(req: Request, env: &Env, ctx: &Context) -> Result<Response, ApiError> {
         let path = req.path();
         let gatewayed = path.starts_with(gateway::PREFIX);
+        // Every route that looks a key up first makes sure this isolate's view of recent
+        // changes is fresh (no await while it is).
+        if gatewayed || path == "/v1/check" {
+            if let Some(refresh) = view::before_lookup(env, ctx) {
+                refresh.await?;
+            }
+        }
         match (req.method(), path.as_str()) {
             (Method::Get | Method::Head, "/healthz") => {
                 http::json(200, &serde_json::json!({"status": "ok"}))

@@ -4,8 +4,11 @@
 //! (`keygate_shared::signing`, [`Purpose::Sync`], over timestamp, nonce and the exact body),
 //! fresh (within `MAX_CLOCK_SKEW_SECS`), and its nonce was not seen in the last
 //! `NONCE_TTL_SECS` (nonces are remembered in KV with that TTL). Each record is then stored
-//! only if its version is newer than the stored one (`record::should_apply`), so retried,
-//! duplicated and reordered pushes converge. The answer is a `SyncAck` with the counts.
+//! only if `record::should_apply` prefers it over the stored one (newer, and never a revoked
+//! key made active again), both in this location's KV and in the global change log
+//! (`crate::changes`, which may know of a revocation delivered to another location), so
+//! retried, duplicated and reordered pushes converge. The change log takes the records before
+//! the answer, a `SyncAck` with the counts: an acknowledged push is known to every location.
 //!
 //! Caveats the deliverer must respect: the version check is a read then a write on KV, not
 //! atomic, so two pushes touching the same key must not be in flight at once (deliver in
@@ -85,6 +88,7 @@ mod runtime {
 
     use super::{authenticate, parse_batch, SyncHeaders, MAX_SYNC_BODY};
     use crate::cache::{with_cache, Cached};
+    use crate::changes;
     use crate::error::ApiError;
     use crate::http::{self, header, now_ms};
     use crate::store::Store;
@@ -114,6 +118,9 @@ mod runtime {
         store.remember_nonce(nonce).await?;
         let batch = parse_batch(&body)?;
         let mut ack = SyncAck::default();
+        // Records KV should hold after this push: newer than its copy (`apply`), or equal to
+        // it (an earlier attempt whose acknowledgement was lost).
+        let mut candidates = Vec::new();
         for record in batch.records {
             if !record.format_supported() {
                 worker::console_error!(
@@ -128,23 +135,39 @@ mod runtime {
                 });
                 continue;
             }
-            let stored = store.record(&record.key_digest).await?;
-            if should_apply(stored.map(|r| r.version), record.version) {
-                store.put_record(&record).await?;
-                let digest = record.key_digest;
-                let compiled = Rc::new(record.compile());
-                with_cache(|c| {
-                    c.offer(
-                        digest,
-                        Cached::Found(compiled),
-                        now_ms(),
-                        config.cache_ttl_ms,
-                    )
-                });
-                ack.applied += 1;
+            let stored = store
+                .record(&record.key_digest)
+                .await?
+                .map(|r| r.precedence());
+            let apply = should_apply(stored, record.precedence());
+            if apply || stored == Some(record.precedence()) {
+                candidates.push((record, apply));
             } else {
                 ack.skipped += 1;
             }
+        }
+        // The change log first: it is the authority (this location's KV may not have seen a
+        // revocation delivered elsewhere yet), and an acknowledgement means every location
+        // will honour the push within its view's maximum age, whatever its KV says.
+        let superseded =
+            changes::forward(env, candidates.iter().map(|(r, _)| r.clone()).collect()).await?;
+        for (record, apply) in candidates {
+            if !apply || superseded.contains(&record.key_digest) {
+                ack.skipped += 1;
+                continue;
+            }
+            store.put_record(&record).await?;
+            let digest = record.key_digest;
+            let compiled = Rc::new(record.compile());
+            with_cache(|c| {
+                c.offer(
+                    digest,
+                    Cached::Found(compiled),
+                    now_ms(),
+                    config.cache_ttl_ms,
+                )
+            });
+            ack.applied += 1;
         }
         http::json(200, &ack)
     }
@@ -204,13 +227,14 @@ mod tests {
     }
 
     #[test]
-    fn batches_are_parsed_and_fields_from_newer_control_planes_ignored() {
+    fn batches_are_parsed_strictly() {
         assert!(parse_batch(br#"{"records":[]}"#).is_ok());
         assert_eq!(parse_batch(b"{").unwrap_err().reason, "INVALID_JSON");
-        assert_eq!(parse_batch(b"{}").unwrap_err().reason, "INVALID_JSON");
+        // A newer control plane may add batch fields; this edge ignores them.
+        assert!(parse_batch(br#"{"records":[],"x":1}"#).is_ok());
         assert_eq!(
-            parse_batch(br#"{"records":[],"x":1}"#).unwrap(),
-            SyncBatch::default()
+            parse_batch(br#"{"x":1}"#).unwrap_err().reason,
+            "INVALID_JSON"
         );
     }
 }

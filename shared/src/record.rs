@@ -1,8 +1,8 @@
 //! Edge records: what the edge stores about one publishable key, keyed by its digest.
 //!
 //! The control plane writes one record per publishable key whenever anything the edge needs
-//! changes, each with a `version` from a monotonic sequence (the outbox row's id). The edge
-//! applies a record only if its version is newer than the one it holds ([`should_apply`]), so
+//! changes, each with a monotonic `version`. The edge applies a record only if it is newer
+//! than the one it holds, and never turns a revoked key active again ([`should_apply`]), so
 //! retried, reordered or duplicated deliveries converge on the latest state.
 //!
 //! ## Format evolution
@@ -111,9 +111,39 @@ pub struct CompiledRecord {
     pub origins: OriginPolicy,
 }
 
-/// Whether an incoming record version should replace the stored one (`None`: nothing stored).
-pub fn should_apply(stored: Option<u64>, incoming: u64) -> bool {
-    stored.is_none_or(|v| incoming > v)
+/// Whether an incoming record should replace the stored one (`None`: nothing stored), given
+/// each one's version and state.
+///
+/// The rules, in order:
+/// - nothing stored: apply;
+/// - **revoked is terminal**: once a digest is stored as revoked, nothing makes it active
+///   again, whatever the incoming version; a newer revoked record still replaces an older one
+///   (versions stay monotonic);
+/// - a revocation of an active key always applies, even with a lower version: a key never
+///   comes back from revocation, so a revoked record cannot be out of date, and a control plane
+///   whose versions went backwards (restored database, fresh control plane) can still revoke;
+/// - otherwise only a strictly newer version applies, so retried, reordered or duplicated
+///   deliveries converge on the latest state.
+///
+/// The edge asks this for every pushed record (sync), for every change it learns from the
+/// global change log, and when it merges what KV holds with what it learned.
+pub fn should_apply(stored: Option<(u64, KeyState)>, incoming: (u64, KeyState)) -> bool {
+    let Some((stored_version, stored_state)) = stored else {
+        return true;
+    };
+    let (incoming_version, incoming_state) = incoming;
+    match (stored_state, incoming_state) {
+        (KeyState::Revoked, KeyState::Active) => false,
+        (KeyState::Active, KeyState::Revoked) => true,
+        _ => incoming_version > stored_version,
+    }
+}
+
+impl EdgeRecord {
+    /// This record's `(version, state)`, what [`should_apply`] compares.
+    pub fn precedence(&self) -> (u64, KeyState) {
+        (self.version, self.state)
+    }
 }
 
 /// What the control plane sends to the edge's sync endpoint: records to store. Unknown
@@ -195,12 +225,90 @@ pub struct PullReply {
 mod tests {
     use super::*;
 
+    use proptest::prelude::*;
+
+    const A: KeyState = KeyState::Active;
+    const R: KeyState = KeyState::Revoked;
+
     #[test]
-    fn only_newer_versions_apply() {
-        assert!(should_apply(None, 1));
-        assert!(should_apply(Some(1), 2));
-        assert!(!should_apply(Some(2), 2));
-        assert!(!should_apply(Some(3), 2));
+    fn only_newer_versions_apply_between_active_records() {
+        assert!(should_apply(None, (1, A)));
+        assert!(should_apply(Some((1, A)), (2, A)));
+        assert!(!should_apply(Some((2, A)), (2, A)));
+        assert!(!should_apply(Some((3, A)), (2, A)));
+    }
+
+    #[test]
+    fn revoked_is_terminal_and_a_revocation_always_lands() {
+        assert!(should_apply(None, (1, R)));
+        // Nothing brings a revoked key back, not even a much newer active record.
+        assert!(!should_apply(Some((5, R)), (6, A)));
+        assert!(!should_apply(Some((5, R)), (u64::MAX, A)));
+        // A revocation lands on an active key whatever its version (versions went backwards).
+        assert!(should_apply(Some((9, A)), (3, R)));
+        assert!(should_apply(Some((9, A)), (9, R)));
+        // Between revoked records, versions still only move forward.
+        assert!(should_apply(Some((5, R)), (6, R)));
+        assert!(!should_apply(Some((5, R)), (5, R)));
+        assert!(!should_apply(Some((5, R)), (4, R)));
+    }
+
+    fn state() -> impl Strategy<Value = KeyState> {
+        prop_oneof![Just(A), Just(R)]
+    }
+
+    proptest! {
+        /// Whatever records arrive, in whatever order, once a revoked one was applied the
+        /// stored state stays revoked; and the stored version never decreases except when a
+        /// revocation lands on an active key.
+        #[test]
+        fn applying_any_sequence_never_unrevokes(
+            seq in proptest::collection::vec((0u64..20, state()), 1..40)
+        ) {
+            let mut stored: Option<(u64, KeyState)> = None;
+            let mut seen_revoked = false;
+            for incoming in seq {
+                let before = stored;
+                if should_apply(stored, incoming) {
+                    stored = Some(incoming);
+                }
+                seen_revoked |= incoming.1 == R;
+                if seen_revoked {
+                    prop_assert_eq!(stored.map(|s| s.1), Some(R));
+                }
+                if let (Some(b), Some(a)) = (before, stored) {
+                    if !(b.1 == A && a.1 == R) {
+                        prop_assert!(a.0 >= b.0, "version went back from {:?} to {:?}", b, a);
+                    }
+                }
+            }
+        }
+
+        /// The outcome does not depend on delivery order: any permutation of the same records
+        /// ends in the same state (the set's newest revoked record if any is revoked, else its
+        /// newest active record).
+        #[test]
+        fn the_final_state_does_not_depend_on_delivery_order(
+            seq in proptest::collection::vec((0u64..20, state()), 1..12),
+            seed in any::<u64>()
+        ) {
+            let apply_all = |records: &[(u64, KeyState)]| {
+                records.iter().fold(None, |stored, &r| {
+                    if should_apply(stored, r) { Some(r) } else { stored }
+                })
+            };
+            let mut shuffled = seq.clone();
+            let mut x = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+            let expected = seq.iter().filter(|r| r.1 == R).map(|r| r.0).max()
+                .map(|v| (v, R))
+                .or_else(|| seq.iter().map(|r| r.0).max().map(|v| (v, A)));
+            prop_assert_eq!(apply_all(&seq), expected);
+            prop_assert_eq!(apply_all(&shuffled), expected);
+        }
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct EdgeOptions {
     pub selftest: bool,
     /// Any other vars.
     pub vars: BTreeMap<String, String>,
+    /// Simulated locations (empty: one worker). See [`Location`].
+    pub locations: Vec<Location>,
 }
 
 impl Default for EdgeOptions {
@@ -60,6 +62,31 @@ impl Default for EdgeOptions {
             control_url: None,
             selftest: false,
             vars: BTreeMap::new(),
+            locations: Vec::new(),
+        }
+    }
+}
+
+/// One simulated location: its own worker (isolate) and KV namespace in the same workerd,
+/// sharing the change log's Durable Object namespace with the others (unless `changes` is
+/// false: then its binding is missing, as if the object were unreachable).
+#[derive(Clone, Debug)]
+pub struct Location {
+    /// Its name (`a`, `b`, ...).
+    pub name: String,
+    /// Vars for this location only.
+    pub bindings: BTreeMap<String, String>,
+    /// Whether it has the change log binding.
+    pub changes: bool,
+}
+
+impl Location {
+    /// A location with the change log and no extra vars.
+    pub fn new(name: &str) -> Location {
+        Location {
+            name: name.to_owned(),
+            bindings: BTreeMap::new(),
+            changes: true,
         }
     }
 }
@@ -105,8 +132,12 @@ impl Reply {
 
 /// The running worker.
 pub struct Edge {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (the first location's, with locations).
     pub url: String,
+    /// Each simulated location's URL, by name.
+    pub locations: BTreeMap<String, String>,
+    /// The admin server playing KV propagation between locations.
+    admin: Option<String>,
     /// The secret it was started with.
     pub secret: String,
     child: Child,
@@ -152,6 +183,25 @@ impl Edge {
                 "KEYGATE_EDGE_BINDINGS",
                 serde_json::to_string(&bindings).expect("bindings are JSON"),
             )
+            .envs((!options.locations.is_empty()).then(|| {
+                (
+                    "KEYGATE_EDGE_LOCATIONS",
+                    serde_json::Value::Array(
+                        options
+                            .locations
+                            .iter()
+                            .map(|l| {
+                                serde_json::json!({
+                                    "name": l.name,
+                                    "bindings": l.bindings,
+                                    "changes": l.changes,
+                                })
+                            })
+                            .collect(),
+                    )
+                    .to_string(),
+                )
+            }))
             .current_dir(root())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -174,11 +224,18 @@ impl Edge {
                 panic!("miniflare did not start: {other:?}");
             }
         };
-        let url = serde_json::from_str::<serde_json::Value>(&line)
-            .ok()
-            .and_then(|v| v["url"].as_str().map(str::to_owned))
+        let first: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("unexpected first line from miniflare: {line}"));
+        let url = first["url"]
+            .as_str()
+            .map(str::to_owned)
             .unwrap_or_else(|| panic!("unexpected first line from miniflare: {line}"));
-        assert!(url.starts_with("http://127.0.0.1:"), "loopback only: {url}");
+        let locations: BTreeMap<String, String> =
+            serde_json::from_value(first["locations"].clone()).unwrap_or_default();
+        let admin = first["admin"].as_str().map(str::to_owned);
+        for u in locations.values().chain([&url]).chain(admin.as_ref()) {
+            assert!(u.starts_with("http://127.0.0.1:"), "loopback only: {u}");
+        }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             // A fresh connection per request: tests also send bodies the worker refuses
@@ -189,6 +246,8 @@ impl Edge {
             .into();
         Edge {
             url,
+            locations,
+            admin,
             secret: options.secret,
             stdin: child.stdin.take(),
             child,
@@ -204,9 +263,53 @@ impl Edge {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Reply {
+        self.request_to(&self.url, method, path, headers, body)
+    }
+
+    /// The simulated location `name` (panics if there is none).
+    pub fn at(&self, name: &str) -> At<'_> {
+        let url = self
+            .locations
+            .get(name)
+            .unwrap_or_else(|| panic!("no location {name}"));
+        At { edge: self, url }
+    }
+
+    fn admin(&self, method: &str, path: &str, body: Option<&[u8]>) -> Reply {
+        let admin = self.admin.as_deref().expect("started with locations");
+        self.request_to(admin, method, path, &[], body)
+    }
+
+    /// Copies every KV entry of location `from` into location `to` (KV propagation, when the
+    /// test chooses); returns how many.
+    pub fn copy_kv(&self, from: &str, to: &str) -> u64 {
+        let r = self.admin("POST", &format!("/kv/copy?from={from}&to={to}"), None);
+        assert_eq!(
+            r.status,
+            200,
+            "copy KV: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()["copied"].as_u64().expect("a count")
+    }
+
+    /// Location `loc`'s KV value under `key`.
+    pub fn kv_get(&self, loc: &str, key: &str) -> Option<String> {
+        let r = self.admin("GET", &format!("/kv?loc={loc}&key={key}"), None);
+        (r.status == 200).then(|| String::from_utf8_lossy(&r.body).into_owned())
+    }
+
+    fn request_to(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Reply {
         let mut builder = ureq::http::Request::builder()
             .method(method)
-            .uri(format!("{}{path}", self.url));
+            .uri(format!("{base}{path}"));
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
@@ -247,6 +350,17 @@ impl Edge {
         functionality: &str,
         origin: Option<&str>,
     ) -> Reply {
+        self.check_to(&self.url, key, module, functionality, origin)
+    }
+
+    fn check_to(
+        &self,
+        base: &str,
+        key: &str,
+        module: &str,
+        functionality: &str,
+        origin: Option<&str>,
+    ) -> Reply {
         let body =
             serde_json::json!({"key": key, "module": module, "functionality": functionality});
         let body = body.to_string();
@@ -254,11 +368,15 @@ impl Edge {
         if let Some(o) = origin {
             headers.push(("origin", o));
         }
-        self.request("POST", "/v1/check", &headers, Some(body.as_bytes()))
+        self.request_to(base, "POST", "/v1/check", &headers, Some(body.as_bytes()))
     }
 
     /// Pushes records with a correctly signed, fresh sync request.
     pub fn sync(&self, records: &[EdgeRecord]) -> Reply {
+        self.sync_to(&self.url, records)
+    }
+
+    fn sync_to(&self, base: &str, records: &[EdgeRecord]) -> Reply {
         let body = sync_body(records);
         let headers = signed_headers(
             &self.secret,
@@ -267,7 +385,12 @@ impl Edge {
             &fresh_nonce(),
             body.as_bytes(),
         );
-        self.send_sync(&headers, body.as_bytes())
+        let mut h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        h.push(("content-type", "application/json"));
+        self.request_to(base, "POST", SYNC_PATH, &h, Some(body.as_bytes()))
     }
 
     /// Pushes a raw body with the given signing headers.
@@ -278,6 +401,26 @@ impl Edge {
             .collect();
         h.push(("content-type", "application/json"));
         self.request("POST", SYNC_PATH, &h, Some(body))
+    }
+}
+
+/// One simulated location of a running [`Edge`].
+pub struct At<'a> {
+    edge: &'a Edge,
+    /// Its URL.
+    pub url: &'a str,
+}
+
+impl At<'_> {
+    /// `POST /v1/check` at this location.
+    pub fn check(&self, key: &str, module: &str, functionality: &str) -> Reply {
+        self.edge
+            .check_to(self.url, key, module, functionality, None)
+    }
+
+    /// A signed sync push to this location.
+    pub fn sync(&self, records: &[EdgeRecord]) -> Reply {
+        self.edge.sync_to(self.url, records)
     }
 }
 

@@ -125,6 +125,62 @@ fn a_newer_revoke_record_is_refused_at_once_and_an_older_one_never_wins() {
 }
 
 #[test]
+fn revoked_is_terminal_whatever_the_version_and_a_lower_versioned_revocation_still_lands() {
+    let edge = Edge::start_default();
+    let key = new_key();
+    let mut revoked = record(&key, "ws_1", 5);
+    revoked.state = KeyState::Revoked;
+    assert_eq!(edge.sync(&[revoked]).json()["applied"], 1);
+    // No later record, however new, makes the key active again.
+    for version in [6, 1_000, (1 << 53) - 1] {
+        let ack = edge.sync(&[record(&key, "ws_1", version)]);
+        assert_eq!(ack.json(), serde_json::json!({"applied": 0, "skipped": 1}));
+        assert_eq!(
+            edge.check(key.expose(), "m", "f", None).verdict(),
+            "REVOKED"
+        );
+    }
+
+    // A control plane whose versions went backwards (restored database) can still revoke.
+    let other = new_key();
+    assert_eq!(edge.sync(&[record(&other, "ws_1", 900)]).status, 200);
+    assert_eq!(
+        edge.check(other.expose(), "m", "f", None).verdict(),
+        "VALID"
+    );
+    let mut low = record(&other, "ws_1", 3);
+    low.state = KeyState::Revoked;
+    assert_eq!(edge.sync(&[low]).json()["applied"], 1);
+    assert_eq!(
+        edge.check(other.expose(), "m", "f", None).verdict(),
+        "REVOKED"
+    );
+}
+
+#[test]
+fn a_full_batch_of_records_is_applied_and_recorded_globally_in_one_push() {
+    let edge = Edge::start_default();
+    let keys: Vec<_> = (0..1_000).map(|_| new_key()).collect();
+    let records: Vec<_> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| record(k, &format!("ws_{i}"), 1))
+        .collect();
+    let ack = edge.sync(&records);
+    assert_eq!(ack.status, 200, "{}", String::from_utf8_lossy(&ack.body));
+    assert_eq!(ack.json()["applied"], 1_000);
+    // Sent again (a lost acknowledgement): nothing new, still acknowledged.
+    let again = edge.sync(&records);
+    assert_eq!(
+        again.json(),
+        serde_json::json!({"applied": 0, "skipped": 1_000})
+    );
+    for k in [&keys[0], &keys[499], &keys[999]] {
+        assert_eq!(edge.check(k.expose(), "m", "f", None).verdict(), "VALID");
+    }
+}
+
+#[test]
 fn records_from_a_newer_control_plane_apply_and_unknown_formats_are_refused_alone() {
     let edge = Edge::start_default();
     let (newer, future) = (new_key(), new_key());
@@ -142,7 +198,7 @@ fn records_from_a_newer_control_plane_apply_and_unknown_formats_are_refused_alon
         body.as_bytes(),
     );
     let ack = edge.send_sync(&headers, body.as_bytes());
-    assert_eq!(ack.status, 200, "{}", ack.json());
+    assert_eq!(ack.status, 200, "{}", String::from_utf8_lossy(&ack.body));
     let ack = ack.json();
     assert_eq!(
         (ack["applied"].as_u64(), ack["skipped"].as_u64()),

@@ -149,6 +149,23 @@ pub fn build() -> Result {
     )
 }
 
+/// `wrangler deploy --dry-run` into a temporary folder, offline: proves that `wrangler.toml`
+/// (bindings, Durable Object migrations) and the bundle are deployable, without an account.
+pub fn deploy_dry_run() -> Result {
+    let out = std::env::temp_dir().join(format!("keygate-deploy-dry-run-{}", std::process::id()));
+    let result = run_with(
+        Command::new(npm_bin_dir().join("wrangler"))
+            .args(["deploy", "--dry-run", "--outdir"])
+            .arg(&out)
+            .current_dir(root())
+            .env("PATH", path_with_npm_bin())
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false"),
+    );
+    let _ = std::fs::remove_dir_all(&out);
+    result
+}
+
 /// Clippy with `-D warnings` on the edge, for wasm32 (the runtime glue) and natively (the
 /// unit tests), then its native unit tests.
 pub fn lint_and_unit_test() -> Result {

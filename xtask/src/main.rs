@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Some("with-postgres") => postgres::with_cluster(&args[1..]),
         Some("build-edge") => edge::install_and_build(),
         Some("bench-edge") => edge::bench(&args[1..]),
+        Some("deploy-dry-run") => edge::install_and_build().and_then(|()| edge::deploy_dry_run()),
         Some("edge-dev") => edge::dev(&args[1..]),
         Some("bench-verify") => verify_bench::run_bench(&args[1..]),
         Some("bench-control") => control_bench::run_bench(&args[1..]),
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
                  with-postgres CMD...  run CMD with KEYGATE_TEST_POSTGRES_URL set to a throw-away cluster\n  \
                  build-edge  build the edge worker into edge/build (local tools only)\n  \
                  bench-edge  edge load benchmark (check vs healthz) and wasm size\n  \
+                 deploy-dry-run  build the worker, then `wrangler deploy --dry-run` (offline)\n  \
                  edge-dev [port] [control-url]  wrangler dev for the edge alone, with .dev.vars\n  \
                  bench-verify  load benchmark of API-key verify (release, SQLite, loopback)\n  \
                  bench-control  load benchmark of listing, dashboard reads, revoke, rotate (release, SQLite, loopback)"

@@ -35,6 +35,7 @@ pub fn run_suite() -> Result {
     // end-to-end tests in `tests/` run under miniflare.
     crate::edge::lint_and_unit_test()?;
     crate::edge::build()?;
+    crate::edge::deploy_dry_run()?;
     // The end-to-end tests start the real `keygate` binary.
     cmd::run(
         "cargo",
