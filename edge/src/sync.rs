@@ -76,7 +76,7 @@ mod runtime {
     use std::rc::Rc;
 
     use keygate_shared::record::{
-        should_apply, RefusedRecord, SyncAck, REFUSED_UNSUPPORTED_FORMAT,
+        should_apply, HeldRecord, RefusedRecord, SyncAck, REFUSED_UNSUPPORTED_FORMAT,
     };
     use keygate_shared::signing::{
         SignatureError, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP,
@@ -129,7 +129,8 @@ mod runtime {
                 continue;
             }
             let stored = store.record(&record.key_digest).await?;
-            if should_apply(stored.map(|r| r.version), record.version) {
+            let held = stored.as_ref().map(|r| r.version);
+            if should_apply(held, record.version) {
                 store.put_record(&record).await?;
                 let digest = record.key_digest;
                 let compiled = Rc::new(record.compile());
@@ -144,6 +145,13 @@ mod runtime {
                 ack.applied += 1;
             } else {
                 ack.skipped += 1;
+                // Tell a control plane whose clock is behind which version to catch up past.
+                if let Some(held) = held.filter(|v| *v > record.version) {
+                    ack.held_newer.push(HeldRecord {
+                        key_digest: record.key_digest,
+                        version: held,
+                    });
+                }
             }
         }
         http::json(200, &ack)
