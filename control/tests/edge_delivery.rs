@@ -795,7 +795,6 @@ async fn an_outage_coalesces_and_everything_arrives_within_seconds_of_recovery(d
     with_receiver(&rx, |r| r.down = false).await;
     let took = until_received(&rx, &small_key, "revoked", Duration::from_secs(5)).await;
     until_delivered(&server).await;
-    let took_all = took.max(Duration::from_millis(0));
     eprintln!("revocation arrived {took:?} after the outage ended");
     let r = rx.lock().unwrap();
     let after: Vec<_> = r.records[during..].iter().collect();
@@ -807,7 +806,8 @@ async fn an_outage_coalesces_and_everything_arrives_within_seconds_of_recovery(d
     );
     assert_eq!(big_records[0].3, 60);
     assert!(
-        took_all < Duration::from_millis(keygate_control::edge_sync::MAX_BACKOFF_MS as u64 + 1_000)
+        took < Duration::from_millis(keygate_control::edge_sync::MAX_BACKOFF_MS as u64 + 1_000),
+        "{took:?}"
     );
     assert_ordered_once(&r);
 }

@@ -68,11 +68,19 @@ pub fn next_version(last: u64, now_unix_ms: u64) -> Result<u64, ClockExhausted> 
     check_version(wall_clock_version(now_unix_ms).max(last.saturating_add(1)))
 }
 
+/// Versions a catch-up always leaves unused below [`MAX_VERSION`] (2^32, four billion
+/// changes), so a bogus report of a huge version cannot exhaust the clock and stop all writes.
+pub const CATCH_UP_HEADROOM: u64 = 1 << 32;
+
 /// The clock's last version after learning that `seen` exists somewhere (the edge holds it):
-/// the next version issued will be greater than both. A `seen` beyond [`MAX_VERSION`] is
-/// refused, so a bogus report cannot exhaust the clock.
+/// the next version issued will be greater than both. A `seen` within [`CATCH_UP_HEADROOM`]
+/// of [`MAX_VERSION`] is refused (the key then cannot be re-issued past it, which is logged):
+/// a bogus report must not exhaust the clock.
 pub fn catch_up(last: u64, seen: u64) -> Result<u64, ClockExhausted> {
-    Ok(last.max(check_version(seen)?))
+    if seen > MAX_VERSION - CATCH_UP_HEADROOM {
+        return Err(ClockExhausted);
+    }
+    Ok(last.max(seen))
 }
 
 /// `version` if it is a valid version (at most [`MAX_VERSION`]).
@@ -134,6 +142,13 @@ mod tests {
         assert!(next_version(caught, NOW).unwrap() > held);
         assert_eq!(catch_up(held, last), Ok(held), "never moves backwards");
         assert_eq!(catch_up(last, MAX_VERSION + 1), Err(ClockExhausted));
+        assert_eq!(catch_up(last, MAX_VERSION), Err(ClockExhausted));
+        let highest = MAX_VERSION - CATCH_UP_HEADROOM;
+        assert_eq!(catch_up(last, highest), Ok(highest));
+        assert!(
+            next_version(highest, NOW).is_ok(),
+            "room is left after a catch-up"
+        );
         assert_eq!(next_version(MAX_VERSION, NOW), Err(ClockExhausted));
     }
 
