@@ -551,7 +551,7 @@ async fn mark_failed(state: &AppState, rows: &[&Claimed], error: &str) -> Result
                 sqlx::query(
                     "UPDATE edge_outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3",
                 )
-                .bind(now + backoff_ms(attempts))
+                .bind(now + backoff_ms(attempts - 1))
                 .bind(&error)
                 .bind(row.id)
                 .execute(&mut *tx)
@@ -563,7 +563,7 @@ async fn mark_failed(state: &AppState, rows: &[&Claimed], error: &str) -> Result
     })
 }
 
-/// The wait before retrying a row after its `attempts`-th failed attempt: 250 ms doubling,
+/// The wait before retrying a row after `attempts + 1` failed attempts: 250 ms doubling,
 /// capped at [`MAX_BACKOFF_MS`], so after an outage ends every pending row is tried again
 /// within that cap.
 pub fn backoff_ms(attempts: i64) -> i64 {
