@@ -1,14 +1,26 @@
 //! Keeping the edge in sync: the outbox deliverer (push) and the pull endpoint.
 //!
 //! **Push.** Every change the edge must learn committed an `edge_outbox` row with the full
-//! record. One replica at a time delivers (a PostgreSQL advisory lock; see `Leadership`).
-//! [`run_deliverer`] claims the oldest pending rows in id order with a lease
-//! (`next_attempt_at` moved 10 s ahead, so rows a dying deliverer held are retried), sends
-//! them as one signed [`SyncBatch`] with `version = row id`, and marks them delivered only on
-//! the edge's `200`. Failures back off exponentially (250 ms to 30 s) and hold the queue: no
-//! row overtakes an older one.
-//! Delivery is at-least-once; the edge applies a record only if its version is newer, so the
-//! effect is exactly once.
+//! record and its version (from the persisted clock, see `outbox`). One replica at a time
+//! delivers (a PostgreSQL advisory lock; see `Leadership`), one batch at a time.
+//! [`run_deliverer`] claims **each key's newest pending row** that is due (records are full
+//! snapshots, so older ones are never sent), oldest key first, cut by bytes and count
+//! (`keygate_shared::record::batch_len`, far below the edge's 1 MiB and 1,000 records), with
+//! a lease (rows a dying deliverer held are retried after `LEASE_MS`), and sends them as one
+//! signed `SyncBatch`. On the edge's `200`:
+//! - records it refused (`SyncAck.refused`) are set aside as **dead letters** (metric
+//!   `keygate_edge_dead_letters`, a log line, an audit entry `edge_record.dead_letter`;
+//!   `keygate outbox dead-letters` lists them, `keygate outbox retry` puts them back);
+//! - keys it holds at a newer version (`SyncAck.heldNewer`: this database's clock is behind,
+//!   e.g. restored from a backup) move the clock past that version and are re-issued;
+//! - the rest is delivered, with every older pending row of the same key.
+//!
+//! A `400` or `413` for a whole batch splits it in halves until the culprit is alone, then
+//! sets it aside. A revocation is never set aside: it is retried with backoff, which holds up
+//! no other key. Anything else (unreachable, 5xx) retries each row with a backoff of 250 ms
+//! doubling up to [`MAX_BACKOFF_MS`], so after an outage every pending change is retried
+//! within 2 s. Delivery is at-least-once; the edge applies a record only if its version is
+//! newer, so the effect is exactly once.
 //!
 //! Latency: a successful write request wakes this replica's deliverer at once
 //! ([`wake_after_writes`]) and, on PostgreSQL, the delivering replica through
@@ -28,24 +40,25 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use keygate_shared::key::KeyDigest;
-use keygate_shared::record::{pull_path, EdgeRecord, PullReply, SyncAck, SyncBatch, SYNC_PATH};
+use keygate_shared::record::{
+    batch_len, pull_path, EdgeRecord, PullReply, SyncAck, MAX_BATCH_RECORDS, SYNC_PATH,
+};
 use keygate_shared::signing::{self, Purpose, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 
 use crate::db::WriteTx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::AppState;
 use crate::ids::now_ms;
-use crate::outbox::OutboxStore;
+use crate::outbox::{DeliveryAudit, OutboxError, OutboxStore};
 use crate::with_db;
 
 /// How often an idle deliverer looks for rows written by other replicas.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
-/// How long a claimed row is reserved for the claiming replica.
+/// How long a claimed row is reserved for the claiming replica (longer than a send may take).
 const LEASE_MS: i64 = 10_000;
-/// Rows per sync request.
-const BATCH: i64 = 100;
-/// Longest wait between retries.
-const MAX_BACKOFF_MS: i64 = 30_000;
+/// Longest wait between retries of a row: after an edge outage ends, every pending change is
+/// tried again within this, then delivered in the next few batches.
+pub const MAX_BACKOFF_MS: i64 = 2_000;
 
 /// Routes: the edge's pull endpoint.
 pub fn router() -> Router<AppState> {
@@ -161,65 +174,121 @@ async fn pull(
     Ok(res)
 }
 
-/// One claimed outbox row.
-type Claimed = (i64, String);
+/// One claimed outbox row: the newest pending record of its key.
+#[derive(Debug)]
+struct Claimed {
+    id: i64,
+    digest: String,
+    version: i64,
+    record: EdgeRecord,
+    /// The record's JSON, as sent.
+    json: String,
+}
 
-/// Claims the oldest undelivered rows, in id order, if the oldest one is due. The queue is
-/// strictly ordered: while its head waits out a backoff, nothing behind it overtakes it.
+/// Claims the next batch: each key's newest pending row that is due (not dead-lettered, not
+/// backing off, not leased), oldest first, as many as fit [`batch_len`]. Older pending rows
+/// of a key are never sent: records are full snapshots, so an outage never queues more than
+/// one per key. A key backing off or dead-lettered holds back only itself.
 async fn claim(state: &AppState) -> Result<Vec<Claimed>, sqlx::Error> {
     let now = now_ms();
-    let mut rows: Vec<Claimed> = with_db!(&state.db, |pool| {
-        async {
-        let mut tx = pool.begin_write().await?;
-        let head: Option<i64> = sqlx::query_scalar(
-            "SELECT next_attempt_at FROM edge_outbox WHERE delivered_at IS NULL ORDER BY id LIMIT 1",
+    let candidates: Vec<(i64, String, i64, String)> = with_db!(&state.db, |pool| {
+        sqlx::query_as(
+            "SELECT o.id, o.key_digest, o.version, o.record FROM edge_outbox o
+              WHERE o.delivered_at IS NULL AND o.dead_at IS NULL AND o.next_attempt_at <= $1
+                AND o.version = (SELECT MAX(n.version) FROM edge_outbox n
+                                  WHERE n.key_digest = o.key_digest AND n.delivered_at IS NULL)
+              ORDER BY o.id LIMIT $2",
         )
-        .fetch_optional(&mut *tx)
-        .await?;
-        if head.is_none_or(|due| due > now) {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query_as(
-            "UPDATE edge_outbox SET next_attempt_at = $1, attempts = attempts + 1
-              WHERE id IN (SELECT id FROM edge_outbox WHERE delivered_at IS NULL ORDER BY id LIMIT $2)
-              RETURNING id, record",
-        )
-        .bind(now + LEASE_MS)
-        .bind(BATCH)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>(rows)
-    }
-    .await
+        .bind(now)
+        .bind(MAX_BATCH_RECORDS as i64)
+        .fetch_all(pool)
+        .await
     })?;
-    rows.sort_by_key(|(id, _)| *id);
+    let mut rows = Vec::with_capacity(candidates.len());
+    for (id, digest, version, json) in candidates {
+        match serde_json::from_str::<EdgeRecord>(&json) {
+            Ok(mut record) => {
+                // The row's version is the truth (rows from before the clock carried another).
+                record.version = u64::try_from(version).unwrap_or_default();
+                let json = serde_json::to_string(&record).unwrap_or(json);
+                rows.push(Claimed {
+                    id,
+                    digest,
+                    version,
+                    record,
+                    json,
+                });
+            }
+            Err(e) => {
+                tracing::error!(row = id, error = %e, "an outbox row is not a record; set aside");
+                set_aside(
+                    state,
+                    id,
+                    &workspace_of(&json),
+                    &digest,
+                    version,
+                    "UNREADABLE_RECORD",
+                )
+                .await?;
+            }
+        }
+    }
+    let sizes: Vec<usize> = rows.iter().map(|r| r.json.len()).collect();
+    rows.truncate(batch_len(&sizes));
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    with_db!(&state.db, |pool| {
+        async {
+            let mut tx = pool.begin_write().await?;
+            for row in &rows {
+                sqlx::query(
+                    "UPDATE edge_outbox SET next_attempt_at = $1, attempts = attempts + 1 WHERE id = $2",
+                )
+                .bind(now + LEASE_MS)
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        }
+        .await
+    })?;
     Ok(rows)
 }
 
-/// Why a batch was not acknowledged.
-#[derive(Debug)]
-struct DeliveryError(String);
+/// The workspace named in a record's JSON, even one that no longer parses as a record.
+fn workspace_of(json: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| v["workspaceId"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
 
-async fn send(
-    state: &AppState,
-    http: &reqwest::Client,
-    edge_url: &str,
-    secret: &[u8],
-    rows: &[Claimed],
-) -> Result<SyncAck, DeliveryError> {
-    let mut batch = SyncBatch::default();
-    for (id, json) in rows {
-        let mut record: EdgeRecord = serde_json::from_str(json)
-            .map_err(|e| DeliveryError(format!("outbox row {id} is not a record: {e}")))?;
-        record.version = u64::try_from(*id).unwrap_or_default();
-        batch.records.push(record);
+/// What the edge made of one sync request.
+#[derive(Debug)]
+enum Sent {
+    /// `200` with its acknowledgement.
+    Acked(SyncAck),
+    /// `400` or `413`: something in the batch is unacceptable (a one-record batch pins it).
+    Rejected(String),
+    /// Anything else (unreachable, 5xx, signature refused): retry later, unchanged.
+    Failed(String),
+}
+
+async fn send(http: &reqwest::Client, edge_url: &str, secret: &[u8], rows: &[Claimed]) -> Sent {
+    let mut body = String::from(r#"{"records":["#);
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&row.json);
     }
-    let body = serde_json::to_vec(&batch).map_err(|e| DeliveryError(e.to_string()))?;
+    body.push_str("]}");
     let timestamp = unix_secs();
     let nonce = keygate_shared::random::hex_token();
-    let tag = signing::sign(secret, Purpose::Sync, timestamp, &nonce, &body);
-    let res = http
+    let tag = signing::sign(secret, Purpose::Sync, timestamp, &nonce, body.as_bytes());
+    let res = match http
         .post(format!("{edge_url}{SYNC_PATH}"))
         .header("content-type", "application/json")
         .header(HEADER_TIMESTAMP, timestamp.to_string())
@@ -228,57 +297,277 @@ async fn send(
         .body(body)
         .send()
         .await
-        .map_err(|e| DeliveryError(format!("edge unreachable: {e}")))?;
+    {
+        Ok(res) => res,
+        Err(e) => return Sent::Failed(format!("edge unreachable: {e}")),
+    };
     let status = res.status();
     let text = res.text().await.unwrap_or_default();
+    if status == StatusCode::BAD_REQUEST || status == StatusCode::PAYLOAD_TOO_LARGE {
+        let reason = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"]["reason"].as_str().map(str::to_owned))
+            .filter(|r| r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            .unwrap_or_else(|| "UNKNOWN".into());
+        return Sent::Rejected(format!("HTTP_{}_{reason}", status.as_u16()));
+    }
     if !status.is_success() {
         let snippet: String = text.chars().take(200).collect();
-        return Err(DeliveryError(format!("edge answered {status}: {snippet}")));
+        return Sent::Failed(format!("edge answered {status}: {snippet}"));
     }
-    let _ = state;
-    serde_json::from_str(&text)
-        .map_err(|e| DeliveryError(format!("edge acknowledgement unreadable: {e}")))
+    match serde_json::from_str(&text) {
+        Ok(ack) => Sent::Acked(ack),
+        Err(e) => Sent::Failed(format!("edge acknowledgement unreadable: {e}")),
+    }
 }
 
-async fn mark_delivered(state: &AppState, ids: &[i64]) -> Result<(), sqlx::Error> {
+/// Delivers claimed rows. A batch the edge rejects as a whole (`400`/`413`) is split in
+/// halves until the culprit is alone, so one bad record never holds back the others; the
+/// culprit is set aside ([`refuse`]). A transient failure puts every row not yet settled
+/// back with a capped backoff. Returns whether anything was acknowledged.
+async fn deliver(
+    state: &AppState,
+    http: &reqwest::Client,
+    edge_url: &str,
+    secret: &[u8],
+    rows: Vec<Claimed>,
+) -> Result<bool, sqlx::Error> {
+    let mut acked = false;
+    let mut todo = vec![rows];
+    while let Some(mut chunk) = todo.pop() {
+        match send(http, edge_url, secret, &chunk).await {
+            Sent::Acked(ack) => {
+                acked = true;
+                settle(state, &chunk, &ack).await?;
+            }
+            Sent::Rejected(reason) if chunk.len() > 1 => {
+                tracing::info!(rows = chunk.len(), %reason, "edge refused a batch; splitting it");
+                let right = chunk.split_off(chunk.len() / 2);
+                todo.push(right);
+                todo.push(chunk);
+            }
+            Sent::Rejected(reason) => {
+                refuse(state, &chunk[0], &reason).await?;
+            }
+            Sent::Failed(error) => {
+                crate::metrics::EDGE_FAILURES.add(1);
+                let pending: Vec<&Claimed> = chunk.iter().chain(todo.iter().flatten()).collect();
+                tracing::warn!(error = %error, rows = pending.len(), "edge delivery failed; will retry");
+                mark_failed(state, &pending, &error).await?;
+                break;
+            }
+        }
+    }
+    Ok(acked)
+}
+
+/// Applies an acknowledgement: refused records are set aside, keys the edge holds at a newer
+/// version get the clock moved past it and a re-issued record, everything else is delivered
+/// (with every older pending row of the same key).
+async fn settle(state: &AppState, rows: &[Claimed], ack: &SyncAck) -> Result<(), sqlx::Error> {
+    let mut delivered = Vec::new();
+    for row in rows {
+        let refused = ack
+            .refused
+            .iter()
+            .find(|r| r.key_digest == row.record.key_digest && r.version == row.record.version);
+        if let Some(r) = refused {
+            let reason: String = r.reason.chars().take(64).collect();
+            refuse(state, row, &format!("REFUSED_{reason}")).await?;
+            continue;
+        }
+        delivered.push(row);
+    }
     let now = now_ms();
     with_db!(&state.db, |pool| {
-        let mut tx = pool.begin().await?;
-        for id in ids {
+        async {
+            let mut tx = pool.begin_write().await?;
+            for row in &delivered {
+                sqlx::query(
+                    "UPDATE edge_outbox SET delivered_at = $1, last_error = NULL
+                      WHERE key_digest = $2 AND version <= $3 AND delivered_at IS NULL",
+                )
+                .bind(now)
+                .bind(&row.digest)
+                .bind(row.version)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        }
+        .await
+    })?;
+    crate::metrics::EDGE_DELIVERED.add(delivered.len() as u64);
+    tracing::debug!(
+        rows = rows.len(),
+        applied = ack.applied,
+        skipped = ack.skipped,
+        refused = ack.refused.len(),
+        "edge acknowledged"
+    );
+    for held in &ack.held_newer {
+        let Some(row) = rows
+            .iter()
+            .find(|r| r.record.key_digest == held.key_digest && held.version > r.record.version)
+        else {
+            continue;
+        };
+        reissue(state, row, held.version).await?;
+    }
+    Ok(())
+}
+
+/// The edge holds `held`, newer than the version sent: this database's clock is behind (a
+/// restore, a move, a fresh database). Move the clock past it and queue the key's current
+/// record again, so it lands with a newer version.
+async fn reissue(state: &AppState, row: &Claimed, held: u64) -> Result<(), sqlx::Error> {
+    let digest = row.record.key_digest;
+    let result: Result<bool, OutboxError> = with_db!(&state.db, |pool| {
+        async {
+            let mut tx = pool.begin_write().await?;
+            tx.as_mut().catch_up_clock(held).await?;
+            let queued = tx.as_mut().enqueue_digest(&digest).await?;
+            tx.commit().await?;
+            Ok::<_, OutboxError>(queued)
+        }
+        .await
+    });
+    match result {
+        Ok(_) => {
+            crate::metrics::EDGE_REISSUED.add(1);
+            tracing::warn!(
+                workspace = %row.record.workspace_id,
+                key = %&row.digest[..12],
+                sent = row.version,
+                held,
+                "the edge holds a newer version of this key than this database issued; clock moved past it, record re-issued"
+            );
+            state.edge_wakeup.notify_one();
+            Ok(())
+        }
+        Err(OutboxError::Db(e)) => Err(e),
+        Err(e) => {
+            tracing::error!(key = %&row.digest[..12], held, error = %e, "cannot re-issue a record past the edge's version");
+            Ok(())
+        }
+    }
+}
+
+/// The edge refused this one record. A revocation is retried with backoff (revoked is
+/// terminal and must arrive; its backoff holds up no other key); anything else is set aside
+/// as a dead letter.
+async fn refuse(state: &AppState, row: &Claimed, reason: &str) -> Result<(), sqlx::Error> {
+    if !row.record.may_dead_letter() {
+        tracing::error!(
+            workspace = %row.record.workspace_id,
+            key = %&row.digest[..12],
+            version = row.version,
+            %reason,
+            "the edge refused a revocation; retrying it with backoff"
+        );
+        return mark_failed(state, &[row], reason).await;
+    }
+    set_aside(
+        state,
+        row.id,
+        &row.record.workspace_id,
+        &row.digest,
+        row.version,
+        reason,
+    )
+    .await
+}
+
+/// Sets one row aside as a dead letter: metric, log line, audit entry; `keygate outbox
+/// retry` puts it back.
+async fn set_aside(
+    state: &AppState,
+    id: i64,
+    workspace_id: &str,
+    digest: &str,
+    version: i64,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    let client = crate::http::ClientInfo::default();
+    with_db!(&state.db, |pool| {
+        async {
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
-                "UPDATE edge_outbox SET delivered_at = $1, last_error = NULL WHERE id = $2",
+                "UPDATE edge_outbox SET dead_at = $1, dead_reason = $2, last_error = $2 WHERE id = $3",
             )
             .bind(now)
+            .bind(reason)
             .bind(id)
             .execute(&mut *tx)
             .await?;
+            // Older snapshots of the key will never be sent: this one, or a newer one, will.
+            sqlx::query(
+                "UPDATE edge_outbox SET delivered_at = $1, last_error = 'superseded'
+                  WHERE key_digest = $2 AND version < $3 AND delivered_at IS NULL AND dead_at IS NULL",
+            )
+            .bind(now)
+            .bind(digest)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+            tx.as_mut()
+                .audit_delivery(
+                    workspace_id,
+                    "edge deliverer",
+                    "edge_record.dead_letter",
+                    digest,
+                    serde_json::json!({"version": version, "reason": reason}),
+                    &client,
+                )
+                .await?;
+            tx.commit().await
         }
-        tx.commit().await
+        .await
+    })?;
+    crate::metrics::EDGE_DEAD_LETTERED.add(1);
+    tracing::warn!(
+        workspace = %workspace_id,
+        key = %digest.get(..12).unwrap_or(digest),
+        version,
+        %reason,
+        "the edge refused a record; set aside as a dead letter (retry: keygate outbox retry)"
+    );
+    Ok(())
+}
+
+async fn mark_failed(state: &AppState, rows: &[&Claimed], error: &str) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    let error: String = error.chars().take(500).collect();
+    with_db!(&state.db, |pool| {
+        async {
+            let mut tx = pool.begin_write().await?;
+            for row in rows {
+                let attempts: i64 =
+                    sqlx::query_scalar("SELECT attempts FROM edge_outbox WHERE id = $1")
+                        .bind(row.id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                sqlx::query(
+                    "UPDATE edge_outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3",
+                )
+                .bind(now + backoff_ms(attempts - 1))
+                .bind(&error)
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        }
+        .await
     })
 }
 
-async fn mark_failed(state: &AppState, ids: &[i64], error: &str) -> Result<(), sqlx::Error> {
-    let now = now_ms();
-    with_db!(&state.db, |pool| {
-        let mut tx = pool.begin().await?;
-        for id in ids {
-            let attempts: i64 =
-                sqlx::query_scalar("SELECT attempts FROM edge_outbox WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            let backoff = (250i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
-            sqlx::query(
-                "UPDATE edge_outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3",
-            )
-            .bind(now + backoff)
-            .bind(error)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await
-    })
+/// The wait before retrying a row after `attempts + 1` failed attempts: 250 ms doubling,
+/// capped at [`MAX_BACKOFF_MS`], so after an outage ends every pending row is tried again
+/// within that cap.
+pub fn backoff_ms(attempts: i64) -> i64 {
+    (250i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF_MS)
 }
 
 /// Which replica delivers. The edge applies a record only if its version is newer, but that
@@ -366,32 +655,13 @@ pub async fn run_deliverer(state: AppState, mut shutdown: tokio::sync::watch::Re
         }
         let delivered_something = match claim(&state).await {
             Ok(rows) if rows.is_empty() => false,
-            Ok(rows) => {
-                let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
-                match send(&state, &http, &edge_url, &secret, &rows).await {
-                    Ok(ack) => {
-                        crate::metrics::EDGE_DELIVERED.add(ids.len() as u64);
-                        tracing::debug!(
-                            rows = ids.len(),
-                            applied = ack.applied,
-                            skipped = ack.skipped,
-                            "edge acknowledged"
-                        );
-                        if let Err(e) = mark_delivered(&state, &ids).await {
-                            tracing::error!(error = %e, "could not mark outbox rows delivered; they will be resent");
-                        }
-                        true
-                    }
-                    Err(DeliveryError(e)) => {
-                        crate::metrics::EDGE_FAILURES.add(1);
-                        tracing::warn!(error = %e, rows = ids.len(), "edge delivery failed; will retry");
-                        if let Err(e) = mark_failed(&state, &ids, &e).await {
-                            tracing::error!(error = %e, "could not record a failed delivery");
-                        }
-                        false
-                    }
+            Ok(rows) => match deliver(&state, &http, &edge_url, &secret, rows).await {
+                Ok(acked) => acked,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not record a delivery outcome; rows will be resent");
+                    false
                 }
-            }
+            },
             Err(e) => {
                 tracing::error!(error = %e, "could not claim outbox rows");
                 false

@@ -28,6 +28,32 @@ enum Command {
     /// Manage organisations (tenants).
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Inspect and retry edge delivery.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// List the records the edge refused and that were set aside (dead letters).
+    DeadLetters {
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Put dead letters back in the delivery queue (audited).
+    Retry {
+        /// Retry every dead letter.
+        #[arg(long, conflicts_with = "digest")]
+        all: bool,
+        /// Retry the dead letters of one key, by its digest (64 hex characters).
+        #[arg(required_unless_present = "all")]
+        digest: Option<String>,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -95,6 +121,56 @@ async fn add_org(args: SettingsArgs, name: &str, owner: &str) -> Result<(), Stri
     Ok(())
 }
 
+async fn list_dead_letters(args: SettingsArgs, json: bool) -> Result<(), String> {
+    let settings = Settings::resolve(args)?;
+    init_logging(&settings.log_format);
+    let state = keygate_control::server::build_state(settings).await?;
+    let letters = keygate_control::outbox::dead_letters(&state.db)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    if json {
+        for l in &letters {
+            println!("{}", serde_json::to_string(l).map_err(|e| e.to_string())?);
+        }
+    } else if letters.is_empty() {
+        println!("no dead letters");
+    } else {
+        println!(
+            "{:<64}  {:<36}  {:>16}  reason",
+            "key digest", "workspace", "version"
+        );
+        for l in &letters {
+            println!(
+                "{:<64}  {:<36}  {:>16}  {}",
+                l.key_digest, l.workspace_id, l.version, l.reason
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn retry_dead_letters(args: SettingsArgs, digest: Option<String>) -> Result<(), String> {
+    let digest = match digest {
+        Some(hex) => Some(
+            keygate_shared::key::KeyDigest::from_hex(&hex)
+                .ok_or("a key digest is 64 hexadecimal characters")?,
+        ),
+        None => None,
+    };
+    let settings = Settings::resolve(args)?;
+    init_logging(&settings.log_format);
+    let state = keygate_control::server::build_state(settings).await?;
+    let n = keygate_control::outbox::retry_dead_letters(
+        &state.db,
+        digest.as_ref(),
+        "keygate outbox retry (CLI)",
+    )
+    .await
+    .map_err(|e| format!("database: {e}"))?;
+    println!("{n} dead letter(s) queued for delivery again; a running control plane sends them within a second");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -127,6 +203,14 @@ async fn main() -> std::process::ExitCode {
             owner,
             settings,
         }) => add_org(settings, &name, &owner).await,
+        Command::Outbox(OutboxCommand::DeadLetters { json, settings }) => {
+            list_dead_letters(settings, json).await
+        }
+        Command::Outbox(OutboxCommand::Retry {
+            all: _,
+            digest,
+            settings,
+        }) => retry_dead_letters(settings, digest).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

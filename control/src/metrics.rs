@@ -33,6 +33,10 @@ impl Counter {
 pub static EDGE_DELIVERED: Counter = Counter::new();
 /// Failed edge delivery attempts (this replica).
 pub static EDGE_FAILURES: Counter = Counter::new();
+/// Records the edge refused, set aside as dead letters (this replica).
+pub static EDGE_DEAD_LETTERED: Counter = Counter::new();
+/// Records re-issued with a newer version because the edge held a newer one (this replica).
+pub static EDGE_REISSUED: Counter = Counter::new();
 /// HTTP requests answered (this replica), by class.
 pub static HTTP_2XX: Counter = Counter::new();
 /// 4xx answers.
@@ -57,17 +61,29 @@ pub async fn count_responses(
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let pending: i64 = with_db!(&state.db, |pool| {
-        sqlx::query_scalar("SELECT COUNT(*) FROM edge_outbox WHERE delivered_at IS NULL")
-            .fetch_one(pool)
-            .await
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM edge_outbox WHERE delivered_at IS NULL AND dead_at IS NULL",
+        )
+        .fetch_one(pool)
+        .await
     })
     .unwrap_or(-1);
     let oldest: Option<i64> = with_db!(&state.db, |pool| {
-        sqlx::query_scalar("SELECT MIN(created_at) FROM edge_outbox WHERE delivered_at IS NULL")
+        sqlx::query_scalar(
+            "SELECT MIN(created_at) FROM edge_outbox WHERE delivered_at IS NULL AND dead_at IS NULL",
+        )
             .fetch_one(pool)
             .await
     })
     .unwrap_or(None);
+    let dead: i64 = with_db!(&state.db, |pool| {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM edge_outbox WHERE dead_at IS NOT NULL AND delivered_at IS NULL",
+        )
+        .fetch_one(pool)
+        .await
+    })
+    .unwrap_or(-1);
     let lag = oldest
         .map(|t| (crate::ids::now_ms() - t).max(0) as f64 / 1000.0)
         .unwrap_or(0.0);
@@ -83,6 +99,15 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          # HELP keygate_edge_outbox_lag_seconds Age of the oldest undelivered edge update.\n\
          # TYPE keygate_edge_outbox_lag_seconds gauge\n\
          keygate_edge_outbox_lag_seconds {lag:.3}\n\
+         # HELP keygate_edge_dead_letters Edge records refused by the edge and set aside (retry: keygate outbox retry).\n\
+         # TYPE keygate_edge_dead_letters gauge\n\
+         keygate_edge_dead_letters {dead}\n\
+         # HELP keygate_edge_dead_lettered_total Records set aside as dead letters (this replica).\n\
+         # TYPE keygate_edge_dead_lettered_total counter\n\
+         keygate_edge_dead_lettered_total {}\n\
+         # HELP keygate_edge_reissued_total Records re-issued past a newer version the edge held (this replica).\n\
+         # TYPE keygate_edge_reissued_total counter\n\
+         keygate_edge_reissued_total {}\n\
          # HELP keygate_edge_delivered_total Edge updates acknowledged (this replica).\n\
          # TYPE keygate_edge_delivered_total counter\n\
          keygate_edge_delivered_total {}\n\
@@ -92,6 +117,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         HTTP_2XX.get(),
         HTTP_4XX.get(),
         HTTP_5XX.get(),
+        EDGE_DEAD_LETTERED.get(),
+        EDGE_REISSUED.get(),
         EDGE_DELIVERED.get(),
         EDGE_FAILURES.get(),
     );

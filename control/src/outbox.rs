@@ -1,26 +1,89 @@
 //! The edge outbox: every change the edge must learn is written here in the same transaction
 //! as the change itself, as the full [`EdgeRecord`] of each affected publishable key.
 //!
-//! A row's id becomes the record's `version` when it is delivered, so the edge can drop
-//! anything older than what it holds, and nothing is lost if the process dies between the
-//! commit and the delivery: the deliverer picks the row up again.
+//! A row's `version` comes from the persisted hybrid logical clock (`edge_clock`, one row,
+//! [`keygate_shared::clock`]), advanced in the same transaction by one conditional statement
+//! that works alike on SQLite and PostgreSQL and across replicas (the row lock orders
+//! concurrent writers). Versions therefore never go backwards: not after a restore, a move to
+//! another database or a fresh control plane pointed at an edge that already holds records.
+//! Nothing is lost if the process dies between the commit and the delivery: the deliverer
+//! picks the row up again.
+//!
+//! A change that would make a record exceed the limits of
+//! [`EdgeRecord::check_limits`] is refused here (400 `BLACKLIST_TOO_LARGE` or
+//! `EDGE_RECORD_TOO_LARGE`) and its transaction rolls back; a revocation is never refused.
 
 use keygate_shared::blacklist::Rule;
+use keygate_shared::clock::{self, ClockExhausted};
 use keygate_shared::key::KeyDigest;
-use keygate_shared::record::{EdgeRecord, KeyState};
+use keygate_shared::record::{EdgeRecord, KeyState, RecordLimit};
 
+use crate::error::ApiError;
 use crate::ids::now_ms;
 use crate::impl_for_both_backends;
+
+/// Why a record could not be queued.
+#[derive(Debug)]
+pub enum OutboxError {
+    /// The database failed.
+    Db(sqlx::Error),
+    /// The change would make the key's record exceed a limit (the caller's fault: 4xx).
+    Limit(RecordLimit),
+    /// The version clock is exhausted (see `keygate_shared::clock`).
+    Clock(ClockExhausted),
+}
+
+impl From<sqlx::Error> for OutboxError {
+    fn from(e: sqlx::Error) -> Self {
+        OutboxError::Db(e)
+    }
+}
+
+impl From<OutboxError> for ApiError {
+    fn from(e: OutboxError) -> Self {
+        match e {
+            OutboxError::Db(e) => e.into(),
+            OutboxError::Limit(limit) => ApiError::bad_request(limit.reason(), limit.to_string()),
+            OutboxError::Clock(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl std::fmt::Display for OutboxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutboxError::Db(e) => write!(f, "database: {e}"),
+            OutboxError::Limit(l) => write!(f, "{l}"),
+            OutboxError::Clock(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The conditional clock step of `keygate_shared::clock::next_version`, in SQL.
+const CLOCK_TICK: &str =
+    "UPDATE edge_clock SET last = CASE WHEN $1 > last THEN $1 ELSE last + 1 END
+  WHERE id = 1 RETURNING last";
 
 /// Writing outbox rows inside the caller's transaction.
 #[allow(async_fn_in_trait)]
 pub trait OutboxStore {
     /// Builds the current edge record of one publishable key (by its row id) from the
-    /// tables, as this transaction sees them, and queues it for the edge.
-    async fn enqueue_publishable_key(&mut self, key_id: &str) -> Result<(), sqlx::Error>;
+    /// tables, as this transaction sees them, with a new version, and queues it for the edge.
+    async fn enqueue_publishable_key(&mut self, key_id: &str) -> Result<(), OutboxError>;
+
+    /// Same, by the key's digest (re-issuing a record with a newer version). `false` if
+    /// keygate knows no publishable key with that digest.
+    async fn enqueue_digest(&mut self, digest: &KeyDigest) -> Result<bool, OutboxError>;
+
+    /// Advances the version clock and returns the new version.
+    async fn next_version(&mut self) -> Result<u64, OutboxError>;
+
+    /// Moves the clock to at least `seen` (a version the edge holds), so the next version
+    /// issued is greater. Versions above 2^53 - 1 are refused.
+    async fn catch_up_clock(&mut self, seen: u64) -> Result<(), OutboxError>;
 
     /// The current edge record of the publishable key with this digest, if keygate issued
-    /// one; `version` is the newest outbox row for it (0 if none). Serves the edge's pulls.
+    /// one; `version` is its newest outbox row's (0 if none). Serves the edge's pulls.
     async fn current_edge_record(
         &mut self,
         digest: &KeyDigest,
@@ -28,26 +91,64 @@ pub trait OutboxStore {
 }
 
 impl_for_both_backends!(OutboxStore {
-    async fn enqueue_publishable_key(&mut self, key_id: &str) -> Result<(), sqlx::Error> {
-        let (workspace_id, digest_hex): (String, String) =
-            sqlx::query_as("SELECT workspace_id, key_digest FROM publishable_keys WHERE id = $1")
+    async fn enqueue_publishable_key(&mut self, key_id: &str) -> Result<(), OutboxError> {
+        let digest_hex: String =
+            sqlx::query_scalar("SELECT key_digest FROM publishable_keys WHERE id = $1")
                 .bind(key_id)
                 .fetch_one(&mut *self)
                 .await?;
         let digest = KeyDigest::from_hex(&digest_hex)
             .ok_or_else(|| sqlx::Error::Decode("stored key digest is not hex".into()))?;
-        let Some(record) = self.current_edge_record(&digest).await? else {
-            return Err(sqlx::Error::RowNotFound);
+        if self.enqueue_digest(&digest).await? {
+            Ok(())
+        } else {
+            Err(sqlx::Error::RowNotFound.into())
+        }
+    }
+
+    async fn enqueue_digest(&mut self, digest: &KeyDigest) -> Result<bool, OutboxError> {
+        // The clock first: its row lock orders concurrent writers, so what is read below
+        // already includes every change committed with a lower version.
+        let version = self.next_version().await?;
+        let Some(mut record) = self.current_edge_record(digest).await? else {
+            return Ok(false);
         };
+        record.version = version;
+        if record.state == KeyState::Active {
+            record.check_limits().map_err(OutboxError::Limit)?;
+        }
+        let json = serde_json::to_string(&record).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         sqlx::query(
-            "INSERT INTO edge_outbox (workspace_id, key_digest, record, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO edge_outbox (workspace_id, key_digest, version, record, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(&workspace_id)
-        .bind(&digest_hex)
-        .bind(serde_json::to_string(&record).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
+        .bind(&record.workspace_id)
+        .bind(digest.to_hex())
+        .bind(version as i64)
+        .bind(json)
         .bind(now_ms())
         .execute(&mut *self)
         .await?;
+        Ok(true)
+    }
+
+    async fn next_version(&mut self) -> Result<u64, OutboxError> {
+        let now = clock::wall_clock_version(u64::try_from(now_ms()).unwrap_or_default());
+        let now = i64::try_from(clock::check_version(now).map_err(OutboxError::Clock)?)
+            .map_err(|_| OutboxError::Clock(ClockExhausted))?;
+        let last: i64 = sqlx::query_scalar(CLOCK_TICK)
+            .bind(now)
+            .fetch_one(&mut *self)
+            .await?;
+        clock::check_version(u64::try_from(last).unwrap_or(u64::MAX)).map_err(OutboxError::Clock)
+    }
+
+    async fn catch_up_clock(&mut self, seen: u64) -> Result<(), OutboxError> {
+        let seen = clock::catch_up(0, seen).map_err(OutboxError::Clock)?;
+        sqlx::query("UPDATE edge_clock SET last = $1 WHERE id = 1 AND last < $1")
+            .bind(seen as i64)
+            .execute(&mut *self)
+            .await?;
         Ok(())
     }
 
@@ -70,7 +171,7 @@ impl_for_both_backends!(OutboxStore {
         .fetch_all(&mut *self)
         .await?;
         let version: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(id) FROM edge_outbox WHERE key_digest = $1")
+            sqlx::query_scalar("SELECT MAX(version) FROM edge_outbox WHERE key_digest = $1")
                 .bind(digest.to_hex())
                 .fetch_one(&mut *self)
                 .await?;
@@ -85,5 +186,137 @@ impl_for_both_backends!(OutboxStore {
             origin_url,
             ..EdgeRecord::new(*digest, workspace_id, state, version)
         }))
+    }
+});
+
+/// One dead letter: a record the edge refused, set aside.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    /// Outbox row id.
+    pub id: i64,
+    /// The workspace.
+    pub workspace_id: String,
+    /// The key's digest (hex).
+    pub key_digest: String,
+    /// The record's version.
+    pub version: i64,
+    /// Why the edge refused it (a stable reason, with the HTTP status when there was one).
+    pub reason: String,
+    /// When it was set aside (Unix ms).
+    pub dead_at: i64,
+}
+
+/// Dead letters not yet retried or superseded, oldest first.
+pub async fn dead_letters(db: &crate::db::Db) -> Result<Vec<DeadLetter>, sqlx::Error> {
+    let rows: Vec<(i64, String, String, i64, Option<String>, i64)> = crate::with_db!(db, |pool| {
+        sqlx::query_as(
+            "SELECT id, workspace_id, key_digest, version, dead_reason, dead_at FROM edge_outbox
+              WHERE dead_at IS NOT NULL AND delivered_at IS NULL ORDER BY dead_at, id",
+        )
+        .fetch_all(pool)
+        .await
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, workspace_id, key_digest, version, reason, dead_at)| DeadLetter {
+                id,
+                workspace_id,
+                key_digest,
+                version,
+                reason: reason.unwrap_or_default(),
+                dead_at,
+            },
+        )
+        .collect())
+}
+
+/// Puts dead letters back in the queue (all of them, or those of one key digest), to be
+/// delivered again at once; each retry is audited in its workspace's organisation. Returns
+/// how many.
+pub async fn retry_dead_letters(
+    db: &crate::db::Db,
+    digest: Option<&KeyDigest>,
+    actor: &str,
+) -> Result<u64, sqlx::Error> {
+    use crate::db::WriteTx;
+    let letters = dead_letters(db).await?;
+    let chosen: Vec<&DeadLetter> = letters
+        .iter()
+        .filter(|d| digest.is_none_or(|want| want.to_hex() == d.key_digest))
+        .collect();
+    let client = crate::http::ClientInfo::default();
+    crate::with_db!(db, |pool| {
+        async {
+            let mut tx = pool.begin_write().await?;
+            let mut n = 0;
+            for letter in &chosen {
+                n += sqlx::query(
+                    "UPDATE edge_outbox SET dead_at = NULL, dead_reason = NULL, attempts = 0,
+                            next_attempt_at = 0, last_error = NULL
+                      WHERE id = $1 AND dead_at IS NOT NULL AND delivered_at IS NULL",
+                )
+                .bind(letter.id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.as_mut()
+                    .audit_delivery(
+                        &letter.workspace_id,
+                        actor,
+                        "edge_record.retry",
+                        &letter.key_digest,
+                        serde_json::json!({"version": letter.version, "reason": letter.reason}),
+                        &client,
+                    )
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(n)
+        }
+        .await
+    })
+}
+
+/// Audit rows about edge delivery on either backend, in the organisation owning the
+/// workspace; the actor is the system, not a user (`actor_id` is `system`).
+#[allow(async_fn_in_trait)]
+pub trait DeliveryAudit {
+    /// Inserts one audit row in the workspace's organisation (nothing if it no longer exists).
+    async fn audit_delivery(
+        &mut self,
+        workspace_id: &str,
+        actor: &str,
+        action: &str,
+        key_digest: &str,
+        detail: serde_json::Value,
+        client: &crate::http::ClientInfo,
+    ) -> Result<(), sqlx::Error>;
+}
+
+impl_for_both_backends!(DeliveryAudit {
+    async fn audit_delivery(
+        &mut self,
+        workspace_id: &str,
+        actor: &str,
+        action: &str,
+        key_digest: &str,
+        detail: serde_json::Value,
+        client: &crate::http::ClientInfo,
+    ) -> Result<(), sqlx::Error> {
+        use crate::audit::{AuditEntry, AuditStore};
+        let org: Option<String> = sqlx::query_scalar("SELECT org_id FROM workspaces WHERE id = $1")
+            .bind(workspace_id)
+            .fetch_optional(&mut *self)
+            .await?;
+        let Some(org) = org else { return Ok(()) };
+        let entry = AuditEntry {
+            workspace_id: Some(workspace_id),
+            target: Some(key_digest),
+            detail,
+            ..AuditEntry::new(&org, "system", actor, action)
+        };
+        self.record_audit(&entry, client).await
     }
 });

@@ -1,8 +1,9 @@
 //! Retention: rows that have done their job are deleted, so tables stay the size of what is
 //! live. Every replica sweeps every [`SWEEP_INTERVAL`]; the deletes are idempotent.
 //!
-//! - edge outbox rows delivered more than [`OUTBOX_KEEP_MS`] ago, except each key's newest
-//!   row (its id is the version the pull endpoint answers with);
+//! - edge outbox rows delivered (or superseded) more than [`OUTBOX_KEEP_MS`] ago, except each
+//!   key's newest row (its version is the one the pull endpoint answers with); dead letters
+//!   are kept until retried;
 //! - one-time-password challenges that expired more than a day ago (the hourly request cap
 //!   only looks back one hour);
 //! - sessions that expired or were signed out more than a day ago.
@@ -39,7 +40,7 @@ pub async fn sweep(state: &AppState, now: i64) -> Result<Swept, sqlx::Error> {
         let outbox = sqlx::query(
             "DELETE FROM edge_outbox
               WHERE delivered_at IS NOT NULL AND delivered_at < $1
-                AND id < (SELECT MAX(newer.id) FROM edge_outbox newer WHERE newer.key_digest = edge_outbox.key_digest)",
+                AND version < (SELECT MAX(newer.version) FROM edge_outbox newer WHERE newer.key_digest = edge_outbox.key_digest)",
         )
         .bind(now - OUTBOX_KEEP_MS)
         .execute(pool)

@@ -1,7 +1,10 @@
 //! The outbox deliverer against a recording sync receiver on loopback that checks every
-//! request's signature with `keygate_shared::signing` exactly as the worker does: records
-//! arrive in order, once, retried until acknowledged, and with two replicas on one
-//! PostgreSQL only one delivers at a time so no older version can overtake a newer one.
+//! request's signature with `keygate_shared::signing` and keeps versions per key exactly as
+//! the worker does: records arrive in order per key, coalesced (only each key's newest
+//! snapshot), retried until acknowledged; a refused record is set aside as a dead letter
+//! (metric, audit, retry) without holding up others; versions come from the persisted clock
+//! and catch up with an edge that holds newer ones; with two replicas on one PostgreSQL only
+//! one delivers at a time so no older version can overtake a newer one.
 
 mod common;
 
@@ -17,7 +20,8 @@ use axum::routing::post;
 use axum::Router;
 use common::{Client, TestServer};
 use keygate_control::config::SettingsArgs;
-use keygate_shared::record::{SyncAck, SyncBatch};
+use keygate_shared::key::KeyDigest;
+use keygate_shared::record::{HeldRecord, SyncAck, SyncBatch};
 use keygate_shared::signing::{self, Purpose, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use serde_json::json;
 
@@ -25,14 +29,24 @@ const SECRET: &str = "delivery-test-secret-0123456789abcdef";
 
 #[derive(Default)]
 struct Received {
-    /// (version, digest, state) in arrival order.
-    records: Vec<(u64, String, String)>,
+    /// (version, digest, state, blacklist length) in arrival order.
+    records: Vec<(u64, String, String, usize)>,
     /// Requests refused on purpose before accepting.
     fail_first: usize,
     refused: usize,
+    /// While set, every request is answered 503 (an outage).
+    down: bool,
+    /// A batch carrying this digest is answered 400 (a record this edge cannot take).
+    reject_digest: Option<String>,
+    /// Requests answered 400 because of `reject_digest`.
+    rejected: usize,
+    /// What this edge holds: digest -> version (applied only if newer, as the worker does).
+    held: HashMap<String, u64>,
     /// Concurrent requests seen at once (max).
     in_flight: usize,
     max_in_flight: usize,
+    /// Largest body received.
+    max_body: usize,
     nonces: Vec<String>,
 }
 
@@ -68,10 +82,23 @@ async fn sync(State(rx): State<Shared>, headers: HeaderMap, body: Bytes) -> (Sta
         let mut r = rx.lock().unwrap();
         assert!(!r.nonces.contains(&h(HEADER_NONCE)), "a nonce was reused");
         r.nonces.push(h(HEADER_NONCE));
+        if r.down {
+            return (StatusCode::SERVICE_UNAVAILABLE, "down".into());
+        }
         if r.refused < r.fail_first {
             r.refused += 1;
             return (StatusCode::SERVICE_UNAVAILABLE, "not yet".into());
         }
+        if let Some(d) = &r.reject_digest {
+            if std::str::from_utf8(&body).unwrap().contains(d.as_str()) {
+                r.rejected += 1;
+                return (
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": {"code": 400, "message": "no", "reason": "RECORD_NOT_ACCEPTED"}}).to_string(),
+                );
+            }
+        }
+        r.max_body = r.max_body.max(body.len());
         r.in_flight += 1;
         r.max_in_flight = r.max_in_flight.max(r.in_flight);
     }
@@ -80,19 +107,34 @@ async fn sync(State(rx): State<Shared>, headers: HeaderMap, body: Bytes) -> (Sta
     let batch: SyncBatch = serde_json::from_slice(&body).expect("a sync batch");
     let mut r = rx.lock().unwrap();
     r.in_flight -= 1;
+    let mut ack = SyncAck::default();
     for rec in &batch.records {
+        assert!(rec.version <= keygate_shared::clock::MAX_VERSION);
         let state = serde_json::to_value(rec.state)
             .unwrap()
             .as_str()
             .unwrap()
             .to_owned();
+        let digest = rec.key_digest.to_hex();
         r.records
-            .push((rec.version, rec.key_digest.to_hex(), state));
+            .push((rec.version, digest.clone(), state, rec.blacklist.len()));
+        let held = r.held.get(&digest).copied();
+        // Versions only, as an edge without "revoked is terminal" would: the catch-up test
+        // needs a receiver that refuses an older revocation.
+        let active = keygate_shared::record::KeyState::Active;
+        if keygate_shared::record::should_apply(held.map(|v| (v, active)), (rec.version, active)) {
+            r.held.insert(digest, rec.version);
+            ack.applied += 1;
+        } else {
+            ack.skipped += 1;
+            if let Some(v) = held.filter(|v| *v > rec.version) {
+                ack.held_newer.push(HeldRecord {
+                    key_digest: rec.key_digest,
+                    version: v,
+                });
+            }
+        }
     }
-    let ack = SyncAck {
-        applied: batch.records.len() as u32,
-        ..SyncAck::default()
-    };
     (StatusCode::OK, serde_json::to_string(&ack).unwrap())
 }
 
@@ -121,10 +163,12 @@ fn edge_args(edge_url: &str) -> SettingsArgs {
 
 async fn pending(server: &TestServer) -> i64 {
     keygate_control::with_db!(&server.state.db, |pool| {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM edge_outbox WHERE delivered_at IS NULL")
-            .fetch_one(pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM edge_outbox WHERE delivered_at IS NULL AND dead_at IS NULL",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap()
     })
 }
 
@@ -152,15 +196,12 @@ async fn workspace(client: &Client) -> String {
     ws
 }
 
-/// Versions must arrive increasing per key, each outbox row once.
+/// Versions must arrive increasing per key, each version once.
 fn assert_ordered_once(rx: &Received) {
     let mut last: HashMap<&str, u64> = HashMap::new();
     let mut seen = std::collections::HashSet::new();
-    for (version, digest, _) in &rx.records {
-        assert!(
-            seen.insert(*version),
-            "outbox row {version} delivered twice"
-        );
+    for (version, digest, _, _) in &rx.records {
+        assert!(seen.insert(*version), "version {version} delivered twice");
         if let Some(prev) = last.insert(digest, *version) {
             assert!(
                 *version > prev,
@@ -199,10 +240,16 @@ async fn delivered_in_order_once_and_retried_until_acknowledged(server_db: Optio
             "the first deliveries were refused and retried"
         );
         assert_ordered_once(&rx);
-        // create, 2 rules (after the catalogue), revoke (old revoked + new active).
-        let states: Vec<&str> = rx.records.iter().map(|(_, _, s)| s.as_str()).collect();
-        assert_eq!(states.len(), 5, "{states:?}");
-        assert_eq!(states.iter().filter(|s| **s == "revoked").count(), 1);
+        // Everything was written while the edge refused: each key's newest snapshot only
+        // (the old key revoked with both rules, the new key active with both rules).
+        let got: Vec<(&str, usize)> = rx
+            .records
+            .iter()
+            .map(|(_, _, s, n)| (s.as_str(), *n))
+            .collect();
+        assert!(got.len() >= 2 && got.len() <= 5, "{got:?}");
+        assert!(got.contains(&("revoked", 2)), "{got:?}");
+        assert_eq!(got.last(), Some(&("active", 2)), "{got:?}");
     }
     let metrics = server.anonymous().get("/metrics").await.text;
     assert!(
@@ -260,10 +307,14 @@ async fn two_replicas_on_one_postgres_deliver_one_at_a_time_in_order() {
     let rx = rx.lock().unwrap();
     assert_ordered_once(&rx);
     assert_eq!(rx.max_in_flight, 1, "two deliveries overlapped");
-    assert_eq!(rx.records.len(), 9, "workspace creation + 8 rule changes");
-    let last = rx.records.last().unwrap().0;
+    assert!(
+        rx.records.len() <= 9,
+        "workspace creation + 8 rule changes, coalesced"
+    );
+    let last = rx.records.last().unwrap();
     let max = rx.records.iter().map(|r| r.0).max().unwrap();
-    assert_eq!(last, max, "the newest record arrived last");
+    assert_eq!(last.0, max, "the newest record arrived last");
+    assert_eq!(last.3, 8, "and it carries all 8 rules");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -312,4 +363,475 @@ async fn a_write_on_either_replica_reaches_the_edge_without_waiting_for_a_poll()
             "writes on replica {name}: median {median:?} ({took:?})"
         );
     }
+}
+
+async fn with_receiver<F: FnOnce(&mut Received)>(rx: &Shared, f: F) {
+    f(&mut rx.lock().unwrap());
+}
+
+/// Sets a workspace's catalogue: `modules` modules of `functionalities` functionalities.
+async fn catalogue(client: &Client, ws: &str, modules: usize, functionalities: usize) {
+    let modules: Vec<_> = (0..modules)
+        .map(|m| {
+            json!({
+                "name": format!("m{m}"),
+                "functionalities": (0..functionalities).map(|f| format!("f{f}")).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let r = client
+        .put(
+            &format!("/api/v1/workspace/{ws}/modules"),
+            json!({ "modules": modules }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+async fn add_rule(client: &Client, ws: &str, module: &str, functionality: &str) {
+    let r = client
+        .post(
+            &format!("/api/v1/workspace/{ws}/publishable-key/blacklist"),
+            json!({"module": module, "functionality": functionality}),
+        )
+        .await;
+    assert!(r.status < 300, "{r:?}");
+}
+
+async fn revoke(client: &Client, ws: &str) {
+    let r = client
+        .post(
+            &format!("/api/v1/workspace/{ws}/publishable-key/revoke"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// The digest (hex) of a workspace's live publishable key.
+async fn key_digest(client: &Client, ws: &str) -> String {
+    let r = client
+        .get(&format!("/api/v1/workspace/{ws}/publishable-key"))
+        .await;
+    keygate_shared::key::digest(r.body["publishableKey"]["key"].as_str().unwrap()).to_hex()
+}
+
+/// Waits until the receiver holds `digest` in `state` (bounded); returns how long it took.
+async fn until_received(rx: &Shared, digest: &str, state: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        if rx
+            .lock()
+            .unwrap()
+            .records
+            .iter()
+            .any(|(_, d, s, _)| d == digest && s == state)
+        {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{digest} never arrived {state} within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn audit_actions(server: &TestServer) -> Vec<(String, Option<String>, String)> {
+    keygate_control::with_db!(&server.state.db, |pool| {
+        sqlx::query_as("SELECT action, target, detail FROM audit_events ORDER BY created_at, id")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    })
+}
+
+async fn refused_records_are_set_aside_visibly_retryable_and_hold_up_nobody(db: Option<String>) {
+    let (edge_url, rx) = receiver(0).await;
+    let server = TestServer::start_with(db, edge_args(&edge_url)).await;
+    let owner = server.sign_in("owner@example.com").await;
+    let shop = workspace(&owner).await;
+    let blog = workspace(&owner).await;
+    until_delivered(&server).await;
+    let shop_key = key_digest(&owner, &shop).await;
+    let blog_key = key_digest(&owner, &blog).await;
+
+    // The edge cannot take the shop's record: it is set aside, the blog's revocation passes.
+    with_receiver(&rx, |r| r.reject_digest = Some(shop_key.clone())).await;
+    add_rule(&owner, &shop, "billing", "a").await;
+    revoke(&owner, &blog).await;
+    until_received(&rx, &blog_key, "revoked", Duration::from_secs(5)).await;
+    let new_blog_key = key_digest(&owner, &blog).await;
+    until_received(&rx, &new_blog_key, "active", Duration::from_secs(5)).await;
+    until_delivered(&server).await;
+    let dead = keygate_control::outbox::dead_letters(&server.state.db)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].key_digest, shop_key);
+    assert_eq!(dead[0].workspace_id, shop);
+    assert_eq!(dead[0].reason, "HTTP_400_RECORD_NOT_ACCEPTED");
+    let metrics = server.anonymous().get("/metrics").await.text;
+    assert!(
+        metrics.contains("keygate_edge_dead_letters 1\n"),
+        "{metrics}"
+    );
+    let audit = audit_actions(&server).await;
+    assert!(
+        audit.iter().any(|(a, t, d)| a == "edge_record.dead_letter"
+            && t.as_deref() == Some(shop_key.as_str())
+            && d.contains("HTTP_400_RECORD_NOT_ACCEPTED")),
+        "{audit:?}"
+    );
+    // Later changes to other keys still flow while the dead letter waits.
+    add_rule(&owner, &blog, "billing", "b").await;
+    until_delivered(&server).await;
+    {
+        let r = rx.lock().unwrap();
+        let newest = r
+            .records
+            .iter()
+            .filter(|(_, d, _, _)| *d == new_blog_key)
+            .max_by_key(|x| x.0)
+            .unwrap();
+        assert_eq!(r.held[&new_blog_key], newest.0);
+        assert_eq!(newest.3, 1, "the blog's new rule arrived");
+    }
+
+    // Once the edge accepts it again, an operator retries it and it arrives.
+    with_receiver(&rx, |r| r.reject_digest = None).await;
+    let n = keygate_control::outbox::retry_dead_letters(
+        &server.state.db,
+        KeyDigest::from_hex(&shop_key).as_ref(),
+        "test",
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
+    until_delivered(&server).await;
+    assert!(rx
+        .lock()
+        .unwrap()
+        .records
+        .iter()
+        .any(|(_, d, s, rules)| *d == shop_key && s == "active" && *rules == 1));
+    assert!(keygate_control::outbox::dead_letters(&server.state.db)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(audit_actions(&server)
+        .await
+        .iter()
+        .any(|(a, t, _)| a == "edge_record.retry" && t.as_deref() == Some(shop_key.as_str())));
+
+    // A revocation the edge refuses is never set aside: retried with backoff until it lands,
+    // and meanwhile other keys' changes keep arriving.
+    let shop_key = key_digest(&owner, &shop).await;
+    with_receiver(&rx, |r| r.reject_digest = Some(shop_key.clone())).await;
+    revoke(&owner, &shop).await;
+    add_rule(&owner, &blog, "billing", "c").await;
+    let before = rx.lock().unwrap().rejected;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rx.lock().unwrap().rejected < before + 2 {
+        assert!(Instant::now() < deadline, "the revocation was not retried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let blog_now = rx
+        .lock()
+        .unwrap()
+        .records
+        .iter()
+        .filter(|(_, d, _, _)| *d == new_blog_key)
+        .map(|r| r.3)
+        .max();
+    assert_eq!(
+        blog_now,
+        Some(2),
+        "the blog's change passed the stuck revocation"
+    );
+    assert!(keygate_control::outbox::dead_letters(&server.state.db)
+        .await
+        .unwrap()
+        .is_empty());
+    with_receiver(&rx, |r| r.reject_digest = None).await;
+    until_received(&rx, &shop_key, "revoked", Duration::from_secs(5)).await;
+    until_delivered(&server).await;
+    assert_ordered_once(&rx.lock().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_refused_records_are_set_aside_and_retryable() {
+    refused_records_are_set_aside_visibly_retryable_and_hold_up_nobody(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refused_records_are_set_aside_and_retryable() {
+    if let Some(db) = TestServer::new_postgres_database().await {
+        refused_records_are_set_aside_visibly_retryable_and_hold_up_nobody(Some(db)).await;
+    }
+}
+
+async fn clock_row(server: &TestServer) -> i64 {
+    keygate_control::with_db!(&server.state.db, |pool| {
+        sqlx::query_scalar::<_, i64>("SELECT last FROM edge_clock WHERE id = 1")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    })
+}
+
+async fn set_clock_row(server: &TestServer, last: i64) {
+    keygate_control::with_db!(&server.state.db, |pool| {
+        sqlx::query("UPDATE edge_clock SET last = $1 WHERE id = 1")
+            .bind(last)
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+}
+
+async fn a_database_behind_the_edge_catches_up_and_still_revokes(db: Option<String>) {
+    let (edge_url, rx) = receiver(0).await;
+    let server = TestServer::start_with(db, edge_args(&edge_url)).await;
+    let owner = server.sign_in("owner@example.com").await;
+    let ws = workspace(&owner).await;
+    until_delivered(&server).await;
+    let key = key_digest(&owner, &ws).await;
+    // The edge holds this key at a version far ahead of this database's clock (records from
+    // a database that was later restored from an older backup, or a clock that ran ahead).
+    let ahead = clock_row(&server).await as u64 + (1u64 << 40);
+    with_receiver(&rx, |r| {
+        r.held.insert(key.clone(), ahead);
+    })
+    .await;
+    revoke(&owner, &ws).await;
+    until_delivered(&server).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let held = rx.lock().unwrap().held[&key];
+        if held > ahead {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the revocation never overtook the edge's version"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        until_delivered(&server).await;
+    }
+    let (version, _, state, _) = rx
+        .lock()
+        .unwrap()
+        .records
+        .iter()
+        .rev()
+        .find(|x| x.1 == key)
+        .cloned()
+        .unwrap();
+    assert_eq!(state, "revoked");
+    assert!(version > ahead && version <= keygate_shared::clock::MAX_VERSION);
+    assert!(
+        clock_row(&server).await as u64 > ahead,
+        "the clock moved past the edge"
+    );
+    let metrics = server.anonymous().get("/metrics").await.text;
+    assert!(
+        !metrics.contains("keygate_edge_reissued_total 0\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_database_behind_the_edge_catches_up_and_still_revokes() {
+    a_database_behind_the_edge_catches_up_and_still_revokes(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_database_behind_the_edge_catches_up_and_still_revokes() {
+    if let Some(db) = TestServer::new_postgres_database().await {
+        a_database_behind_the_edge_catches_up_and_still_revokes(Some(db)).await;
+    }
+}
+
+async fn outbox_versions(server: &TestServer) -> Vec<i64> {
+    keygate_control::with_db!(&server.state.db, |pool| {
+        sqlx::query_scalar::<_, i64>("SELECT version FROM edge_outbox ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    })
+}
+
+async fn versions_never_go_backwards(db: Option<String>) {
+    let server = TestServer::start_with(db, SettingsArgs::default()).await;
+    let owner = server.sign_in("owner@example.com").await;
+    let ws = workspace(&owner).await;
+    // Racing writers (the clock row orders them).
+    let mut tasks = Vec::new();
+    for f in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+        let (client, ws) = (owner.clone(), ws.clone());
+        tasks.push(tokio::spawn(async move {
+            add_rule(&client, &ws, "billing", f).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let versions = outbox_versions(&server).await;
+    assert_eq!(versions.len(), 9);
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+    let now = keygate_shared::clock::wall_clock_version(keygate_control::ids::now_ms() as u64);
+    assert!(versions[0] as u64 > now - (60_000 << keygate_shared::clock::COUNTER_BITS));
+    // A restore that lost the clock row's progress: the wall clock keeps versions ahead.
+    set_clock_row(&server, 0).await;
+    revoke(&owner, &ws).await;
+    let after = outbox_versions(&server).await;
+    assert!(after[9] > versions[8] && after[10] > after[9], "{after:?}");
+    // A clock that ran ahead of the wall clock keeps counting from there.
+    let ahead = after[10] + (1 << 30);
+    set_clock_row(&server, ahead).await;
+    revoke(&owner, &ws).await;
+    let last = outbox_versions(&server).await;
+    assert_eq!(&last[11..], &[ahead + 1, ahead + 2], "{last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_versions_never_go_backwards() {
+    versions_never_go_backwards(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_versions_never_go_backwards() {
+    if let Some(db) = TestServer::new_postgres_database().await {
+        versions_never_go_backwards(Some(db)).await;
+    }
+}
+
+async fn rule_count(server: &TestServer, ws: &str) -> i64 {
+    keygate_control::with_db!(&server.state.db, |pool| {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM blacklist_rules WHERE workspace_id = $1")
+            .bind(ws)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    })
+}
+
+async fn a_blacklist_over_the_limit_is_refused_and_nothing_is_written(server: TestServer) {
+    let owner = server.sign_in("owner@example.com").await;
+    let ws = workspace(&owner).await;
+    // Fill the blacklist to the limit directly (a thousand API calls would only be slower).
+    keygate_control::with_db!(&server.state.db, |pool| {
+        let mut tx = pool.begin().await.unwrap();
+        for i in 0..keygate_shared::record::MAX_BLACKLIST_RULES {
+            sqlx::query(
+                "INSERT INTO blacklist_rules (id, workspace_id, module, functionality, created_at)
+                 VALUES ($1, $2, $3, $4, 0)",
+            )
+            .bind(keygate_control::ids::new_id())
+            .bind(&ws)
+            .bind(format!("m{i}"))
+            .bind("*")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    });
+    let rows_before = outbox_versions(&server).await.len();
+    let r = owner
+        .post(
+            &format!("/api/v1/workspace/{ws}/publishable-key/blacklist"),
+            json!({"module": "billing", "functionality": "a"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.reason()),
+        (400, "BLACKLIST_TOO_LARGE"),
+        "{r:?}"
+    );
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("1000"));
+    assert_eq!(
+        rule_count(&server, &ws).await,
+        1_000,
+        "the rule was not kept"
+    );
+    assert_eq!(outbox_versions(&server).await.len(), rows_before);
+    // Removing rules is always possible, and revoking is never refused.
+    let r = owner
+        .post(
+            &format!("/api/v1/workspace/{ws}/publishable-key/revoke"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+on_both_databases!(
+    blacklist_limit,
+    a_blacklist_over_the_limit_is_refused_and_nothing_is_written
+);
+
+async fn an_outage_coalesces_and_everything_arrives_within_seconds_of_recovery(db: Option<String>) {
+    let (edge_url, rx) = receiver(0).await;
+    let server = TestServer::start_with(db, edge_args(&edge_url)).await;
+    let owner = server.sign_in("owner@example.com").await;
+    let big = workspace(&owner).await;
+    catalogue(&owner, &big, 3, 20).await;
+    let small = workspace(&owner).await;
+    until_delivered(&server).await;
+    let big_key = key_digest(&owner, &big).await;
+    let small_key = key_digest(&owner, &small).await;
+    with_receiver(&rx, |r| r.down = true).await;
+    for m in 0..3 {
+        for f in 0..20 {
+            add_rule(&owner, &big, &format!("m{m}"), &format!("f{f}")).await;
+        }
+    }
+    revoke(&owner, &small).await;
+    // Let every row fail a few times and reach the backoff cap.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let during = rx.lock().unwrap().records.len();
+    with_receiver(&rx, |r| r.down = false).await;
+    let took = until_received(&rx, &small_key, "revoked", Duration::from_secs(5)).await;
+    until_delivered(&server).await;
+    eprintln!("revocation arrived {took:?} after the outage ended");
+    let r = rx.lock().unwrap();
+    let after: Vec<_> = r.records[during..].iter().collect();
+    let big_records: Vec<_> = after.iter().filter(|x| x.1 == big_key).collect();
+    assert_eq!(
+        big_records.len(),
+        1,
+        "60 changes, one snapshot: {big_records:?}"
+    );
+    assert_eq!(big_records[0].3, 60);
+    assert!(
+        took < Duration::from_millis(keygate_control::edge_sync::MAX_BACKOFF_MS as u64 + 1_000),
+        "{took:?}"
+    );
+    assert_ordered_once(&r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_outage_coalesces_and_everything_arrives_within_seconds() {
+    an_outage_coalesces_and_everything_arrives_within_seconds_of_recovery(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_outage_coalesces_and_everything_arrives_within_seconds() {
+    if let Some(db) = TestServer::new_postgres_database().await {
+        an_outage_coalesces_and_everything_arrives_within_seconds_of_recovery(Some(db)).await;
+    }
+}
+
+#[test]
+fn backoff_doubles_and_is_capped_at_two_seconds() {
+    use keygate_control::edge_sync::{backoff_ms, MAX_BACKOFF_MS};
+    assert_eq!(MAX_BACKOFF_MS, 2_000);
+    let waits: Vec<i64> = (0..8).map(backoff_ms).collect();
+    assert_eq!(waits, [250, 500, 1_000, 2_000, 2_000, 2_000, 2_000, 2_000]);
+    assert_eq!(backoff_ms(i64::MAX), 2_000);
 }

@@ -79,7 +79,7 @@ mod runtime {
     use std::rc::Rc;
 
     use keygate_shared::record::{
-        should_apply, RefusedRecord, SyncAck, REFUSED_UNSUPPORTED_FORMAT,
+        should_apply, HeldRecord, RefusedRecord, SyncAck, REFUSED_UNSUPPORTED_FORMAT,
     };
     use keygate_shared::signing::{
         SignatureError, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP,
@@ -139,11 +139,19 @@ mod runtime {
                 .record(&record.key_digest)
                 .await?
                 .map(|r| r.precedence());
+            let held = stored.map(|(version, _)| version);
             let apply = should_apply(stored, record.precedence());
             if apply || stored == Some(record.precedence()) {
                 candidates.push((record, apply));
             } else {
                 ack.skipped += 1;
+                // Tell a control plane whose clock is behind which version to catch up past.
+                if let Some(held) = held.filter(|v| *v > record.version) {
+                    ack.held_newer.push(HeldRecord {
+                        key_digest: record.key_digest,
+                        version: held,
+                    });
+                }
             }
         }
         // The change log first: it is the authority (this location's KV may not have seen a

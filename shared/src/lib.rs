@@ -7,6 +7,7 @@
 //! - [`scope`]: SDK-key scopes and Oneloop-style API-key scopes;
 //! - [`blacklist`] and [`origin`]: what a publishable key may call, and from where;
 //! - [`record`]: what the edge stores per publishable key, and the sync batch carrying it;
+//! - [`clock`]: record versions from a hybrid logical clock that never goes backwards;
 //! - [`check`]: the publishable-key verdict; [`verdict`]: statuses and their HTTP mapping;
 //! - [`api_key`]: the verify decision for customer API keys;
 //! - [`signing`] and [`gateway`]: HMAC-signed messages between the parts and to origins;
@@ -35,6 +36,7 @@ pub mod api_key;
 mod base62;
 pub mod blacklist;
 pub mod check;
+pub mod clock;
 pub mod conformance;
 pub mod gateway;
 pub mod key;

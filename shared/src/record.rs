@@ -1,9 +1,18 @@
 //! Edge records: what the edge stores about one publishable key, keyed by its digest.
 //!
 //! The control plane writes one record per publishable key whenever anything the edge needs
-//! changes, each with a monotonic `version`. The edge applies a record only if it is newer
-//! than the one it holds, and never turns a revoked key active again ([`should_apply`]), so
-//! retried, reordered or duplicated deliveries converge on the latest state.
+//! changes, each with a `version` from a hybrid logical clock ([`crate::clock`]) that never
+//! goes backwards, not even across database restores. The edge applies a record only if it is
+//! newer than the one it holds, and never turns a revoked key active again ([`should_apply`]),
+//! so retried, reordered or duplicated deliveries converge on the latest state.
+//!
+//! ## Size limits
+//!
+//! A record is at most [`MAX_RECORD_BYTES`] of JSON and [`MAX_BLACKLIST_RULES`] rules
+//! ([`EdgeRecord::check_limits`]); the control plane refuses a change that would exceed them
+//! with a 4xx. Sync batches are cut at [`MAX_BATCH_BYTES`] and [`MAX_BATCH_RECORDS`]
+//! ([`batch_len`]), so even a batch of the largest records stays far below the edge's limits
+//! ([`EDGE_MAX_SYNC_BODY`], [`EDGE_MAX_SYNC_RECORDS`]).
 //!
 //! ## Format evolution
 //!
@@ -89,6 +98,29 @@ impl EdgeRecord {
         (1..=FORMAT_VERSION).contains(&self.format)
     }
 
+    /// The record's size as the edge receives it: its JSON, in bytes.
+    pub fn encoded_len(&self) -> usize {
+        serde_json::to_vec(self).map_or(usize::MAX, |v| v.len())
+    }
+
+    /// Whether the record is within [`MAX_BLACKLIST_RULES`] and [`MAX_RECORD_BYTES`].
+    pub fn check_limits(&self) -> Result<(), RecordLimit> {
+        if self.blacklist.len() > MAX_BLACKLIST_RULES {
+            return Err(RecordLimit::TooManyRules(self.blacklist.len()));
+        }
+        match self.encoded_len() {
+            n if n > MAX_RECORD_BYTES => Err(RecordLimit::TooLarge(n)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a record the edge refused may be set aside as a dead letter. A revocation never
+    /// is (revoked is terminal and must arrive): it is retried with backoff instead, without
+    /// holding up any other key.
+    pub fn may_dead_letter(&self) -> bool {
+        self.state != KeyState::Revoked
+    }
+
     /// Compiles the record's policies for fast checks.
     pub fn compile(self) -> CompiledRecord {
         CompiledRecord {
@@ -146,6 +178,80 @@ impl EdgeRecord {
     }
 }
 
+/// Most blacklist rules one publishable key may carry.
+pub const MAX_BLACKLIST_RULES: usize = 1_000;
+
+/// Largest record, in bytes of JSON. 1,000 rules of two 64-character names are about 160 KB;
+/// 50 allowed origins and an origin URL add at most about 16 KB.
+pub const MAX_RECORD_BYTES: usize = 192 * 1024;
+
+/// Largest sync batch the control plane sends, in bytes of JSON (a batch always carries at
+/// least one record, and a record is at most [`MAX_RECORD_BYTES`]).
+pub const MAX_BATCH_BYTES: usize = 512 * 1024;
+
+/// Most records in one sync batch the control plane sends.
+pub const MAX_BATCH_RECORDS: usize = 100;
+
+/// The edge's limit on a sync request body: larger pushes are refused with `413`.
+pub const EDGE_MAX_SYNC_BODY: usize = 1024 * 1024;
+
+/// The edge's limit on records per sync request.
+pub const EDGE_MAX_SYNC_RECORDS: usize = 1_000;
+
+/// A record over a size limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordLimit {
+    /// More than [`MAX_BLACKLIST_RULES`] rules (how many).
+    TooManyRules(usize),
+    /// More than [`MAX_RECORD_BYTES`] bytes of JSON (how many).
+    TooLarge(usize),
+}
+
+impl RecordLimit {
+    /// A stable machine-readable reason for the API's error body.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RecordLimit::TooManyRules(_) => "BLACKLIST_TOO_LARGE",
+            RecordLimit::TooLarge(_) => "EDGE_RECORD_TOO_LARGE",
+        }
+    }
+}
+
+impl core::fmt::Display for RecordLimit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            RecordLimit::TooManyRules(n) => write!(
+                f,
+                "a publishable key carries at most {MAX_BLACKLIST_RULES} blacklist rules (this change makes {n})"
+            ),
+            RecordLimit::TooLarge(n) => write!(
+                f,
+                "a publishable key's edge record is at most {MAX_RECORD_BYTES} bytes (this change makes {n}); remove rules or origins"
+            ),
+        }
+    }
+}
+
+/// How many of the records whose JSON sizes are `sizes` (in delivery order) go into the next
+/// batch: as many as fit in [`MAX_BATCH_BYTES`] and [`MAX_BATCH_RECORDS`], and always at
+/// least one (an oversized single record is sent alone, and refused alone).
+pub fn batch_len(sizes: &[usize]) -> usize {
+    // `{"records":[` + `]}` and a comma between records.
+    let mut total = 14usize;
+    let mut n = 0;
+    for size in sizes.iter().take(MAX_BATCH_RECORDS) {
+        let next = total
+            .saturating_add(*size)
+            .saturating_add(usize::from(n > 0));
+        if n > 0 && next > MAX_BATCH_BYTES {
+            break;
+        }
+        total = next;
+        n += 1;
+    }
+    n
+}
+
 /// What the control plane sends to the edge's sync endpoint: records to store. Unknown
 /// fields are ignored, as in [`EdgeRecord`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +275,22 @@ pub struct SyncAck {
     /// sender sets them aside instead of retrying the batch.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<RefusedRecord>,
+    /// Among the skipped records, those for which the edge holds a strictly **newer** version
+    /// than the one sent, with that version. The sender's clock is behind (a restored or fresh
+    /// database): it catches up past these versions ([`crate::clock::catch_up`]) and re-issues
+    /// the keys. Absent from edges that predate it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_newer: Vec<HeldRecord>,
+}
+
+/// A key for which the edge holds a newer version than the one it was sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldRecord {
+    /// The record's key digest.
+    pub key_digest: KeyDigest,
+    /// The version the edge holds.
+    pub version: u64,
 }
 
 /// One record the edge refused in a sync batch, and why.
@@ -309,6 +431,98 @@ mod tests {
             prop_assert_eq!(apply_all(&seq), expected);
             prop_assert_eq!(apply_all(&shuffled), expected);
         }
+    }
+
+    #[test]
+    fn limits_are_far_below_the_edge_and_fit_the_largest_catalogue() {
+        const { assert!(MAX_BATCH_BYTES <= EDGE_MAX_SYNC_BODY / 2) };
+        const { assert!(MAX_RECORD_BYTES <= MAX_BATCH_BYTES / 2) };
+        const { assert!(MAX_BATCH_RECORDS <= EDGE_MAX_SYNC_RECORDS / 10) };
+        // The worst allowed record: every rule with two 64-character names, 50 origins of the
+        // longest form, a 2 KB origin URL.
+        let name = |i: usize| format!("{i:0>64}");
+        let r = EdgeRecord {
+            blacklist: (0..MAX_BLACKLIST_RULES)
+                .map(|i| Rule::new(&name(i), &name(i + 1)).unwrap())
+                .collect(),
+            allowed_origins: (0..50)
+                .map(|i| format!("https://{}.example.com", "a".repeat(240 + i % 10)))
+                .collect(),
+            origin_url: Some(format!("https://example.com/{}", "p".repeat(2000))),
+            ..sample()
+        };
+        assert_eq!(r.check_limits(), Ok(()), "{} bytes", r.encoded_len());
+        assert!(
+            r.encoded_len() > MAX_RECORD_BYTES * 3 / 4,
+            "the limit is not loose"
+        );
+        let too_many = EdgeRecord {
+            blacklist: (0..=MAX_BLACKLIST_RULES)
+                .map(|i| Rule::new("m", &format!("f{i}")).unwrap())
+                .collect(),
+            ..sample()
+        };
+        let err = too_many.check_limits().unwrap_err();
+        assert_eq!(err, RecordLimit::TooManyRules(MAX_BLACKLIST_RULES + 1));
+        assert_eq!(err.reason(), "BLACKLIST_TOO_LARGE");
+        let huge = EdgeRecord {
+            allowed_origins: vec!["x".repeat(MAX_RECORD_BYTES)],
+            ..sample()
+        };
+        assert_eq!(
+            huge.check_limits().unwrap_err().reason(),
+            "EDGE_RECORD_TOO_LARGE"
+        );
+    }
+
+    #[test]
+    fn batches_are_cut_by_bytes_and_count_and_never_empty() {
+        assert_eq!(batch_len(&[]), 0);
+        assert_eq!(
+            batch_len(&[10 * MAX_BATCH_BYTES]),
+            1,
+            "an oversized record goes alone"
+        );
+        assert_eq!(batch_len(&[100; 500]), MAX_BATCH_RECORDS);
+        let big = MAX_RECORD_BYTES;
+        assert_eq!(batch_len(&[big, big, big, big]), 2);
+        assert_eq!(batch_len(&[big, big, 10]), 3);
+        // A batch the sizes allow really is within the byte limit once serialized.
+        let records: Vec<EdgeRecord> = (0..200).map(|_| sample()).collect();
+        let sizes: Vec<usize> = records.iter().map(EdgeRecord::encoded_len).collect();
+        let n = batch_len(&sizes);
+        let body = serde_json::to_vec(&SyncBatch {
+            records: records[..n].to_vec(),
+        })
+        .unwrap();
+        assert!(body.len() <= MAX_BATCH_BYTES);
+        let exact: usize = 14 + sizes[..n].iter().sum::<usize>() + (n - 1);
+        assert_eq!(body.len(), exact, "the size estimate is exact");
+    }
+
+    #[test]
+    fn revocations_are_never_dead_lettered() {
+        let mut r = sample();
+        assert!(r.may_dead_letter());
+        r.state = KeyState::Revoked;
+        assert!(!r.may_dead_letter());
+    }
+
+    #[test]
+    fn acks_without_held_versions_still_parse_and_new_ones_round_trip() {
+        let old: SyncAck = serde_json::from_str(r#"{"applied":1,"skipped":2}"#).unwrap();
+        assert!(old.held_newer.is_empty());
+        let ack = SyncAck {
+            skipped: 1,
+            held_newer: vec![HeldRecord {
+                key_digest: crate::key::digest("pk_live_x"),
+                version: 9,
+            }],
+            ..SyncAck::default()
+        };
+        let json = serde_json::to_string(&ack).unwrap();
+        assert!(json.contains(r#""heldNewer":[{"keyDigest":"#), "{json}");
+        assert_eq!(serde_json::from_str::<SyncAck>(&json).unwrap(), ack);
     }
 
     #[test]

@@ -1,0 +1,475 @@
+//! Delivery faults with the real `keygate` binary and the real worker under workerd
+//! (miniflare): the control plane delivers through a small loopback proxy that the test
+//! switches between passing requests on, answering as if the edge were down, and refusing
+//! batches that carry one key's record (as an edge refuses a record it cannot take).
+//!
+//! - an outage during a large blacklist edit in one workspace (10 modules x 60
+//!   functionalities, 64-character names) and a revoke in another: after recovery everything
+//!   arrives, the revocation within 5 s (the time is printed);
+//! - the edge refusing one record: the others arrive, the refused one is a dead letter
+//!   (metric, audit event, `keygate outbox dead-letters`) and `keygate outbox retry` delivers
+//!   it;
+//! - a fresh database pointed at an edge that holds higher versions still revokes.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use keygate_shared::record::{EdgeRecord, KeyState};
+use keygate_tests::control::{binary, free_port, ControlOptions, Keygate, Session};
+use keygate_tests::edge::{Edge, EdgeOptions};
+use serde_json::json;
+
+const SECRET: &str = "e2e-delivery-faults-secret-0123456789abcdef";
+
+/// What the proxy does with a sync request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Forward to the worker.
+    Pass,
+    /// Answer 503, as an unreachable edge would (to the deliverer: a transient failure).
+    Down,
+    /// Answer 413 to a batch carrying this digest; forward the rest.
+    Refuse(String),
+}
+
+/// A loopback proxy in front of the worker's sync endpoint.
+struct Proxy {
+    url: String,
+    mode: Arc<Mutex<Mode>>,
+    max_body: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
+    server: Arc<tiny_http::Server>,
+}
+
+impl Proxy {
+    fn start(edge_url: &str) -> Proxy {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind the proxy"));
+        let url = format!(
+            "http://{}",
+            server.server_addr().to_ip().expect("an IP address")
+        );
+        let mode = Arc::new(Mutex::new(Mode::Pass));
+        let max_body = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (s, m, mb, rf) = (
+            server.clone(),
+            mode.clone(),
+            max_body.clone(),
+            refused.clone(),
+        );
+        let edge_url = edge_url.to_owned();
+        std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(10)))
+                .build()
+                .into();
+            for mut req in s.incoming_requests() {
+                let mut body = Vec::new();
+                let _ = req.as_reader().read_to_end(&mut body);
+                mb.fetch_max(body.len(), Ordering::Relaxed);
+                let mode = m.lock().unwrap().clone();
+                let answer = |status: u16, text: String| {
+                    tiny_http::Response::from_string(text).with_status_code(status)
+                };
+                let reply = match mode {
+                    Mode::Down => answer(503, "edge down (test)".into()),
+                    Mode::Refuse(d) if String::from_utf8_lossy(&body).contains(&d) => {
+                        rf.fetch_add(1, Ordering::Relaxed);
+                        answer(
+                            413,
+                            json!({"error": {"code": 413, "message": "record too large", "reason": "RECORD_TOO_LARGE"}}).to_string(),
+                        )
+                    }
+                    _ => {
+                        let mut builder = ureq::http::Request::builder()
+                            .method(req.method().as_str())
+                            .uri(format!("{edge_url}{}", req.url()));
+                        for h in req.headers() {
+                            let name = h.field.as_str().as_str().to_ascii_lowercase();
+                            if name.starts_with("x-keygate-") || name == "content-type" {
+                                builder = builder.header(name, h.value.as_str());
+                            }
+                        }
+                        match agent.run(builder.body(body).unwrap()) {
+                            Ok(resp) => {
+                                let status = resp.status().as_u16();
+                                let text = resp.into_body().read_to_string().unwrap_or_default();
+                                answer(status, text)
+                            }
+                            Err(e) => answer(502, format!("proxy: {e}")),
+                        }
+                    }
+                };
+                let reply = reply.with_header(
+                    "content-type: application/json"
+                        .parse::<tiny_http::Header>()
+                        .unwrap(),
+                );
+                let _ = req.respond(reply);
+            }
+        });
+        Proxy {
+            url,
+            mode,
+            max_body,
+            refused,
+            server,
+        }
+    }
+
+    fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.server.unblock();
+    }
+}
+
+/// The worker, a proxy in front of it, and a control plane delivering through the proxy.
+fn system() -> (Edge, Proxy, Keygate) {
+    let control_port = free_port();
+    let edge = Edge::start(EdgeOptions {
+        secret: SECRET.into(),
+        control_url: Some(format!("http://127.0.0.1:{control_port}")),
+        ..EdgeOptions::default()
+    });
+    let proxy = Proxy::start(&edge.url);
+    let control = Keygate::start(ControlOptions {
+        port: Some(control_port),
+        edge_url: Some(proxy.url.clone()),
+        edge_secret: Some(SECRET.into()),
+    });
+    (edge, proxy, control)
+}
+
+fn workspace(session: &Session, name: &str) -> String {
+    let w = session.write("POST", "/api/v1/workspace", json!({"name": name}));
+    w["workspace"]["id"].as_str().unwrap().to_owned()
+}
+
+fn publishable_key(session: &Session, ws: &str) -> String {
+    session.get(&format!("/api/v1/workspace/{ws}/publishable-key"))["publishableKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn digest(key: &str) -> String {
+    keygate_shared::key::digest(key).to_hex()
+}
+
+/// Polls the edge until `key` gets `want` for (module, functionality); returns how long it took.
+fn until_verdict(
+    edge: &Edge,
+    key: &str,
+    (m, f): (&str, &str),
+    want: &str,
+    limit: Duration,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let r = edge.check(key, m, f, None);
+        if r.verdict() == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "edge still says {} ({}) after {limit:?}, want {want}",
+            r.verdict(),
+            r.status
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A valid 64-character name ending in `tag`.
+fn long_name(prefix: &str, i: usize) -> String {
+    let tag = format!("{prefix}{i}");
+    format!("{tag}{}", "x".repeat(64 - tag.len()))
+}
+
+/// Runs `keygate outbox ...` against the control plane's data directory.
+fn outbox_cli(control: &Keygate, args: &[&str]) -> String {
+    let out = Command::new(binary())
+        .arg("outbox")
+        .args(args)
+        .current_dir(&control.data_dir)
+        .env("KEYGATE_DATA_DIR", &control.data_dir)
+        .env("KEYGATE_LOG", "warn")
+        .env_remove("KEYGATE_DATABASE_URL")
+        .env_remove("KEYGATE_CONFIG")
+        .env_remove("KEYGATE_MASTER_KEY")
+        .output()
+        .expect("run keygate outbox");
+    assert!(
+        out.status.success(),
+        "keygate outbox {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn an_outage_during_a_large_blacklist_edit_delays_no_revocation() {
+    let (edge, proxy, control) = system();
+    let owner = control.sign_in("owner@example.com");
+    let big = workspace(&owner, "Catalogue");
+    let small = workspace(&owner, "Shop");
+    let modules: Vec<String> = (0..10).map(|m| long_name("m", m)).collect();
+    let functionalities: Vec<String> = (0..60).map(|f| long_name("f", f)).collect();
+    let catalogue: Vec<_> = modules
+        .iter()
+        .map(|m| json!({"name": m, "functionalities": functionalities}))
+        .collect();
+    owner.write(
+        "PUT",
+        &format!("/api/v1/workspace/{big}/modules"),
+        json!({ "modules": catalogue }),
+    );
+    let big_key = publishable_key(&owner, &big);
+    let small_key = publishable_key(&owner, &small);
+    until_verdict(
+        &edge,
+        &big_key,
+        ("billing", "charge"),
+        "VALID",
+        Duration::from_secs(10),
+    );
+    until_verdict(
+        &edge,
+        &small_key,
+        ("billing", "charge"),
+        "VALID",
+        Duration::from_secs(10),
+    );
+
+    proxy.set(Mode::Down);
+    let edit = Instant::now();
+    for m in &modules {
+        for f in &functionalities {
+            owner.write(
+                "POST",
+                &format!("/api/v1/workspace/{big}/publishable-key/blacklist"),
+                json!({"module": m, "functionality": f}),
+            );
+        }
+    }
+    eprintln!("600 rule changes took {:?}", edit.elapsed());
+    owner.write(
+        "POST",
+        &format!("/api/v1/workspace/{small}/publishable-key/revoke"),
+        json!({}),
+    );
+    let new_small_key = publishable_key(&owner, &small);
+    // Long enough for every pending row to back off to the cap.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        edge.check(&small_key, "billing", "charge", None).verdict(),
+        "VALID",
+        "nothing got through while the edge was down"
+    );
+
+    proxy.set(Mode::Pass);
+    let revoked = until_verdict(
+        &edge,
+        &small_key,
+        ("billing", "charge"),
+        "REVOKED",
+        Duration::from_secs(5),
+    );
+    let replaced = until_verdict(
+        &edge,
+        &new_small_key,
+        ("billing", "charge"),
+        "VALID",
+        Duration::from_secs(5),
+    );
+    let last = (modules[9].as_str(), functionalities[59].as_str());
+    let blacklisted = until_verdict(&edge, &big_key, last, "BLACKLISTED", Duration::from_secs(5));
+    eprintln!(
+        "after the outage: revocation at the edge in {revoked:?}, replacement key {replaced:?}, 600-rule blacklist {blacklisted:?}; largest sync body {} bytes",
+        proxy.max_body.load(Ordering::Relaxed)
+    );
+    assert!(proxy.max_body.load(Ordering::Relaxed) < 512 * 1024 + 1);
+    assert_eq!(
+        edge.check(&big_key, &modules[0], &functionalities[0], None)
+            .verdict(),
+        "BLACKLISTED"
+    );
+}
+
+#[test]
+fn a_record_the_edge_refuses_is_set_aside_and_the_rest_arrives() {
+    let (edge, proxy, control) = system();
+    let owner = control.sign_in("owner@example.com");
+    let a = workspace(&owner, "A");
+    let b = workspace(&owner, "B");
+    owner.write(
+        "PUT",
+        &format!("/api/v1/workspace/{a}/modules"),
+        json!({"modules": [{"name": "billing", "functionalities": ["refund"]}]}),
+    );
+    let a_key = publishable_key(&owner, &a);
+    let b_key = publishable_key(&owner, &b);
+    until_verdict(
+        &edge,
+        &a_key,
+        ("billing", "refund"),
+        "VALID",
+        Duration::from_secs(10),
+    );
+    until_verdict(
+        &edge,
+        &b_key,
+        ("billing", "refund"),
+        "VALID",
+        Duration::from_secs(10),
+    );
+
+    proxy.set(Mode::Refuse(digest(&a_key)));
+    owner.write(
+        "POST",
+        &format!("/api/v1/workspace/{a}/publishable-key/blacklist"),
+        json!({"module": "billing", "functionality": "refund"}),
+    );
+    owner.write(
+        "POST",
+        &format!("/api/v1/workspace/{b}/publishable-key/revoke"),
+        json!({}),
+    );
+    until_verdict(
+        &edge,
+        &b_key,
+        ("billing", "refund"),
+        "REVOKED",
+        Duration::from_secs(5),
+    );
+    let new_b = publishable_key(&owner, &b);
+    until_verdict(
+        &edge,
+        &new_b,
+        ("billing", "refund"),
+        "VALID",
+        Duration::from_secs(5),
+    );
+    assert!(proxy.refused.load(Ordering::Relaxed) >= 1);
+    assert_eq!(
+        edge.check(&a_key, "billing", "refund", None).verdict(),
+        "VALID",
+        "the refused change did not arrive"
+    );
+
+    // Visible: metric, CLI, audit log.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let metrics = loop {
+        let (_, _) = (0, 0);
+        let text = ureq::get(format!("{}/metrics", control.url))
+            .call()
+            .unwrap()
+            .into_body()
+            .read_to_string()
+            .unwrap();
+        if text.contains("keygate_edge_dead_letters 1\n") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        metrics.contains("keygate_edge_dead_letters 1\n"),
+        "{metrics}"
+    );
+    let listed = outbox_cli(&control, &["dead-letters", "--json"]);
+    let letter: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    assert_eq!(letter["keyDigest"], digest(&a_key));
+    assert_eq!(letter["workspaceId"], a.as_str());
+    assert_eq!(letter["reason"], "HTTP_413_RECORD_TOO_LARGE");
+    let audit = owner.get("/api/v1/audit-events");
+    assert!(
+        audit.to_string().contains("edge_record.dead_letter"),
+        "{audit}"
+    );
+
+    // Retried once the edge takes it again.
+    proxy.set(Mode::Pass);
+    let out = outbox_cli(&control, &["retry", &digest(&a_key)]);
+    assert!(out.starts_with("1 dead letter"), "{out}");
+    let took = until_verdict(
+        &edge,
+        &a_key,
+        ("billing", "refund"),
+        "BLACKLISTED",
+        Duration::from_secs(5),
+    );
+    eprintln!("a retried dead letter reached the edge {took:?} after `keygate outbox retry`");
+    assert_eq!(
+        outbox_cli(&control, &["dead-letters"]).trim(),
+        "no dead letters"
+    );
+    assert!(owner
+        .get("/api/v1/audit-events")
+        .to_string()
+        .contains("edge_record.retry"));
+}
+
+#[test]
+fn a_fresh_database_against_an_edge_holding_higher_versions_still_revokes() {
+    let (edge, _proxy, control) = system();
+    let owner = control.sign_in("owner@example.com");
+    let ws = workspace(&owner, "Shop");
+    let key = publishable_key(&owner, &ws);
+    until_verdict(
+        &edge,
+        &key,
+        ("billing", "charge"),
+        "VALID",
+        Duration::from_secs(10),
+    );
+    // The edge already holds this key at a version far above anything this fresh database
+    // has issued (written by a database since lost, or by a control plane whose clock ran
+    // years ahead).
+    let ahead = keygate_shared::clock::MAX_VERSION / 2;
+    let held = EdgeRecord::new(
+        keygate_shared::key::digest(&key),
+        ws.clone(),
+        KeyState::Active,
+        ahead,
+    );
+    assert_eq!(edge.sync(&[held]).status, 200);
+    owner.write(
+        "POST",
+        &format!("/api/v1/workspace/{ws}/publishable-key/revoke"),
+        json!({}),
+    );
+    let new_key = publishable_key(&owner, &ws);
+    let took = until_verdict(
+        &edge,
+        &key,
+        ("billing", "charge"),
+        "REVOKED",
+        Duration::from_secs(5),
+    );
+    until_verdict(
+        &edge,
+        &new_key,
+        ("billing", "charge"),
+        "VALID",
+        Duration::from_secs(5),
+    );
+    eprintln!("revoked at an edge holding a higher version in {took:?}");
+    let metrics = ureq::get(format!("{}/metrics", control.url))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        metrics.contains("keygate_edge_reissued_total 1\n"),
+        "{metrics}"
+    );
+}
