@@ -201,7 +201,9 @@ fn view(keys: &Keys, workspace_id: &str, rows: &[StoredSecret]) -> ApiResult<imp
     for r in rows {
         let secret = keys
             .open(&r.sealed, &sealing_context(&r.id, workspace_id))
-            .ok_or_else(|| ApiError::internal("a gateway secret does not open with the master key"))?;
+            .ok_or_else(|| {
+                ApiError::internal("a gateway secret does not open with the master key")
+            })?;
         secrets.push(SecretJson {
             kid: r.kid.clone(),
             secret: secret.to_string(),
@@ -236,15 +238,29 @@ async fn get_gateway_secret(
         } else {
             // First read: the workspace gets its own secret, and the edge learns it.
             let mut tx = pool.begin_write().await?;
-            if tx.lock_workspace(&workspace.id, &user.org_id).await?.is_none() {
+            if tx
+                .lock_workspace(&workspace.id, &user.org_id)
+                .await?
+                .is_none()
+            {
                 return Err(ApiError::not_found("workspace"));
             }
             let existing = tx.live_gateway_secrets(&workspace.id, now).await?;
             if existing.iter().all(|r| r.retires_at.is_some()) {
-                let row = mint(&state.keys, state.settings.edge_secret.as_deref(), &workspace.id, now);
+                let row = mint(
+                    &state.keys,
+                    state.settings.edge_secret.as_deref(),
+                    &workspace.id,
+                    now,
+                );
                 tx.insert_gateway_secret(&workspace.id, &row)
                     .await
-                    .on_constraint(|_| ApiError::conflict("CONCURRENT_CHANGE", "the gateway secret changed meanwhile; retry"))?;
+                    .on_constraint(|_| {
+                        ApiError::conflict(
+                            "CONCURRENT_CHANGE",
+                            "the gateway secret changed meanwhile; retry",
+                        )
+                    })?;
                 if let Some(key_id) = tx.live_publishable_key_id(&workspace.id).await? {
                     tx.enqueue_publishable_key(&key_id).await?;
                 }
@@ -306,14 +322,28 @@ async fn rotate_gateway_secret(
     let retires_at = now + i64::try_from(overlap * 1000).unwrap_or(i64::MAX);
     let rows = with_db!(&state.db, |pool| {
         let mut tx = pool.begin_write().await?;
-        if tx.lock_workspace(&workspace.id, &user.org_id).await?.is_none() {
+        if tx
+            .lock_workspace(&workspace.id, &user.org_id)
+            .await?
+            .is_none()
+        {
             return Err(ApiError::not_found("workspace"));
         }
         let retired = tx.retire_gateway_secrets(&workspace.id, retires_at).await?;
-        let row = mint(&state.keys, state.settings.edge_secret.as_deref(), &workspace.id, now);
+        let row = mint(
+            &state.keys,
+            state.settings.edge_secret.as_deref(),
+            &workspace.id,
+            now,
+        );
         tx.insert_gateway_secret(&workspace.id, &row)
             .await
-            .on_constraint(|_| ApiError::conflict("CONCURRENT_CHANGE", "the gateway secret changed meanwhile; retry"))?;
+            .on_constraint(|_| {
+                ApiError::conflict(
+                    "CONCURRENT_CHANGE",
+                    "the gateway secret changed meanwhile; retry",
+                )
+            })?;
         if let Some(key_id) = tx.live_publishable_key_id(&workspace.id).await? {
             tx.enqueue_publishable_key(&key_id).await?;
         }
@@ -369,7 +399,10 @@ pub async fn reseal_for_edge(state: &AppState) -> Result<usize, ApiError> {
         if opens {
             continue;
         }
-        let Some(plain) = state.keys.open(&sealed, &sealing_context(&id, &workspace_id)) else {
+        let Some(plain) = state
+            .keys
+            .open(&sealed, &sealing_context(&id, &workspace_id))
+        else {
             tracing::warn!(workspace = %workspace_id, kid = %kid, "a gateway secret does not open with the master key");
             continue;
         };
@@ -377,7 +410,8 @@ pub async fn reseal_for_edge(state: &AppState) -> Result<usize, ApiError> {
             continue;
         };
         let not_after = retires_at.map(|ms| u64::try_from(ms).unwrap_or(0).div_ceil(1000));
-        let fresh = gateway::seal_for_edge(edge_secret.as_bytes(), &workspace_id, &secret, not_after);
+        let fresh =
+            gateway::seal_for_edge(edge_secret.as_bytes(), &workspace_id, &secret, not_after);
         with_db!(&state.db, |pool| {
             let mut tx = pool.begin_write().await?;
             tx.set_edge_sealed(&id, &fresh.sealed).await?;
@@ -389,7 +423,10 @@ pub async fn reseal_for_edge(state: &AppState) -> Result<usize, ApiError> {
         resealed += 1;
     }
     if resealed > 0 {
-        tracing::info!(resealed, "gateway secrets sealed again for the configured edge secret");
+        tracing::info!(
+            resealed,
+            "gateway secrets sealed again for the configured edge secret"
+        );
     }
     Ok(resealed)
 }
@@ -403,15 +440,23 @@ mod tests {
         let keys = Keys::from_master(&[3u8; 32]);
         let edge = "edge-secret-edge-secret-edge-secret!";
         let row = mint(&keys, Some(edge), "w1", 1_000);
-        let plain = keys.open(&row.sealed, &sealing_context(&row.id, "w1")).unwrap();
+        let plain = keys
+            .open(&row.sealed, &sealing_context(&row.id, "w1"))
+            .unwrap();
         assert_eq!(plain.len(), 64);
         assert!(!row.sealed.contains(plain.as_str()));
-        let at_edge = gateway::open_at_edge(&[edge.as_bytes()], "w1", &row.for_edge().unwrap()).unwrap();
+        let at_edge =
+            gateway::open_at_edge(&[edge.as_bytes()], "w1", &row.for_edge().unwrap()).unwrap();
         assert_eq!(at_edge.expose(), plain.as_str());
         assert_eq!(at_edge.kid(), row.kid);
-        assert!(keys.open(&row.sealed, &sealing_context(&row.id, "w2")).is_none());
+        assert!(keys
+            .open(&row.sealed, &sealing_context(&row.id, "w2"))
+            .is_none());
         assert!(mint(&keys, None, "w1", 1).for_edge().is_none());
-        let retiring = StoredSecret { retires_at: Some(1_500), ..row };
+        let retiring = StoredSecret {
+            retires_at: Some(1_500),
+            ..row
+        };
         assert_eq!(retiring.for_edge().unwrap().not_after, Some(2));
     }
 }

@@ -171,7 +171,10 @@ async fn cookies_are_forwarded_only_when_the_workspace_opts_in(server: TestServe
         .get("forwardCookies")
         .is_none());
 }
-on_both_databases!(cookies, cookies_are_forwarded_only_when_the_workspace_opts_in);
+on_both_databases!(
+    cookies,
+    cookies_are_forwarded_only_when_the_workspace_opts_in
+);
 
 async fn actions_are_saved_in_canonical_form(server: TestServer) {
     let owner = server.sign_in("owner@example.com").await;
@@ -206,7 +209,11 @@ async fn actions_are_saved_in_canonical_form(server: TestServer) {
                 json!({"module": module, "functionality": functionality}),
             )
             .await;
-        assert_eq!((r.status, r.reason()), (400, reason), "{module}/{functionality}");
+        assert_eq!(
+            (r.status, r.reason()),
+            (400, reason),
+            "{module}/{functionality}"
+        );
     }
     let r = owner
         .post(
@@ -282,7 +289,11 @@ async fn each_workspace_has_its_own_rotatable_gateway_secret(server: TestServer)
         gateway::workspace_signing_key(EDGE_SECRET.as_bytes(), &id),
         "not derived from the edge secret"
     );
-    assert_eq!(secrets_of(&get_secret(&owner, &id).await), secrets, "stable");
+    assert_eq!(
+        secrets_of(&get_secret(&owner, &id).await),
+        secrets,
+        "stable"
+    );
     assert_ne!(secrets_of(&get_secret(&owner, &other).await)[0].1, secret);
 
     // Stored sealed, never in plaintext; the edge record carries it sealed for the edge.
@@ -298,7 +309,10 @@ async fn each_workspace_has_its_own_rotatable_gateway_secret(server: TestServer)
     let sealed = edge_secrets(&record);
     assert_eq!(sealed.len(), 1);
     let opened = gateway::open_at_edge(&[EDGE_SECRET.as_bytes()], &id, &sealed[0]).unwrap();
-    assert_eq!((opened.kid(), opened.expose()), (kid.as_str(), secret.as_str()));
+    assert_eq!(
+        (opened.kid(), opened.expose()),
+        (kid.as_str(), secret.as_str())
+    );
 
     // Rotation: a new current secret, the old one retiring after the overlap.
     let r = owner
@@ -324,7 +338,10 @@ async fn each_workspace_has_its_own_rotatable_gateway_secret(server: TestServer)
     assert_eq!(sealed[0].not_after, None);
     let not_after = sealed[1].not_after.unwrap();
     let now = keygate_control::ids::now_ms() as u64 / 1000;
-    assert!((now + 3590..=now + 3601).contains(&not_after), "{not_after}");
+    assert!(
+        (now + 3590..=now + 3601).contains(&not_after),
+        "{not_after}"
+    );
     // What the edge signs with during the overlap, both secrets verify.
     let signer = gateway::Signer::for_record(&[EDGE_SECRET.as_bytes()], &id, &sealed, now).unwrap();
     let req = gateway::ForwardedRequest {
@@ -347,11 +364,12 @@ async fn each_workspace_has_its_own_rotatable_gateway_secret(server: TestServer)
     assert_eq!(r.status, 200, "{r:?}");
     let now_only = secrets_of(&r.body);
     assert_eq!(now_only.len(), 1, "{now_only:?}");
-    assert_eq!(edge_secrets(&outbox(&server, &id).await.last().unwrap().2).len(), 1);
+    assert_eq!(
+        edge_secrets(&outbox(&server, &id).await.last().unwrap().2).len(),
+        1
+    );
     // A body is optional; bad ones are 400s.
-    let r = owner
-        .send("POST", &secret_path(&id, "/rotate"), None)
-        .await;
+    let r = owner.send("POST", &secret_path(&id, "/rotate"), None).await;
     assert_eq!(r.status, 200, "{r:?}");
     let r = owner
         .post(
@@ -455,9 +473,7 @@ async fn secrets_made_without_an_edge_secret_reach_the_edge_once_one_is_set() {
 async fn rotating_needs_a_workspace_of_ones_own_organisation() {
     let server = with_edge(None).await;
     let owner = server.sign_in("owner@example.com").await;
-    let r = owner
-        .post(&secret_path("nope", "/rotate"), json!({}))
-        .await;
+    let r = owner.post(&secret_path("nope", "/rotate"), json!({})).await;
     assert_eq!(r.status, 404, "{r:?}");
 }
 

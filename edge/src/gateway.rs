@@ -339,9 +339,17 @@ mod tests {
                 "{rest}"
             );
         }
-        for private in ["http://127.0.0.1:9000", "https://10.0.0.1", "https://localhost"] {
+        for private in [
+            "http://127.0.0.1:9000",
+            "https://10.0.0.1",
+            "https://localhost",
+        ] {
             let e = target(private, "a", None, false).unwrap_err();
-            assert_eq!((e.status, e.reason), (502, "ORIGIN_NOT_PUBLIC"), "{private}");
+            assert_eq!(
+                (e.status, e.reason),
+                (502, "ORIGIN_NOT_PUBLIC"),
+                "{private}"
+            );
             assert!(target(private, "a", None, true).is_ok(), "{private}");
         }
         for bad in [
@@ -426,8 +434,8 @@ mod tests {
         ));
         let derived = gateway::workspace_signing_key(EDGE, "w1");
         assert!(!gateway::verify(&derived, &headers[3].1, &req, 1_000));
-        let e = signed_headers(&[b"another-edge-secret"], &r, "GET", &t, &route, 1_000)
-            .unwrap_err();
+        let e =
+            signed_headers(&[b"another-edge-secret"], &r, "GET", &t, &route, 1_000).unwrap_err();
         assert_eq!((e.status, e.reason), (503, "GATEWAY_SECRET_UNREADABLE"));
     }
 }

@@ -51,7 +51,10 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|_| {}));
     let started = Instant::now();
     let mut total = 0u64;
-    println!("{:<20} {:>12} {:>10} {:>12}", "target", "inputs", "seconds", "inputs/s");
+    println!(
+        "{:<20} {:>12} {:>10} {:>12}",
+        "target", "inputs", "seconds", "inputs/s"
+    );
     for (i, target) in targets.iter().enumerate() {
         let t0 = Instant::now();
         let outcome = run_target(
@@ -71,10 +74,18 @@ fn main() -> ExitCode {
         );
         if let Some(f) = outcome.failure {
             eprintln!("\nFAILURE in {}: {}", f.target, f.message);
-            eprintln!("input ({} bytes): {:?}", f.input.len(), String::from_utf8_lossy(&f.input));
+            eprintln!(
+                "input ({} bytes): {:?}",
+                f.input.len(),
+                String::from_utf8_lossy(&f.input)
+            );
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("failures");
             let _ = std::fs::create_dir_all(&dir);
-            let path = dir.join(format!("{}-{:016x}", f.target, keygate_fuzz::Rng::new(f.input.len() as u64 ^ seed).next_u64()));
+            let path = dir.join(format!(
+                "{}-{:016x}",
+                f.target,
+                keygate_fuzz::Rng::new(f.input.len() as u64 ^ seed).next_u64()
+            ));
             if std::fs::write(&path, &f.input).is_ok() {
                 eprintln!("saved to {}", path.display());
             }

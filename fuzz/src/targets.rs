@@ -38,9 +38,28 @@ pub const TARGETS: &[Target] = &[
         name: "origin",
         seeds: origin_seeds,
         dictionary: &[
-            "https://", "http://", "*.", ":443", ":0", ":65536", "@", "/", "?", "#", "[::1]",
-            "[::ffff:127.0.0.1]", "127.0.0.1", "0x7f", "0177", "2130706433", "localhost", ".",
-            "%2e", "-", "169.254.169.254", "100.64.0.1",
+            "https://",
+            "http://",
+            "*.",
+            ":443",
+            ":0",
+            ":65536",
+            "@",
+            "/",
+            "?",
+            "#",
+            "[::1]",
+            "[::ffff:127.0.0.1]",
+            "127.0.0.1",
+            "0x7f",
+            "0177",
+            "2130706433",
+            "localhost",
+            ".",
+            "%2e",
+            "-",
+            "169.254.169.254",
+            "100.64.0.1",
         ],
         run: origin_url,
     },
@@ -48,8 +67,18 @@ pub const TARGETS: &[Target] = &[
         name: "gateway-signature",
         seeds: signature_seeds,
         dictionary: &[
-            "t=", "v1=", ",", ":", "18446744073709551615", "18446744073709551616", "0",
-            "99999999999999999999", "=", " ", "v2=", "kid",
+            "t=",
+            "v1=",
+            ",",
+            ":",
+            "18446744073709551615",
+            "18446744073709551616",
+            "0",
+            "99999999999999999999",
+            "=",
+            " ",
+            "v2=",
+            "kid",
         ],
         run: gateway_signature,
     },
@@ -57,9 +86,21 @@ pub const TARGETS: &[Target] = &[
         name: "sync",
         seeds: sync_seeds,
         dictionary: &[
-            "\n", "{\"records\":[", "]}", "\"version\":", "18446744073709551615", "null",
-            "\"state\":\"revoked\"", "\"format\":2", "\"keyDigest\":\"", "\"gatewaySecrets\":[",
-            "\"forwardCookies\":true", "1e400", "-1", "\\u0000", "\"",
+            "\n",
+            "{\"records\":[",
+            "]}",
+            "\"version\":",
+            "18446744073709551615",
+            "null",
+            "\"state\":\"revoked\"",
+            "\"format\":2",
+            "\"keyDigest\":\"",
+            "\"gatewaySecrets\":[",
+            "\"forwardCookies\":true",
+            "1e400",
+            "-1",
+            "\\u0000",
+            "\"",
         ],
         run: sync,
     },
@@ -67,8 +108,20 @@ pub const TARGETS: &[Target] = &[
         name: "check-body",
         seeds: check_body_seeds,
         dictionary: &[
-            "{", "}", "\"key\":", "\"module\":", "\"functionality\":", "null", "[]", "1", "\"",
-            ",", "\\u0000", "%2F", "Billing", "\\ud800",
+            "{",
+            "}",
+            "\"key\":",
+            "\"module\":",
+            "\"functionality\":",
+            "null",
+            "[]",
+            "1",
+            "\"",
+            ",",
+            "\\u0000",
+            "%2F",
+            "Billing",
+            "\\ud800",
         ],
         run: check_body,
     },
@@ -76,9 +129,16 @@ pub const TARGETS: &[Target] = &[
         name: "record",
         seeds: record_seeds,
         dictionary: &[
-            "\"blacklist\":[{\"module\":\"", "\"functionality\":\"*\"", "\"allowedOrigins\":[",
-            "\"originUrl\":\"", "\"gatewaySecrets\":[{\"kid\":\"k\",\"sealed\":\"", "\"notAfter\":",
-            "18446744073709551615", "\"format\":0", "%2F", "Billing",
+            "\"blacklist\":[{\"module\":\"",
+            "\"functionality\":\"*\"",
+            "\"allowedOrigins\":[",
+            "\"originUrl\":\"",
+            "\"gatewaySecrets\":[{\"kid\":\"k\",\"sealed\":\"",
+            "\"notAfter\":",
+            "18446744073709551615",
+            "\"format\":0",
+            "%2F",
+            "Billing",
         ],
         run: record,
     },
@@ -91,8 +151,8 @@ pub const TARGETS: &[Target] = &[
 ];
 
 const LABEL_TOKENS: &[&str] = &[
-    "%2F", "%2f", "%5C", "%25", "%2e", "%2E", "..", ".", "%", "%C0%AE", "\u{212a}", "İ", "*",
-    "/", "\\", "%00", "%0a", " ", "B", "%42",
+    "%2F", "%2f", "%5C", "%25", "%2e", "%2E", "..", ".", "%", "%C0%AE", "\u{212a}", "İ", "*", "/",
+    "\\", "%00", "%0a", " ", "B", "%42",
 ];
 
 const REST_TOKENS: &[&str] = &[
@@ -107,7 +167,10 @@ fn text(input: &[u8]) -> String {
 }
 
 fn fields(input: &[u8], n: usize) -> Vec<Vec<u8>> {
-    let mut out: Vec<Vec<u8>> = input.splitn(n, |&b| b == b'\n').map(<[u8]>::to_vec).collect();
+    let mut out: Vec<Vec<u8>> = input
+        .splitn(n, |&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
     out.resize(n, Vec::new());
     out
 }
@@ -154,10 +217,17 @@ fn key(input: &[u8]) {
 }
 
 fn label_seeds() -> Vec<Vec<u8>> {
-    ["billing", "Billing", "bill%69ng", "refund-v2.x_1", "billing\nrefund", "admin\n*"]
-        .iter()
-        .map(|s| s.as_bytes().to_vec())
-        .collect()
+    [
+        "billing",
+        "Billing",
+        "bill%69ng",
+        "refund-v2.x_1",
+        "billing\nrefund",
+        "admin\n*",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
 }
 
 fn label(input: &[u8]) {
@@ -173,7 +243,10 @@ fn label(input: &[u8]) {
     }
     match (Rule::new(&m, &fun), canonical_action(&m, &fun)) {
         (Ok(rule), Ok(action)) => {
-            assert_eq!(Rule::new(&rule.module, &rule.functionality), Ok(rule.clone()));
+            assert_eq!(
+                Rule::new(&rule.module, &rule.functionality),
+                Ok(rule.clone())
+            );
             let policy = BlacklistPolicy::compile(std::slice::from_ref(&rule));
             assert!(policy.blocks(&action.module, &action.functionality));
         }
@@ -184,10 +257,17 @@ fn label(input: &[u8]) {
 }
 
 fn rest_seeds() -> Vec<Vec<u8>> {
-    ["v1/charges/42", "a/b.c/..d", "files/%20x", "a;b=1/c", "..%2F..%2Fadmin", "%2e%2e/x"]
-        .iter()
-        .map(|s| s.as_bytes().to_vec())
-        .collect()
+    [
+        "v1/charges/42",
+        "a/b.c/..d",
+        "files/%20x",
+        "a;b=1/c",
+        "..%2F..%2Fadmin",
+        "%2e%2e/x",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
 }
 
 fn percent_decode(b: &[u8]) -> Vec<u8> {
@@ -213,11 +293,18 @@ fn rest(input: &[u8]) {
     let verdict = gateway::check_rest(&s);
     let path = format!("/x/billing/charge/{s}");
     let routed = parse_route(&path).is_ok();
-    assert_eq!(verdict.is_ok(), routed, "the edge's route disagrees on {s:?}");
+    assert_eq!(
+        verdict.is_ok(),
+        routed,
+        "the edge's route disagrees on {s:?}"
+    );
     if verdict.is_ok() {
         let once = percent_decode(s.as_bytes());
         assert!(!once.contains(&b'\\'), "{s:?} hides a backslash");
-        assert!(!once.iter().any(|&b| b < 0x20 || b == 0x7f), "{s:?} hides a control byte");
+        assert!(
+            !once.iter().any(|&b| b < 0x20 || b == 0x7f),
+            "{s:?} hides a control byte"
+        );
         assert_eq!(
             once.iter().filter(|&&b| b == b'/').count(),
             s.matches('/').count(),
@@ -248,7 +335,11 @@ fn origin_seeds() -> Vec<Vec<u8>> {
 fn origin_url(input: &[u8]) {
     let s = text(input);
     if let Some(n) = origin::normalize(&s) {
-        assert_eq!(origin::normalize(&n).as_deref(), Some(n.as_str()), "normalize is not idempotent");
+        assert_eq!(
+            origin::normalize(&n).as_deref(),
+            Some(n.as_str()),
+            "normalize is not idempotent"
+        );
     }
     if let Ok(e) = origin::validate_entry(&s) {
         assert_eq!(origin::validate_entry(&e).as_deref(), Ok(e.as_str()));
@@ -260,14 +351,21 @@ fn origin_url(input: &[u8]) {
     let _ = origin::OriginPolicy::compile([&s]).allows(Some(&s));
     if let Ok(u) = origin::validate_origin_url(&s) {
         assert_eq!(origin::validate_origin_url(&u).as_deref(), Ok(u.as_str()));
-        let (base, path) = origin::split_origin_url(&u).expect("the edge accepts what control saves");
+        let (base, path) =
+            origin::split_origin_url(&u).expect("the edge accepts what control saves");
         assert_eq!(format!("{base}{path}"), u);
         if origin::check_forward_target(&u, false).is_ok() {
             assert!(u.starts_with("https://"), "{u} is not https");
-            let host = base["https://".len()..].split(':').next().unwrap_or_default();
+            let host = base["https://".len()..]
+                .split(':')
+                .next()
+                .unwrap_or_default();
             assert!(host.contains('.') && host != "localhost", "{u}");
             if let Ok(ip) = host.parse::<std::net::Ipv4Addr>() {
-                assert!(!ip.is_private() && !ip.is_loopback() && !ip.is_link_local(), "{u}");
+                assert!(
+                    !ip.is_private() && !ip.is_loopback() && !ip.is_link_local(),
+                    "{u}"
+                );
                 assert!(!ip.is_unspecified() && !ip.is_broadcast(), "{u}");
             }
         }
@@ -316,7 +414,12 @@ fn gateway_signature(input: &[u8]) {
     let path = format!("/{}", s.replace(['\n', '\r'], ""));
     let ts = u64_of(input.get(8..).unwrap_or_default());
     let header = gateway::sign_with(std::slice::from_ref(&secret), ts, &request(&path));
-    assert!(gateway::verify_any(std::slice::from_ref(&secret), &header, &request(&path), ts));
+    assert!(gateway::verify_any(
+        std::slice::from_ref(&secret),
+        &header,
+        &request(&path),
+        ts
+    ));
     assert!(!gateway::verify_any(
         std::slice::from_ref(&secret),
         &header,
@@ -340,7 +443,13 @@ fn sync_seeds() -> Vec<Vec<u8>> {
     })
     .expect("serializable");
     let nonce = "fuzz-nonce-0001";
-    let tag = signing::sign(EDGE_SECRET.as_bytes(), Purpose::Sync, SYNC_NOW, nonce, body.as_bytes());
+    let tag = signing::sign(
+        EDGE_SECRET.as_bytes(),
+        Purpose::Sync,
+        SYNC_NOW,
+        nonce,
+        body.as_bytes(),
+    );
     vec![
         format!("{SYNC_NOW}\n{nonce}\n{tag}\n{body}").into_bytes(),
         format!("{SYNC_NOW}\n{nonce}\n{tag}\n{{\"records\":[]}}").into_bytes(),
@@ -359,11 +468,19 @@ fn sync(input: &[u8]) {
     if authenticate(EDGE_SECRET.as_bytes(), headers, body, SYNC_NOW).is_ok() {
         let t = signing::parse_timestamp(&ts).expect("authenticated means parsed");
         let expected = signing::sign(EDGE_SECRET.as_bytes(), Purpose::Sync, t, &nonce, body);
-        assert_eq!(expected, tag.to_ascii_lowercase(), "a forged push was accepted");
+        assert_eq!(
+            expected,
+            tag.to_ascii_lowercase(),
+            "a forged push was accepted"
+        );
     }
     if let Ok(batch) = parse_batch(body) {
         let again = serde_json::to_vec(&batch).expect("serializable");
-        assert_eq!(parse_batch(&again).expect("re-parses"), batch, "batch round trip");
+        assert_eq!(
+            parse_batch(&again).expect("re-parses"),
+            batch,
+            "batch round trip"
+        );
         for r in batch.records {
             let _ = r.format_supported();
             let _ = r.compile();
@@ -374,8 +491,11 @@ fn sync(input: &[u8]) {
 fn check_body_seeds() -> Vec<Vec<u8>> {
     let pk = SecretKey::generate(KeyKind::Publishable, Environment::Live);
     vec![
-        format!(r#"{{"key":"{}","module":"billing","functionality":"charge"}}"#, pk.expose())
-            .into_bytes(),
+        format!(
+            r#"{{"key":"{}","module":"billing","functionality":"charge"}}"#,
+            pk.expose()
+        )
+        .into_bytes(),
         br#"{"module":"Billing","functionality":"refund"}"#.to_vec(),
         br#"{"key":7}"#.to_vec(),
     ]
@@ -431,7 +551,12 @@ fn record_seeds() -> Vec<Vec<u8>> {
         allowed_origins: vec!["https://*.example.org".into()],
         origin_url: Some("https://api.example.com/v1".into()),
         forward_cookies: true,
-        gateway_secrets: vec![gateway::seal_for_edge(EDGE_SECRET.as_bytes(), "w1", &secret, Some(5))],
+        gateway_secrets: vec![gateway::seal_for_edge(
+            EDGE_SECRET.as_bytes(),
+            "w1",
+            &secret,
+            Some(5),
+        )],
         ..EdgeRecord::new(pk.digest(), "w1".into(), KeyState::Active, 3)
     };
     vec![serde_json::to_vec(&record).expect("serializable")]
@@ -440,7 +565,8 @@ fn record_seeds() -> Vec<Vec<u8>> {
 fn record(input: &[u8]) {
     if let Ok(r) = serde_json::from_slice::<EdgeRecord>(input) {
         let again: EdgeRecord =
-            serde_json::from_slice(&serde_json::to_vec(&r).expect("serializable")).expect("re-parses");
+            serde_json::from_slice(&serde_json::to_vec(&r).expect("serializable"))
+                .expect("re-parses");
         assert_eq!(again, r, "record round trip");
         let _ = gateway::Signer::for_record(
             &[EDGE_SECRET.as_bytes()],

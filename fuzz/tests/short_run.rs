@@ -14,7 +14,12 @@ fn every_target_survives_a_short_run() {
             200_000,
             Some(Instant::now() + Duration::from_millis(400)),
         );
-        assert!(outcome.inputs > 100, "{} ran only {} inputs", target.name, outcome.inputs);
+        assert!(
+            outcome.inputs > 100,
+            "{} ran only {} inputs",
+            target.name,
+            outcome.inputs
+        );
         if let Some(f) = outcome.failure {
             panic!(
                 "{}: {} on input {:?}",

@@ -366,9 +366,28 @@ fn main() {
         });
     }
     for raw in [
-        "billing", "Billing", "BILLING", "bill%69ng", "%62ILLING", "refund-v2.x_1", "", ".", "..",
-        "%2e%2e", "billing%2Frefund", "a/b", "a\\b", "bill%2569ng", "bill%", "bill%zz",
-        "b%C0%AEx", "bil\u{212a}", "*", "_x", &"a".repeat(64), &"a".repeat(65),
+        "billing",
+        "Billing",
+        "BILLING",
+        "bill%69ng",
+        "%62ILLING",
+        "refund-v2.x_1",
+        "",
+        ".",
+        "..",
+        "%2e%2e",
+        "billing%2Frefund",
+        "a/b",
+        "a\\b",
+        "bill%2569ng",
+        "bill%",
+        "bill%zz",
+        "b%C0%AEx",
+        "bil\u{212a}",
+        "*",
+        "_x",
+        &"a".repeat(64),
+        &"a".repeat(65),
     ] {
         v.labels.push(LabelVector {
             raw: raw.to_owned(),
@@ -378,8 +397,21 @@ fn main() {
         });
     }
     for rest in [
-        "", "v1/charges/42", "files/%20name", "a;b=1", "..%2F..%2Fadmin", "a%2fb", "a%5Cb",
-        "a\\b", "..", "a/../b", "%2e%2E/b", ".%2e", "a/..;x/b", "a%00b", "%252e%252e/x",
+        "",
+        "v1/charges/42",
+        "files/%20name",
+        "a;b=1",
+        "..%2F..%2Fadmin",
+        "a%2fb",
+        "a%5Cb",
+        "a\\b",
+        "..",
+        "a/../b",
+        "%2e%2E/b",
+        ".%2e",
+        "a/..;x/b",
+        "a%00b",
+        "%252e%252e/x",
         "a%zz",
     ] {
         v.rests.push(RestVector {
@@ -388,10 +420,19 @@ fn main() {
         });
     }
     for url in [
-        "https://api.example.com/v1", "http://api.example.com", "https://localhost",
-        "https://127.0.0.1", "https://10.1.2.3", "https://169.254.169.254", "https://100.64.0.1",
-        "https://2130706433", "https://0x7f.1", "https://0177.0.0.1", "https://[::ffff:127.0.0.1]",
-        "https://8.8.8.8", "http://127.0.0.1:9000",
+        "https://api.example.com/v1",
+        "http://api.example.com",
+        "https://localhost",
+        "https://127.0.0.1",
+        "https://10.1.2.3",
+        "https://169.254.169.254",
+        "https://100.64.0.1",
+        "https://2130706433",
+        "https://0x7f.1",
+        "https://0177.0.0.1",
+        "https://[::ffff:127.0.0.1]",
+        "https://8.8.8.8",
+        "http://127.0.0.1:9000",
     ] {
         for allow_private in [false, true] {
             v.forward_targets.push(ForwardTargetVector {

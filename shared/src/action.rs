@@ -82,8 +82,9 @@ pub fn is_canonical_label(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= MAX_NAME_LEN
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter()
-            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.'))
+        && b.iter().all(|&c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.')
+        })
 }
 
 /// The canonical form of a module or functionality label (see the module docs), borrowing
@@ -228,7 +229,7 @@ mod tests {
             ("billing\n", Character),
             ("bill%00ing", Character),
             ("bill%0aing", Character),
-            ("b%C0%AEx", Character), // overlong UTF-8 for `.`
+            ("b%C0%AEx", Character),    // overlong UTF-8 for `.`
             ("bil\u{212a}", Character), // KELVIN SIGN lowercases to `k` in Unicode
             ("billİng", Character),
             ("*", Character),

@@ -169,9 +169,8 @@ impl Catalogue {
     /// canonical.
     pub fn rule(&self, module: &str, functionality: &str) -> Result<Rule, PolicyError> {
         let rule = Rule::new(module, functionality)?;
-        let same = |stored: &str, canonical: &str| {
-            canonical_label(stored).is_ok_and(|s| s == canonical)
-        };
+        let same =
+            |stored: &str, canonical: &str| canonical_label(stored).is_ok_and(|s| s == canonical);
         let m = self
             .modules
             .iter()

@@ -49,9 +49,7 @@ pub fn check(req: &CheckRequest<'_>, record: Option<&CompiledRecord>) -> Verdict
     } else {
         match canonical_action(req.module, req.functionality) {
             Err(_) => Status::Invalid,
-            Ok(a) if compiled.blacklist.blocks(&a.module, &a.functionality) => {
-                Status::Blacklisted
-            }
+            Ok(a) if compiled.blacklist.blocks(&a.module, &a.functionality) => Status::Blacklisted,
             Ok(_) => Status::Valid,
         }
     };
@@ -260,7 +258,11 @@ mod canonical_tests {
     #[test]
     fn other_actions_stay_valid_in_any_case() {
         let (key, record) = guarded();
-        for (m, f) in [("Billing", "Charge"), ("bill%69ng", "charge"), ("orders", "refund")] {
+        for (m, f) in [
+            ("Billing", "Charge"),
+            ("bill%69ng", "charge"),
+            ("orders", "refund"),
+        ] {
             let v = check(
                 &CheckRequest {
                     key: key.expose(),

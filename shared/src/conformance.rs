@@ -253,15 +253,23 @@ pub fn run(json: &str) -> Result<Report, String> {
         let got = crate::action::canonical_label(&l.raw)
             .ok()
             .map(|c| c.into_owned());
-        expect(got == l.canonical, format!("label {:?}: got {got:?}", l.raw));
+        expect(
+            got == l.canonical,
+            format!("label {:?}: got {got:?}", l.raw),
+        );
     }
     for r in &v.rests {
-        let got = gateway::check_rest(&r.rest).err().map(|e| e.code().to_owned());
+        let got = gateway::check_rest(&r.rest)
+            .err()
+            .map(|e| e.code().to_owned());
         expect(got == r.error, format!("rest {:?}: got {got:?}", r.rest));
     }
     for t in &v.forward_targets {
         let got = crate::origin::check_forward_target(&t.url, t.allow_private).is_ok();
-        expect(got == t.allowed, format!("forward target {}: got {got}", t.url));
+        expect(
+            got == t.allowed,
+            format!("forward target {}: got {got}", t.url),
+        );
     }
     for s in &v.sealed_secrets {
         let opened = gateway::open_at_edge(&[s.edge_secret.as_bytes()], &s.workspace_id, &s.sealed);

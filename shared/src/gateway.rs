@@ -57,7 +57,8 @@ pub const MAX_KID_LEN: usize = 32;
 /// The legacy per-workspace signing key: HMAC-SHA256(edge secret, label + workspace id), as
 /// hex. Used only for records that carry no gateway secrets of their own.
 pub fn workspace_signing_key(edge_secret: &[u8], workspace_id: &str) -> String {
-    let mut m = <HmacSha256 as Mac>::new_from_slice(edge_secret).expect("HMAC takes keys of any length");
+    let mut m =
+        <HmacSha256 as Mac>::new_from_slice(edge_secret).expect("HMAC takes keys of any length");
     m.update(b"keygate-gateway-key-v1\n");
     m.update(workspace_id.as_bytes());
     hex::encode(m.finalize().into_bytes())
@@ -392,7 +393,10 @@ impl Signer {
     ) -> Result<Signer, SecretsError> {
         if sealed.is_empty() {
             let current = edge_secrets.first().ok_or(SecretsError::Unreadable)?;
-            return Ok(Signer::Derived(workspace_signing_key(current, workspace_id)));
+            return Ok(Signer::Derived(workspace_signing_key(
+                current,
+                workspace_id,
+            )));
         }
         let live: Vec<GatewaySecret> = sealed
             .iter()
@@ -595,7 +599,12 @@ mod tests {
         assert!(verify(&key, &header, &r, u64::MAX));
         assert!(verify(&key, &header, &r, u64::MAX - MAX_CLOCK_SKEW_SECS));
         assert!(!verify(&key, "t=18446744073709551616,v1=00", &r, 0));
-        assert!(!verify(&key, &format!("t={},v1={}", "9".repeat(30), "0".repeat(64)), &r, 0));
+        assert!(!verify(
+            &key,
+            &format!("t={},v1={}", "9".repeat(30), "0".repeat(64)),
+            &r,
+            0
+        ));
     }
 
     #[test]
@@ -660,7 +669,10 @@ mod tests {
         let sealed = seal_for_edge(edge, "w1", &s, None);
         assert!(!sealed.sealed.contains(s.expose()));
         assert_eq!(open_at_edge(&[edge], "w1", &sealed), Some(s.clone()));
-        assert_eq!(open_at_edge(&[b"other", edge], "w1", &sealed), Some(s.clone()));
+        assert_eq!(
+            open_at_edge(&[b"other", edge], "w1", &sealed),
+            Some(s.clone())
+        );
         assert_eq!(open_at_edge(&[b"other"], "w1", &sealed), None);
         assert_eq!(open_at_edge(&[edge], "w2", &sealed), None);
         let mut renamed = sealed.clone();
@@ -695,7 +707,12 @@ mod tests {
         assert!(verify_any(std::slice::from_ref(&new), &h, &r, 2000));
         // No secrets: the derived key, as before.
         let legacy = Signer::for_record(&[edge], "w1", &[], 5).unwrap();
-        assert!(verify(&workspace_signing_key(edge, "w1"), &legacy.sign(5, &r), &r, 5));
+        assert!(verify(
+            &workspace_signing_key(edge, "w1"),
+            &legacy.sign(5, &r),
+            &r,
+            5
+        ));
         // Secrets the edge cannot open, or none live: refuse, never the derived key.
         assert!(Signer::for_record(&[b"wrong"], "w1", &sealed, 1999).is_err());
         assert!(Signer::for_record(&[edge], "w1", &sealed[1..], 2000).is_err());

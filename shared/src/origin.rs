@@ -240,7 +240,9 @@ pub fn check_forward_target(origin_url: &str, allow_private: bool) -> Result<(),
             .parse()
             .map_err(|_| not_public("IPv4 addresses are written as four decimal numbers"))?;
         if ip.to_string() != host {
-            return Err(not_public("IPv4 addresses are written as four decimal numbers"));
+            return Err(not_public(
+                "IPv4 addresses are written as four decimal numbers",
+            ));
         }
         if !is_public_ipv4(ip) {
             return Err(not_public("a loopback, private or reserved address"));
@@ -477,7 +479,10 @@ mod tests {
                 assert_eq!(check_forward_target(bad, true), Ok(()), "{bad}");
             }
         }
-        assert_eq!(check_forward_target("http://127.0.0.1:9000/api", true), Ok(()));
+        assert_eq!(
+            check_forward_target("http://127.0.0.1:9000/api", true),
+            Ok(())
+        );
         assert!(check_forward_target("ftp://x.com", true).is_err());
     }
 }
