@@ -53,7 +53,8 @@ impl_for_both_backends!(OutboxStore {
     }
 
     async fn current_edge_record(&mut self, digest: &KeyDigest) -> Result<Option<EdgeRecord>, sqlx::Error> {
-        let row: Option<(String, Option<i64>, String, Option<String>, bool)> = sqlx::query_as(
+        type KeyRow = (String, Option<i64>, String, Option<String>, bool);
+        let row: Option<KeyRow> = sqlx::query_as(
             "SELECT k.workspace_id, k.revoked_at, w.allowed_origins, w.origin_url, w.forward_cookies
                FROM publishable_keys k JOIN workspaces w ON w.id = k.workspace_id
               WHERE k.key_digest = $1",
