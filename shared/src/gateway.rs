@@ -501,16 +501,36 @@ pub fn check_rest(rest: &str) -> Result<(), RestError> {
         i += 1;
     }
     for segment in rest.split('/') {
-        // `..;jsessionid=x` is `..` to servers that strip path parameters.
-        let name = segment.split(';').next().unwrap_or_default();
-        if name.len() <= 6 {
-            let decoded = name.to_ascii_lowercase().replace("%2e", ".");
-            if decoded == "." || decoded == ".." {
-                return Err(RestError::DotSegment);
-            }
+        // Judged as an origin may read it: escapes decoded (once: double encoding is refused
+        // above), then path parameters stripped (`..;jsessionid=x` and `.%3b` are `..`/`.`).
+        let decoded = decode_once(segment.as_bytes());
+        let name = decoded.split(|&b| b == b';').next().unwrap_or_default();
+        if name == b"." || name == b".." {
+            return Err(RestError::DotSegment);
         }
     }
     Ok(())
+}
+
+/// Percent-decodes valid `%XX` escapes once (others were refused by the caller).
+fn decode_once(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if let (Some(hi), Some(lo)) = (
+                b.get(i + 1).copied().and_then(hex_digit),
+                b.get(i + 2).copied().and_then(hex_digit),
+            ) {
+                out.push(hi << 4 | lo);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
 }
 
 fn is_hop_by_hop_or_internal(n: &str) -> bool {
@@ -748,6 +768,9 @@ mod tests {
             ("%2E", DotSegment),
             ("a/..;x=1/b", DotSegment),
             ("a/%2e%2e;/b", DotSegment),
+            (".%3b", DotSegment), // found by `cargo xtask fuzz`: `.;` once decoded
+            ("..%3Bx=1/a", DotSegment),
+            ("%2e%3B", DotSegment),
             ("a%00b", ControlCharacter),
             ("a%0Db", ControlCharacter),
             ("a%7fb", ControlCharacter),
