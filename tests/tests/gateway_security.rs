@@ -413,3 +413,18 @@ fn the_canonical_form_rest_rules_forward_targets_and_sealed_secrets_agree_inside
         .sum();
     assert_eq!(report["passed"].as_u64(), Some(total as u64));
 }
+
+#[test]
+fn the_worker_with_its_sealing_cipher_stays_under_300_kb_gzipped() {
+    keygate_tests::edge::require_build();
+    let wasm = keygate_tests::edge::root().join("edge/build/index_bg.wasm");
+    let out = std::process::Command::new("gzip")
+        .args(["-9", "-c"])
+        .arg(&wasm)
+        .output()
+        .expect("gzip");
+    assert!(out.status.success());
+    let gz = out.stdout.len();
+    eprintln!("edge wasm: {gz} bytes gzipped");
+    assert!(gz < 300 * 1024, "the worker grew to {gz} bytes gzipped");
+}
