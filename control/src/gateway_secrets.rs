@@ -329,6 +329,17 @@ async fn rotate_gateway_secret(
         {
             return Err(ApiError::not_found("workspace"));
         }
+        // The edge sends at most MAX_SIGNATURES signatures: more live secrets than that
+        // would be listed yet never used.
+        let live = tx.live_gateway_secrets(&workspace.id, now).await?.len();
+        if overlap > 0 && live >= gateway::MAX_SIGNATURES {
+            return Err(ApiError::conflict(
+                "TOO_MANY_GATEWAY_SECRETS",
+                format!(
+                    "{live} gateway secrets are live; rotate with overlapSeconds 0 or wait until one retires"
+                ),
+            ));
+        }
         let retired = tx.retire_gateway_secrets(&workspace.id, retires_at).await?;
         let row = mint(
             &state.keys,

@@ -368,6 +368,26 @@ async fn each_workspace_has_its_own_rotatable_gateway_secret(server: TestServer)
         edge_secrets(&outbox(&server, &id).await.last().unwrap().2).len(),
         1
     );
+    // At most 8 live secrets (what the edge signs with); then only an immediate rotation.
+    for _ in 0..7 {
+        let r = owner
+            .post(&secret_path(&id, "/rotate"), json!({"overlapSeconds": 60}))
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    assert_eq!(secrets_of(&get_secret(&owner, &id).await).len(), 8);
+    let r = owner
+        .post(&secret_path(&id, "/rotate"), json!({"overlapSeconds": 60}))
+        .await;
+    assert_eq!(
+        (r.status, r.reason()),
+        (409, "TOO_MANY_GATEWAY_SECRETS"),
+        "{r:?}"
+    );
+    let r = owner
+        .post(&secret_path(&id, "/rotate"), json!({"overlapSeconds": 0}))
+        .await;
+    assert_eq!(secrets_of(&r.body).len(), 1, "{r:?}");
     // A body is optional; bad ones are 400s.
     let r = owner.send("POST", &secret_path(&id, "/rotate"), None).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -400,7 +420,7 @@ async fn each_workspace_has_its_own_rotatable_gateway_secret(server: TestServer)
         .into_iter()
         .filter(|e| e.0 == "gateway_secret.rotate")
         .collect();
-    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events.len(), 11, "{events:?}");
     assert!(!format!("{events:?}").contains(&secret));
     assert!(!common::captured_logs().contains(&secret));
 }
