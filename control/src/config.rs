@@ -42,6 +42,10 @@ pub struct SettingsArgs {
     /// Mark cookies `Secure` (set when served over HTTPS) [default: false].
     #[arg(long, env = "KEYGATE_SECURE_COOKIES")]
     pub secure_cookies: Option<bool>,
+    /// Allow workspace origin URLs on http and on loopback/private addresses (local
+    /// development only) [default: false].
+    #[arg(long, env = "KEYGATE_ALLOW_PRIVATE_ORIGINS")]
+    pub allow_private_origins: Option<bool>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "KEYGATE_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -64,6 +68,7 @@ struct FileSettings {
     edge_url: Option<String>,
     edge_secret: Option<String>,
     secure_cookies: Option<bool>,
+    allow_private_origins: Option<bool>,
     log_format: Option<String>,
 }
 
@@ -90,6 +95,8 @@ pub struct Settings {
     pub edge_secret: Option<String>,
     /// `Secure` cookies.
     pub secure_cookies: bool,
+    /// Whether origin URLs may be http or private addresses (`KEYGATE_ALLOW_PRIVATE_ORIGINS`).
+    pub allow_private_origins: bool,
     /// `text` or `json`.
     pub log_format: String,
 }
@@ -108,6 +115,7 @@ impl std::fmt::Debug for Settings {
             .field("edge_url", &self.edge_url)
             .field("edge_secret", &set(&self.edge_secret))
             .field("secure_cookies", &self.secure_cookies)
+            .field("allow_private_origins", &self.allow_private_origins)
             .finish()
     }
 }
@@ -184,6 +192,10 @@ impl Settings {
                 .map(|u| u.trim_end_matches('/').to_owned()),
             edge_secret: args.edge_secret.or(file.edge_secret),
             secure_cookies: args.secure_cookies.or(file.secure_cookies).unwrap_or(false),
+            allow_private_origins: args
+                .allow_private_origins
+                .or(file.allow_private_origins)
+                .unwrap_or(false),
             log_format,
         })
     }

@@ -16,6 +16,7 @@ pub mod dashboard;
 pub mod db;
 pub mod edge_sync;
 pub mod error;
+pub mod gateway_secrets;
 pub mod http;
 pub mod ids;
 pub mod mail;

@@ -19,6 +19,7 @@ use keygate_shared::key::KeyDigest;
 use keygate_shared::record::{EdgeRecord, KeyState, RecordLimit};
 
 use crate::error::ApiError;
+use crate::gateway_secrets::GatewaySecretStore;
 use crate::ids::now_ms;
 use crate::impl_for_both_backends;
 
@@ -153,17 +154,25 @@ impl_for_both_backends!(OutboxStore {
     }
 
     async fn current_edge_record(&mut self, digest: &KeyDigest) -> Result<Option<EdgeRecord>, sqlx::Error> {
-        let row: Option<(String, Option<i64>, String, Option<String>)> = sqlx::query_as(
-            "SELECT k.workspace_id, k.revoked_at, w.allowed_origins, w.origin_url
+        type KeyRow = (String, Option<i64>, String, Option<String>, bool);
+        let row: Option<KeyRow> = sqlx::query_as(
+            "SELECT k.workspace_id, k.revoked_at, w.allowed_origins, w.origin_url, w.forward_cookies
                FROM publishable_keys k JOIN workspaces w ON w.id = k.workspace_id
               WHERE k.key_digest = $1",
         )
         .bind(digest.to_hex())
         .fetch_optional(&mut *self)
         .await?;
-        let Some((workspace_id, revoked_at, origins_json, origin_url)) = row else {
+        let Some((workspace_id, revoked_at, origins_json, origin_url, forward_cookies)) = row else {
             return Ok(None);
         };
+        // The workspace's gateway secrets, sealed for the edge (see `gateway_secrets`).
+        let gateway_secrets = self
+            .live_gateway_secrets(&workspace_id, now_ms())
+            .await?
+            .iter()
+            .filter_map(crate::gateway_secrets::StoredSecret::for_edge)
+            .collect();
         let rules: Vec<(String, String)> = sqlx::query_as(
             "SELECT module, functionality FROM blacklist_rules WHERE workspace_id = $1 ORDER BY module, functionality",
         )
@@ -184,6 +193,8 @@ impl_for_both_backends!(OutboxStore {
                 .collect(),
             allowed_origins: serde_json::from_str(&origins_json).unwrap_or_default(),
             origin_url,
+            forward_cookies,
+            gateway_secrets,
             ..EdgeRecord::new(*digest, workspace_id, state, version)
         }))
     }

@@ -15,7 +15,6 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use keygate_shared::gateway::workspace_signing_key;
 use keygate_shared::key::{Environment, KeyKind, SecretKey};
 use keygate_shared::origin;
 use serde::de::DeserializeOwned;
@@ -149,21 +148,20 @@ struct PublishableKeyJson {
     blacklist: Vec<RuleJson>,
     allowed_origins: Vec<String>,
     origin_url: Option<String>,
-    /// The per-workspace gateway signing key, for owners and admins, when an edge secret is
-    /// configured.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    signing_secret: Option<String>,
+    /// Whether the gateway passes `Cookie` and `Set-Cookie` between callers and the origin.
+    forward_cookies: bool,
 }
 
 async fn load_view(
     state: &AppState,
-    user: &CurrentUser,
+    _user: &CurrentUser,
     workspace: &WorkspaceRow,
 ) -> ApiResult<Json<serde_json::Value>> {
     let (key_rows, rules) = with_db!(&state.db, |pool| {
-        let key: Option<(String, String, i64)> = sqlx::query_as(
-            "SELECT id, key_value, created_at FROM publishable_keys
-              WHERE workspace_id = $1 AND revoked_at IS NULL",
+        let key: Option<(String, String, i64, bool)> = sqlx::query_as(
+            "SELECT k.id, k.key_value, k.created_at, w.forward_cookies
+               FROM publishable_keys k JOIN workspaces w ON w.id = k.workspace_id
+              WHERE k.workspace_id = $1 AND k.revoked_at IS NULL",
         )
         .bind(&workspace.id)
         .fetch_optional(pool)
@@ -177,12 +175,8 @@ async fn load_view(
         .await?;
         (key, rules)
     });
-    let (id, key, created_at) =
+    let (id, key, created_at, forward_cookies) =
         key_rows.ok_or_else(|| ApiError::internal("workspace without a live publishable key"))?;
-    let signing_secret = match (&state.settings.edge_secret, user.role.is_admin()) {
-        (Some(secret), true) => Some(workspace_signing_key(secret.as_bytes(), &workspace.id)),
-        _ => None,
-    };
     let view = PublishableKeyJson {
         id,
         key,
@@ -191,7 +185,7 @@ async fn load_view(
         blacklist: rules,
         allowed_origins: workspace.allowed_origins(),
         origin_url: workspace.origin_url.clone(),
-        signing_secret,
+        forward_cookies,
     };
     Ok(Json(json!({ "publishableKey": view })))
 }
@@ -206,7 +200,7 @@ async fn get_publishable_key(
 }
 
 /// A JSON body that may be left out entirely (no body, no content type): `None` then.
-struct OptionalJson<T>(Option<T>);
+pub struct OptionalJson<T>(pub Option<T>);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
@@ -339,6 +333,8 @@ struct UpdateOrigins {
     allowed_origins: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
     origin_url: Option<Option<String>>,
+    #[serde(default)]
+    forward_cookies: Option<bool>,
 }
 
 fn validate_origins(list: &[String]) -> ApiResult<Vec<String>> {
@@ -359,10 +355,19 @@ fn validate_origins(list: &[String]) -> ApiResult<Vec<String>> {
     Ok(out)
 }
 
-/// `origin::validate_origin_url` with keygate's error shape.
+/// `origin::validate_origin_url` with keygate's error shape (syntax only; see
+/// [`validate_forward_target`] for where it may point).
 pub fn validate_origin_url(raw: &str) -> ApiResult<String> {
     origin::validate_origin_url(raw)
         .map_err(|e| ApiError::bad_request("INVALID_ORIGIN_URL", e.to_string()))
+}
+
+/// A canonical origin URL must be https on a public address unless the operator allows
+/// private ones (`KEYGATE_ALLOW_PRIVATE_ORIGINS`): `origin::check_forward_target`, the same
+/// decision the edge makes before forwarding.
+pub fn validate_forward_target(canonical: &str, allow_private: bool) -> ApiResult<()> {
+    origin::check_forward_target(canonical, allow_private)
+        .map_err(|e| ApiError::bad_request("ORIGIN_URL_NOT_PUBLIC", e.to_string()))
 }
 
 async fn update_origins(
@@ -380,7 +385,11 @@ async fn update_origins(
         .map(validate_origins)
         .transpose()?;
     let origin_url = match &body.origin_url {
-        Some(Some(u)) if !u.trim().is_empty() => Some(Some(validate_origin_url(u)?)),
+        Some(Some(u)) if !u.trim().is_empty() => {
+            let canonical = validate_origin_url(u)?;
+            validate_forward_target(&canonical, state.settings.allow_private_origins)?;
+            Some(Some(canonical))
+        }
         Some(_) => Some(None),
         None => None,
     };
@@ -395,6 +404,7 @@ async fn update_origins(
             "UPDATE workspaces SET
                  allowed_origins = CASE WHEN $1 THEN $2 ELSE allowed_origins END,
                  origin_url = CASE WHEN $3 THEN $4 ELSE origin_url END,
+                 forward_cookies = CASE WHEN $8 THEN $9 ELSE forward_cookies END,
                  updated_at = $5
              WHERE id = $6 AND org_id = $7",
         )
@@ -405,6 +415,8 @@ async fn update_origins(
         .bind(now_ms())
         .bind(&workspace.id)
         .bind(&user.org_id)
+        .bind(body.forward_cookies.is_some())
+        .bind(body.forward_cookies.unwrap_or(false))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
@@ -417,7 +429,11 @@ async fn update_origins(
             &AuditEntry::by_user(&user, "publishable_key.origins.update")
                 .in_workspace(&workspace.id)
                 .on(&workspace.id)
-                .with(json!({ "allowedOrigins": origins, "originUrl": origin_url })),
+                .with(json!({
+                    "allowedOrigins": origins,
+                    "originUrl": origin_url,
+                    "forwardCookies": body.forward_cookies,
+                })),
             &client,
         )
         .await?;

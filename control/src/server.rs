@@ -48,6 +48,11 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let listen = settings.listen;
     let state = build_state(settings).await?;
     tracing::info!(settings = ?state.settings, "starting keygate");
+    // Gateway secrets whose edge copy does not open with this edge secret (set or changed
+    // since) are sealed again, so the edge never has to fall back or refuse.
+    if let Err(e) = crate::gateway_secrets::reseal_for_edge(&state).await {
+        tracing::warn!(error = %e, "could not check the gateway secrets' edge copies");
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;

@@ -616,12 +616,12 @@ async fn put_modules(
             ),
         ));
     }
+    // Saved in canonical form (lowercase ASCII, escapes decoded), the form checks use.
     let catalogue = Catalogue {
         modules: body.modules,
-    };
-    catalogue
-        .validate()
-        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    }
+    .canonicalize()
+    .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
     let text = serde_json::to_string(&catalogue).map_err(ApiError::internal)?;
     with_db!(&state.db, |pool| {
         let mut tx = pool.begin_write().await?;

@@ -1,14 +1,20 @@
 //! Gateway mode: `ANY /x/{module}/{functionality}/{rest}` with `X-Publishable-Key`.
 //!
-//! The key is checked exactly as `POST /v1/check` would (same `decide`); a refused request is
+//! `{rest}` is judged first (`keygate_shared::gateway::check_rest`: no encoded slashes, dot
+//! segments or backslashes; `400 INVALID_PATH`). The key is then checked exactly as
+//! `POST /v1/check` would (same `decide`, labels in canonical form); a refused request is
 //! answered with the verdict and never reaches the origin. An allowed one is forwarded to the
-//! record's `originUrl` + `/{rest}` (query kept), body streamed through, with
-//! `x-keygate-workspace`, `x-keygate-module`, `x-keygate-functionality` and
-//! `x-keygate-gateway-signature` (`keygate_shared::gateway::sign` with the workspace's key,
-//! derived from the edge secret) added. The origin's answer streams back unchanged (plus CORS).
-//! Headers that could spoof those (any incoming `x-keygate-*`), the key itself and hop-by-hop
-//! headers are not forwarded.
+//! record's `originUrl` + `/{rest}` (query kept), body streamed through, if the origin URL is a
+//! permitted target (`keygate_shared::origin::check_forward_target`: https and public unless
+//! `KEYGATE_ALLOW_PRIVATE_ORIGINS=true`), with `x-keygate-workspace`, `x-keygate-module`,
+//! `x-keygate-functionality` (canonical) and `x-keygate-gateway-signature`
+//! (`keygate_shared::gateway::Signer`: one signature per live workspace secret, or the legacy
+//! derived key for records without secrets) added. The origin's answer streams back (plus
+//! CORS). Headers that could spoof those (any incoming `x-keygate-*`), the key itself,
+//! hop-by-hop headers and, unless the workspace forwards cookies, `Cookie` and `Set-Cookie`
+//! are dropped.
 
+use keygate_shared::action::canonical_action;
 use keygate_shared::gateway;
 
 use crate::error::ApiError;
@@ -27,7 +33,16 @@ pub struct Route<'a> {
     pub rest: &'a str,
 }
 
-/// Parses `/x/{module}/{functionality}[/{rest}]`.
+/// `true` (or `1`) lets the gateway forward to http and private addresses (local development).
+pub const VAR_ALLOW_PRIVATE_ORIGINS: &str = "KEYGATE_ALLOW_PRIVATE_ORIGINS";
+
+/// Reads [`VAR_ALLOW_PRIVATE_ORIGINS`]; anything but `true`/`1` is `false`.
+pub fn allows_private_origins(value: Option<&str>) -> bool {
+    value.is_some_and(|v| matches!(v.trim(), "true" | "1"))
+}
+
+/// Parses `/x/{module}/{functionality}[/{rest}]`; a `{rest}` that could reach another path
+/// than the one judged is refused here (`INVALID_PATH`), before any lookup.
 pub fn parse_route(path: &str) -> Result<Route<'_>, ApiError> {
     let tail = path.strip_prefix(PREFIX).ok_or_else(ApiError::not_found)?;
     let mut parts = tail.splitn(3, '/');
@@ -39,6 +54,7 @@ pub fn parse_route(path: &str) -> Result<Route<'_>, ApiError> {
             "gateway paths read /x/{module}/{functionality}/{rest}",
         ));
     }
+    gateway::check_rest(rest).map_err(|e| ApiError::invalid_path(&e.to_string()))?;
     Ok(Route {
         module,
         functionality,
@@ -55,20 +71,17 @@ pub struct Target {
     pub path_and_query: String,
 }
 
-fn is_dot_segment(segment: &str) -> bool {
-    let s = segment.to_ascii_lowercase().replace("%2e", ".");
-    s == "." || s == ".."
-}
-
 /// The URL for `rest` (and `query`) under the workspace's `origin_url`. `rest` and `query`
-/// come from the runtime's already-normalized request URL; dot segments are refused anyway,
-/// so a request can never climb above the origin URL's path.
-pub fn target(origin_url: &str, rest: &str, query: Option<&str>) -> Result<Target, ApiError> {
-    if rest.split('/').any(is_dot_segment) {
-        return Err(ApiError::invalid_path(
-            "`.` and `..` segments are not forwarded",
-        ));
-    }
+/// come from the runtime's already-normalized request URL; `rest` is judged again by
+/// `gateway::check_rest`, so a request can never climb above the origin URL's path. The
+/// origin URL must be a permitted target (`origin::check_forward_target`).
+pub fn target(
+    origin_url: &str,
+    rest: &str,
+    query: Option<&str>,
+    allow_private_origins: bool,
+) -> Result<Target, ApiError> {
+    gateway::check_rest(rest).map_err(|e| ApiError::invalid_path(&e.to_string()))?;
     let (scheme_and_authority, base_path) = keygate_shared::origin::split_origin_url(origin_url)
         .ok_or_else(|| {
             ApiError::new(
@@ -77,6 +90,8 @@ pub fn target(origin_url: &str, rest: &str, query: Option<&str>) -> Result<Targe
                 "the workspace's origin URL is not a plain http(s) URL",
             )
         })?;
+    keygate_shared::origin::check_forward_target(origin_url, allow_private_origins)
+        .map_err(|e| ApiError::new(502, "ORIGIN_NOT_PUBLIC", e.to_string()))?;
     let path_and_query = match query.filter(|q| !q.is_empty()) {
         Some(q) => format!("{base_path}/{rest}?{q}"),
         None => format!("{base_path}/{rest}"),
@@ -93,58 +108,53 @@ pub fn query_of(url: &str) -> Option<&str> {
     Some(q.split_once('#').map_or(q, |(q, _)| q))
 }
 
-/// Whether an incoming request header is passed on to the origin.
-pub fn forwards_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    !(n.starts_with("x-keygate-")
-        || n.starts_with("cf-")
-        || matches!(
-            n.as_str(),
-            "x-publishable-key"
-                | "host"
-                | "connection"
-                | "keep-alive"
-                | "proxy-connection"
-                | "proxy-authorization"
-                | "te"
-                | "trailer"
-                | "transfer-encoding"
-                | "upgrade"
-                | "content-length"
-        ))
-}
-
-/// The headers the edge adds to a forwarded request: workspace, module, functionality and
-/// the signature, in that order.
+/// The headers the edge adds to a forwarded request: workspace, module, functionality (both
+/// canonical: what was checked) and the signature, in that order. `edge_secrets` are tried in
+/// turn to open the record's sealed gateway secrets; a record whose secrets cannot be opened
+/// is refused (`503 GATEWAY_SECRET_UNREADABLE`), never signed with another key.
 pub fn signed_headers(
-    edge_secret: &[u8],
-    workspace_id: &str,
+    edge_secrets: &[&[u8]],
+    record: &keygate_shared::record::EdgeRecord,
     method: &str,
     target: &Target,
     route: &Route<'_>,
     now_secs: u64,
-) -> [(&'static str, String); 4] {
-    let key = gateway::workspace_signing_key(edge_secret, workspace_id);
-    let signature = gateway::sign(
-        &key,
+) -> Result<[(&'static str, String); 4], ApiError> {
+    let workspace_id = record.workspace_id.as_str();
+    let action = canonical_action(route.module, route.functionality)
+        .map_err(|e| ApiError::invalid_path(&e.to_string()))?;
+    let signer = gateway::Signer::for_record(
+        edge_secrets,
+        workspace_id,
+        &record.gateway_secrets,
+        now_secs,
+    )
+    .map_err(|_| {
+        ApiError::new(
+            503,
+            "GATEWAY_SECRET_UNREADABLE",
+            "the workspace's gateway secrets do not open with this edge's secret",
+        )
+    })?;
+    let signature = signer.sign(
         now_secs,
         &gateway::ForwardedRequest {
             method,
             path_and_query: &target.path_and_query,
             workspace_id,
-            module: route.module,
-            functionality: route.functionality,
+            module: &action.module,
+            functionality: &action.functionality,
         },
     );
-    [
+    Ok([
         (gateway::HEADER_WORKSPACE, workspace_id.to_owned()),
-        (gateway::HEADER_MODULE, route.module.to_owned()),
+        (gateway::HEADER_MODULE, action.module.into_owned()),
         (
             gateway::HEADER_FUNCTIONALITY,
-            route.functionality.to_owned(),
+            action.functionality.into_owned(),
         ),
         (gateway::HEADER_SIGNATURE, signature),
-    ]
+    ])
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -155,7 +165,12 @@ mod runtime {
     use worker::web_sys;
     use worker::{Env, Request, Response};
 
-    use super::{forwards_header, parse_route, query_of, signed_headers, target};
+    use keygate_shared::gateway::{forwards_request_header, returns_response_header};
+
+    use super::{
+        allows_private_origins, parse_route, query_of, signed_headers, target,
+        VAR_ALLOW_PRIVATE_ORIGINS,
+    };
     use crate::check::{decide, HEADER_LOOKUP, HEADER_PUBLISHABLE_KEY};
     use crate::cors;
     use crate::error::ApiError;
@@ -192,23 +207,30 @@ mod runtime {
             .as_deref()
             .ok_or_else(ApiError::gateway_not_configured)?;
         let url = req.inner().url();
-        let target = target(origin_url, route.rest, query_of(&url))?;
+        let allow_private = allows_private_origins(
+            env.var(VAR_ALLOW_PRIVATE_ORIGINS)
+                .ok()
+                .map(|v| v.to_string())
+                .as_deref(),
+        );
+        let target = target(origin_url, route.rest, query_of(&url), allow_private)?;
         let method = req.inner().method();
+        let forward_cookies = record.record.forward_cookies;
 
         let headers = web_sys::Headers::new().map_err(js)?;
         for (name, value) in req.headers().entries() {
-            if forwards_header(&name) {
+            if forwards_request_header(&name, forward_cookies) {
                 headers.append(&name, &value).map_err(js)?;
             }
         }
         for (name, value) in signed_headers(
-            secret,
-            &record.record.workspace_id,
+            &[secret],
+            &record.record,
             &method,
             &target,
             &route,
             now_ms() / 1000,
-        ) {
+        )? {
             headers.set(name, &value).map_err(js)?;
         }
         let init = web_sys::RequestInit::new();
@@ -231,6 +253,11 @@ mod runtime {
         // Fetched responses have immutable headers: answer with a copy around the same body.
         let upstream: web_sys::Response = upstream.into();
         let out_headers = web_sys::Headers::new_with_headers(&upstream.headers()).map_err(js)?;
+        for name in ["set-cookie", "set-cookie2"] {
+            if !returns_response_header(name, forward_cookies) {
+                out_headers.delete(name).map_err(js)?;
+            }
+        }
         if let Some(o) = allow_origin {
             out_headers
                 .set("access-control-allow-origin", o)
@@ -257,6 +284,7 @@ mod runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keygate_shared::record::{EdgeRecord, KeyState};
 
     #[test]
     fn routes_are_parsed() {
@@ -277,30 +305,52 @@ mod tests {
             parse_route("/x//charge/a").unwrap_err().reason,
             "INVALID_PATH"
         );
-    }
-
-    #[test]
-    fn targets_keep_the_origin_path_and_query() {
-        let t = target("http://127.0.0.1:9000", "v1/charges", Some("a=1&b=2")).unwrap();
-        assert_eq!(t.url, "http://127.0.0.1:9000/v1/charges?a=1&b=2");
-        assert_eq!(t.path_and_query, "/v1/charges?a=1&b=2");
-        let t = target("https://api.example.com/base/", "x", None).unwrap();
-        assert_eq!(t.url, "https://api.example.com/base/x");
-        assert_eq!(t.path_and_query, "/base/x");
-        let t = target("https://api.example.com", "", Some("")).unwrap();
-        assert_eq!(t.path_and_query, "/");
-    }
-
-    #[test]
-    fn dot_segments_and_bad_origins_are_refused() {
-        for rest in ["../admin", "a/./b", "a/%2e%2E/b", "%2E"] {
+        for rest in ["..%2F..%2Fadmin", "a%5Cb", "a/%2e%2e/b", "a%00"] {
             assert_eq!(
-                target("https://api.example.com/base", rest, None)
+                parse_route(&format!("/x/billing/charge/{rest}"))
                     .unwrap_err()
                     .reason,
                 "INVALID_PATH",
                 "{rest}"
             );
+        }
+    }
+
+    #[test]
+    fn targets_keep_the_origin_path_and_query() {
+        let t = target("http://127.0.0.1:9000", "v1/charges", Some("a=1&b=2"), true).unwrap();
+        assert_eq!(t.url, "http://127.0.0.1:9000/v1/charges?a=1&b=2");
+        assert_eq!(t.path_and_query, "/v1/charges?a=1&b=2");
+        let t = target("https://api.example.com/base/", "x", None, false).unwrap();
+        assert_eq!(t.url, "https://api.example.com/base/x");
+        assert_eq!(t.path_and_query, "/base/x");
+        let t = target("https://api.example.com", "", Some(""), false).unwrap();
+        assert_eq!(t.path_and_query, "/");
+    }
+
+    #[test]
+    fn dot_segments_private_targets_and_bad_origins_are_refused() {
+        for rest in ["../admin", "a/./b", "a/%2e%2E/b", "%2E", "..%2Fx"] {
+            assert_eq!(
+                target("https://api.example.com/base", rest, None, false)
+                    .unwrap_err()
+                    .reason,
+                "INVALID_PATH",
+                "{rest}"
+            );
+        }
+        for private in [
+            "http://127.0.0.1:9000",
+            "https://10.0.0.1",
+            "https://localhost",
+        ] {
+            let e = target(private, "a", None, false).unwrap_err();
+            assert_eq!(
+                (e.status, e.reason),
+                (502, "ORIGIN_NOT_PUBLIC"),
+                "{private}"
+            );
+            assert!(target(private, "a", None, true).is_ok(), "{private}");
         }
         for bad in [
             "ftp://x",
@@ -310,11 +360,15 @@ mod tests {
             "https://x.com/a b",
         ] {
             assert_eq!(
-                target(bad, "a", None).unwrap_err().reason,
+                target(bad, "a", None, true).unwrap_err().reason,
                 "ORIGIN_MISCONFIGURED",
                 "{bad}"
             );
         }
+        assert!(allows_private_origins(Some(" true ")));
+        assert!(allows_private_origins(Some("1")));
+        assert!(!allows_private_origins(Some("yes")));
+        assert!(!allows_private_origins(None));
     }
 
     #[test]
@@ -324,34 +378,25 @@ mod tests {
         assert_eq!(query_of("http://h/x"), None);
     }
 
-    #[test]
-    fn spoofable_and_hop_by_hop_headers_are_dropped() {
-        assert!(forwards_header("content-type"));
-        assert!(forwards_header("authorization"));
-        for h in [
-            "X-Keygate-Workspace",
-            "x-publishable-key",
-            "Host",
-            "Connection",
-            "cf-ray",
-        ] {
-            assert!(!forwards_header(h), "{h}");
-        }
+    fn record(ws: &str) -> EdgeRecord {
+        EdgeRecord::new(
+            keygate_shared::key::digest("pk_live_x"),
+            ws.into(),
+            KeyState::Active,
+            1,
+        )
     }
 
+    const EDGE: &[u8] = b"edge-secret-edge-secret-edge-secret";
+
     #[test]
-    fn the_origin_can_verify_what_the_edge_signs() {
-        let t = target("http://127.0.0.1:9000", "v1/charges", Some("a=1")).unwrap();
-        let route = parse_route("/x/billing/charge/v1/charges").unwrap();
-        let headers = signed_headers(
-            b"edge-secret-edge-secret-edge-secret",
-            "w1",
-            "POST",
-            &t,
-            &route,
-            1_000,
-        );
-        let key = gateway::workspace_signing_key(b"edge-secret-edge-secret-edge-secret", "w1");
+    fn the_origin_can_verify_what_the_edge_signs_with_canonical_labels() {
+        let t = target("http://127.0.0.1:9000", "v1/charges", Some("a=1"), true).unwrap();
+        let route = parse_route("/x/Billing/CHARGE/v1/charges").unwrap();
+        let headers = signed_headers(&[EDGE], &record("w1"), "POST", &t, &route, 1_000).unwrap();
+        assert_eq!(headers[1].1, "billing");
+        assert_eq!(headers[2].1, "charge");
+        let key = gateway::workspace_signing_key(EDGE, "w1");
         assert!(gateway::verify(
             &key,
             &headers[3].1,
@@ -364,5 +409,33 @@ mod tests {
             },
             1_001
         ));
+    }
+
+    #[test]
+    fn workspaces_with_their_own_secrets_are_signed_with_them_only() {
+        let own = gateway::GatewaySecret::generate();
+        let mut r = record("w1");
+        r.gateway_secrets = vec![gateway::seal_for_edge(EDGE, "w1", &own, None)];
+        let t = target("http://127.0.0.1:9000", "x", None, true).unwrap();
+        let route = parse_route("/x/billing/charge/x").unwrap();
+        let headers = signed_headers(&[EDGE], &r, "GET", &t, &route, 1_000).unwrap();
+        let req = gateway::ForwardedRequest {
+            method: "GET",
+            path_and_query: "/x",
+            workspace_id: "w1",
+            module: "billing",
+            functionality: "charge",
+        };
+        assert!(gateway::verify_any(
+            std::slice::from_ref(&own),
+            &headers[3].1,
+            &req,
+            1_000
+        ));
+        let derived = gateway::workspace_signing_key(EDGE, "w1");
+        assert!(!gateway::verify(&derived, &headers[3].1, &req, 1_000));
+        let e =
+            signed_headers(&[b"another-edge-secret"], &r, "GET", &t, &route, 1_000).unwrap_err();
+        assert_eq!((e.status, e.reason), (503, "GATEWAY_SECRET_UNREADABLE"));
     }
 }

@@ -298,6 +298,46 @@ fn main() {
             Some(record(&pk, KeyState::Active)),
         ),
         (
+            "blacklisted action in another case",
+            &pk,
+            "Billing",
+            "REFUND",
+            None,
+            Some(record(&pk, KeyState::Active)),
+        ),
+        (
+            "blacklisted action percent-encoded",
+            &pk,
+            "bill%69ng",
+            "%72efund",
+            None,
+            Some(record(&pk, KeyState::Active)),
+        ),
+        (
+            "whole module blacklisted, another case",
+            &pk,
+            "ADMIN",
+            "Users",
+            None,
+            Some(record(&pk, KeyState::Active)),
+        ),
+        (
+            "encoded slash in a label",
+            &pk,
+            "billing%2Frefund",
+            "x",
+            None,
+            Some(record(&pk, KeyState::Active)),
+        ),
+        (
+            "double-encoded label",
+            &pk,
+            "bill%2569ng",
+            "refund",
+            None,
+            Some(record(&pk, KeyState::Active)),
+        ),
+        (
             "malformed module name",
             &pk,
             "bill ing",
@@ -323,6 +363,97 @@ fn main() {
             origin: origin.map(str::to_owned),
             record: rec,
             status: status.as_str().into(),
+        });
+    }
+    for raw in [
+        "billing",
+        "Billing",
+        "BILLING",
+        "bill%69ng",
+        "%62ILLING",
+        "refund-v2.x_1",
+        "",
+        ".",
+        "..",
+        "%2e%2e",
+        "billing%2Frefund",
+        "a/b",
+        "a\\b",
+        "bill%2569ng",
+        "bill%",
+        "bill%zz",
+        "b%C0%AEx",
+        "bil\u{212a}",
+        "*",
+        "_x",
+        &"a".repeat(64),
+        &"a".repeat(65),
+    ] {
+        v.labels.push(LabelVector {
+            raw: raw.to_owned(),
+            canonical: keygate_shared::action::canonical_label(raw)
+                .ok()
+                .map(|c| c.into_owned()),
+        });
+    }
+    for rest in [
+        "",
+        "v1/charges/42",
+        "files/%20name",
+        "a;b=1",
+        "..%2F..%2Fadmin",
+        "a%2fb",
+        "a%5Cb",
+        "a\\b",
+        "..",
+        "a/../b",
+        "%2e%2E/b",
+        ".%2e",
+        "a/..;x/b",
+        ".%3b",
+        "a%00b",
+        "%252e%252e/x",
+        "a%zz",
+    ] {
+        v.rests.push(RestVector {
+            rest: rest.to_owned(),
+            error: gateway::check_rest(rest).err().map(|e| e.code().to_owned()),
+        });
+    }
+    for url in [
+        "https://api.example.com/v1",
+        "http://api.example.com",
+        "https://localhost",
+        "https://127.0.0.1",
+        "https://10.1.2.3",
+        "https://169.254.169.254",
+        "https://100.64.0.1",
+        "https://2130706433",
+        "https://0x7f.1",
+        "https://0177.0.0.1",
+        "https://[::ffff:127.0.0.1]",
+        "https://8.8.8.8",
+        "http://127.0.0.1:9000",
+    ] {
+        for allow_private in [false, true] {
+            v.forward_targets.push(ForwardTargetVector {
+                url: url.to_owned(),
+                allow_private,
+                allowed: keygate_shared::origin::check_forward_target(url, allow_private).is_ok(),
+            });
+        }
+    }
+    let edge_secret = "edge-secret-edge-secret-edge-secret!";
+    let secret = gateway::GatewaySecret::generate();
+    let sealed = gateway::seal_for_edge(edge_secret.as_bytes(), "ws_1", &secret, None);
+    for (ws, opens) in [("ws_1", true), ("ws_2", false)] {
+        v.sealed_secrets.push(SealedSecretVector {
+            edge_secret: edge_secret.into(),
+            workspace_id: ws.into(),
+            sealed: sealed.clone(),
+            secret: opens.then(|| secret.expose().to_owned()),
+            path_and_query: "/v1/charge?x=1".into(),
+            timestamp: now,
         });
     }
     println!("{}", serde_json::to_string_pretty(&v).unwrap());

@@ -4,11 +4,18 @@
 //! functionality of one module, or with functionality `*` the whole module. Rules are
 //! compiled into a [`BlacklistPolicy`] whose check is two hash lookups, whatever the number
 //! of rules.
+//!
+//! Names are kept and compared in canonical form ([`crate::action::canonical_label`]: ASCII
+//! lowercase, percent-escapes decoded once, anything else refused): rules and catalogues are
+//! canonicalised when saved, and [`BlacklistPolicy::compile`] canonicalises again so a rule
+//! saved before canonical forms existed (`Billing`) still blocks every spelling.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use crate::action::canonical_label;
 
 /// The functionality that stands for "every functionality of the module".
 pub const WILDCARD: &str = "*";
@@ -82,17 +89,17 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// A validated rule.
+    /// A validated rule, in canonical form (`Billing`/`Refund` is saved as `billing/refund`).
     pub fn new(module: &str, functionality: &str) -> Result<Self, PolicyError> {
-        if !is_valid_name(module) {
-            return Err(PolicyError::InvalidModule);
-        }
-        if functionality != WILDCARD && !is_valid_name(functionality) {
-            return Err(PolicyError::InvalidFunctionality);
-        }
+        let module = canonical_label(module).map_err(|_| PolicyError::InvalidModule)?;
+        let functionality = if functionality == WILDCARD {
+            functionality.into()
+        } else {
+            canonical_label(functionality).map_err(|_| PolicyError::InvalidFunctionality)?
+        };
         Ok(Rule {
-            module: module.to_owned(),
-            functionality: functionality.to_owned(),
+            module: module.into_owned(),
+            functionality: functionality.into_owned(),
         })
     }
 
@@ -120,39 +127,61 @@ pub struct Module {
 }
 
 impl Catalogue {
-    /// Checks every name and that none repeats.
+    /// Checks every name and that none repeats (comparing canonical forms, so `Billing` and
+    /// `billing` are the same module).
     pub fn validate(&self) -> Result<(), PolicyError> {
+        self.clone().canonicalize().map(|_| ())
+    }
+
+    /// The catalogue with every name in canonical form, as it is saved; refused if a name
+    /// does not canonicalise or two names are the same once canonical.
+    pub fn canonicalize(self) -> Result<Catalogue, PolicyError> {
         let mut modules = HashSet::new();
-        for m in &self.modules {
-            if !is_valid_name(&m.name) {
-                return Err(PolicyError::InvalidModule);
-            }
-            if !modules.insert(m.name.as_str()) {
+        let mut out = Vec::with_capacity(self.modules.len());
+        for m in self.modules {
+            let name = canonical_label(&m.name)
+                .map_err(|_| PolicyError::InvalidModule)?
+                .into_owned();
+            if !modules.insert(name.clone()) {
                 return Err(PolicyError::Duplicate);
             }
             let mut funcs = HashSet::new();
+            let mut functionalities = Vec::with_capacity(m.functionalities.len());
             for f in &m.functionalities {
-                if !is_valid_name(f) {
-                    return Err(PolicyError::InvalidFunctionality);
-                }
-                if !funcs.insert(f.as_str()) {
+                let f = canonical_label(f)
+                    .map_err(|_| PolicyError::InvalidFunctionality)?
+                    .into_owned();
+                if !funcs.insert(f.clone()) {
                     return Err(PolicyError::Duplicate);
                 }
+                functionalities.push(f);
             }
+            out.push(Module {
+                name,
+                functionalities,
+            });
         }
-        Ok(())
+        Ok(Catalogue { modules: out })
     }
 
     /// Validates a rule against the catalogue: the module must exist, and the functionality
-    /// must be one of its own or `*`.
+    /// must be one of its own or `*`. Names compare in canonical form; the rule comes back
+    /// canonical.
     pub fn rule(&self, module: &str, functionality: &str) -> Result<Rule, PolicyError> {
         let rule = Rule::new(module, functionality)?;
+        let same =
+            |stored: &str, canonical: &str| canonical_label(stored).is_ok_and(|s| s == canonical);
         let m = self
             .modules
             .iter()
-            .find(|m| m.name == module)
+            .find(|m| same(&m.name, &rule.module))
             .ok_or(PolicyError::UnknownModule)?;
-        if !rule.is_whole_module() && !m.functionalities.iter().any(|f| f == functionality) {
+        if !rule.is_whole_module()
+            && !m
+                .functionalities
+                .iter()
+                .any(|f| same(f, &rule.functionality))
+        {
             return Err(PolicyError::UnknownFunctionality);
         }
         Ok(rule)
@@ -172,23 +201,34 @@ pub struct BlacklistPolicy {
 }
 
 impl BlacklistPolicy {
-    /// Compiles rules; duplicates and rules shadowed by a whole-module rule collapse.
+    /// Compiles rules; duplicates and rules shadowed by a whole-module rule collapse. Names
+    /// are canonicalised; a rule naming a module that does not canonicalise blocks nothing
+    /// (no check can name it either), one whose functionality does not canonicalise blocks
+    /// its whole module (fail closed).
     pub fn compile<'a>(rules: impl IntoIterator<Item = &'a Rule>) -> Self {
         let mut by_module: HashMap<String, Blocked> = HashMap::new();
         for rule in rules {
+            let Ok(module) = canonical_label(&rule.module) else {
+                continue;
+            };
             let entry = by_module
-                .entry(rule.module.clone())
+                .entry(module.into_owned())
                 .or_insert_with(|| Blocked::Some(HashSet::new()));
-            if rule.is_whole_module() {
-                *entry = Blocked::Whole;
-            } else if let Blocked::Some(set) = entry {
-                set.insert(rule.functionality.clone());
+            match canonical_label(&rule.functionality) {
+                _ if rule.is_whole_module() => *entry = Blocked::Whole,
+                Ok(f) => {
+                    if let Blocked::Some(set) = entry {
+                        set.insert(f.into_owned());
+                    }
+                }
+                Err(_) => *entry = Blocked::Whole,
             }
         }
         BlacklistPolicy { by_module }
     }
 
-    /// Whether calling `functionality` of `module` is blocked.
+    /// Whether calling `functionality` of `module` is blocked; both must be canonical
+    /// ([`crate::action::canonical_action`]), as [`crate::check::check`] ensures.
     pub fn blocks(&self, module: &str, functionality: &str) -> bool {
         match self.by_module.get(module) {
             None => false,

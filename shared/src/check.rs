@@ -5,12 +5,14 @@
 //! 2. the stored record must exist and carry this key's digest (constant-time compare);
 //! 3. a revoked key is `REVOKED`;
 //! 4. a browser `Origin` outside the allowed list is `ORIGIN_NOT_ALLOWED`;
-//! 5. a malformed module or functionality name is `INVALID` (fail closed: a name that cannot
-//!    be on a blacklist must not slip past one);
-//! 6. a blacklisted (module, functionality) is `BLACKLISTED`;
+//! 5. the module and functionality are put in canonical form
+//!    ([`crate::action::canonical_action`]: lowercase, escapes decoded once); a label that does
+//!    not canonicalise is `INVALID` (fail closed: a name that cannot be on a blacklist must not
+//!    slip past one);
+//! 6. a blacklisted (module, functionality), compared in canonical form, is `BLACKLISTED`;
 //! 7. otherwise `VALID`, naming the workspace.
 
-use crate::blacklist::is_valid_name;
+use crate::action::canonical_action;
 use crate::key::{self, KeyKind};
 use crate::record::{CompiledRecord, KeyState};
 use crate::verdict::{Status, Verdict};
@@ -44,12 +46,12 @@ pub fn check(req: &CheckRequest<'_>, record: Option<&CompiledRecord>) -> Verdict
         Status::Revoked
     } else if !compiled.origins.allows(req.origin) {
         Status::OriginNotAllowed
-    } else if !is_valid_name(req.module) || !is_valid_name(req.functionality) {
-        Status::Invalid
-    } else if compiled.blacklist.blocks(req.module, req.functionality) {
-        Status::Blacklisted
     } else {
-        Status::Valid
+        match canonical_action(req.module, req.functionality) {
+            Err(_) => Status::Invalid,
+            Ok(a) if compiled.blacklist.blocks(&a.module, &a.functionality) => Status::Blacklisted,
+            Ok(_) => Status::Valid,
+        }
     };
     Verdict {
         status,
@@ -160,5 +162,117 @@ mod tests {
             ),
             Status::Invalid
         );
+    }
+}
+
+#[cfg(test)]
+mod canonical_tests {
+    use super::*;
+    use crate::blacklist::Rule;
+    use crate::key::{Environment, SecretKey};
+    use crate::record::EdgeRecord;
+    use proptest::prelude::*;
+
+    /// One spelling of `canonical`: each byte as is, upper-cased, or percent-encoded; `junk`
+    /// may append bytes that make it no label at all (never another label).
+    fn spelling(canonical: &'static str) -> impl Strategy<Value = String> {
+        (
+            proptest::collection::vec(0u8..4, canonical.len()),
+            proptest::option::of(prop_oneof![
+                Just("%2F".to_owned()),
+                Just("/".to_owned()),
+                Just("%00".to_owned()),
+                Just(" ".to_owned()),
+                Just("%".to_owned()),
+                Just("%252F".to_owned()),
+                Just("\u{212a}".to_owned()),
+            ]),
+        )
+            .prop_map(move |(choices, junk)| {
+                let mut s: String = canonical
+                    .bytes()
+                    .zip(choices)
+                    .map(|(b, how)| match how {
+                        0 => char::from(b).to_string(),
+                        1 => char::from(b.to_ascii_uppercase()).to_string(),
+                        2 => format!("%{b:02X}"),
+                        _ => format!("%{:02x}", b.to_ascii_uppercase()),
+                    })
+                    .collect();
+                if let Some(j) = junk {
+                    s.push_str(&j);
+                }
+                s
+            })
+    }
+
+    fn guarded() -> (SecretKey, CompiledRecord) {
+        let key = SecretKey::generate(KeyKind::Publishable, Environment::Live);
+        let record = EdgeRecord {
+            // Saved before canonical forms existed: still blocks every spelling.
+            blacklist: vec![
+                Rule {
+                    module: "Billing".into(),
+                    functionality: "Refund".into(),
+                },
+                Rule::new("admin", "*").unwrap(),
+            ],
+            ..EdgeRecord::new(key.digest(), "w1".into(), KeyState::Active, 1)
+        }
+        .compile();
+        (key, record)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+        #[test]
+        fn every_spelling_of_a_blacklisted_action_is_refused_or_blocked(
+            module in spelling("billing"),
+            functionality in spelling("refund"),
+            whole in spelling("admin"),
+            anything in "\\PC{0,12}",
+        ) {
+            let (key, record) = guarded();
+            for (m, f) in [(&module, &functionality), (&whole, &anything)] {
+                let verdict = check(
+                    &CheckRequest { key: key.expose(), module: m, functionality: f, origin: None },
+                    Some(&record),
+                );
+                prop_assert!(
+                    matches!(verdict.status, Status::Blacklisted | Status::Invalid),
+                    "{m}/{f} was {:?}", verdict.status
+                );
+            }
+            if crate::action::canonical_label(&module).as_deref() == Ok("billing")
+                && crate::action::canonical_label(&functionality).as_deref() == Ok("refund")
+            {
+                let verdict = check(
+                    &CheckRequest { key: key.expose(), module: &module, functionality: &functionality, origin: None },
+                    Some(&record),
+                );
+                prop_assert_eq!(verdict.status, Status::Blacklisted);
+            }
+        }
+    }
+
+    #[test]
+    fn other_actions_stay_valid_in_any_case() {
+        let (key, record) = guarded();
+        for (m, f) in [
+            ("Billing", "Charge"),
+            ("bill%69ng", "charge"),
+            ("orders", "refund"),
+        ] {
+            let v = check(
+                &CheckRequest {
+                    key: key.expose(),
+                    module: m,
+                    functionality: f,
+                    origin: None,
+                },
+                Some(&record),
+            );
+            assert_eq!(v.status, Status::Valid, "{m}/{f}");
+        }
     }
 }

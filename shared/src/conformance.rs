@@ -25,6 +25,68 @@ pub struct Vectors {
     pub gateway: Vec<GatewayVector>,
     /// Publishable-key checks and their statuses.
     pub checks: Vec<CheckVector>,
+    /// Action labels and their canonical form (`None`: refused).
+    #[serde(default)]
+    pub labels: Vec<LabelVector>,
+    /// Gateway `{rest}` paths and whether they are forwarded.
+    #[serde(default)]
+    pub rests: Vec<RestVector>,
+    /// Origin URLs and whether the gateway may forward to them.
+    #[serde(default)]
+    pub forward_targets: Vec<ForwardTargetVector>,
+    /// Gateway secrets sealed for the edge, and what they open to.
+    #[serde(default)]
+    pub sealed_secrets: Vec<SealedSecretVector>,
+}
+
+/// One action label.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelVector {
+    /// As sent.
+    pub raw: String,
+    /// Its canonical form, or `None` if refused.
+    pub canonical: Option<String>,
+}
+
+/// One gateway `{rest}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestVector {
+    /// The rest of the path.
+    pub rest: String,
+    /// `None` if forwarded; else the [`gateway::RestError`] code.
+    pub error: Option<String>,
+}
+
+/// One origin URL as a forward target.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardTargetVector {
+    /// The origin URL.
+    pub url: String,
+    /// `KEYGATE_ALLOW_PRIVATE_ORIGINS`.
+    pub allow_private: bool,
+    /// Whether the gateway may forward there.
+    pub allowed: bool,
+}
+
+/// One sealed gateway secret.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedSecretVector {
+    /// The edge secret it was sealed with.
+    pub edge_secret: String,
+    /// The workspace it belongs to.
+    pub workspace_id: String,
+    /// As the record carries it.
+    pub sealed: gateway::SealedGatewaySecret,
+    /// What it opens to (`None`: must not open).
+    pub secret: Option<String>,
+    /// A request signed with it, by the edge's signer, at `sealed`'s time.
+    pub path_and_query: String,
+    /// Signing time.
+    pub timestamp: u64,
 }
 
 /// One key string.
@@ -185,6 +247,51 @@ pub fn run(json: &str) -> Result<Report, String> {
                 && header == g.header
                 && gateway::verify(&key, &header, &req, g.timestamp),
             format!("gateway {}: got {header}", g.path_and_query),
+        );
+    }
+    for l in &v.labels {
+        let got = crate::action::canonical_label(&l.raw)
+            .ok()
+            .map(|c| c.into_owned());
+        expect(
+            got == l.canonical,
+            format!("label {:?}: got {got:?}", l.raw),
+        );
+    }
+    for r in &v.rests {
+        let got = gateway::check_rest(&r.rest)
+            .err()
+            .map(|e| e.code().to_owned());
+        expect(got == r.error, format!("rest {:?}: got {got:?}", r.rest));
+    }
+    for t in &v.forward_targets {
+        let got = crate::origin::check_forward_target(&t.url, t.allow_private).is_ok();
+        expect(
+            got == t.allowed,
+            format!("forward target {}: got {got}", t.url),
+        );
+    }
+    for s in &v.sealed_secrets {
+        let opened = gateway::open_at_edge(&[s.edge_secret.as_bytes()], &s.workspace_id, &s.sealed);
+        let got = opened.as_ref().map(|g| g.expose().to_owned());
+        let req = gateway::ForwardedRequest {
+            method: "GET",
+            path_and_query: &s.path_and_query,
+            workspace_id: &s.workspace_id,
+            module: "billing",
+            functionality: "charge",
+        };
+        let signs = match (&opened, &s.secret) {
+            (Some(g), Some(expected)) => {
+                let origin = gateway::GatewaySecret::new(g.kid(), expected);
+                let header = gateway::sign_with(std::slice::from_ref(g), s.timestamp, &req);
+                origin.is_some_and(|o| gateway::verify_any(&[o], &header, &req, s.timestamp))
+            }
+            _ => true,
+        };
+        expect(
+            got == s.secret && signs,
+            format!("sealed secret {}: opened {}", s.sealed.kid, got.is_some()),
         );
     }
     for c in &v.checks {

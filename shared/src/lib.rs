@@ -5,7 +5,9 @@
 //!
 //! - [`key`]: minting, parsing (shape + checksum, no lookup), digests, masks;
 //! - [`scope`]: SDK-key scopes and Oneloop-style API-key scopes;
-//! - [`blacklist`] and [`origin`]: what a publishable key may call, and from where;
+//! - [`action`]: the canonical spelling of (module, functionality) that decisions use;
+//! - [`blacklist`] and [`origin`]: what a publishable key may call, and from where, and
+//!   which origin URLs the gateway may forward to;
 //! - [`record`]: what the edge stores per publishable key, and the sync batch carrying it;
 //! - [`clock`]: record versions from a hybrid logical clock that never goes backwards;
 //! - [`check`]: the publishable-key verdict; [`verdict`]: statuses and their HTTP mapping;
@@ -32,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod action;
 pub mod api_key;
 mod base62;
 pub mod blacklist;

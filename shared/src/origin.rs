@@ -150,6 +150,111 @@ pub fn split_origin_url(origin_url: &str) -> Option<(&str, &str)> {
     })
 }
 
+/// Host names that never name a public server: `localhost` and names under these suffixes.
+const PRIVATE_NAME_SUFFIXES: &[&str] = &[
+    ".localhost",
+    ".local",
+    ".internal",
+    ".localdomain",
+    ".home.arpa",
+    ".lan",
+    ".intranet",
+    ".corp",
+    ".private",
+];
+
+/// Whether a canonical dotted-quad IPv4 address is public: not unspecified (`0/8`), private
+/// (`10/8`, `172.16/12`, `192.168/16`), shared/CGNAT (`100.64/10`), loopback (`127/8`),
+/// link-local (`169.254/16`), IETF/documentation/benchmarking (`192.0.0/24`, `192.0.2/24`,
+/// `198.18/15`, `198.51.100/24`, `203.0.113/24`), multicast or reserved (`224/3`).
+fn is_public_ipv4(ip: std::net::Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(a == 0
+        || a == 10
+        || a == 127
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 169 && b == 254)
+        || (a == 172 && (16..32).contains(&b))
+        || (a == 192 && b == 168)
+        || (a == 192 && b == 0 && (c == 0 || c == 2))
+        || (a == 198 && (b == 18 || b == 19))
+        || (a == 198 && b == 51 && c == 100)
+        || (a == 203 && b == 0 && c == 113)
+        || a >= 224)
+}
+
+/// Whether the last label of a host "ends in a number" the way URL parsers read it as an
+/// IPv4 address (`127.1`, `0x7f.1`, `2130706433`, `0177.0.0.1`).
+fn ends_in_a_number(host: &str) -> bool {
+    let last = host.rsplit('.').next().unwrap_or_default();
+    !last.is_empty()
+        && (last.bytes().all(|b| b.is_ascii_digit())
+            || ((last.starts_with("0x") || last.starts_with("0X"))
+                && last[2..].bytes().all(|b| b.is_ascii_hexdigit())))
+}
+
+/// Whether the edge may forward to `origin_url` (canonical, as [`validate_origin_url`] gives
+/// it): always when `allow_private` (the operator's `KEYGATE_ALLOW_PRIVATE_ORIGINS`, for
+/// local development); otherwise only `https` to a public address. Refused then: `http`;
+/// `localhost` and names under `.localhost`, `.local`, `.internal` and other private-use
+/// suffixes; single-label names (`intranet`); IP literals of loopback, private, link-local,
+/// CGNAT, unspecified, documentation, multicast and reserved ranges; IPv4 written any other
+/// way than four plain decimal numbers (`2130706433`, `0x7f.1`, `0177.0.0.1`, `127.1`), so a
+/// parser's reading cannot differ from this one; and IPv6 literals (IPv4-mapped forms
+/// included), which an origin URL has no need for.
+///
+/// A public name that resolves to a private address (DNS rebinding) cannot be decided
+/// without a lookup; on Cloudflare the edge's `fetch` cannot reach private networks anyway.
+pub fn check_forward_target(origin_url: &str, allow_private: bool) -> Result<(), OriginError> {
+    let not_public = |why: &str| {
+        OriginError(format!(
+            "the origin URL must be https on a public address ({why}); \
+             KEYGATE_ALLOW_PRIVATE_ORIGINS=true allows others for local development"
+        ))
+    };
+    let (base, _) = split_origin_url(origin_url)
+        .ok_or_else(|| OriginError("the origin URL is not a plain http(s) URL".into()))?;
+    if allow_private {
+        return Ok(());
+    }
+    let Some(authority) = base.strip_prefix("https://") else {
+        return Err(not_public("plain http"));
+    };
+    let host = match authority.rsplit_once(':') {
+        Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => authority,
+    }
+    .to_ascii_lowercase();
+    if host.contains(['[', ']', ':']) {
+        return Err(not_public("IPv6 literals are not accepted"));
+    }
+    if host.contains('%') {
+        return Err(not_public("encoded host"));
+    }
+    let host = host.trim_end_matches('.');
+    if host == "localhost" || PRIVATE_NAME_SUFFIXES.iter().any(|s| host.ends_with(s)) {
+        return Err(not_public("a local name"));
+    }
+    if ends_in_a_number(host) {
+        let ip: std::net::Ipv4Addr = host
+            .parse()
+            .map_err(|_| not_public("IPv4 addresses are written as four decimal numbers"))?;
+        if ip.to_string() != host {
+            return Err(not_public(
+                "IPv4 addresses are written as four decimal numbers",
+            ));
+        }
+        if !is_public_ipv4(ip) {
+            return Err(not_public("a loopback, private or reserved address"));
+        }
+        return Ok(());
+    }
+    if !host.contains('.') {
+        return Err(not_public("a single-label name"));
+    }
+    Ok(())
+}
+
 /// Compiled allowed origins: a hash set of exact origins plus wildcard suffixes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OriginPolicy {
@@ -317,5 +422,67 @@ mod tests {
         assert!(validate_entry("*").is_err());
         assert!(validate_entry("https://*").is_err());
         assert!(validate_entry("example.com").is_err());
+    }
+
+    #[test]
+    fn only_https_public_origin_urls_are_forward_targets_unless_private_ones_are_allowed() {
+        for good in [
+            "https://api.example.com",
+            "https://api.example.com:8443/v1",
+            "https://8.8.8.8",
+            "https://1.1.1.1/x",
+            "https://100.128.0.1",
+            "https://172.32.0.1",
+            "https://example.co.uk",
+        ] {
+            assert_eq!(check_forward_target(good, false), Ok(()), "{good}");
+        }
+        for bad in [
+            "http://api.example.com",
+            "https://localhost",
+            "https://localhost:8443",
+            "https://app.localhost",
+            "https://printer.local",
+            "https://db.internal",
+            "https://intranet",
+            "https://127.0.0.1",
+            "https://127.1.2.3",
+            "https://10.0.0.1",
+            "https://172.16.0.1",
+            "https://172.31.255.255",
+            "https://192.168.1.1",
+            "https://169.254.169.254",
+            "https://100.64.0.1",
+            "https://100.127.255.255",
+            "https://0.0.0.0",
+            "https://0.1.2.3",
+            "https://192.0.2.1",
+            "https://198.18.0.1",
+            "https://203.0.113.9",
+            "https://224.0.0.1",
+            "https://255.255.255.255",
+            "https://2130706433",
+            "https://0x7f000001",
+            "https://0x7f.0.0.1",
+            "https://0177.0.0.1",
+            "https://127.1",
+            "https://017700000001",
+            "https://[::1]",
+            "https://[::ffff:127.0.0.1]",
+            "https://[::ffff:7f00:1]",
+            "https://[fe80::1]",
+            "https://08.8.8.8",
+        ] {
+            assert!(check_forward_target(bad, false).is_err(), "{bad}");
+            // What does not even parse stays refused when private origins are allowed.
+            if split_origin_url(bad).is_some() {
+                assert_eq!(check_forward_target(bad, true), Ok(()), "{bad}");
+            }
+        }
+        assert_eq!(
+            check_forward_target("http://127.0.0.1:9000/api", true),
+            Ok(())
+        );
+        assert!(check_forward_target("ftp://x.com", true).is_err());
     }
 }

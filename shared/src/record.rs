@@ -26,6 +26,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::blacklist::{BlacklistPolicy, Rule};
+use crate::gateway::SealedGatewaySecret;
 use crate::key::KeyDigest;
 use crate::origin::OriginPolicy;
 
@@ -44,6 +45,10 @@ pub const FORMAT_VERSION: u16 = 1;
 
 fn format_default() -> u16 {
     1
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One publishable key as the edge knows it. This is the JSON stored in KV.
@@ -73,12 +78,21 @@ pub struct EdgeRecord {
     /// Where gateway requests are forwarded, if anywhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin_url: Option<String>,
+    /// Whether the gateway passes `Cookie` to the origin and `Set-Cookie` back (default: no;
+    /// every workspace shares the edge's host).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub forward_cookies: bool,
+    /// The workspace's live gateway signing secrets, sealed for the edge, newest first
+    /// (empty: sign with the key derived from the edge secret, as before these existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateway_secrets: Vec<SealedGatewaySecret>,
     /// Monotonic version; a record never replaces one with a higher version.
     pub version: u64,
 }
 
 impl EdgeRecord {
-    /// An unrestricted record in the current format: no blacklist, any origin, no origin URL.
+    /// An unrestricted record in the current format: no blacklist, any origin, no origin URL,
+    /// no cookies forwarded, no gateway secrets of its own.
     pub fn new(key_digest: KeyDigest, workspace_id: String, state: KeyState, version: u64) -> Self {
         EdgeRecord {
             format: FORMAT_VERSION,
@@ -88,6 +102,8 @@ impl EdgeRecord {
             blacklist: Vec::new(),
             allowed_origins: Vec::new(),
             origin_url: None,
+            forward_cookies: false,
+            gateway_secrets: Vec::new(),
             version,
         }
     }

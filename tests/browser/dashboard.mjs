@@ -333,6 +333,25 @@ try {
     expect((await page.getByLabel('Allowed origins').inputValue()).includes('https://admin.example.com'), 'allowed origins were not saved');
   });
 
+  await step('gateway-secret', page, async () => {
+    await page.goto(`${workspacePath}/tokens/publishable-key`);
+    await page.getByTestId('forward-cookies').check();
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await page.getByText('Origins saved').waitFor();
+    await page.reload();
+    expect(await page.getByTestId('forward-cookies').isChecked(), 'forwarding cookies was not saved');
+    await page.getByTestId('gateway-secret-show').click();
+    const first = await page.getByTestId('gateway-secret-0').inputValue();
+    expect(/^[0-9a-f]{64}$/.test(first), `the gateway secret looks wrong: ${first}`);
+    await page.getByTestId('gateway-secret-rotate').click();
+    await modal().getByRole('button', { name: 'Rotate' }).click();
+    await page.getByText('Gateway secret rotated').waitFor();
+    const current = await page.getByTestId('gateway-secret-0').inputValue();
+    const previous = await page.getByTestId('gateway-secret-1').inputValue();
+    expect(current !== first && previous === first, 'rotation did not keep the previous secret for the overlap');
+    await shot(page, 'dashboard-gateway-secret', true);
+  });
+
   await step('create-and-revoke-sdk-key', page, async () => {
     await page.goto('/settings/sdk-keys');
     await page.getByText('Backend-only secrets').waitFor();

@@ -99,6 +99,8 @@ impl Keygate {
             .env("KEYGATE_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("KEYGATE_DATA_DIR", &self.data_dir)
             .env("KEYGATE_LOG", "warn")
+            // Test origins run on loopback.
+            .env("KEYGATE_ALLOW_PRIVATE_ORIGINS", "true")
             .env_remove("KEYGATE_DATABASE_URL")
             .env_remove("KEYGATE_SMTP_URL")
             .env_remove("KEYGATE_MAIL_OUTBOX")

@@ -169,6 +169,10 @@ impl Edge {
     pub fn start(options: EdgeOptions) -> Edge {
         require_build();
         let mut bindings = options.vars.clone();
+        // Test origins run on loopback; a test may set it to "false" in `vars`.
+        bindings
+            .entry("KEYGATE_ALLOW_PRIVATE_ORIGINS".into())
+            .or_insert_with(|| "true".into());
         bindings.insert("KEYGATE_EDGE_SECRET".into(), options.secret.clone());
         if let Some(url) = &options.control_url {
             bindings.insert("KEYGATE_CONTROL_URL".into(), url.clone());

@@ -24,6 +24,7 @@ const KEY_FLOWS: &[&str] = &[
     "revoke-publishable-key",
     "blacklist-rule",
     "allowed-origins",
+    "gateway-secret",
     "create-and-revoke-sdk-key",
     "controls-are-labelled",
     "phone-width",

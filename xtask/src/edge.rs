@@ -285,6 +285,8 @@ pub fn wrangler_dev_command(port: u16, control_url: &str) -> Command {
         .args(["--log-level", "warn", "--persist-to"])
         .arg(root().join(".wrangler/keygate-dev"))
         .args(["--var", &format!("KEYGATE_CONTROL_URL:{control_url}")])
+        // Local development forwards to loopback origins; deployed workers keep the default.
+        .args(["--var", "KEYGATE_ALLOW_PRIVATE_ORIGINS:true"])
         .current_dir(root())
         .env("PATH", path_with_npm_bin())
         .env("WRANGLER_SEND_METRICS", "false")

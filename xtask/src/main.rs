@@ -3,12 +3,14 @@
 //! - `cargo xtask test`: installs what the suite needs, then fmt, clippy, every test, wasm builds.
 //! - `cargo xtask run`: runs keygate (control plane + edge worker) for local use.
 //! - `cargo xtask bench`: the benchmarks whose figures the README quotes.
+//! - `cargo xtask fuzz`: fuzzing of every parser of untrusted bytes (minutes, not in CI).
 //!
 //! Plain `std::process` with no dependencies, so it builds in seconds on a fresh machine.
 
 mod cmd;
 mod control_bench;
 mod edge;
+mod fuzz;
 mod postgres;
 mod run;
 mod test;
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
         Some("edge-dev") => edge::dev(&args[1..]),
         Some("bench-verify") => verify_bench::run_bench(&args[1..]),
         Some("bench-control") => control_bench::run_bench(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -45,7 +48,8 @@ fn main() -> ExitCode {
                  deploy-dry-run  build the worker, then `wrangler deploy --dry-run` (offline)\n  \
                  edge-dev [port] [control-url]  wrangler dev for the edge alone, with .dev.vars\n  \
                  bench-verify  load benchmark of API-key verify (release, SQLite, loopback)\n  \
-                 bench-control  load benchmark of listing, dashboard reads, revoke, rotate (release, SQLite, loopback)"
+                 bench-control  load benchmark of listing, dashboard reads, revoke, rotate (release, SQLite, loopback)\n  \
+                 fuzz [--seconds S | --iterations N] [--target NAME]  fuzz every parser of untrusted bytes (release)"
             );
             return ExitCode::from(2);
         }

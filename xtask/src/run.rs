@@ -74,6 +74,8 @@ pub fn run(args: &[String]) -> Result {
         .env("KEYGATE_DATA_DIR", &data_dir)
         .env("KEYGATE_EDGE_URL", &edge_url)
         .env("KEYGATE_EDGE_SECRET", &secret)
+        // The dashboard's example origin runs on loopback: allowed for local use only.
+        .env("KEYGATE_ALLOW_PRIVATE_ORIGINS", "true")
         .current_dir(root())
         .spawn()
         .map_err(|e| format!("cannot start keygate: {e}"))?;

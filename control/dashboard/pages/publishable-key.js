@@ -1,5 +1,6 @@
 // Publishable Key tab: the workspace's frontend key (not a secret, shown in full), its revocation
-// (atomic replacement), its blacklist of module/functionality actions and its allowed origins.
+// (atomic replacement), its blacklist of module/functionality actions, its allowed origins and
+// gateway settings, and the workspace's gateway signing secret (owners and admins, on request).
 
 import { del, get, listOf, objectOf, patch, post, secretOf, ws } from '../api.js';
 import {
@@ -186,13 +187,16 @@ export async function render(panel, ctx) {
   });
   origins.value = (key.allowedOrigins || []).join('\n');
   const originUrl = h('input', { class: 'input mono', type: 'url', name: 'originUrl', placeholder: 'https://api.example.com', value: key.originUrl || '', spellcheck: 'false', 'data-testid': 'origin-url' });
+  const forwardCookies = h('input', { type: 'checkbox', name: 'forwardCookies', 'data-testid': 'forward-cookies' });
+  forwardCookies.checked = Boolean(key.forwardCookies);
   const originErr = errorBox();
   const saveOrigins = button('Save', { variant: 'primary', type: 'submit', 'data-testid': 'origins-save' });
   const originsForm = h(
     'form',
     { class: 'card-body stack', novalidate: true },
     field('Allowed origins', origins, { hint: 'One per line, e.g. https://app.example.com. Leave empty to allow any origin.' }),
-    field('Origin URL', originUrl, { hint: 'Where the edge forwards requests it allows.' }),
+    field('Origin URL', originUrl, { hint: 'Where the edge forwards requests it allows: https on a public address.' }),
+    h('label', { class: 'checkbox' }, forwardCookies, ' Forward cookies (Cookie to the origin, Set-Cookie back). Off by default: every workspace shares the edge’s host.'),
     originErr,
     h('div', { class: 'form-actions' }, saveOrigins),
   );
@@ -213,11 +217,53 @@ export async function render(panel, ctx) {
     }
     originErr.hide();
     try {
-      const updated = await busy(saveOrigins, () => patch(ws(id, '/publishable-key'), { allowedOrigins: list.map((o) => o.replace(/\/$/, '')), originUrl: url || null }));
+      const updated = await busy(saveOrigins, () => patch(ws(id, '/publishable-key'), { allowedOrigins: list.map((o) => o.replace(/\/$/, '')), originUrl: url || null, forwardCookies: forwardCookies.checked }));
       key = { ...key, ...objectOf(updated, 'publishableKey') };
       toast('Origins saved', 'success');
     } catch (e2) {
       originErr.show(e2.message);
+    }
+  });
+
+  /* --- gateway signing secret (owners and admins; fetched only on request) --- */
+  const secretSlot = h('div', { class: 'stack-sm', 'data-testid': 'gateway-secrets' });
+  const showSecret = button('Show secret', { iconName: 'eye', 'data-testid': 'gateway-secret-show' });
+  const rotateSecret = button('Rotate', { iconName: 'refresh', 'data-testid': 'gateway-secret-rotate' });
+  const secretErr = errorBox();
+  function showSecrets(data) {
+    const list = listOf(data, 'gatewaySecrets');
+    clear(
+      secretSlot,
+      ...list.map((s, i) => h(
+        'div',
+        { class: 'field' },
+        h('label', {}, `${i === 0 ? 'Current' : 'Previous'} secret (key id ${s.kid})`),
+        secretDisplay(s.secret, { what: 'gateway secret', testid: `gateway-secret-${i}` }),
+        s.retiresAt ? h('p', { class: 'field-hint' }, 'Still signed with until ', timeEl(s.retiresAt)) : null,
+      )),
+    );
+  }
+  showSecret.addEventListener('click', async () => {
+    try {
+      showSecrets(await busy(showSecret, () => get(ws(id, '/gateway-secret'))));
+      secretErr.hide();
+    } catch (e) {
+      secretErr.show(e.message);
+    }
+  });
+  rotateSecret.addEventListener('click', async () => {
+    const ok = await confirmDialog({
+      title: 'Rotate the gateway signing secret?',
+      message: 'The edge signs with both the new and the current secret for 24 hours; switch your origin to the new one within that time.',
+      confirmLabel: 'Rotate',
+    });
+    if (!ok) return;
+    try {
+      showSecrets(await busy(rotateSecret, () => post(ws(id, '/gateway-secret/rotate'), { overlapSeconds: 86400 })));
+      secretErr.hide();
+      toast('Gateway secret rotated', 'success');
+    } catch (e) {
+      secretErr.show(e.message);
     }
   });
 
@@ -226,6 +272,8 @@ export async function render(panel, ctx) {
     revoke.disabled = true;
     addRule.disabled = true;
     saveOrigins.disabled = true;
+    showSecret.disabled = true;
+    rotateSecret.disabled = true;
   }
   clear(
     panel,
@@ -238,6 +286,10 @@ export async function render(panel, ctx) {
       ),
       card(cardHeader('Blacklisted actions', 'Module and functionality pairs this key may not call. Several rules can apply at once.', addRule), rulesArea),
       card(cardHeader('Origins', 'Which browser origins may use this key, and where allowed requests go.'), originsForm),
+      card(
+        cardHeader('Gateway signing secret', 'Your origin verifies the x-keygate-gateway-signature header of forwarded requests with this secret.', h('div', { class: 'form-actions' }, showSecret, rotateSecret)),
+        h('div', { class: 'card-body stack' }, secretSlot, secretErr),
+      ),
       manage ? null : h('p', { class: 'muted' }, 'Only owners and admins can change the publishable key.'),
     ),
   );

@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::api_keys::router())
         .merge(crate::workspaces::router())
         .merge(crate::publishable_keys::router())
+        .merge(crate::gateway_secrets::router())
         .merge(crate::sdk_keys::router())
         .merge(crate::tokens::router())
         .merge(crate::edge_sync::router());

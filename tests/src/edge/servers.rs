@@ -97,6 +97,22 @@ impl Origin {
     /// Starts an origin for `workspace` behind an edge using `edge_secret`.
     pub fn start(edge_secret: &str, workspace: &str) -> Origin {
         let key = gateway::workspace_signing_key(edge_secret.as_bytes(), workspace);
+        Origin::start_verifying(move |header, req, now| gateway::verify(&key, header, req, now))
+    }
+
+    /// Starts an origin that verifies with the workspace's own gateway secrets
+    /// (`gateway::verify_any`), as an origin set up from `GET .../gateway-secret` does.
+    pub fn start_with_secrets(secrets: Vec<gateway::GatewaySecret>) -> Origin {
+        Origin::start_verifying(move |header, req, now| {
+            gateway::verify_any(&secrets, header, req, now)
+        })
+    }
+
+    /// Starts an origin that judges signatures with `verify`. It also answers with a
+    /// `Set-Cookie` header, so tests can see whether the edge passes it back.
+    pub fn start_verifying(
+        verify: impl Fn(&str, &gateway::ForwardedRequest<'_>, u64) -> bool + Send + 'static,
+    ) -> Origin {
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = received.clone();
         let (url, running) = Running::spawn(move |mut req| {
@@ -106,8 +122,7 @@ impl Origin {
             let method = req.method().as_str().to_owned();
             let path_and_query = req.url().to_owned();
             let get = |n: &str| headers.get(n).map(String::as_str).unwrap_or_default();
-            let signature_ok = gateway::verify(
-                &key,
+            let signature_ok = verify(
                 get(gateway::HEADER_SIGNATURE),
                 &gateway::ForwardedRequest {
                     method: &method,
@@ -136,7 +151,8 @@ impl Origin {
                 tiny_http::Response::from_string(answer)
                     .with_status_code(status)
                     .with_header(header("content-type", "application/json"))
-                    .with_header(header("x-origin", "reached")),
+                    .with_header(header("x-origin", "reached"))
+                    .with_header(header("set-cookie", "origin_session=1; Path=/")),
             );
         });
         Origin {
