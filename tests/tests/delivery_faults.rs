@@ -416,6 +416,15 @@ fn a_record_the_edge_refuses_is_set_aside_and_the_rest_arrives() {
         .get("/api/v1/audit-events")
         .to_string()
         .contains("edge_record.retry"));
+    assert!(outbox_cli(&control, &["retry", "--all"]).starts_with("0 dead letter"));
+    let bad = Command::new(binary())
+        .args(["outbox", "retry", "not-a-digest"])
+        .current_dir(&control.data_dir)
+        .env("KEYGATE_DATA_DIR", &control.data_dir)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("64 hexadecimal characters"));
 }
 
 #[test]
