@@ -38,6 +38,9 @@ struct Received {
     down: bool,
     /// A batch carrying this digest is answered 400 (a record this edge cannot take).
     reject_digest: Option<String>,
+    /// A record for this digest is acknowledged as refused (`SyncAck.refused`), as an edge
+    /// refuses a record format it does not speak.
+    ack_refuse_digest: Option<String>,
     /// Requests answered 400 because of `reject_digest`.
     rejected: usize,
     /// What this edge holds: digest -> version (applied only if newer, as the worker does).
@@ -118,6 +121,14 @@ async fn sync(State(rx): State<Shared>, headers: HeaderMap, body: Bytes) -> (Sta
         let digest = rec.key_digest.to_hex();
         r.records
             .push((rec.version, digest.clone(), state, rec.blacklist.len()));
+        if r.ack_refuse_digest.as_deref() == Some(digest.as_str()) {
+            ack.refused.push(keygate_shared::record::RefusedRecord {
+                key_digest: rec.key_digest,
+                version: rec.version,
+                reason: keygate_shared::record::REFUSED_UNSUPPORTED_FORMAT.into(),
+            });
+            continue;
+        }
         let held = r.held.get(&digest).copied();
         // Versions only, as an edge without "revoked is terminal" would: the catch-up test
         // needs a receiver that refuses an older revocation.
@@ -834,4 +845,80 @@ fn backoff_doubles_and_is_capped_at_two_seconds() {
     let waits: Vec<i64> = (0..8).map(backoff_ms).collect();
     assert_eq!(waits, [250, 500, 1_000, 2_000, 2_000, 2_000, 2_000, 2_000]);
     assert_eq!(backoff_ms(i64::MAX), 2_000);
+}
+
+async fn records_refused_in_the_ack_or_unreadable_are_set_aside(server_db: Option<String>) {
+    let (edge_url, rx) = receiver(0).await;
+    let server = TestServer::start_with(server_db, edge_args(&edge_url)).await;
+    let owner = server.sign_in("owner@example.com").await;
+    let shop = workspace(&owner).await;
+    let blog = workspace(&owner).await;
+    until_delivered(&server).await;
+    let shop_key = key_digest(&owner, &shop).await;
+    let blog_key = key_digest(&owner, &blog).await;
+    // The edge acknowledges the batch but refuses the shop's record in it.
+    with_receiver(&rx, |r| r.ack_refuse_digest = Some(shop_key.clone())).await;
+    add_rule(&owner, &shop, "billing", "a").await;
+    add_rule(&owner, &blog, "billing", "a").await;
+    until_delivered(&server).await;
+    let dead = keygate_control::outbox::dead_letters(&server.state.db)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(
+        (dead[0].key_digest.as_str(), dead[0].reason.as_str()),
+        (shop_key.as_str(), "REFUSED_UNSUPPORTED_RECORD_FORMAT")
+    );
+    let blog_rules = rx
+        .lock()
+        .unwrap()
+        .records
+        .iter()
+        .filter(|x| x.1 == blog_key)
+        .max_by_key(|x| x.0)
+        .map(|x| x.3);
+    assert_eq!(
+        blog_rules,
+        Some(1),
+        "the other key's change in the same batch arrived"
+    );
+    // A newer change to the key supersedes its dead letter once it is delivered.
+    with_receiver(&rx, |r| r.ack_refuse_digest = None).await;
+    add_rule(&owner, &shop, "billing", "b").await;
+    until_delivered(&server).await;
+    assert!(keygate_control::outbox::dead_letters(&server.state.db)
+        .await
+        .unwrap()
+        .is_empty());
+    // A row that no longer reads as a record is set aside, not resent forever.
+    keygate_control::with_db!(&server.state.db, |pool| {
+        sqlx::query(
+            "INSERT INTO edge_outbox (workspace_id, key_digest, version, record, created_at)
+             VALUES ($1, $2, 1, '{\"workspaceId\": 7', 0)",
+        )
+        .bind(&blog)
+        .bind("ab".repeat(32))
+        .execute(pool)
+        .await
+        .unwrap();
+    });
+    server.state.edge_wakeup.notify_one();
+    until_delivered(&server).await;
+    let dead = keygate_control::outbox::dead_letters(&server.state.db)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].reason, "UNREADABLE_RECORD");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_records_refused_in_the_ack_or_unreadable_are_set_aside() {
+    records_refused_in_the_ack_or_unreadable_are_set_aside(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_records_refused_in_the_ack_or_unreadable_are_set_aside() {
+    if let Some(db) = TestServer::new_postgres_database().await {
+        records_refused_in_the_ack_or_unreadable_are_set_aside(Some(db)).await;
+    }
 }

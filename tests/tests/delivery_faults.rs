@@ -9,7 +9,8 @@
 //! - the edge refusing one record: the others arrive, the refused one is a dead letter
 //!   (metric, audit event, `keygate outbox dead-letters`) and `keygate outbox retry` delivers
 //!   it;
-//! - a fresh database pointed at an edge that holds higher versions still revokes.
+//! - a fresh database pointed at an edge that holds higher versions still revokes, and so
+//!   does a database restored from a backup taken before changes the edge already applied.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -415,6 +416,15 @@ fn a_record_the_edge_refuses_is_set_aside_and_the_rest_arrives() {
         .get("/api/v1/audit-events")
         .to_string()
         .contains("edge_record.retry"));
+    assert!(outbox_cli(&control, &["retry", "--all"]).starts_with("0 dead letter"));
+    let bad = Command::new(binary())
+        .args(["outbox", "retry", "not-a-digest"])
+        .current_dir(&control.data_dir)
+        .env("KEYGATE_DATA_DIR", &control.data_dir)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("64 hexadecimal characters"));
 }
 
 #[test]
@@ -472,4 +482,91 @@ fn a_fresh_database_against_an_edge_holding_higher_versions_still_revokes() {
         metrics.contains("keygate_edge_reissued_total 1\n"),
         "{metrics}"
     );
+}
+
+/// Copies the SQLite database files (`keygate.db`, `-wal`, `-shm`) from `from` to `to`,
+/// removing those `to` had (the process using them is stopped).
+fn copy_database(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let name = format!("keygate.db{suffix}");
+        let _ = std::fs::remove_file(to.join(&name));
+        if from.join(&name).exists() {
+            std::fs::copy(from.join(&name), to.join(&name)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_database_restored_from_a_backup_still_revokes() {
+    let (edge, _proxy, mut control) = system();
+    let owner = control.sign_in("owner@example.com");
+    let ws = workspace(&owner, "Shop");
+    owner.write(
+        "PUT",
+        &format!("/api/v1/workspace/{ws}/modules"),
+        json!({"modules": [{"name": "billing", "functionalities": ["refund", "charge"]}]}),
+    );
+    let key = publishable_key(&owner, &ws);
+    until_verdict(
+        &edge,
+        &key,
+        ("billing", "charge"),
+        "VALID",
+        Duration::from_secs(10),
+    );
+
+    // Yesterday's backup.
+    control.kill();
+    let backup = control.data_dir.join("backup");
+    copy_database(&control.data_dir, &backup);
+    control.restart(None);
+
+    // Changes after the backup reach the edge, with versions the backup never issued.
+    for f in ["refund", "charge"] {
+        owner.write(
+            "POST",
+            &format!("/api/v1/workspace/{ws}/publishable-key/blacklist"),
+            json!({"module": "billing", "functionality": f}),
+        );
+    }
+    until_verdict(
+        &edge,
+        &key,
+        ("billing", "charge"),
+        "BLACKLISTED",
+        Duration::from_secs(5),
+    );
+
+    // The database is restored from the backup; the edge keeps what it had.
+    control.kill();
+    copy_database(&backup, &control.data_dir);
+    control.restart(None);
+    assert_eq!(
+        owner.get(&format!("/api/v1/workspace/{ws}/publishable-key"))["publishableKey"]
+            ["blacklist"],
+        json!([]),
+        "the restored database has not seen the rules"
+    );
+    owner.write(
+        "POST",
+        &format!("/api/v1/workspace/{ws}/publishable-key/revoke"),
+        json!({}),
+    );
+    let new_key = publishable_key(&owner, &ws);
+    let took = until_verdict(
+        &edge,
+        &key,
+        ("billing", "refund"),
+        "REVOKED",
+        Duration::from_secs(5),
+    );
+    until_verdict(
+        &edge,
+        &new_key,
+        ("billing", "charge"),
+        "VALID",
+        Duration::from_secs(5),
+    );
+    eprintln!("a restored database's revocation applied at the edge in {took:?}");
 }
