@@ -472,6 +472,29 @@ fn a_fresh_database_against_an_edge_holding_higher_versions_still_revokes() {
         Duration::from_secs(5),
     );
     eprintln!("revoked at an edge holding a higher version in {took:?}");
+    // The revocation landed without help: the edge lets a revocation win whatever its version
+    // (revoked is terminal). An ordinary change does need the clock to catch up: the edge also
+    // holds the new key far ahead, so the blacklist change below is first skipped, reported
+    // back as held newer, and re-issued past the edge's version.
+    let held = EdgeRecord::new(
+        keygate_shared::key::digest(&new_key),
+        ws.clone(),
+        KeyState::Active,
+        ahead,
+    );
+    assert_eq!(edge.sync(&[held]).status, 200);
+    owner.write(
+        "POST",
+        &format!("/api/v1/workspace/{ws}/publishable-key/blacklist"),
+        json!({"module": "billing", "functionality": "refund"}),
+    );
+    until_verdict(
+        &edge,
+        &new_key,
+        ("billing", "refund"),
+        "BLACKLISTED",
+        Duration::from_secs(5),
+    );
     let metrics = ureq::get(format!("{}/metrics", control.url))
         .call()
         .unwrap()
