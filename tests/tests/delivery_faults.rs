@@ -484,6 +484,11 @@ fn a_fresh_database_against_an_edge_holding_higher_versions_still_revokes() {
     );
     assert_eq!(edge.sync(&[held]).status, 200);
     owner.write(
+        "PUT",
+        &format!("/api/v1/workspace/{ws}/modules"),
+        json!({"modules": [{"name": "billing", "functionalities": ["charge", "refund"]}]}),
+    );
+    owner.write(
         "POST",
         &format!("/api/v1/workspace/{ws}/publishable-key/blacklist"),
         json!({"module": "billing", "functionality": "refund"}),
