@@ -15,6 +15,7 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use keygate_shared::authz::Action;
 use keygate_shared::gateway::workspace_signing_key;
 use keygate_shared::key::{Environment, KeyKind, SecretKey};
 use keygate_shared::origin;
@@ -179,7 +180,10 @@ async fn load_view(
     });
     let (id, key, created_at) =
         key_rows.ok_or_else(|| ApiError::internal("workspace without a live publishable key"))?;
-    let signing_secret = match (&state.settings.edge_secret, user.role.is_admin()) {
+    let signing_secret = match (
+        &state.settings.edge_secret,
+        user.authorize(Action::ReadGatewaySecret).is_ok(),
+    ) {
         (Some(secret), true) => Some(workspace_signing_key(secret.as_bytes(), &workspace.id)),
         _ => None,
     };
@@ -202,6 +206,7 @@ async fn get_publishable_key(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
+    user.authorize(Action::ReadDashboard)?;
     load_view(&state, &user, &workspace).await
 }
 
@@ -250,7 +255,7 @@ async fn revoke_publishable_key(
     OptionalJson(body): OptionalJson<RevokeBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::RevokePublishableKey)?;
     let body = body.unwrap_or_default();
     // The key being revoked: the one the caller names, else the one live as the request is
     // read. The replacement below is conditional on it still being live.
@@ -373,7 +378,7 @@ async fn update_origins(
     JsonBody(body): JsonBody<UpdateOrigins>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::ChangeOrigins)?;
     let origins = body
         .allowed_origins
         .as_deref()
@@ -442,7 +447,7 @@ async fn add_blacklist_rule(
     JsonBody(body): JsonBody<NewRule>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::AddBlacklistRule)?;
     let rule_id = new_id();
     let rule = with_db!(&state.db, |pool| {
         let mut tx = pool.begin_write().await?;
@@ -503,7 +508,7 @@ async fn remove_blacklist_rule(
     Path((id, rule_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::RemoveBlacklistRule)?;
     if !is_valid_id(&rule_id) {
         return Err(ApiError::not_found("blacklist rule"));
     }

@@ -158,14 +158,24 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
-    /// The mail outbox's whole text.
-    pub fn outbox(&self) -> String {
+    /// The mail outbox's whole text, once every queued message was written.
+    pub async fn outbox(&self) -> String {
+        self.state.mail.flushed().await;
         std::fs::read_to_string(self.data_dir.path().join("outbox.mbox")).unwrap_or_default()
     }
 
+    /// How many messages went to `email`.
+    pub async fn mail_count(&self, email: &str) -> usize {
+        self.outbox()
+            .await
+            .split("\nFrom ")
+            .filter(|m| m.contains(&format!("To: {email}")))
+            .count()
+    }
+
     /// The 6-digit code in the newest message to `email`.
-    pub fn outbox_code(&self, email: &str) -> String {
-        let text = self.outbox();
+    pub async fn outbox_code(&self, email: &str) -> String {
+        let text = self.outbox().await;
         let message = text
             .split("\nFrom ")
             .filter(|m| m.contains(&format!("To: {email}")))
@@ -191,11 +201,12 @@ impl TestServer {
             .post("/api/v1/auth/otp", serde_json::json!({"email": email}))
             .await;
         assert_eq!(r.status, 202, "{r:?}");
-        let code = self.outbox_code(&email.to_ascii_lowercase());
+        let challenge = r.body["challengeId"].as_str().map(str::to_owned);
+        let code = self.outbox_code(&email.to_ascii_lowercase()).await;
         let r = client
             .post(
                 "/api/v1/auth/session",
-                serde_json::json!({"email": email, "code": code}),
+                serde_json::json!({"email": email, "code": code, "challengeId": challenge}),
             )
             .await;
         assert_eq!(r.status, 201, "sign-in of {email} failed: {r:?}");
