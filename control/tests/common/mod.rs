@@ -229,6 +229,8 @@ pub struct Client {
     pub csrf: Option<String>,
     /// `Authorization: Bearer` value.
     pub bearer: Option<String>,
+    /// `X-Forwarded-For` value (believed only from a trusted proxy).
+    pub forwarded_for: Option<String>,
 }
 
 /// A response: status, JSON body (`Null` if not JSON), headers.
@@ -261,6 +263,15 @@ impl Client {
             base: base.to_owned(),
             csrf: None,
             bearer: None,
+            forwarded_for: None,
+        }
+    }
+
+    /// The same client, its requests forwarded for `ip` (as a proxy would say).
+    pub fn from_ip(&self, ip: &str) -> Client {
+        Client {
+            forwarded_for: Some(ip.to_owned()),
+            ..self.clone()
         }
     }
 
@@ -271,6 +282,7 @@ impl Client {
             base: self.base.clone(),
             csrf: None,
             bearer: Some(key.to_owned()),
+            forwarded_for: None,
         }
     }
 
@@ -287,6 +299,9 @@ impl Client {
         }
         if let Some(token) = &self.bearer {
             req = req.bearer_auth(token);
+        }
+        if let Some(ip) = &self.forwarded_for {
+            req = req.header("x-forwarded-for", ip);
         }
         if let Some((content_type, bytes)) = body {
             req = req.header("content-type", content_type).body(bytes);
