@@ -79,7 +79,7 @@ async fn strangers_cannot_lock_the_owner_out_or_flood_the_mailbox(server: TestSe
     let anon = server.anonymous();
     let before = server.mail_count(OWNER).await;
     for i in 0..20 {
-        let attacker = anon.from_ip(&format!("198.51.100.{i}"));
+        let attacker = anon.via_ip(&format!("198.51.100.{i}"));
         let mut challenge = String::new();
         for _ in 0..3 {
             challenge = request_code(&attacker, OWNER).await;
@@ -105,7 +105,7 @@ async fn strangers_cannot_lock_the_owner_out_or_flood_the_mailbox(server: TestSe
         "sixty requests mailed one code"
     );
     // The owner, on their own network, asks too: the pending code in the mailbox works.
-    let owner = anon.from_ip("203.0.113.5");
+    let owner = anon.via_ip("203.0.113.5");
     let challenge = request_code(&owner, OWNER).await;
     let code = server.outbox_code(OWNER).await;
     let r = owner
@@ -117,7 +117,7 @@ async fn strangers_cannot_lock_the_owner_out_or_flood_the_mailbox(server: TestSe
     assert_eq!(r.status, 201, "the owner signs in despite the flood: {r:?}");
 
     // One network is limited (20 requests per 10 minutes), and only that network.
-    let noisy = anon.from_ip("192.0.2.77");
+    let noisy = anon.via_ip("192.0.2.77");
     for i in 0..20 {
         let r = noisy
             .post(
@@ -133,7 +133,7 @@ async fn strangers_cannot_lock_the_owner_out_or_flood_the_mailbox(server: TestSe
     assert_eq!((r.status, r.reason()), (429, "OTP_RATE_LIMITED"), "{r:?}");
     assert!(r.headers.contains_key("retry-after"));
     assert_eq!(
-        anon.from_ip("203.0.113.5")
+        anon.via_ip("203.0.113.5")
             .post("/api/v1/auth/otp", json!({"email": OWNER}))
             .await
             .status,
@@ -144,7 +144,7 @@ async fn strangers_cannot_lock_the_owner_out_or_flood_the_mailbox(server: TestSe
     let before = server.mail_count(OWNER).await;
     for i in 0..6 {
         age_challenges(&server, 31_000).await;
-        request_code(&anon.from_ip(&format!("198.51.102.{i}")), OWNER).await;
+        request_code(&anon.via_ip(&format!("198.51.102.{i}")), OWNER).await;
     }
     assert_eq!(
         server.mail_count(OWNER).await,
@@ -163,11 +163,11 @@ on_both_behind_a_proxy!(
 async fn parallel_guesses_get_exactly_five_judgements(server: TestServer) {
     server.sign_in(OWNER).await;
     let anon = server.anonymous();
-    let challenge = request_code(&anon.from_ip("198.51.100.1"), OWNER).await;
+    let challenge = request_code(&anon.via_ip("198.51.100.1"), OWNER).await;
     let code = server.outbox_code(OWNER).await;
     let wrong = wrong_code(&code);
     let guesses = (0..32).map(|i| {
-        let c = anon.from_ip(&format!("198.51.101.{i}"));
+        let c = anon.via_ip(&format!("198.51.101.{i}"));
         let body = json!({"email": OWNER, "code": wrong, "challengeId": challenge});
         async move { c.post("/api/v1/auth/session", body).await }
     });
@@ -190,7 +190,7 @@ async fn parallel_guesses_get_exactly_five_judgements(server: TestServer) {
     });
     assert_eq!(attempts, 5);
     let r = anon
-        .from_ip("198.51.100.1")
+        .via_ip("198.51.100.1")
         .post(
             "/api/v1/auth/session",
             json!({"email": OWNER, "code": code, "challengeId": challenge}),
@@ -202,14 +202,14 @@ async fn parallel_guesses_get_exactly_five_judgements(server: TestServer) {
     );
 
     // The code itself lives on for the owner's own challenge; it works exactly once.
-    let mine = request_code(&anon.from_ip("203.0.113.5"), OWNER).await;
+    let mine = request_code(&anon.via_ip("203.0.113.5"), OWNER).await;
     assert_eq!(
         server.outbox_code(OWNER).await,
         code,
         "no new code replaced it"
     );
     let tries = (0..8).map(|_| {
-        let c = anon.from_ip("203.0.113.5");
+        let c = anon.via_ip("203.0.113.5");
         let body = json!({"email": OWNER, "code": code, "challengeId": mine});
         async move { c.post("/api/v1/auth/session", body).await }
     });
@@ -307,7 +307,7 @@ async fn racing_first_sign_ins_found_one_organisation(server: TestServer) {
     let mut attempts = Vec::new();
     for i in 0..6 {
         let email = format!("founder{i}@example{i}.com");
-        let client = anon.from_ip(&format!("198.51.100.{i}"));
+        let client = anon.via_ip(&format!("198.51.100.{i}"));
         let challenge = request_code(&client, &email).await;
         let code = server.outbox_code(&email).await;
         attempts.push((

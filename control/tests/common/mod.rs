@@ -268,7 +268,7 @@ impl Client {
     }
 
     /// The same client, its requests forwarded for `ip` (as a proxy would say).
-    pub fn from_ip(&self, ip: &str) -> Client {
+    pub fn via_ip(&self, ip: &str) -> Client {
         Client {
             forwarded_for: Some(ip.to_owned()),
             ..self.clone()
