@@ -2,7 +2,8 @@
 // switcher, organisation settings, the signed-in user) and a small history-API router that
 // hands each path to a page module. Pages live in ./pages, one module per screen.
 
-import { ApiError, del, get, objectOf, post } from './api.js';
+import { ApiError, del, get, objectOf, onStepUpRequired, post } from './api.js';
+import { confirmWithOtp } from './otp.js';
 import { loadWorkspaces, session, wsId, wsName } from './session.js';
 import { append, busy, button, clear, errorBox, errorState, field, h, icon, loadingState, openModal, toast } from './ui.js';
 import * as signinPage from './pages/signin.js';
@@ -13,6 +14,10 @@ import * as membersPage from './pages/members.js';
 import * as auditPage from './pages/audit.js';
 
 const root = document.getElementById('app');
+
+// Calls that yield a secret or widen access ask for an emailed code first (step-up); the
+// request is retried once the code is verified.
+onStepUpRequired(() => confirmWithOtp(session.user?.email));
 const LAST_WS = 'keygate.lastWorkspace';
 
 const ROUTES = [

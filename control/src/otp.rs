@@ -165,14 +165,17 @@ pub(crate) async fn create(
         .bind(window_start + policy::LIFETIME_SECS * 1000)
         .execute(&mut *tx)
         .await?;
+        // Live codes for this (address, purpose, subject): a reveal of key B is not held up
+        // by a code for key A (only the signed-in user can ask for those anyway).
         let live: Vec<Live> = sqlx::query_as(
             "SELECT id, user_id, subject, code_hash, created_at, expires_at FROM otp_challenges
-              WHERE email = $1 AND purpose = $2 AND code_id IS NULL
-                AND consumed_at IS NULL AND expires_at > $3
+              WHERE email = $1 AND purpose = $2 AND subject = $3 AND code_id IS NULL
+                AND consumed_at IS NULL AND expires_at > $4
               ORDER BY created_at DESC, id DESC",
         )
         .bind(email)
         .bind(purpose.as_str())
+        .bind(subject)
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;

@@ -37,7 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/auth/otp", post(request_code))
         .route("/auth/session", post(sign_in).delete(sign_out))
         .route("/me", get(me))
-        .route("/auth/step-up", post(start_step_up))
+        .route("/auth/step-up", post(start_step_up).delete(end_step_up))
         .route("/auth/step-up/verify", post(verify_step_up))
 }
 
@@ -59,6 +59,19 @@ async fn start_step_up(
         "challengeId": challenge.id,
         "expiresAt": crate::ids::rfc3339(challenge.expires_at),
     })))
+}
+
+/// `DELETE /auth/step-up`: closes this session's step-up window now (e.g. before leaving the
+/// desk); the next sensitive call asks for a code again.
+async fn end_step_up(State(state): State<AppState>, user: CurrentUser) -> ApiResult<StatusCode> {
+    with_db!(&state.db, |pool| {
+        sqlx::query("UPDATE sessions SET step_up_until = NULL WHERE id = $1")
+            .bind(&user.session_id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]
