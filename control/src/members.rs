@@ -226,7 +226,7 @@ pub async fn create_organisation(
             .on_constraint(|_| {
                 ApiError::conflict(
                     "MEMBER_EXISTS",
-                    "that address already belongs to an organisation",
+                    "that address is already a member of this organisation",
                 )
             })?;
         tx.commit().await?;
@@ -258,11 +258,12 @@ async fn invite(
         .bind(now)
         .execute(&mut *tx)
         .await
+        // Unique per organisation only: whether the address belongs to other organisations
+        // changes nothing in the answer.
         .on_constraint(|_| {
-            // Emails are unique across organisations; say nothing about which one.
             ApiError::conflict(
                 "MEMBER_EXISTS",
-                "that address already belongs to an organisation",
+                "that address is already a member of this organisation",
             )
         })?;
         tx.as_mut()

@@ -400,8 +400,15 @@ async fn rotate_access_key(
         (new_id, new_key)
     });
     tracing::info!(workspace = %workspace.id, key = %new_key.mask(), "SDK access key rotated");
-    let row = find_access_key(&state, &user.org_id, &workspace.id).await?;
-    debug_assert_eq!(row.id, new_id);
+    // The row just made, by id: a rotation racing this one may already have replaced it.
+    let sql = format!("SELECT {SDK_KEY_COLUMNS} FROM sdk_keys WHERE id = $1 AND org_id = $2");
+    let row: SdkKeyRow = with_db!(&state.db, |pool| {
+        sqlx::query_as(&sql)
+            .bind(&new_id)
+            .bind(&user.org_id)
+            .fetch_one(pool)
+            .await
+    })?;
     Ok(Json(
         json!({ "key": new_key.expose(), "sdkAccessKey": row.to_json()? }),
     ))

@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/auth/session", post(sign_in).delete(sign_out))
         .route("/me", get(me))
         .route("/auth/step-up", post(start_step_up).delete(end_step_up))
+        .route("/auth/switch", post(switch_organisation))
         .route("/auth/step-up/verify", post(verify_step_up))
 }
 
@@ -164,10 +165,15 @@ async fn request_code(
 ) -> ApiResult<impl IntoResponse> {
     let email = normalize_email(&req.email)?;
     let (user_id, organisations): (Option<String>, i64) = with_db!(&state.db, |pool| {
-        let user: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-            .bind(&email)
-            .fetch_optional(pool)
-            .await?;
+        // One address may belong to several organisations: sign in to the membership used
+        // last (the dashboard's switcher moves between them).
+        let user: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM users WHERE email = $1
+              ORDER BY COALESCE(last_sign_in_at, 0) DESC, created_at, id LIMIT 1",
+        )
+        .bind(&email)
+        .fetch_optional(pool)
+        .await?;
         let orgs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organisations")
             .fetch_one(pool)
             .await?;
@@ -372,10 +378,13 @@ fn csrf_cookie(secure: bool, value: &str, max_age: i64) -> String {
 async fn record_failed_sign_in(state: &AppState, email: &str, client: &ClientInfo, reason: &str) {
     let result: Result<(), sqlx::Error> = async {
         let user: Option<(String, String)> = with_db!(&state.db, |pool| {
-            sqlx::query_as("SELECT id, org_id FROM users WHERE email = $1")
-                .bind(email)
-                .fetch_optional(pool)
-                .await
+            sqlx::query_as(
+                "SELECT id, org_id FROM users WHERE email = $1
+                  ORDER BY COALESCE(last_sign_in_at, 0) DESC, created_at, id LIMIT 1",
+            )
+            .bind(email)
+            .fetch_optional(pool)
+            .await
         })?;
         if let Some((user_id, org_id)) = user {
             // In the organisation of the address that failed to sign in (there is no caller).
@@ -426,19 +435,124 @@ async fn sign_out(
     Ok((StatusCode::NO_CONTENT, headers))
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Switch {
+    organisation_id: String,
+}
+
+/// `POST /auth/switch {organisationId}`: moves this browser to the same address's membership
+/// in another organisation: a new session there (no step-up window), this one ends.
+async fn switch_organisation(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    client: ClientInfo,
+    JsonBody(body): JsonBody<Switch>,
+) -> ApiResult<impl IntoResponse> {
+    if !crate::ids::is_valid_id(&body.organisation_id) {
+        return Err(ApiError::not_found("organisation"));
+    }
+    let now = now_ms();
+    let token = keygate_shared::random::hex_token() + &keygate_shared::random::hex_token();
+    let session_id = new_id();
+    let (target_user, org_id) = with_db!(&state.db, |pool| async {
+        let mut tx = pool.begin_write().await?;
+        let target: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM users WHERE email = $1 AND org_id = $2",
+        )
+        .bind(&user.email)
+        .bind(&body.organisation_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(target) = target else {
+            return Ok::<_, sqlx::Error>(None);
+        };
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(&user.session_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (token_digest, id, user_id, created_at, expires_at, ip, user_agent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(session_digest(&token))
+        .bind(&session_id)
+        .bind(&target)
+        .bind(now)
+        .bind(now + SESSION_TTL_MS)
+        .bind(client.ip.as_deref())
+        .bind(client.user_agent.as_deref())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE users SET last_sign_in_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&target)
+            .execute(&mut *tx)
+            .await?;
+        tx.as_mut()
+            .record_audit(
+                &AuditEntry::new(&body.organisation_id, &target, &user.email, "session.switch")
+                    .on(&session_id),
+                &client,
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Some((target, body.organisation_id.clone())))
+    }
+    .await)?
+    .ok_or_else(|| ApiError::not_found("organisation"))?;
+    let csrf = csrf_token(state.keys.csrf_key(), &session_id);
+    let secure = state.settings.secure_cookies;
+    let max_age = SESSION_TTL_MS / 1000;
+    let mut headers = HeaderMap::new();
+    for cookie in [
+        session_cookie(secure, &token, "; HttpOnly", max_age),
+        csrf_cookie(secure, &csrf, max_age),
+    ] {
+        headers.append(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
+        );
+    }
+    Ok((
+        StatusCode::CREATED,
+        headers,
+        Json(json!({
+            "user": {"id": target_user},
+            "organisation": {"id": org_id},
+            "csrfToken": csrf,
+        })),
+    ))
+}
+
 async fn me(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let org_name: String = with_db!(&state.db, |pool| {
-        sqlx::query_scalar("SELECT name FROM organisations WHERE id = $1")
-            .bind(&user.org_id)
-            .fetch_one(pool)
-            .await
-    })?;
+    let (org_name, memberships): (String, Vec<(String, String, String)>) =
+        with_db!(&state.db, |pool| {
+            let name: String = sqlx::query_scalar("SELECT name FROM organisations WHERE id = $1")
+                .bind(&user.org_id)
+                .fetch_one(pool)
+                .await?;
+            let all: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT o.id, o.name, u.role FROM users u JOIN organisations o ON o.id = u.org_id
+              WHERE u.email = $1 ORDER BY o.name, o.id",
+            )
+            .bind(&user.email)
+            .fetch_all(pool)
+            .await?;
+            Ok::<_, sqlx::Error>((name, all))
+        })?;
+    let organisations: Vec<serde_json::Value> = memberships
+        .into_iter()
+        .map(|(id, name, role)| json!({"id": id, "name": name, "role": role}))
+        .collect();
     Ok(Json(json!({
         "user": {"id": user.user_id, "email": user.email, "role": user.role.as_str()},
         "organisation": {"id": user.org_id, "name": org_name},
+        "organisations": organisations,
         "csrfToken": csrf_token(state.keys.csrf_key(), &user.session_id),
         "stepUpUntil": user
             .step_up_until
