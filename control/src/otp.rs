@@ -95,8 +95,13 @@ async fn window_hits(
     Ok(hits.unwrap_or(0))
 }
 
-fn client_bucket(kind: &str, client: &ClientInfo) -> String {
-    format!("otp-{kind}:{}", client.ip.as_deref().unwrap_or("unknown"))
+/// Whose budget a request spends: a signed-in user's own (reveals, step-up: colleagues behind
+/// one office NAT never share it), else the client IP's (sign-in).
+fn client_bucket(kind: &str, client: &ClientInfo, user_id: Option<&str>) -> String {
+    match user_id {
+        Some(user) => format!("otp-{kind}:user:{user}"),
+        None => format!("otp-{kind}:{}", client.ip.as_deref().unwrap_or("unknown")),
+    }
 }
 
 fn client_limited(what: &str) -> ApiError {
@@ -123,7 +128,11 @@ pub(crate) async fn create(
     let now = now_ms();
     let requests = bump_window(
         state,
-        &client_bucket("requests", client),
+        &client_bucket(
+            "requests",
+            client,
+            user_id.filter(|_| purpose != Purpose::SignIn),
+        ),
         policy::CLIENT_WINDOW_SECS,
         now,
     )
@@ -304,6 +313,7 @@ pub async fn redeem(
         purpose,
         code,
         client,
+        Some(&user.user_id),
         |owner, _email, subj| owner == Some(user.user_id.as_str()) && subj == subject,
     )
     .await?;
@@ -345,13 +355,14 @@ pub(crate) async fn redeem_checked(
     purpose: Purpose,
     code: &str,
     client: &ClientInfo,
+    signed_in: Option<&str>,
     belongs: impl FnOnce(Option<&str>, &str, &str) -> bool,
 ) -> ApiResult<Redeemed> {
     if !crate::ids::is_valid_id(challenge_id) {
         return Err(unknown_challenge());
     }
     let now = now_ms();
-    let wrong_bucket = client_bucket("wrong", client);
+    let wrong_bucket = client_bucket("wrong", client, signed_in);
     if window_hits(state, &wrong_bucket, policy::CLIENT_WINDOW_SECS, now).await?
         >= i64::from(policy::MAX_WRONG_PER_CLIENT)
     {

@@ -256,6 +256,7 @@ async fn sign_in(
         Purpose::SignIn,
         &req.code,
         &client,
+        None,
         |_, e, _| e == email,
     )
     .await
