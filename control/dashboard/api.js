@@ -4,6 +4,11 @@
 // readable cookie `keygate_csrf` and expects the same value back in `X-CSRF-Token`
 // (double-submit). Errors arrive as {"error": {"code", "message", "reason"}} and are thrown as
 // ApiError so pages can branch on the stable `reason`.
+//
+// Step-up: a call that yields a secret or widens access answers 403 STEP_UP_REQUIRED outside
+// the session's step-up window. `request` then runs the handler registered with
+// `onStepUpRequired` (the shell's "Confirm it's you" code prompt) and, once the window is
+// open, retries the call once, so pages need no step-up code of their own.
 
 export class ApiError extends Error {
   constructor(status, reason, message) {
@@ -16,14 +21,22 @@ export class ApiError extends Error {
 function csrfToken() {
   for (const part of document.cookie.split(';')) {
     const [name, ...rest] = part.trim().split('=');
-    if (name === 'keygate_csrf') return decodeURIComponent(rest.join('='));
+    // `__Host-` prefixed when the server sets Secure cookies.
+    if (name === 'keygate_csrf' || name === '__Host-keygate_csrf') return decodeURIComponent(rest.join('='));
   }
   return null;
 }
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-export async function request(method, path, body) {
+let stepUpHandler = null;
+
+/** Registers `fn` to open the step-up window; it resolves true once open, false if cancelled. */
+export function onStepUpRequired(fn) {
+  stepUpHandler = fn;
+}
+
+export async function request(method, path, body, retried = false) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (!SAFE.has(method)) {
@@ -56,6 +69,10 @@ export async function request(method, path, body) {
     // A 401 means the session is gone, except where it judges a code the user typed.
     if (res.status === 401 && !path.startsWith('/api/v1/auth/') && !apiError.reason.startsWith('OTP_')) {
       window.dispatchEvent(new CustomEvent('keygate:unauthorized'));
+    }
+    if (apiError.reason === 'STEP_UP_REQUIRED' && stepUpHandler && !retried && !path.startsWith('/api/v1/auth/')) {
+      if (await stepUpHandler()) return request(method, path, body, true);
+      throw new ApiError(403, 'STEP_UP_CANCELLED', 'Not done: this needs the code from your email.');
     }
     throw apiError;
   }

@@ -2,7 +2,8 @@
 // switcher, organisation settings, the signed-in user) and a small history-API router that
 // hands each path to a page module. Pages live in ./pages, one module per screen.
 
-import { ApiError, del, get, objectOf, post } from './api.js';
+import { ApiError, del, get, objectOf, onStepUpRequired, post } from './api.js';
+import { confirmWithOtp } from './otp.js';
 import { loadWorkspaces, session, wsId, wsName } from './session.js';
 import { append, busy, button, clear, errorBox, errorState, field, h, icon, loadingState, openModal, toast } from './ui.js';
 import * as signinPage from './pages/signin.js';
@@ -13,6 +14,10 @@ import * as membersPage from './pages/members.js';
 import * as auditPage from './pages/audit.js';
 
 const root = document.getElementById('app');
+
+// Calls that yield a secret or widen access ask for an emailed code first (step-up); the
+// request is retried once the code is verified.
+onStepUpRequired(() => confirmWithOtp(session.user?.email));
 const LAST_WS = 'keygate.lastWorkspace';
 
 const ROUTES = [
@@ -40,6 +45,7 @@ async function loadSession() {
   }
   session.user = objectOf(me, 'user');
   session.organisation = me?.organisation || me?.organization || me?.org || null;
+  session.organisations = Array.isArray(me?.organisations) ? me.organisations : [];
   await loadWorkspaces();
   return true;
 }
@@ -189,6 +195,19 @@ function buildShell() {
 
   const wsNav = h('ul', { class: 'nav-list' });
   const orgHeading = h('p', { class: 'nav-heading' }, 'Organisation');
+  // One address may belong to several organisations: switching starts a session in the other.
+  const orgSelect = h('select', { id: 'org-switcher', class: 'select ws-select', 'aria-label': 'Organisation', 'data-testid': 'org-switcher' });
+  orgSelect.addEventListener('change', async () => {
+    orgSelect.disabled = true;
+    try {
+      await post('/api/v1/auth/switch', { organisationId: orgSelect.value });
+      location.assign('/');
+    } catch (e) {
+      orgSelect.disabled = false;
+      toast(e.message, 'error');
+    }
+  });
+  const orgSwitch = h('div', { class: 'ws-switch', hidden: true }, orgSelect);
   const orgNav = h(
     'ul',
     { class: 'nav-list' },
@@ -221,7 +240,7 @@ function buildShell() {
     h('div', { class: 'brand' }, brandMark(), h('span', { class: 'brand-name' }, 'keygate'), drawerClose),
     h('div', { class: 'ws-switch' }, h('label', { for: 'ws-switcher', class: 'nav-heading' }, 'Workspace'), h('div', { class: 'ws-switch-row' }, select, newWs)),
     h('nav', { 'aria-label': 'Workspace pages' }, wsNav),
-    h('nav', { 'aria-label': 'Organisation' }, orgHeading, orgNav),
+    h('nav', { 'aria-label': 'Organisation' }, orgHeading, orgSwitch, orgNav),
     h('div', { class: 'sidebar-footer' }, userBox, signOut),
   );
   const menuBtn = h(
@@ -261,6 +280,10 @@ function buildShell() {
       base ? [navLink(`${base}/tokens`, 'Tokens', 'key', 'tokens'), navLink(`${base}/modules`, 'Modules', 'layers', 'modules')] : null,
     );
     orgHeading.textContent = session.organisation?.name || 'Organisation';
+    const orgs = session.organisations || [];
+    orgSwitch.hidden = orgs.length < 2;
+    clear(orgSelect, orgs.map((o) => h('option', { value: o.id }, `${o.name} (${o.role})`)));
+    if (session.organisation?.id) orgSelect.value = session.organisation.id;
     const role = String(session.user?.role || '');
     clear(
       userBox,

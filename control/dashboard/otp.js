@@ -20,12 +20,12 @@ const WRONG_CODE = new Set(['OTP_INVALID', 'OTP_MISMATCH', 'INVALID_CODE', 'OTP_
  * Sends a code (start) and opens the verification modal. Resolves with the revealed secret, or
  * null when the user cancels. Throws when no code could be sent at all.
  */
-export async function revealWithOtp({ what, email, start, verify, trigger }) {
+export async function revealWithOtp({ what, email, start, verify, trigger, title, purpose, done }) {
   let challengeId = await busy(trigger, start);
   return new Promise((resolve) => {
     let revealed = null;
     const modal = openModal({
-      title: 'Check your email',
+      title: title || 'Check your email',
       size: 'sm',
       onClose: () => resolve(revealed),
     });
@@ -34,7 +34,7 @@ export async function revealWithOtp({ what, email, start, verify, trigger }) {
       { class: 'otp-intro' },
       'We sent a 6-digit verification code to ',
       h('strong', {}, email || 'your email address'),
-      `. Enter it to reveal the ${what}. The code expires in 10 minutes.`,
+      `. Enter it to ${purpose || `reveal the ${what}`}. The code expires in 10 minutes.`,
     );
     const input = h('input', {
       class: 'input input-code mono',
@@ -66,7 +66,7 @@ export async function revealWithOtp({ what, email, start, verify, trigger }) {
         err.hide();
         setDead(false);
         input.value = '';
-        note.textContent = `A new code is on its way to ${email || 'your email'}.`;
+        note.textContent = `A code is on its way to ${email || 'your email'} (if one was sent in the last 30 seconds, that one works).`;
         input.focus();
       } catch (e) {
         err.show(e.message);
@@ -85,7 +85,7 @@ export async function revealWithOtp({ what, email, start, verify, trigger }) {
       err.hide();
       try {
         revealed = await busy(verifyBtn, () => verify(challengeId, code));
-        toast(`${what[0].toUpperCase()}${what.slice(1)} revealed`, 'success');
+        toast(done || `${what[0].toUpperCase()}${what.slice(1)} revealed`, 'success');
         modal.close();
       } catch (e2) {
         const reason = e2 instanceof ApiError ? e2.reason : '';
@@ -109,4 +109,25 @@ export async function revealWithOtp({ what, email, start, verify, trigger }) {
     verifyBtn.setAttribute('form', form.id);
     append(modal.footer, cancel, verifyBtn);
   });
+}
+
+/**
+ * Opens this session's step-up window: emails a code (POST /api/v1/auth/step-up) and asks for
+ * it. Resolves true once verified (the caller then retries what needed it), false on cancel.
+ */
+export async function confirmWithOtp(email) {
+  const { post } = await import('./api.js');
+  const opened = await revealWithOtp({
+    what: 'confirmation',
+    title: "Confirm it's you",
+    purpose: 'confirm this change (it stays confirmed for 10 minutes)',
+    done: 'Confirmed',
+    email,
+    start: async () => (await post('/api/v1/auth/step-up')).challengeId,
+    verify: async (challengeId, code) => {
+      await post('/api/v1/auth/step-up/verify', { challengeId, code });
+      return true;
+    },
+  });
+  return opened === true;
 }

@@ -3,7 +3,7 @@
 import { get, listOf } from './api.js';
 
 /** The signed-in user, the organisation, the workspaces (filled by the shell). */
-export const session = { user: null, organisation: null, workspaces: [] };
+export const session = { user: null, organisation: null, organisations: [], workspaces: [] };
 
 export const wsId = (w) => String(w?.id ?? w?.workspaceId ?? w?.uuid ?? '');
 export const wsName = (w) => w?.name || w?.workspaceName || 'Untitled workspace';

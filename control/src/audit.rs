@@ -157,7 +157,10 @@ impl_for_both_backends!(AuditStore {
     }
 });
 
-/// Routes: `GET /audit-events?workspaceId=&action=&actor=&before=&limit=` (newest first).
+/// Routes: `GET /audit-events?workspaceId=&action=&before=&limit=` (newest first). Paging:
+/// pass the answer's `nextBefore` (`<ms>.<event id>`) as `before`; the cursor is on
+/// (time, id), so events sharing a millisecond are never skipped. A bare `<ms>` is still
+/// accepted (everything strictly older).
 pub fn router() -> axum::Router<crate::http::AppState> {
     axum::Router::new().route("/audit-events", axum::routing::get(list))
 }
@@ -167,8 +170,8 @@ pub fn router() -> axum::Router<crate::http::AppState> {
 struct ListQuery {
     workspace_id: Option<String>,
     action: Option<String>,
-    /// Only events older than this event id's time (paging).
-    before: Option<i64>,
+    /// Only events before this cursor (`<ms>.<id>` from `nextBefore`, or a bare `<ms>`).
+    before: Option<String>,
     limit: Option<i64>,
 }
 
@@ -204,7 +207,16 @@ async fn list(
             "limit must be between 1 and 500",
         ));
     }
-    let before = q.before.unwrap_or(i64::MAX);
+    let (before, before_id) = match q.before.as_deref() {
+        None => (i64::MAX, String::new()),
+        Some(cursor) => parse_cursor(cursor).ok_or_else(|| {
+            ApiError::bad_request(
+                "INVALID_QUERY",
+                "before must be the nextBefore of a previous page",
+            )
+        })?,
+    };
+    user.authorize(keygate_shared::authz::Action::ReadDashboard)?;
     let rows: Vec<EventRow> = crate::with_db!(&state.db, |pool| {
         sqlx::query_as(
             "SELECT id, workspace_id, actor, action, target, outcome, ip, user_agent, detail, created_at
@@ -212,7 +224,7 @@ async fn list(
               WHERE org_id = $1
                 AND ($2 IS NULL OR workspace_id = $2)
                 AND ($3 IS NULL OR action = $3)
-                AND created_at < $4
+                AND (created_at < $4 OR (created_at = $4 AND id < $6))
               ORDER BY created_at DESC, id DESC
               LIMIT $5",
         )
@@ -221,11 +233,12 @@ async fn list(
         .bind(q.action.as_deref())
         .bind(before)
         .bind(limit)
+        .bind(&before_id)
         .fetch_all(pool)
         .await
     })?;
     let next_before = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.9))
+        .then(|| rows.last().map(|r| format!("{}.{}", r.9, r.0)))
         .flatten();
     let events: Vec<Value> = rows
         .into_iter()
@@ -262,10 +275,27 @@ async fn list(
     ))
 }
 
+/// Parses a paging cursor: `<ms>.<id>` or a bare `<ms>` (then the id bound is empty, which
+/// no id sorts below, so only strictly older events follow).
+fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
+    let (ms, id) = cursor.split_once('.').unwrap_or((cursor, ""));
+    let ms: i64 = ms.parse().ok()?;
+    (id.is_empty() || crate::ids::is_valid_id(id)).then(|| (ms, id.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::auth::Role;
+
+    #[test]
+    fn cursors_name_a_time_and_an_id() {
+        let id = crate::ids::new_id();
+        assert_eq!(parse_cursor(&format!("17.{id}")), Some((17, id)));
+        assert_eq!(parse_cursor("17"), Some((17, String::new())));
+        assert_eq!(parse_cursor("x.y"), None);
+        assert_eq!(parse_cursor("17.not an id"), None);
+    }
 
     fn user() -> CurrentUser {
         CurrentUser {
@@ -274,6 +304,7 @@ mod tests {
             email: "a@example.com".into(),
             role: Role::Admin,
             session_id: "s1".into(),
+            step_up_until: None,
         }
     }
 

@@ -6,15 +6,16 @@
 //!   session's CSRF token (HMAC of the session id; also set in the readable `keygate_csrf`
 //!   cookie), compared in constant time.
 //! - [`Principal`] extracts either; backend API routes take it and call
-//!   [`Principal::require`] with the scope they need and [`Principal::require_workspace`] for
+//!   [`Principal::authorize`] with the action they perform and [`Principal::require_workspace`] for
 //!   the workspace they touch.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, Method};
 use hmac::{Hmac, Mac};
+use keygate_shared::authz::{self, Action, Denial};
 use keygate_shared::key::{self, KeyKind};
-use keygate_shared::scope::{Permission, SdkScopes};
+use keygate_shared::scope::SdkScopes;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -34,43 +35,7 @@ pub const SESSION_TTL_MS: i64 = 12 * 60 * 60 * 1000;
 /// `last_used_at` of an SDK key is written at most this often, to keep reads read-only.
 const LAST_USED_GRANULARITY_MS: i64 = 60 * 1000;
 
-/// A member's role in the organisation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Everything, including managing owners.
-    Owner,
-    /// Everything but managing owners.
-    Admin,
-    /// Reads, and creates nothing secret; cannot reveal, rotate or revoke secrets.
-    Member,
-}
-
-impl Role {
-    /// Stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::Member => "member",
-        }
-    }
-
-    /// Parses a stored or wire name.
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "owner" => Some(Role::Owner),
-            "admin" => Some(Role::Admin),
-            "member" => Some(Role::Member),
-            _ => None,
-        }
-    }
-
-    /// Whether this role may reveal, create, rotate or revoke secrets and manage members.
-    pub fn is_admin(self) -> bool {
-        matches!(self, Role::Owner | Role::Admin)
-    }
-}
+pub use keygate_shared::authz::Role;
 
 /// A signed-in dashboard user.
 #[derive(Clone, Debug)]
@@ -85,19 +50,53 @@ pub struct CurrentUser {
     pub role: Role,
     /// The session's id (not its token).
     pub session_id: String,
+    /// Until when (Unix ms) the session's step-up window is open, if it was ever opened.
+    pub step_up_until: Option<i64>,
 }
 
 impl CurrentUser {
-    /// 403 unless the user is an owner or admin.
-    pub fn require_admin(&self) -> ApiResult<()> {
-        if self.role.is_admin() {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(
-                "ROLE_REQUIRED",
-                "only owners and admins can do this",
-            ))
-        }
+    /// Asks the role x action table in `keygate_shared::authz` whether this user may perform
+    /// `action` now: `403 ROLE_REQUIRED`, or `403 STEP_UP_REQUIRED` when the action needs
+    /// a step-up window and this session has none open. Every dashboard handler calls it.
+    pub fn authorize(&self, action: Action) -> ApiResult<()> {
+        authz::decide(
+            self.role,
+            action,
+            authz::step_up_open(self.step_up_until, now_ms()),
+        )
+        .map_err(denied)
+    }
+}
+
+/// The error a denial becomes.
+pub fn denied(denial: Denial) -> ApiError {
+    match denial {
+        Denial::RoleRequired => ApiError::forbidden(
+            "ROLE_REQUIRED",
+            "your role in this organisation does not allow this",
+        ),
+        Denial::StepUpRequired => ApiError::forbidden(
+            "STEP_UP_REQUIRED",
+            "confirm it is you: ask for a code (POST /api/v1/auth/step-up), verify it, then retry",
+        ),
+        Denial::MissingScope(p) => ApiError::forbidden(
+            "MISSING_SCOPE",
+            format!("this SDK key lacks the `{p}` scope"),
+        ),
+        Denial::DashboardOnly => ApiError::forbidden(
+            "DASHBOARD_ONLY",
+            "only a signed-in dashboard user can do this, not an SDK key",
+        ),
+    }
+}
+
+/// A cookie's name on the wire: `__Host-` prefixed when cookies are `Secure` (the browser
+/// then insists on `Secure`, `Path=/` and no `Domain`, so no sibling host can plant it).
+pub fn cookie_name(base: &str, secure: bool) -> String {
+    if secure {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
     }
 }
 
@@ -138,14 +137,16 @@ impl FromRequestParts<AppState> for CurrentUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = cookie(parts, SESSION_COOKIE).ok_or_else(not_signed_in)?;
+        let name = cookie_name(SESSION_COOKIE, state.settings.secure_cookies);
+        let token = cookie(parts, &name).ok_or_else(not_signed_in)?;
         if token.is_empty() || token.len() > 128 {
             return Err(not_signed_in());
         }
         let digest = session_digest(token);
-        let row: Option<(String, String, String, String, String)> = with_db!(&state.db, |pool| {
+        type Row = (String, String, String, String, String, Option<i64>);
+        let row: Option<Row> = with_db!(&state.db, |pool| {
             sqlx::query_as(
-                "SELECT s.id, u.id, u.org_id, u.email, u.role
+                "SELECT s.id, u.id, u.org_id, u.email, u.role, s.step_up_until
                    FROM sessions s JOIN users u ON u.id = s.user_id
                   WHERE s.token_digest = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
             )
@@ -154,7 +155,8 @@ impl FromRequestParts<AppState> for CurrentUser {
             .fetch_optional(pool)
             .await
         })?;
-        let (session_id, user_id, org_id, email, role) = row.ok_or_else(not_signed_in)?;
+        let (session_id, user_id, org_id, email, role, step_up_until) =
+            row.ok_or_else(not_signed_in)?;
         let role =
             Role::parse(&role).ok_or_else(|| ApiError::internal("unknown role in database"))?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
@@ -178,6 +180,7 @@ impl FromRequestParts<AppState> for CurrentUser {
             email,
             role,
             session_id,
+            step_up_until,
         })
     }
 }
@@ -231,15 +234,12 @@ impl Principal {
         }
     }
 
-    /// 403 naming the scope unless the caller holds it.
-    pub fn require(&self, needed: Permission) -> ApiResult<()> {
+    /// Asks `keygate_shared::authz` whether the caller may perform `action`: a user by their
+    /// role (and step-up window), an SDK key by its scopes.
+    pub fn authorize(&self, action: Action) -> ApiResult<()> {
         match self {
-            Principal::User(_) => Ok(()),
-            Principal::Sdk(k) if k.scopes.allows(needed) => Ok(()),
-            Principal::Sdk(_) => Err(ApiError::forbidden(
-                "MISSING_SCOPE",
-                format!("this SDK key lacks the `{needed}` scope"),
-            )),
+            Principal::User(u) => u.authorize(action),
+            Principal::Sdk(k) => authz::decide_sdk(k.scopes, action).map_err(denied),
         }
     }
 

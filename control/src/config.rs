@@ -2,7 +2,7 @@
 //! then defaults (see API.md, "Running it"). Secrets read here (master key, edge secret,
 //! SMTP password) are never logged: [`Settings`]'s `Debug` masks them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -39,13 +39,21 @@ pub struct SettingsArgs {
     /// The HMAC secret shared with the edge worker.
     #[arg(long, env = "KEYGATE_EDGE_SECRET", hide_env_values = true)]
     pub edge_secret: Option<String>,
-    /// Mark cookies `Secure` (set when served over HTTPS) [default: false].
+    /// Mark cookies `Secure` with the `__Host-` prefix [default: true when the public URL is
+    /// https, else false; `false` keeps plain-http loopback use working].
     #[arg(long, env = "KEYGATE_SECURE_COOKIES")]
     pub secure_cookies: Option<bool>,
     /// Allow workspace origin URLs on http and on loopback/private addresses (local
     /// development only) [default: false].
     #[arg(long, env = "KEYGATE_ALLOW_PRIVATE_ORIGINS")]
     pub allow_private_origins: Option<bool>,
+    /// The URL users reach the dashboard at (e.g. `https://keygate.example.com`).
+    #[arg(long, env = "KEYGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Comma-separated proxy addresses or CIDR ranges whose `X-Forwarded-For` is believed
+    /// (the client IP that rate limits and the audit log use) [default: none].
+    #[arg(long, env = "KEYGATE_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "KEYGATE_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -69,6 +77,8 @@ struct FileSettings {
     edge_secret: Option<String>,
     secure_cookies: Option<bool>,
     allow_private_origins: Option<bool>,
+    public_url: Option<String>,
+    trusted_proxies: Option<String>,
     log_format: Option<String>,
 }
 
@@ -93,10 +103,14 @@ pub struct Settings {
     pub edge_url: Option<String>,
     /// Edge HMAC secret, if any.
     pub edge_secret: Option<String>,
-    /// `Secure` cookies.
+    /// `Secure` cookies with the `__Host-` prefix.
     pub secure_cookies: bool,
     /// Whether origin URLs may be http or private addresses (`KEYGATE_ALLOW_PRIVATE_ORIGINS`).
     pub allow_private_origins: bool,
+    /// Public URL, if set.
+    pub public_url: Option<String>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
     /// `text` or `json`.
     pub log_format: String,
 }
@@ -116,6 +130,8 @@ impl std::fmt::Debug for Settings {
             .field("edge_secret", &set(&self.edge_secret))
             .field("secure_cookies", &self.secure_cookies)
             .field("allow_private_origins", &self.allow_private_origins)
+            .field("public_url", &self.public_url)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -172,6 +188,28 @@ impl Settings {
                 "log format must be `text` or `json`, not `{log_format}`"
             ));
         }
+        let public_url = args.public_url.or(file.public_url);
+        let trusted_proxies = match args.trusted_proxies.or(file.trusted_proxies) {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    IpNet::parse(s).ok_or_else(|| {
+                        format!("KEYGATE_TRUSTED_PROXIES: `{s}` is not an IP address or CIDR range")
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let secure_cookies = args
+            .secure_cookies
+            .or(file.secure_cookies)
+            .unwrap_or_else(|| {
+                public_url
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("https://"))
+            });
         Ok(Settings {
             listen: args
                 .listen
@@ -191,14 +229,82 @@ impl Settings {
                 .or(file.edge_url)
                 .map(|u| u.trim_end_matches('/').to_owned()),
             edge_secret: args.edge_secret.or(file.edge_secret),
-            secure_cookies: args.secure_cookies.or(file.secure_cookies).unwrap_or(false),
+            secure_cookies,
             allow_private_origins: args
                 .allow_private_origins
                 .or(file.allow_private_origins)
                 .unwrap_or(false),
+            public_url,
+            trusted_proxies,
             log_format,
         })
     }
+}
+
+/// An IP address range (`10.0.0.0/8`, `::1/128`; a bare address is a /32 or /128).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Parses `addr` or `addr/prefix`.
+    pub fn parse(s: &str) -> Option<IpNet> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpNet { addr, prefix })
+    }
+
+    /// Whether `ip` is in the range (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The client's IP: the peer, unless the peer is a trusted proxy; then the rightmost entry
+/// of `X-Forwarded-For` (the values of every such header, in order) that is not itself a
+/// trusted proxy. Entries left of it were written by the client and prove nothing.
+pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for entry in forwarded_for.iter().rev().flat_map(|h| h.rsplit(',')) {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 fn load_file(path: &Path) -> Result<FileSettings, String> {
@@ -210,6 +316,63 @@ fn load_file(path: &Path) -> Result<FileSettings, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_trusted_proxies_name_the_client() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let trusted = [
+            IpNet::parse("10.0.0.0/8").unwrap(),
+            IpNet::parse("::1").unwrap(),
+        ];
+        // An untrusted peer's header is ignored.
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &["1.2.3.4"], &trusted),
+            ip("203.0.113.9")
+        );
+        // A trusted proxy: the rightmost untrusted entry, not what the client wrote first.
+        assert_eq!(
+            client_ip(
+                ip("10.1.2.3"),
+                &["6.6.6.6, 198.51.100.7, 10.9.9.9"],
+                &trusted
+            ),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(ip("::1"), &["6.6.6.6", "198.51.100.7"], &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(client_ip(ip("10.1.2.3"), &[], &trusted), ip("10.1.2.3"));
+        assert_eq!(
+            client_ip(ip("10.1.2.3"), &["junk"], &trusted),
+            ip("10.1.2.3")
+        );
+        assert!(IpNet::parse("10.0.0.0/33").is_none());
+        assert!(IpNet::parse("nope").is_none());
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        assert!(IpNet::parse("127.0.0.1")
+            .unwrap()
+            .contains(ip("::ffff:127.0.0.1")));
+    }
+
+    #[test]
+    fn cookies_are_secure_by_default_behind_an_https_public_url() {
+        let resolve = |public: Option<&str>, secure: Option<bool>| {
+            Settings::resolve(SettingsArgs {
+                data_dir: Some("/tmp/kg".into()),
+                public_url: public.map(str::to_owned),
+                secure_cookies: secure,
+                ..Default::default()
+            })
+            .unwrap()
+            .secure_cookies
+        };
+        assert!(!resolve(None, None));
+        assert!(resolve(Some("https://kg.example.com"), None));
+        assert!(!resolve(Some("http://127.0.0.1:8080"), None));
+        assert!(!resolve(Some("https://kg.example.com"), Some(false)));
+        assert!(resolve(None, Some(true)));
+    }
 
     #[test]
     fn passwords_are_redacted_from_urls() {

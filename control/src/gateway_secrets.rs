@@ -22,6 +22,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use keygate_shared::authz::Action;
 use keygate_shared::gateway::{self, GatewaySecret, SealedGatewaySecret};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -227,7 +228,7 @@ async fn get_gateway_secret(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::ReadGatewaySecret)?;
     let now = now_ms();
     let rows = with_db!(&state.db, |pool| {
         let mut conn = pool.acquire().await?;
@@ -307,7 +308,7 @@ async fn rotate_gateway_secret(
     OptionalJson(body): OptionalJson<RotateBody>,
 ) -> ApiResult<impl IntoResponse> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::RotateGatewaySecret)?;
     let overlap = body
         .unwrap_or_default()
         .overlap_seconds

@@ -159,3 +159,59 @@ impl Mailer {
         }
     }
 }
+
+/// Mail waiting to be sent, drained by a background task ([`MailQueue::start`]), so that a
+/// request that mails a code answers as fast as one that does not (known and unknown
+/// sign-in addresses look alike) and a slow SMTP server never holds a request.
+///
+/// The queue lives in this replica's memory: a message still queued when the process dies
+/// is lost, and its recipient asks for a new code (the request path never promises delivery).
+pub struct MailQueue {
+    tx: tokio::sync::mpsc::Sender<Message>,
+    pending: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Messages a queue holds before new ones are dropped (and logged).
+pub const MAIL_QUEUE_CAPACITY: usize = 1024;
+
+impl MailQueue {
+    /// A queue whose messages `mailer` sends, one at a time, from a spawned task.
+    pub fn start(mailer: std::sync::Arc<Mailer>) -> MailQueue {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(MAIL_QUEUE_CAPACITY);
+        let pending = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let left = pending.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                if let Err(e) = mailer.send(&msg).await {
+                    // The error names the server, never the message (the code is in the body).
+                    tracing::error!(error = %e, "sending an email failed; the recipient can ask again");
+                }
+                left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        MailQueue { tx, pending }
+    }
+
+    /// Queues a message; never waits. A full queue drops it, with an error in the log.
+    pub fn enqueue(&self, msg: Message) {
+        self.pending
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.tx.try_send(msg).is_err() {
+            self.pending
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            tracing::error!("the mail queue is full; a message was dropped");
+        }
+    }
+
+    /// Messages queued or being sent.
+    pub fn pending(&self) -> usize {
+        self.pending.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until every queued message was handed to the mailer (tests; shutdown).
+    pub async fn flushed(&self) {
+        while self.pending() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+}

@@ -17,6 +17,7 @@ use crate::http::{AppState, ClientInfo, JsonBody};
 use crate::ids::{is_valid_id, new_id, now_ms, rfc3339};
 use crate::sessions::normalize_email;
 use crate::with_db;
+use keygate_shared::authz::Action;
 
 /// Routes: `/members`, `/members/{id}`.
 pub fn router() -> Router<AppState> {
@@ -38,6 +39,7 @@ fn member_json((id, email, role, created_at, last_sign_in_at): MemberRow) -> Val
 }
 
 async fn list(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<Value>> {
+    user.authorize(Action::ReadDashboard)?;
     let rows: Vec<MemberRow> = with_db!(&state.db, |pool| {
         sqlx::query_as(
             "SELECT id, email, role, created_at, last_sign_in_at FROM users WHERE org_id = $1 ORDER BY created_at, id",
@@ -68,13 +70,6 @@ fn parse_role(s: &str) -> ApiResult<Role> {
         .ok_or_else(|| ApiError::bad_request("INVALID_ROLE", "role must be owner, admin or member"))
 }
 
-fn owners_only() -> ApiError {
-    ApiError::forbidden(
-        "ROLE_REQUIRED",
-        "only owners can grant, change or remove the owner role",
-    )
-}
-
 /// Adds `email` with `role` to organisation `org_id` (or, with `org_id` `None` on an instance
 /// with no organisation yet, creates one with this user as owner). Used by the CLI.
 pub async fn add_member(
@@ -99,8 +94,15 @@ pub async fn add_member(
                     Some(o) => o,
                     None => {
                         // An empty instance: this user founds the organisation as its owner.
-                        let (org, user) = tx
-                            .insert_organisation(organisation_name_for(&email), &email)
+                        let org = new_id();
+                        if !tx.claim_founding(&org).await? {
+                            return Err(ApiError::conflict(
+                                "ALREADY_FOUNDED",
+                                "an organisation was founded at the same moment; try again",
+                            ));
+                        }
+                        let user = tx
+                            .insert_organisation_as(&org, organisation_name_for(&email), &email)
                             .await?;
                         tx.commit().await?;
                         return Ok((user, org));
@@ -143,25 +145,56 @@ pub trait OrganisationStore {
         name: &str,
         owner_email: &str,
     ) -> Result<(String, String), sqlx::Error>;
+
+    /// [`OrganisationStore::insert_organisation`] with the organisation id chosen by the
+    /// caller; returns the user id.
+    async fn insert_organisation_as(
+        &mut self,
+        org_id: &str,
+        name: &str,
+        owner_email: &str,
+    ) -> Result<String, sqlx::Error>;
+
+    /// Records `org_id` as the organisation founded by the first sign-in on this instance;
+    /// `false` when another one already was (one conditional insert, so of two racing
+    /// first sign-ins exactly one founds).
+    async fn claim_founding(&mut self, org_id: &str) -> Result<bool, sqlx::Error>;
 }
 
 crate::impl_for_both_backends!(OrganisationStore {
     async fn insert_organisation(&mut self, name: &str, owner_email: &str) -> Result<(String, String), sqlx::Error> {
-        let (org_id, user_id, now) = (new_id(), new_id(), now_ms());
+        let org_id = new_id();
+        let user_id = self.insert_organisation_as(&org_id, name, owner_email).await?;
+        Ok((org_id, user_id))
+    }
+
+    async fn insert_organisation_as(&mut self, org_id: &str, name: &str, owner_email: &str) -> Result<String, sqlx::Error> {
+        let (user_id, now) = (new_id(), now_ms());
         sqlx::query("INSERT INTO organisations (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(&org_id)
+            .bind(org_id)
             .bind(name)
             .bind(now)
             .execute(&mut *self)
             .await?;
         sqlx::query("INSERT INTO users (id, org_id, email, role, created_at) VALUES ($1, $2, $3, 'owner', $4)")
             .bind(&user_id)
-            .bind(&org_id)
+            .bind(org_id)
             .bind(owner_email)
             .bind(now)
             .execute(&mut *self)
             .await?;
-        Ok((org_id, user_id))
+        Ok(user_id)
+    }
+
+    async fn claim_founding(&mut self, org_id: &str) -> Result<bool, sqlx::Error> {
+        let claimed = sqlx::query(
+            "INSERT INTO instance_founding (singleton, org_id) VALUES (1, $1) ON CONFLICT (singleton) DO NOTHING",
+        )
+        .bind(org_id)
+        .execute(&mut *self)
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
     }
 });
 
@@ -193,7 +226,7 @@ pub async fn create_organisation(
             .on_constraint(|_| {
                 ApiError::conflict(
                     "MEMBER_EXISTS",
-                    "that address already belongs to an organisation",
+                    "that address is already a member of this organisation",
                 )
             })?;
         tx.commit().await?;
@@ -207,11 +240,9 @@ async fn invite(
     client: ClientInfo,
     JsonBody(req): JsonBody<Invite>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    user.require_admin()?;
+    user.authorize(Action::GrantMember)?;
     let role = parse_role(&req.role)?;
-    if role == Role::Owner && user.role != Role::Owner {
-        return Err(owners_only());
-    }
+    user.authorize(Action::grant(role))?;
     let email = normalize_email(&req.email)?;
     let id = new_id();
     let now = now_ms();
@@ -227,11 +258,12 @@ async fn invite(
         .bind(now)
         .execute(&mut *tx)
         .await
+        // Unique per organisation only: whether the address belongs to other organisations
+        // changes nothing in the answer.
         .on_constraint(|_| {
-            // Emails are unique across organisations; say nothing about which one.
             ApiError::conflict(
                 "MEMBER_EXISTS",
-                "that address already belongs to an organisation",
+                "that address is already a member of this organisation",
             )
         })?;
         tx.as_mut()
@@ -269,6 +301,19 @@ macro_rules! load_member {
     }};
 }
 
+/// Holds the organisation's row lock until the transaction ends, so owner checks and the
+/// changes they guard run one at a time per organisation. On PostgreSQL a no-op update takes
+/// the row lock (a plain read would not: two demotions could each count two owners); on
+/// SQLite `BEGIN IMMEDIATE` already serialises writers and the update is harmless.
+macro_rules! lock_organisation {
+    ($tx:expr, $org:expr) => {{
+        sqlx::query("UPDATE organisations SET name = name WHERE id = $1")
+            .bind($org)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
 /// How many owners the organisation has, inside a transaction.
 macro_rules! owner_count {
     ($tx:expr, $org:expr) => {{
@@ -288,16 +333,19 @@ async fn change_role(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<RoleChange>,
 ) -> ApiResult<Json<Value>> {
-    user.require_admin()?;
+    user.authorize(Action::ChangeMember)?;
     if !is_valid_id(&id) {
         return Err(ApiError::not_found("member"));
     }
     let role = parse_role(&req.role)?;
     let row: MemberRow = with_db!(&state.db, |pool| {
         let mut tx = pool.begin_write().await?;
+        lock_organisation!(tx, &user.org_id);
         let (email, current) = load_member!(tx, &user.org_id, &id);
-        if (current == "owner" || role == Role::Owner) && user.role != Role::Owner {
-            return Err(owners_only());
+        let current_role =
+            Role::parse(&current).ok_or_else(|| ApiError::internal("unknown role"))?;
+        for action in Action::role_change(current_role, role) {
+            user.authorize(action)?;
         }
         if current == "owner" && role != Role::Owner && owner_count!(tx, &user.org_id) <= 1 {
             return Err(ApiError::conflict(
@@ -337,16 +385,17 @@ async fn remove(
     client: ClientInfo,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    user.require_admin()?;
+    user.authorize(Action::ChangeMember)?;
     if !is_valid_id(&id) {
         return Err(ApiError::not_found("member"));
     }
     with_db!(&state.db, |pool| {
         let mut tx = pool.begin_write().await?;
+        lock_organisation!(tx, &user.org_id);
         let (email, current) = load_member!(tx, &user.org_id, &id);
-        if current == "owner" && user.role != Role::Owner {
-            return Err(owners_only());
-        }
+        let current_role =
+            Role::parse(&current).ok_or_else(|| ApiError::internal("unknown role"))?;
+        user.authorize(Action::change(current_role))?;
         if current == "owner" && owner_count!(tx, &user.org_id) <= 1 {
             return Err(ApiError::conflict(
                 "LAST_OWNER",

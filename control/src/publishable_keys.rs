@@ -15,6 +15,7 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use keygate_shared::authz::Action;
 use keygate_shared::key::{Environment, KeyKind, SecretKey};
 use keygate_shared::origin;
 use serde::de::DeserializeOwned;
@@ -196,6 +197,7 @@ async fn get_publishable_key(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
+    user.authorize(Action::ReadDashboard)?;
     load_view(&state, &user, &workspace).await
 }
 
@@ -244,7 +246,7 @@ async fn revoke_publishable_key(
     OptionalJson(body): OptionalJson<RevokeBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::RevokePublishableKey)?;
     let body = body.unwrap_or_default();
     // The key being revoked: the one the caller names, else the one live as the request is
     // read. The replacement below is conditional on it still being live.
@@ -378,7 +380,7 @@ async fn update_origins(
     JsonBody(body): JsonBody<UpdateOrigins>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::ChangeOrigins)?;
     let origins = body
         .allowed_origins
         .as_deref()
@@ -458,7 +460,7 @@ async fn add_blacklist_rule(
     JsonBody(body): JsonBody<NewRule>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::AddBlacklistRule)?;
     let rule_id = new_id();
     let rule = with_db!(&state.db, |pool| {
         let mut tx = pool.begin_write().await?;
@@ -519,7 +521,7 @@ async fn remove_blacklist_rule(
     Path((id, rule_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::RemoveBlacklistRule)?;
     if !is_valid_id(&rule_id) {
         return Err(ApiError::not_found("blacklist rule"));
     }

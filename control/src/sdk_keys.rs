@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use keygate_shared::authz::Action;
 use keygate_shared::key::{Environment, KeyKind, SecretKey};
 use keygate_shared::otp::Purpose;
 use keygate_shared::scope::SdkScopes;
@@ -252,13 +253,15 @@ async fn finish_reveal(
         ..AuditEntry::by_user(user, "sdk_key.reveal").on(&key.id)
     };
     let code = body.code.trim();
+    // A verified reveal code also opens the session's step-up window.
     if let Err(e) = otp::redeem(
         state,
         &body.challenge_id,
         Purpose::RevealSdkKey,
-        &user.user_id,
+        user,
         &key.id,
         code,
+        client,
     )
     .await
     {
@@ -292,6 +295,7 @@ async fn get_access_key(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
+    user.authorize(Action::ReadDashboard)?;
     let key = find_access_key(&state, &user.org_id, &workspace.id).await?;
     Ok(Json(json!({ "sdkAccessKey": key.to_json()? })))
 }
@@ -303,7 +307,7 @@ async fn start_access_key_reveal(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::RevealSdkKey)?;
     let key = find_access_key(&state, &user.org_id, &workspace.id).await?;
     start_reveal(&state, &user, &key, &client).await
 }
@@ -316,7 +320,7 @@ async fn verify_access_key_reveal(
     JsonBody(body): JsonBody<VerifyReveal>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::RevealSdkKey)?;
     let key = find_access_key(&state, &user.org_id, &workspace.id).await?;
     let value = finish_reveal(&state, &user, &key, &body, &client).await?;
     Ok(Json(
@@ -331,7 +335,7 @@ async fn rotate_access_key(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::RotateSdkAccessKey)?;
     let conflict = || {
         ApiError::conflict(
             "KEY_ALREADY_ROTATED",
@@ -396,8 +400,15 @@ async fn rotate_access_key(
         (new_id, new_key)
     });
     tracing::info!(workspace = %workspace.id, key = %new_key.mask(), "SDK access key rotated");
-    let row = find_access_key(&state, &user.org_id, &workspace.id).await?;
-    debug_assert_eq!(row.id, new_id);
+    // The row just made, by id: a rotation racing this one may already have replaced it.
+    let sql = format!("SELECT {SDK_KEY_COLUMNS} FROM sdk_keys WHERE id = $1 AND org_id = $2");
+    let row: SdkKeyRow = with_db!(&state.db, |pool| {
+        sqlx::query_as(&sql)
+            .bind(&new_id)
+            .bind(&user.org_id)
+            .fetch_one(pool)
+            .await
+    })?;
     Ok(Json(
         json!({ "key": new_key.expose(), "sdkAccessKey": row.to_json()? }),
     ))
@@ -407,6 +418,7 @@ async fn list_sdk_keys(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> ApiResult<Json<serde_json::Value>> {
+    user.authorize(Action::ReadDashboard)?;
     let sql = format!(
         "SELECT {SDK_KEY_COLUMNS} FROM sdk_keys
           WHERE org_id = $1 AND is_access_key = FALSE AND revoked_at IS NULL
@@ -441,7 +453,7 @@ async fn create_sdk_key(
     client: ClientInfo,
     JsonBody(body): JsonBody<CreateSdkKey>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    user.require_admin()?;
+    user.authorize(Action::CreateSdkKey)?;
     let name = validate_name(&body.name, "SDK key")?;
     if body.scopes.is_empty() {
         return Err(ApiError::bad_request(
@@ -508,7 +520,7 @@ async fn revoke_sdk_key(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let key = find_org_key(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::RevokeSdkKey)?;
     with_db!(&state.db, |pool| {
         let mut tx = pool.begin_write().await?;
         let done = sqlx::query(
@@ -545,7 +557,7 @@ async fn start_sdk_key_reveal(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let key = find_org_key(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::RevealSdkKey)?;
     start_reveal(&state, &user, &key, &client).await
 }
 
@@ -557,7 +569,7 @@ async fn verify_sdk_key_reveal(
     JsonBody(body): JsonBody<VerifyReveal>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let key = find_org_key(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::RevealSdkKey)?;
     let value = finish_reveal(&state, &user, &key, &body, &client).await?;
     Ok(Json(
         json!({ "key": value.as_str(), "sdkKey": key.to_json()? }),

@@ -33,12 +33,13 @@ pub async fn build_state(settings: Settings) -> Result<AppState, String> {
     db.migrate()
         .await
         .map_err(|e| format!("migrations failed: {e}"))?;
-    let mailer = Mailer::from_settings(&settings)?;
+    let mailer = Arc::new(Mailer::from_settings(&settings)?);
     Ok(AppState {
         db,
         settings: Arc::new(settings),
         keys: Arc::new(keys),
-        mailer: Arc::new(mailer),
+        mail: Arc::new(crate::mail::MailQueue::start(mailer.clone())),
+        mailer,
         edge_wakeup: Arc::new(tokio::sync::Notify::new()),
     })
 }
@@ -61,12 +62,18 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     println!("keygate listening on http://{local}");
     tracing::info!(%local, database = state.db.backend(), "listening");
     let db = state.db.clone();
+    let mail = state.mail.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let deliverer = tokio::spawn(crate::edge_sync::run_deliverer(
         state.clone(),
         stop_rx.clone(),
     ));
-    let sweeper = tokio::spawn(crate::retention::run(state.clone(), stop_rx));
+    let sweeper = tokio::spawn(crate::retention::run(state.clone(), stop_rx.clone()));
+    let otp_sweeper = tokio::spawn(crate::otp::run_sweeper(
+        state.clone(),
+        crate::retention::SWEEP_INTERVAL,
+        stop_rx,
+    ));
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
@@ -75,6 +82,9 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let _ = stop_tx.send(true);
     let _ = deliverer.await;
     let _ = sweeper.await;
+    let _ = otp_sweeper.await;
+    // Codes already promised go out, unless the mail server hangs.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), mail.flushed()).await;
     db.close().await;
     tracing::info!("stopped");
     Ok(())

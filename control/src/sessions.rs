@@ -15,7 +15,8 @@ use serde_json::json;
 
 use crate::audit::{record_now, AuditEntry, AuditStore};
 use crate::auth::{
-    csrf_token, session_digest, CurrentUser, CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL_MS,
+    cookie_name, csrf_token, session_digest, CurrentUser, CSRF_COOKIE, SESSION_COOKIE,
+    SESSION_TTL_MS,
 };
 use crate::db::WriteTx;
 use crate::error::{ApiError, ApiResult};
@@ -36,6 +37,84 @@ pub fn router() -> Router<AppState> {
         .route("/auth/otp", post(request_code))
         .route("/auth/session", post(sign_in).delete(sign_out))
         .route("/me", get(me))
+        .route("/auth/step-up", post(start_step_up).delete(end_step_up))
+        .route("/auth/switch", post(switch_organisation))
+        .route("/auth/step-up/verify", post(verify_step_up))
+}
+
+/// `POST /auth/step-up`: emails the signed-in user a code for this session's step-up window.
+async fn start_step_up(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    client: ClientInfo,
+) -> ApiResult<Json<serde_json::Value>> {
+    let challenge = otp::issue(&state, Purpose::StepUp, &user, &user.session_id, &client).await?;
+    record_now(
+        &state,
+        &AuditEntry::by_user(&user, "session.step_up.request").on(&user.session_id),
+        &client,
+    )
+    .await
+    .map_err(ApiError::from)?;
+    Ok(Json(json!({
+        "challengeId": challenge.id,
+        "expiresAt": crate::ids::rfc3339(challenge.expires_at),
+    })))
+}
+
+/// `DELETE /auth/step-up`: closes this session's step-up window now (e.g. before leaving the
+/// desk); the next sensitive call asks for a code again.
+async fn end_step_up(State(state): State<AppState>, user: CurrentUser) -> ApiResult<StatusCode> {
+    with_db!(&state.db, |pool| {
+        sqlx::query("UPDATE sessions SET step_up_until = NULL WHERE id = $1")
+            .bind(&user.session_id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StepUpVerify {
+    challenge_id: String,
+    code: String,
+}
+
+/// `POST /auth/step-up/verify {challengeId, code}`: opens the window for 10 minutes.
+async fn verify_step_up(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    client: ClientInfo,
+    JsonBody(body): JsonBody<StepUpVerify>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let entry = AuditEntry::by_user(&user, "session.step_up").on(&user.session_id);
+    match otp::redeem(
+        &state,
+        &body.challenge_id,
+        Purpose::StepUp,
+        &user,
+        &user.session_id,
+        &body.code,
+        &client,
+    )
+    .await
+    {
+        Ok(until) => {
+            record_now(&state, &entry, &client)
+                .await
+                .map_err(ApiError::from)?;
+            Ok(Json(json!({ "stepUpUntil": crate::ids::rfc3339(until) })))
+        }
+        Err(e) => {
+            let failed = entry.failed().with(json!({ "reason": e.reason }));
+            record_now(&state, &failed, &client)
+                .await
+                .map_err(ApiError::from)?;
+            Err(e)
+        }
+    }
 }
 
 /// Validates and lower-cases an email address.
@@ -67,6 +146,18 @@ struct CodeRequest {
     email: String,
 }
 
+/// The answer to every accepted code request, known address or not.
+fn code_requested(challenge: &otp::Challenge) -> (StatusCode, Json<serde_json::Value>) {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "status": "sent",
+            "message": "if this address may sign in, a code is on its way",
+            "challengeId": challenge.id,
+        })),
+    )
+}
+
 async fn request_code(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -74,10 +165,15 @@ async fn request_code(
 ) -> ApiResult<impl IntoResponse> {
     let email = normalize_email(&req.email)?;
     let (user_id, organisations): (Option<String>, i64) = with_db!(&state.db, |pool| {
-        let user: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
-            .bind(&email)
-            .fetch_optional(pool)
-            .await?;
+        // One address may belong to several organisations: sign in to the membership used
+        // last (the dashboard's switcher moves between them).
+        let user: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM users WHERE email = $1
+              ORDER BY COALESCE(last_sign_in_at, 0) DESC, created_at, id LIMIT 1",
+        )
+        .bind(&email)
+        .fetch_optional(pool)
+        .await?;
         let orgs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organisations")
             .fetch_one(pool)
             .await?;
@@ -98,29 +194,29 @@ async fn request_code(
         real,
     )
     .await?;
-    if real {
+    // Queued, not sent here: known and unknown addresses answer equally fast.
+    if let Some(code) = code {
         otp::send_code(
             &state,
             Purpose::SignIn,
             &email,
             code.expose(),
             challenge.expires_at,
-        )
-        .await?;
+        );
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(
-            json!({"status": "sent", "message": "if this address may sign in, a code is on its way"}),
-        ),
-    ))
+    Ok(code_requested(&challenge))
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SignInRequest {
     email: String,
     code: String,
+    /// The `challengeId` of the code request this browser made. With it, wrong guesses
+    /// count only against this browser's own challenge; without it (older clients), the
+    /// address's newest pending challenge is judged.
+    #[serde(default)]
+    challenge_id: Option<String>,
 }
 
 async fn sign_in(
@@ -129,17 +225,24 @@ async fn sign_in(
     JsonBody(req): JsonBody<SignInRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let email = normalize_email(&req.email)?;
-    let latest: Option<String> = with_db!(&state.db, |pool| {
-        sqlx::query_scalar(
-            "SELECT id FROM otp_challenges
-              WHERE email = $1 AND purpose = $2 AND consumed_at IS NULL
-              ORDER BY created_at DESC, id DESC LIMIT 1",
-        )
-        .bind(&email)
-        .bind(Purpose::SignIn.as_str())
-        .fetch_optional(pool)
-        .await
-    })?;
+    let latest: Option<String> = if let Some(id) = req.challenge_id.clone() {
+        Some(id)
+    } else {
+        // Without a challenge id: the newest pending challenge this client IP asked for, so
+        // a stranger's wrong guesses never spend the attempts of the owner's challenge.
+        with_db!(&state.db, |pool| {
+            sqlx::query_scalar(
+                "SELECT id FROM otp_challenges
+                  WHERE email = $1 AND purpose = $2 AND consumed_at IS NULL AND ip = $3
+                  ORDER BY created_at DESC, id DESC LIMIT 1",
+            )
+            .bind(&email)
+            .bind(Purpose::SignIn.as_str())
+            .bind(client.ip.as_deref().unwrap_or_default())
+            .fetch_optional(pool)
+            .await
+        })?
+    };
     let Some(challenge_id) = latest else {
         record_failed_sign_in(&state, &email, &client, "OTP_INVALID").await;
         return Err(ApiError::unauthorized(
@@ -152,6 +255,8 @@ async fn sign_in(
         &challenge_id,
         Purpose::SignIn,
         &req.code,
+        &client,
+        None,
         |_, e, _| e == email,
     )
     .await
@@ -171,12 +276,18 @@ async fn sign_in(
         let user_id = match &redeemed.user_id {
             Some(id) => Some(id.clone()),
             None if redeemed.subject == BOOTSTRAP => {
-                let orgs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organisations").fetch_one(&mut *tx).await?;
-                if orgs == 0 {
-                    let (_org, user_id) = tx
-                        .insert_organisation(crate::members::organisation_name_for(&email), &email)
-                        .await?;
-                    Some(user_id)
+                // Founding is one unique insert: of two racing first sign-ins, one founds the
+                // organisation and the other is refused like any uninvited address.
+                let org = new_id();
+                if tx.claim_founding(&org).await? {
+                    Some(
+                        tx.insert_organisation_as(
+                            &org,
+                            crate::members::organisation_name_for(&email),
+                            &email,
+                        )
+                        .await?,
+                    )
                 } else {
                     None
                 }
@@ -187,9 +298,10 @@ async fn sign_in(
             tx.rollback().await?;
             return Ok(None);
         };
+        // Signing in with a code is a verified code: it opens the step-up window.
         sqlx::query(
-            "INSERT INTO sessions (token_digest, id, user_id, created_at, expires_at, ip, user_agent)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO sessions (token_digest, id, user_id, created_at, expires_at, ip, user_agent, step_up_until)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(session_digest(&token))
         .bind(&session_id)
@@ -198,6 +310,7 @@ async fn sign_in(
         .bind(expires_at)
         .bind(client.ip.as_deref())
         .bind(client.user_agent.as_deref())
+        .bind(keygate_shared::authz::step_up_until(now))
         .execute(&mut *tx)
         .await?;
         sqlx::query("UPDATE users SET last_sign_in_at = $1 WHERE id = $2")
@@ -226,17 +339,16 @@ async fn sign_in(
     let (user_id, email, role, org_id, org_name) = user;
     let csrf = csrf_token(state.keys.csrf_key(), &session_id);
     let mut headers = HeaderMap::new();
-    let secure = if state.settings.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = state.settings.secure_cookies;
     let max_age = SESSION_TTL_MS / 1000;
     for cookie in [
-        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"),
-        format!("{CSRF_COOKIE}={csrf}; Path=/; SameSite=Strict; Max-Age={max_age}{secure}"),
+        session_cookie(secure, &token, "; HttpOnly", max_age),
+        csrf_cookie(secure, &csrf, max_age),
     ] {
-        headers.append(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(ApiError::internal)?);
+        headers.append(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
+        );
     }
     Ok((
         StatusCode::CREATED,
@@ -249,13 +361,31 @@ async fn sign_in(
     ))
 }
 
+/// The session cookie: `__Host-` prefixed and `Secure` when `secure`, always `Path=/`, no
+/// `Domain`, `SameSite=Strict`.
+fn session_cookie(secure: bool, value: &str, extra: &str, max_age: i64) -> String {
+    let name = cookie_name(SESSION_COOKIE, secure);
+    let flag = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; Path=/{extra}; SameSite=Strict; Max-Age={max_age}{flag}")
+}
+
+/// The CSRF cookie (readable by the dashboard's script).
+fn csrf_cookie(secure: bool, value: &str, max_age: i64) -> String {
+    let name = cookie_name(CSRF_COOKIE, secure);
+    let flag = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; Path=/; SameSite=Strict; Max-Age={max_age}{flag}")
+}
+
 async fn record_failed_sign_in(state: &AppState, email: &str, client: &ClientInfo, reason: &str) {
     let result: Result<(), sqlx::Error> = async {
         let user: Option<(String, String)> = with_db!(&state.db, |pool| {
-            sqlx::query_as("SELECT id, org_id FROM users WHERE email = $1")
-                .bind(email)
-                .fetch_optional(pool)
-                .await
+            sqlx::query_as(
+                "SELECT id, org_id FROM users WHERE email = $1
+                  ORDER BY COALESCE(last_sign_in_at, 0) DESC, created_at, id LIMIT 1",
+            )
+            .bind(email)
+            .fetch_optional(pool)
+            .await
         })?;
         if let Some((user_id, org_id)) = user {
             // In the organisation of the address that failed to sign in (there is no caller).
@@ -293,8 +423,11 @@ async fn sign_out(
         tx.commit().await
     })?;
     let mut headers = HeaderMap::new();
-    for name in [SESSION_COOKIE, CSRF_COOKIE] {
-        let cookie = format!("{name}=; Path=/; Max-Age=0; SameSite=Strict");
+    let secure = state.settings.secure_cookies;
+    for cookie in [
+        session_cookie(secure, "", "; HttpOnly", 0),
+        csrf_cookie(secure, "", 0),
+    ] {
         headers.append(
             header::SET_COOKIE,
             HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
@@ -303,20 +436,129 @@ async fn sign_out(
     Ok((StatusCode::NO_CONTENT, headers))
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Switch {
+    organisation_id: String,
+}
+
+/// `POST /auth/switch {organisationId}`: moves this browser to the same address's membership
+/// in another organisation: a new session there (no step-up window), this one ends.
+async fn switch_organisation(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    client: ClientInfo,
+    JsonBody(body): JsonBody<Switch>,
+) -> ApiResult<impl IntoResponse> {
+    if !crate::ids::is_valid_id(&body.organisation_id) {
+        return Err(ApiError::not_found("organisation"));
+    }
+    let now = now_ms();
+    let token = keygate_shared::random::hex_token() + &keygate_shared::random::hex_token();
+    let session_id = new_id();
+    let (target_user, org_id) = with_db!(&state.db, |pool| async {
+        let mut tx = pool.begin_write().await?;
+        let target: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM users WHERE email = $1 AND org_id = $2",
+        )
+        .bind(&user.email)
+        .bind(&body.organisation_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(target) = target else {
+            return Ok::<_, sqlx::Error>(None);
+        };
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(&user.session_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (token_digest, id, user_id, created_at, expires_at, ip, user_agent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(session_digest(&token))
+        .bind(&session_id)
+        .bind(&target)
+        .bind(now)
+        .bind(now + SESSION_TTL_MS)
+        .bind(client.ip.as_deref())
+        .bind(client.user_agent.as_deref())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE users SET last_sign_in_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&target)
+            .execute(&mut *tx)
+            .await?;
+        tx.as_mut()
+            .record_audit(
+                &AuditEntry::new(&body.organisation_id, &target, &user.email, "session.switch")
+                    .on(&session_id),
+                &client,
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Some((target, body.organisation_id.clone())))
+    }
+    .await)?
+    .ok_or_else(|| ApiError::not_found("organisation"))?;
+    let csrf = csrf_token(state.keys.csrf_key(), &session_id);
+    let secure = state.settings.secure_cookies;
+    let max_age = SESSION_TTL_MS / 1000;
+    let mut headers = HeaderMap::new();
+    for cookie in [
+        session_cookie(secure, &token, "; HttpOnly", max_age),
+        csrf_cookie(secure, &csrf, max_age),
+    ] {
+        headers.append(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
+        );
+    }
+    Ok((
+        StatusCode::CREATED,
+        headers,
+        Json(json!({
+            "user": {"id": target_user},
+            "organisation": {"id": org_id},
+            "csrfToken": csrf,
+        })),
+    ))
+}
+
 async fn me(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let org_name: String = with_db!(&state.db, |pool| {
-        sqlx::query_scalar("SELECT name FROM organisations WHERE id = $1")
-            .bind(&user.org_id)
-            .fetch_one(pool)
-            .await
-    })?;
+    let (org_name, memberships): (String, Vec<(String, String, String)>) =
+        with_db!(&state.db, |pool| {
+            let name: String = sqlx::query_scalar("SELECT name FROM organisations WHERE id = $1")
+                .bind(&user.org_id)
+                .fetch_one(pool)
+                .await?;
+            let all: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT o.id, o.name, u.role FROM users u JOIN organisations o ON o.id = u.org_id
+              WHERE u.email = $1 ORDER BY o.name, o.id",
+            )
+            .bind(&user.email)
+            .fetch_all(pool)
+            .await?;
+            Ok::<_, sqlx::Error>((name, all))
+        })?;
+    let organisations: Vec<serde_json::Value> = memberships
+        .into_iter()
+        .map(|(id, name, role)| json!({"id": id, "name": name, "role": role}))
+        .collect();
     Ok(Json(json!({
         "user": {"id": user.user_id, "email": user.email, "role": user.role.as_str()},
         "organisation": {"id": user.org_id, "name": org_name},
+        "organisations": organisations,
         "csrfToken": csrf_token(state.keys.csrf_key(), &user.session_id),
+        "stepUpUntil": user
+            .step_up_until
+            .filter(|t| *t > now_ms())
+            .map(crate::ids::rfc3339),
     })))
 }
 

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
+use keygate_shared::authz::Action;
 use keygate_shared::key::{KeyKind, SecretKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -83,6 +84,7 @@ async fn list_tokens(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
+    user.authorize(Action::ReadDashboard)?;
     let rows: Vec<TokenRow> = with_db!(&state.db, |pool| {
         sqlx::query_as(
             "SELECT id, kind, name, key_prefix, key_last4, created_at, expires_at, last_used_at
@@ -141,7 +143,7 @@ async fn create_token(
     JsonBody(body): JsonBody<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::ManageTokens)?;
     let name = validate_name(&body.name, "token")?;
     let (kind, key_kind) = match body.kind.as_deref().unwrap_or("token") {
         "token" => ("token", KeyKind::WorkspaceToken),
@@ -218,7 +220,7 @@ async fn revoke_token(
     Path((id, token_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::ManageTokens)?;
     if !is_valid_id(&token_id) {
         return Err(ApiError::not_found("token"));
     }

@@ -8,7 +8,8 @@
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keygate_shared::scope::{is_valid_representation, Access, Permission, Resource};
+use keygate_shared::authz::Action;
+use keygate_shared::scope::is_valid_representation;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -101,7 +102,7 @@ async fn list_scopes(
     principal: Principal,
     Path(workspace_id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    principal.require(Permission::new(Resource::WorkspaceScopes, Access::Read))?;
+    principal.authorize(Action::ReadWorkspaceScopes)?;
     let ws = reachable_workspace(&state, &principal, &workspace_id).await?;
     let scopes: Vec<WorkspaceScope> = with_db!(&state.db, |pool| {
         sqlx::query_as(
@@ -132,7 +133,7 @@ async fn create_scope(
     Path(workspace_id): Path<String>,
     JsonBody(body): JsonBody<CreateScope>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    principal.require(Permission::new(Resource::WorkspaceScopes, Access::Write))?;
+    principal.authorize(Action::ManageWorkspaceScopes)?;
     let ws = reachable_workspace(&state, &principal, &workspace_id).await?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_LEN {

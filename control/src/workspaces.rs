@@ -14,9 +14,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use keygate_shared::authz::Action;
 use keygate_shared::blacklist::{Catalogue, Module};
 use keygate_shared::key::{ApiKeyPrefix, Environment};
-use keygate_shared::scope::{Access, Permission, Resource, SdkScopes};
+use keygate_shared::scope::SdkScopes;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 
@@ -286,21 +287,17 @@ fn parse_environment(s: &str) -> ApiResult<&'static str> {
     }
 }
 
-/// Session users change workspaces only as owners or admins; SDK keys need the scope, and a
-/// key bound to one workspace cannot create others.
+/// Session users change workspaces only as owners or admins; SDK keys need the scope (both
+/// decided by `keygate_shared::authz`).
 fn require_workspace_write(principal: &Principal) -> ApiResult<()> {
-    principal.require(Permission::new(Resource::Workspace, Access::Write))?;
-    if let Principal::User(user) = principal {
-        user.require_admin()?;
-    }
-    Ok(())
+    principal.authorize(Action::ManageWorkspaces)
 }
 
 async fn list_workspaces(
     State(state): State<AppState>,
     principal: Principal,
 ) -> ApiResult<Json<serde_json::Value>> {
-    principal.require(Permission::new(Resource::Workspace, Access::Read))?;
+    principal.authorize(Action::ReadWorkspaces)?;
     let org_id = principal.org_id().to_owned();
     let bound = principal.bound_workspace().map(str::to_owned);
     let sql = format!(
@@ -324,7 +321,7 @@ async fn get_workspace(
     principal: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    principal.require(Permission::new(Resource::Workspace, Access::Read))?;
+    principal.authorize(Action::ReadWorkspaces)?;
     principal.require_workspace(&id)?;
     let row = find_workspace(&state, principal.org_id(), &id).await?;
     Ok(Json(json!({ "workspace": row.to_json() })))
@@ -584,6 +581,7 @@ async fn get_modules(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Catalogue>> {
     let row = find_workspace(&state, &user.org_id, &id).await?;
+    user.authorize(Action::ReadDashboard)?;
     Ok(Json(row.catalogue()))
 }
 
@@ -602,7 +600,7 @@ async fn put_modules(
     JsonBody(body): JsonBody<PutModules>,
 ) -> ApiResult<Json<Catalogue>> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.require_admin()?;
+    user.authorize(Action::ManageWorkspaces)?;
     if body.modules.len() > MAX_CATALOGUE_ENTRIES
         || body
             .modules

@@ -244,8 +244,8 @@ async fn revealing_needs_the_emailed_code_for_that_very_key(server: TestServer) 
     let challenge = r.body["challengeId"].as_str().unwrap().to_owned();
     assert!(r.body["expiresAt"].as_str().is_some());
     assert!(!r.text.contains(&key_a));
-    let code = server.outbox_code("owner@example.com");
-    assert!(server.outbox().contains("reveal an SDK key"));
+    let code = server.outbox_code("owner@example.com").await;
+    assert!(server.outbox().await.contains("reveal an SDK key"));
     let verify = |id: &str, challenge: &str, code: &str| {
         let (owner, path) = (
             owner.clone(),
@@ -282,7 +282,7 @@ async fn revealing_needs_the_emailed_code_for_that_very_key(server: TestServer) 
     owner
         .post(&format!("/api/v1/sdk-keys/{a}/reveal"), json!({}))
         .await;
-    let code = server.outbox_code("owner@example.com");
+    let code = server.outbox_code("owner@example.com").await;
     let challenge = owner
         .post(&format!("/api/v1/sdk-keys/{a}/reveal"), json!({}))
         .await
@@ -290,7 +290,7 @@ async fn revealing_needs_the_emailed_code_for_that_very_key(server: TestServer) 
         .as_str()
         .unwrap()
         .to_owned();
-    let code2 = server.outbox_code("owner@example.com");
+    let code2 = server.outbox_code("owner@example.com").await;
     let _ = code;
     for _ in 0..4 {
         assert_eq!(verify(&a, &challenge, wrong(&code2)).await.status, 401);
@@ -329,7 +329,7 @@ async fn the_workspace_access_key_is_revealed_and_rotated(server: TestServer) {
     let r = owner.post(&format!("{base}/reveal"), json!({})).await;
     assert_eq!(r.status, 200, "{r:?}");
     let challenge = r.body["challengeId"].as_str().unwrap().to_owned();
-    let code = server.outbox_code("owner@example.com");
+    let code = server.outbox_code("owner@example.com").await;
     let r = owner
         .post(
             &format!("{base}/reveal/verify"),
@@ -353,7 +353,7 @@ async fn the_workspace_access_key_is_revealed_and_rotated(server: TestServer) {
         .as_str()
         .unwrap()
         .to_owned();
-    let pending_code = server.outbox_code("owner@example.com");
+    let pending_code = server.outbox_code("owner@example.com").await;
 
     let r = owner.post(&format!("{base}/rotate"), json!({})).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -511,6 +511,7 @@ async fn members_and_strangers_cannot_touch_sdk_keys(server: TestServer) {
     );
     assert!(!server
         .outbox()
+        .await
         .contains("To: member@example.com\r\nSubject: Your keygate code to reveal"));
 }
 on_both_databases!(

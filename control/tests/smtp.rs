@@ -82,6 +82,7 @@ async fn sign_in_codes_go_out_over_smtp() {
         .post("/api/v1/auth/otp", json!({"email": "owner@example.com"}))
         .await;
     assert_eq!(r.status, 202, "{r:?}");
+    server.state.mail.flushed().await;
     let message = inbox
         .lock()
         .unwrap()
@@ -98,7 +99,7 @@ async fn sign_in_codes_go_out_over_smtp() {
         "{message}"
     );
     assert!(
-        server.outbox().is_empty(),
+        server.outbox().await.is_empty(),
         "with SMTP set, nothing goes to the outbox file"
     );
     let code = message
@@ -116,8 +117,11 @@ async fn sign_in_codes_go_out_over_smtp() {
     assert_eq!(r.status, 201, "{r:?}");
 }
 
-#[tokio::test]
-async fn an_unreachable_smtp_server_is_a_clean_503() {
+/// Mail leaves off the request path (so known and unknown addresses answer alike): an
+/// unreachable SMTP server does not change the answer, and its failure is logged without the
+/// server's password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_smtp_server_is_logged_without_its_password() {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -134,8 +138,10 @@ async fn an_unreachable_smtp_server_is_a_clean_503() {
         .anonymous()
         .post("/api/v1/auth/otp", json!({"email": "owner@example.com"}))
         .await;
-    assert_eq!((r.status, r.reason()), (503, "MAIL_UNAVAILABLE"), "{r:?}");
+    assert_eq!(r.status, 202, "{r:?}");
     assert!(!r.text.contains("hunter2pass"));
+    server.state.mail.flushed().await;
+    assert!(common::captured_logs().contains("sending an email failed"));
     assert!(
         !common::captured_logs().contains("hunter2pass"),
         "the SMTP password was logged"

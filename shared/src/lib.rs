@@ -13,7 +13,8 @@
 //! - [`check`]: the publishable-key verdict; [`verdict`]: statuses and their HTTP mapping;
 //! - [`api_key`]: the verify decision for customer API keys;
 //! - [`signing`] and [`gateway`]: HMAC-signed messages between the parts and to origins;
-//! - [`otp`]: one-time passwords; [`conformance`]: the shared test vectors.
+//! - [`otp`]: one-time passwords; [`conformance`]: the shared test vectors;
+//! - [`authz`]: who may do what (role x action), step-up, SDK-key scope gating.
 //!
 //! ```
 //! use keygate_shared::check::{check, CheckRequest};
@@ -36,6 +37,7 @@
 
 pub mod action;
 pub mod api_key;
+pub mod authz;
 mod base62;
 pub mod blacklist;
 pub mod check;

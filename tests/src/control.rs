@@ -152,8 +152,27 @@ impl Keygate {
         self.spawn();
     }
 
-    /// The 6-digit code in the newest mail to `email`.
+    /// Messages to `email` in the outbox so far.
+    pub fn mail_count(&self, email: &str) -> usize {
+        std::fs::read_to_string(self.data_dir.join("outbox.mbox"))
+            .unwrap_or_default()
+            .split("\nFrom ")
+            .filter(|m| m.contains(&format!("To: {email}")))
+            .count()
+    }
+
+    /// Waits (up to 10 s) until more than `before` messages went to `email`: mail leaves the
+    /// server off the request path.
+    pub fn wait_for_mail(&self, email: &str, before: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.mail_count(email) <= before && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// The 6-digit code in the newest mail to `email` (waiting for a first one).
     pub fn outbox_code(&self, email: &str) -> String {
+        self.wait_for_mail(email, 0);
         let text = std::fs::read_to_string(self.data_dir.join("outbox.mbox")).unwrap_or_default();
         let message = text
             .split("\nFrom ")
@@ -176,12 +195,14 @@ impl Keygate {
             csrf: String::new(),
             agent: agent(),
         };
+        let before = self.mail_count(email);
         let (status, _) = anon.send(
             "POST",
             "/api/v1/auth/otp",
             Some(serde_json::json!({"email": email})),
         );
         assert_eq!(status, 202);
+        self.wait_for_mail(email, before);
         let code = self.outbox_code(email);
         let mut req = ureq::http::Request::builder()
             .method("POST")

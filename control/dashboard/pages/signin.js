@@ -54,8 +54,8 @@ function emailStep(panel, { expired, onSignedIn, email = '' }) {
     }
     err.hide();
     try {
-      await busy(submit, () => post('/api/v1/auth/otp', { email: value }));
-      codeStep(panel, { email: value, onSignedIn });
+      const sent = await busy(submit, () => post('/api/v1/auth/otp', { email: value }));
+      codeStep(panel, { email: value, onSignedIn, challengeId: sent && sent.challengeId });
     } catch (e2) {
       err.show(e2.message);
       input.focus();
@@ -64,7 +64,10 @@ function emailStep(panel, { expired, onSignedIn, email = '' }) {
   input.focus();
 }
 
-function codeStep(panel, { email, onSignedIn }) {
+// The challenge id of this browser's own request: wrong codes typed here then count only
+// against it, never against someone else's request for the same address.
+function codeStep(panel, { email, onSignedIn, challengeId: first }) {
+  let challengeId = first || undefined;
   const input = h('input', {
     class: 'input input-code mono',
     name: 'code',
@@ -93,8 +96,9 @@ function codeStep(panel, { email, onSignedIn }) {
   resend.addEventListener('click', async () => {
     err.hide();
     try {
-      await busy(resend, () => post('/api/v1/auth/otp', { email }));
-      note.textContent = 'A new code is on its way. Use the newest email.';
+      const sent = await busy(resend, () => post('/api/v1/auth/otp', { email }));
+      challengeId = (sent && sent.challengeId) || challengeId;
+      note.textContent = 'A code is on its way (any code from the last 10 minutes works; a new one is sent at most every 30 seconds).';
       input.value = '';
       input.focus();
     } catch (e) {
@@ -112,7 +116,7 @@ function codeStep(panel, { email, onSignedIn }) {
     }
     err.hide();
     try {
-      await busy(submit, () => post('/api/v1/auth/session', { email, code }));
+      await busy(submit, () => post('/api/v1/auth/session', { email, code, challengeId }));
       await onSignedIn();
     } catch (e2) {
       const reason = e2 instanceof ApiError ? e2.reason : '';

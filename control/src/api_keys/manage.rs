@@ -8,8 +8,9 @@ use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
+use keygate_shared::authz::Action;
 use keygate_shared::key::{ApiKeyPrefix, SecretKey};
-use keygate_shared::scope::{is_valid_representation, Access, ApiKeyScope, Permission, Resource};
+use keygate_shared::scope::{is_valid_representation, ApiKeyScope};
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
@@ -25,9 +26,6 @@ use crate::http::{AppState, ClientInfo, JsonBody};
 use crate::ids::{is_valid_id, new_id, now_ms};
 use crate::with_db;
 use crate::workspace_scopes::reachable_workspace;
-
-const READ: Permission = Permission::new(Resource::ApiKeys, Access::Read);
-const WRITE: Permission = Permission::new(Resource::ApiKeys, Access::Write);
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
 fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
@@ -186,7 +184,7 @@ pub async fn create(
     client: ClientInfo,
     JsonBody(body): JsonBody<CreateApiKey>,
 ) -> ApiResult<Json<Value>> {
-    principal.require(WRITE)?;
+    principal.authorize(Action::ManageApiKeys)?;
     let ws = reachable_workspace(&state, &principal, &body.workspace_id).await?;
     let name = check_name(&body.name)?;
     let prefix_text = body
@@ -290,7 +288,7 @@ pub async fn list(
     principal: Principal,
     Path(workspace_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    principal.require(READ)?;
+    principal.authorize(Action::ReadApiKeys)?;
     let ws = reachable_workspace(&state, &principal, &workspace_id).await?;
     let rows: Vec<ApiKeyRow> = with_db!(&state.db, |pool| {
         sqlx::query_as(concat!(
@@ -329,7 +327,7 @@ pub async fn get_one(
     principal: Principal,
     Path((workspace_id, akid)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    principal.require(READ)?;
+    principal.authorize(Action::ReadApiKeys)?;
     let row = load_for_read(&state, &principal, &workspace_id, &akid).await?;
     Ok(Json(json!({ "apiKey": row.view() })))
 }
@@ -439,7 +437,7 @@ pub async fn edit(
     Path((workspace_id, akid)): Path<(String, String)>,
     JsonBody(body): JsonBody<EditApiKey>,
 ) -> ApiResult<Json<Value>> {
-    principal.require(WRITE)?;
+    principal.authorize(Action::ManageApiKeys)?;
     // Validate everything that needs no row first, so a bad request changes nothing.
     let name = body.name.as_deref().map(check_name).transpose()?;
     let scopes = match body.scopes {
@@ -519,7 +517,7 @@ pub async fn delete(
     client: ClientInfo,
     Path((workspace_id, akid)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    principal.require(WRITE)?;
+    principal.authorize(Action::ManageApiKeys)?;
     let row = change_key(
         &state,
         &principal,
@@ -577,7 +575,7 @@ pub async fn rotate(
     query: Result<Query<RotateOptions>, QueryRejection>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    principal.require(WRITE)?;
+    principal.authorize(Action::ManageApiKeys)?;
     let Query(from_query) = query.map_err(|_| {
         ApiError::bad_request(
             "INVALID_QUERY",
@@ -667,7 +665,7 @@ pub async fn refill(
     Path((workspace_id, akid)): Path<(String, String)>,
     JsonBody(body): JsonBody<RefillApiKey>,
 ) -> ApiResult<Json<Value>> {
-    principal.require(WRITE)?;
+    principal.authorize(Action::ManageApiKeys)?;
     if !(1..=MAX_USAGE).contains(&body.amount) {
         return Err(ApiError::bad_request(
             "INVALID_AMOUNT",

@@ -26,6 +26,12 @@ use crate::db::Db;
 use crate::error::ApiError;
 use crate::mail::Mailer;
 
+/// Most bytes of an oversized body read (and thrown away) before answering its 413, so a
+/// client that sends the whole body before reading sees the 413 rather than a reset.
+pub const MAX_DRAIN_BYTES: usize = 16 * 1024 * 1024;
+/// Longest time spent draining an oversized body.
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Largest request body accepted (413 beyond).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -41,6 +47,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// Outgoing mail.
     pub mailer: Arc<Mailer>,
+    /// Mail waiting to go out through `mailer`, off the request path.
+    pub mail: Arc<crate::mail::MailQueue>,
     /// Wakes this replica's edge deliverer after a change (others find it by polling).
     pub edge_wakeup: Arc<tokio::sync::Notify>,
 }
@@ -68,12 +76,93 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(limit_body))
+        .layer(axum::middleware::from_fn(no_store))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::edge_sync::wake_after_writes,
         ))
         .layer(axum::middleware::from_fn(crate::metrics::count_responses))
         .with_state(state)
+}
+
+/// API answers are never cached (`Cache-Control: no-store`): several carry secrets (a new
+/// SDK key, a revealed one, a gateway signing secret) and none is worth a stale copy.
+async fn no_store(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let mut res = next.run(req).await;
+    if api {
+        res.headers_mut().insert(
+            header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+    }
+    res
+}
+
+/// Reads the body up to [`MAX_BODY_BYTES`]. A larger one (declared or sent) is read on and
+/// discarded, up to [`MAX_DRAIN_BYTES`] and [`DRAIN_TIMEOUT`], before its `413
+/// PAYLOAD_TOO_LARGE` goes out, so a client that writes the whole body before reading gets
+/// the answer instead of a reset connection; beyond those bounds the connection is closed.
+async fn limit_body(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::body::HttpBody;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared == Some(0)
+        || matches!(*req.method(), Method::GET | Method::HEAD) && declared.is_none()
+    {
+        return next.run(req).await;
+    }
+    let (parts, mut body) = req.into_parts();
+    let mut kept: Vec<u8> = Vec::new();
+    let mut seen: usize = 0;
+    let too_large = declared.is_some_and(|n| n > MAX_BODY_BYTES as u64);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(frame) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+        {
+            let Ok(frame) = frame else { return false };
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
+            seen = seen.saturating_add(chunk.len());
+            if seen > MAX_DRAIN_BYTES {
+                return false;
+            }
+            if !too_large && seen <= MAX_BODY_BYTES {
+                kept.extend_from_slice(&chunk);
+            }
+        }
+        true
+    })
+    .await
+    .unwrap_or(false);
+    if too_large || seen > MAX_BODY_BYTES {
+        let mut res = ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+        .into_response();
+        if !drained {
+            res.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        return res;
+    }
+    if !drained {
+        return ApiError::bad_request("INVALID_BODY", "the body could not be read").into_response();
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(kept),
+    ))
+    .await
 }
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
@@ -110,20 +199,32 @@ async fn method_not_allowed() -> ApiError {
 /// Who is on the other end, for the audit log: peer IP and (truncated) user agent.
 #[derive(Clone, Debug, Default)]
 pub struct ClientInfo {
-    /// Peer address (the proxy's, behind a proxy).
+    /// The client's IP: the peer's, or the one a trusted proxy forwarded.
     pub ip: Option<String>,
     /// `User-Agent`, at most 256 characters.
     pub user_agent: Option<String>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+            .map(|ConnectInfo(addr)| {
+                crate::config::client_ip(addr.ip(), &forwarded, &state.settings.trusted_proxies)
+                    .to_string()
+            });
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

@@ -158,14 +158,24 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
-    /// The mail outbox's whole text.
-    pub fn outbox(&self) -> String {
+    /// The mail outbox's whole text, once every queued message was written.
+    pub async fn outbox(&self) -> String {
+        self.state.mail.flushed().await;
         std::fs::read_to_string(self.data_dir.path().join("outbox.mbox")).unwrap_or_default()
     }
 
+    /// How many messages went to `email`.
+    pub async fn mail_count(&self, email: &str) -> usize {
+        self.outbox()
+            .await
+            .split("\nFrom ")
+            .filter(|m| m.contains(&format!("To: {email}")))
+            .count()
+    }
+
     /// The 6-digit code in the newest message to `email`.
-    pub fn outbox_code(&self, email: &str) -> String {
-        let text = self.outbox();
+    pub async fn outbox_code(&self, email: &str) -> String {
+        let text = self.outbox().await;
         let message = text
             .split("\nFrom ")
             .filter(|m| m.contains(&format!("To: {email}")))
@@ -191,11 +201,12 @@ impl TestServer {
             .post("/api/v1/auth/otp", serde_json::json!({"email": email}))
             .await;
         assert_eq!(r.status, 202, "{r:?}");
-        let code = self.outbox_code(&email.to_ascii_lowercase());
+        let challenge = r.body["challengeId"].as_str().map(str::to_owned);
+        let code = self.outbox_code(&email.to_ascii_lowercase()).await;
         let r = client
             .post(
                 "/api/v1/auth/session",
-                serde_json::json!({"email": email, "code": code}),
+                serde_json::json!({"email": email, "code": code, "challengeId": challenge}),
             )
             .await;
         assert_eq!(r.status, 201, "sign-in of {email} failed: {r:?}");
@@ -218,6 +229,8 @@ pub struct Client {
     pub csrf: Option<String>,
     /// `Authorization: Bearer` value.
     pub bearer: Option<String>,
+    /// `X-Forwarded-For` value (believed only from a trusted proxy).
+    pub forwarded_for: Option<String>,
 }
 
 /// A response: status, JSON body (`Null` if not JSON), headers.
@@ -250,6 +263,15 @@ impl Client {
             base: base.to_owned(),
             csrf: None,
             bearer: None,
+            forwarded_for: None,
+        }
+    }
+
+    /// The same client, its requests forwarded for `ip` (as a proxy would say).
+    pub fn via_ip(&self, ip: &str) -> Client {
+        Client {
+            forwarded_for: Some(ip.to_owned()),
+            ..self.clone()
         }
     }
 
@@ -260,6 +282,7 @@ impl Client {
             base: self.base.clone(),
             csrf: None,
             bearer: Some(key.to_owned()),
+            forwarded_for: None,
         }
     }
 
@@ -276,6 +299,9 @@ impl Client {
         }
         if let Some(token) = &self.bearer {
             req = req.bearer_auth(token);
+        }
+        if let Some(ip) = &self.forwarded_for {
+            req = req.header("x-forwarded-for", ip);
         }
         if let Some((content_type, bytes)) = body {
             req = req.header("content-type", content_type).body(bytes);
