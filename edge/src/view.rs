@@ -163,11 +163,11 @@ pub use runtime::{before_lookup, with_view};
 
 #[cfg(target_arch = "wasm32")]
 mod runtime {
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
     use std::rc::Rc;
     use std::time::Duration;
 
-    use futures_util::future::{select, Either, FutureExt, LocalBoxFuture, Shared};
+    use futures_util::future::{select, Either, LocalBoxFuture};
     use worker::{Context, Delay, Env, Method, Request, RequestInit};
 
     use super::{Freshness, View};
@@ -179,11 +179,16 @@ mod runtime {
 
     /// Most pages one refresh reads (a full window after idling may span several).
     const MAX_PAGES: usize = 32;
+    /// How often a stale request looks whether another request's refresh has finished.
+    const WAIT_STEP_MS: u64 = 5;
 
     thread_local! {
         static VIEW: RefCell<View> = RefCell::new(View::default());
-        static IN_FLIGHT: RefCell<Option<Shared<LocalBoxFuture<'static, bool>>>> =
-            const { RefCell::new(None) };
+        /// Whether a refresh is running in this isolate. Requests never await another
+        /// request's refresh (workerd binds I/O to the request that started it, and a task
+        /// woken from another request's I/O would run in that request's context); they wait on
+        /// their own timer instead.
+        static REFRESHING: Cell<bool> = const { Cell::new(false) };
     }
 
     /// Runs `f` with this isolate's view.
@@ -204,8 +209,11 @@ mod runtime {
         match with_view(|v| v.freshness(now, config.changes_poll_ms, config.changes_max_age_ms)) {
             Freshness::Fresh => None,
             Freshness::Aging => {
-                if let Some(refresh) = start_refresh(env, &config) {
-                    ctx.wait_until(refresh.map(|_| ()));
+                if !REFRESHING.get() {
+                    let (env, config) = (env.clone(), config.clone());
+                    ctx.wait_until(async move {
+                        refresh(&env, &config).await;
+                    });
                 }
                 None
             }
@@ -213,22 +221,24 @@ mod runtime {
         }
     }
 
+    fn stale(config: &Config) -> bool {
+        with_view(|v| v.freshness(now_ms(), config.changes_poll_ms, config.changes_max_age_ms))
+            == Freshness::Stale
+    }
+
     async fn refresh_stale(env: Env, config: Rc<Config>, now: u64) -> Result<(), ApiError> {
         let mut ok = false;
         if with_view(|v| v.should_block(now, config.changes_retry_ms)) {
-            // A refresh already running may have been sent a while ago: if the view is still
-            // stale once it is done, ask once more.
-            for _ in 0..2 {
-                let Some(refresh) = start_refresh(&env, &config).or_else(current_refresh) else {
-                    break;
-                };
-                ok = refresh.await;
-                let fresh = with_view(|v| {
-                    v.freshness(now_ms(), config.changes_poll_ms, config.changes_max_age_ms)
-                });
-                if !ok || fresh != Freshness::Stale {
-                    break;
-                }
+            // Another request's refresh may be running: wait for it on our own timer, up to
+            // the refresh timeout.
+            let mut waited = 0;
+            while REFRESHING.get() && waited < config.changes_timeout_ms {
+                Delay::from(Duration::from_millis(WAIT_STEP_MS)).await;
+                waited += WAIT_STEP_MS;
+            }
+            ok = !stale(&config);
+            if !ok && !REFRESHING.get() {
+                ok = refresh(&env, &config).await;
             }
         }
         if ok || !config.changes_fail_closed {
@@ -242,35 +252,21 @@ mod runtime {
         }
     }
 
-    fn current_refresh() -> Option<Shared<LocalBoxFuture<'static, bool>>> {
-        IN_FLIGHT.with(|f| f.borrow().clone())
-    }
-
-    /// Starts a refresh unless one is running (then `None`; see [`current_refresh`]).
-    fn start_refresh(
-        env: &Env,
-        config: &Rc<Config>,
-    ) -> Option<Shared<LocalBoxFuture<'static, bool>>> {
-        IN_FLIGHT.with(|f| {
-            let mut slot = f.borrow_mut();
-            if slot.is_some() {
-                return None;
-            }
-            let env = env.clone();
-            let config = config.clone();
-            let fut: LocalBoxFuture<'static, bool> = Box::pin(async move {
-                let ok = refresh(&env, &config).await;
-                IN_FLIGHT.with(|f| *f.borrow_mut() = None);
-                ok
-            });
-            let shared = fut.shared();
-            *slot = Some(shared.clone());
-            Some(shared)
-        })
-    }
-
     /// Reads the log from the view's cursor to its head; `true` when the view is now synced.
     async fn refresh(env: &Env, config: &Config) -> bool {
+        /// Clears the flag however the refresh ends (a cancelled request drops its future).
+        struct Running;
+        impl Drop for Running {
+            fn drop(&mut self) {
+                REFRESHING.set(false);
+            }
+        }
+        REFRESHING.set(true);
+        let _running = Running;
+        refresh_now(env, config).await
+    }
+
+    async fn refresh_now(env: &Env, config: &Config) -> bool {
         let sent_at = now_ms();
         let was_stale = with_view(|v| {
             v.freshness(sent_at, config.changes_poll_ms, config.changes_max_age_ms)
