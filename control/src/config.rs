@@ -1,5 +1,5 @@
 //! Settings: flags, then `KEYGATE_*` environment variables, then an optional `keygate.toml`,
-//! then defaults (see API.md, "Running it"). Secrets read here (master key, edge secret,
+//! then defaults (the README's "Configuration" table lists them all). Secrets read here (master key, edge secret,
 //! SMTP password) are never logged: [`Settings`]'s `Debug` masks them.
 
 use std::net::{IpAddr, SocketAddr};

@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: an OpenAPI 3.1 description of every route, built from one table
 //! ([`ROUTES`]) that a test checks against the live router, so the document cannot drift
-//! from what the server answers. Request and response bodies are described in API.md and
-//! Oneloop's published types; this document lists paths, methods, auth and purpose.
+//! from what the server answers. Request and response bodies are described in the README
+//! ("Backend API", "Dashboard") and Oneloop's published types; this document lists paths, methods, auth and purpose.
 
 use axum::Json;
 use serde_json::{json, Map, Value};

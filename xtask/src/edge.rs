@@ -1,7 +1,7 @@
 //! The edge worker's automation: its tools, its wasm build, its lints and its benchmark.
 //!
 //! worker-build would download `wasm-bindgen`, `wasm-opt` and `esbuild` from GitHub, which a
-//! machine that reaches only package registries cannot do (TOOLCHAIN.md). So the tools come
+//! machine that reaches only package registries cannot do (edge/README.md, "Toolchain notes"). So the tools come
 //! from registries instead: `wasm-bindgen-cli` and `worker-build` through `cargo install`
 //! (only when missing or at another version), `wasm-opt` (binaryen) and `esbuild` from the
 //! pinned npm packages, and the build points worker-build at them.
