@@ -80,8 +80,10 @@ pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiEr
     Ok(body)
 }
 
-/// Most unread request body drained after answering (see [`drain_unread_body`]).
-const DRAIN_LIMIT: usize = 256 * 1024;
+/// Most unread request body drained after answering (see [`drain_unread_body`]): enough for
+/// a body just over the largest limit (a sync push's 1 MiB), so a client that sends its body
+/// before reading the answer sees the 413 rather than a reset connection.
+const DRAIN_LIMIT: usize = 1536 * 1024;
 
 /// Reads and drops a request body the handler did not read (a refused gateway call, an
 /// error before the body was needed), up to [`DRAIN_LIMIT`]: the HTTP front end closes a

@@ -139,12 +139,7 @@ fn revoked_is_terminal_whatever_the_version_and_a_lower_versioned_revocation_sti
     // No later record, however new, makes the key active again.
     for version in [6, 1_000, (1 << 53) - 1] {
         let ack = edge.sync(&[record(&key, "ws_1", version)]);
-        // It names the version it holds, so a control plane whose clock is behind catches up.
-        assert_eq!(
-            ack.json(),
-            serde_json::json!({"applied": 0, "skipped": 1,
-            "heldNewer": [{"keyDigest": key.digest().to_hex(), "version": 11}]})
-        );
+        assert_eq!(ack.json(), serde_json::json!({"applied": 0, "skipped": 1}));
         assert_eq!(
             edge.check(key.expose(), "m", "f", None).verdict(),
             "REVOKED"
@@ -449,7 +444,9 @@ fn bad_requests_get_stable_4xx_json_errors() {
     assert_eq!((r.status, r.reason().as_str()), (404, "NOT_FOUND"));
     let r = edge.request("GET", "/x/only-a-module", &[], None);
     assert_eq!((r.status, r.reason().as_str()), (400, "INVALID_PATH"));
-    let huge = vec![b'x'; 2 * 1024 * 1024];
+    // Just over the limit: the edge drains it and answers (a far larger body gets the same
+    // 413 but may see its connection closed before it is all sent).
+    let huge = vec![b'x'; 1024 * 1024 + 1024];
     let r = edge.send_sync(&[], &huge);
     assert_eq!((r.status, r.reason().as_str()), (413, "PAYLOAD_TOO_LARGE"));
 }
