@@ -190,6 +190,26 @@ fn until_verdict(
 }
 
 /// A valid 64-character name ending in `tag`.
+/// Waits until the control plane has nothing left to deliver. A check can turn VALID through
+/// a pull before the pushed record has landed; a test that then takes the edge away must
+/// first know that the edge holds the record itself.
+fn until_delivered(control: &Keygate) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = ureq::get(format!("{}/metrics", control.url))
+            .call()
+            .unwrap()
+            .into_body()
+            .read_to_string()
+            .unwrap();
+        if metrics.contains("keygate_edge_outbox_pending 0\n") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the outbox never drained");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn long_name(prefix: &str, i: usize) -> String {
     let tag = format!("{prefix}{i}");
     format!("{tag}{}", "x".repeat(64 - tag.len()))
@@ -250,6 +270,7 @@ fn an_outage_during_a_large_blacklist_edit_delays_no_revocation() {
         Duration::from_secs(10),
     );
 
+    until_delivered(&control);
     proxy.set(Mode::Down);
     let edit = Instant::now();
     for m in &modules {
@@ -270,10 +291,12 @@ fn an_outage_during_a_large_blacklist_edit_delays_no_revocation() {
     let new_small_key = publishable_key(&owner, &small);
     // Long enough for every pending row to back off to the cap.
     std::thread::sleep(Duration::from_secs(3));
+    let during = edge.check(&small_key, "billing", "charge", None);
     assert_eq!(
-        edge.check(&small_key, "billing", "charge", None).verdict(),
+        during.verdict(),
         "VALID",
-        "nothing got through while the edge was down"
+        "nothing got through while the edge was down (lookup: {:?})",
+        during.headers.get("x-keygate-lookup")
     );
 
     proxy.set(Mode::Pass);
