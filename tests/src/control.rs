@@ -86,11 +86,30 @@ impl Keygate {
             port,
             child: None,
         };
+        // A port found free can be taken by another process before keygate binds it (tests run
+        // in parallel): when the caller did not choose the port, try another one.
+        for _ in 0..4 {
+            match k.try_spawn() {
+                Ok(()) => return k,
+                Err(e) if k.options.port.is_none() => {
+                    eprintln!("{e}; retrying on another port");
+                    k.port = free_port();
+                    k.url = format!("http://127.0.0.1:{}", k.port);
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
         k.spawn();
         k
     }
 
     fn spawn(&mut self) {
+        if let Err(e) = self.try_spawn() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_spawn(&mut self) -> Result<(), String> {
         // Its own working directory, so no ./keygate.toml of the caller is picked up.
         std::fs::create_dir_all(&self.data_dir).expect("create the data directory");
         let mut cmd = Command::new(binary());
@@ -128,11 +147,23 @@ impl Keygate {
             }
             for _ in lines {}
         });
-        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            let _ = child.kill();
-            panic!("keygate serve did not start within 60 s");
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(()) => {
+                self.child = Some(child);
+                Ok(())
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().ok();
+                Err(format!(
+                    "keygate serve on port {} exited before listening ({status:?})",
+                    self.port
+                ))
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                Err("keygate serve did not start within 60 s".into())
+            }
         }
-        self.child = Some(child);
     }
 
     /// Kills the process at once (SIGKILL): no graceful shutdown, no flushing.
