@@ -175,7 +175,7 @@ mod runtime {
     use keygate_shared::random;
     use keygate_shared::record::EdgeRecord;
     use keygate_shared::signing::{
-        HEADER_KEY_ID, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+        self as signing, HEADER_KEY_ID, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP,
     };
     use worker::{Delay, Fetch, Headers, Method, Request, RequestInit};
 
