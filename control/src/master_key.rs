@@ -104,7 +104,7 @@ pub async fn rotate(
                         .await?;
                     let mut outcome = BatchOutcome::default();
                     for (id, ctx, sealed) in &rows {
-                        match reseal(keys, &sealed, &(column.context)(id, ctx)) {
+                        match reseal(keys, sealed, &(column.context)(id, ctx)) {
                             Some(fresh) => {
                                 let n = sqlx::query(column.update)
                                     .bind(&fresh)
