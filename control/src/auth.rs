@@ -161,13 +161,17 @@ impl FromRequestParts<AppState> for CurrentUser {
             Role::parse(&role).ok_or_else(|| ApiError::internal("unknown role in database"))?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if !safe {
-            let expected = csrf_token(state.keys.csrf_key(), &session_id);
             let sent = parts
                 .headers
                 .get(CSRF_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            if !bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) {
+            // Tokens made under the previous master key (during a rotation) still verify.
+            let matches = state.keys.csrf_keys().into_iter().fold(false, |ok, key| {
+                let expected = csrf_token(key, &session_id);
+                ok | bool::from(sent.as_bytes().ct_eq(expected.as_bytes()))
+            });
+            if !matches {
                 return Err(ApiError::forbidden(
                     "CSRF_TOKEN_INVALID",
                     "missing or wrong X-CSRF-Token header (send the value of the keygate_csrf cookie)",

@@ -24,6 +24,10 @@ pub struct SettingsArgs {
     /// 32-byte key (64 hex chars or base64) encrypting revealable secrets.
     #[arg(long, env = "KEYGATE_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
+    /// The master key being rotated away from: what was sealed or keyed under it still opens
+    /// until `keygate rotate-master-key` has re-sealed everything and this is removed.
+    #[arg(long, env = "KEYGATE_MASTER_KEY_PREVIOUS", hide_env_values = true)]
+    pub master_key_previous: Option<String>,
     /// `smtp://user:pass@host:587` (STARTTLS) or `smtps://...`; unset: mail goes to the outbox file.
     #[arg(long, env = "KEYGATE_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
@@ -39,6 +43,10 @@ pub struct SettingsArgs {
     /// The HMAC secret shared with the edge worker.
     #[arg(long, env = "KEYGATE_EDGE_SECRET", hide_env_values = true)]
     pub edge_secret: Option<String>,
+    /// The edge secret being rotated away from: pull requests signed with it are still
+    /// accepted during the overlap (everything is signed with `KEYGATE_EDGE_SECRET`).
+    #[arg(long, env = "KEYGATE_EDGE_SECRET_PREVIOUS", hide_env_values = true)]
+    pub edge_secret_previous: Option<String>,
     /// Mark cookies `Secure` with the `__Host-` prefix [default: true when the public URL is
     /// https, else false; `false` keeps plain-http loopback use working].
     #[arg(long, env = "KEYGATE_SECURE_COOKIES")]
@@ -70,11 +78,13 @@ struct FileSettings {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     master_key: Option<String>,
+    master_key_previous: Option<String>,
     smtp_url: Option<String>,
     mail_from: Option<String>,
     mail_outbox: Option<PathBuf>,
     edge_url: Option<String>,
     edge_secret: Option<String>,
+    edge_secret_previous: Option<String>,
     secure_cookies: Option<bool>,
     allow_private_origins: Option<bool>,
     public_url: Option<String>,
@@ -93,6 +103,8 @@ pub struct Settings {
     pub database_url: String,
     /// Master key text, if configured (else generated in the data directory).
     pub master_key: Option<String>,
+    /// The previous master key, while a rotation is pending.
+    pub master_key_previous: Option<String>,
     /// SMTP URL, if any.
     pub smtp_url: Option<String>,
     /// Sender address.
@@ -103,6 +115,8 @@ pub struct Settings {
     pub edge_url: Option<String>,
     /// Edge HMAC secret, if any.
     pub edge_secret: Option<String>,
+    /// The previous edge secret, still accepted during a rotation's overlap.
+    pub edge_secret_previous: Option<String>,
     /// `Secure` cookies with the `__Host-` prefix.
     pub secure_cookies: bool,
     /// Whether origin URLs may be http or private addresses (`KEYGATE_ALLOW_PRIVATE_ORIGINS`).
@@ -123,11 +137,13 @@ impl std::fmt::Debug for Settings {
             .field("data_dir", &self.data_dir)
             .field("database", &redact_url(&self.database_url))
             .field("master_key", &set(&self.master_key))
+            .field("master_key_previous", &set(&self.master_key_previous))
             .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
             .field("mail_from", &self.mail_from)
             .field("mail_outbox", &self.mail_outbox)
             .field("edge_url", &self.edge_url)
             .field("edge_secret", &set(&self.edge_secret))
+            .field("edge_secret_previous", &set(&self.edge_secret_previous))
             .field("secure_cookies", &self.secure_cookies)
             .field("allow_private_origins", &self.allow_private_origins)
             .field("public_url", &self.public_url)
@@ -218,6 +234,10 @@ impl Settings {
             data_dir,
             database_url,
             master_key: args.master_key.or(file.master_key),
+            master_key_previous: args
+                .master_key_previous
+                .or(file.master_key_previous)
+                .filter(|s| !s.trim().is_empty()),
             smtp_url: args.smtp_url.or(file.smtp_url),
             mail_from: args
                 .mail_from
@@ -229,6 +249,10 @@ impl Settings {
                 .or(file.edge_url)
                 .map(|u| u.trim_end_matches('/').to_owned()),
             edge_secret: args.edge_secret.or(file.edge_secret),
+            edge_secret_previous: args
+                .edge_secret_previous
+                .or(file.edge_secret_previous)
+                .filter(|s| !s.is_empty()),
             secure_cookies,
             allow_private_origins: args
                 .allow_private_origins

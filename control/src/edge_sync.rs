@@ -43,7 +43,9 @@ use keygate_shared::key::KeyDigest;
 use keygate_shared::record::{
     batch_len, pull_path, EdgeRecord, PullReply, SyncAck, MAX_BATCH_RECORDS, SYNC_PATH,
 };
-use keygate_shared::signing::{self, Purpose, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use keygate_shared::signing::{
+    self, Purpose, HEADER_KEY_ID, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+};
 
 use crate::db::WriteTx;
 use crate::error::{ApiError, ApiResult};
@@ -141,8 +143,18 @@ async fn pull(
     let timestamp = signing::parse_timestamp(header(HEADER_TIMESTAMP)).map_err(refused)?;
     let nonce = header(HEADER_NONCE).to_owned();
     let path = pull_path(&digest);
-    signing::verify(
-        secret,
+    // The current secret and, during a rotation's overlap, the previous one.
+    let previous = state
+        .settings
+        .edge_secret_previous
+        .as_deref()
+        .map(str::as_bytes)
+        .filter(|s| !s.is_empty());
+    let accepted: Vec<&[u8]> = std::iter::once(secret).chain(previous).collect();
+    let kid = headers.get(HEADER_KEY_ID).and_then(|v| v.to_str().ok());
+    let used = signing::verify_any(
+        &accepted,
+        kid,
         Purpose::Pull,
         timestamp,
         &nonce,
@@ -157,6 +169,8 @@ async fn pull(
     })?;
     let body = serde_json::to_vec(&PullReply { record }).map_err(ApiError::internal)?;
     let now = unix_secs();
+    // Answer with the key the edge asked with: it surely accepts that one.
+    let secret = accepted[used];
     let tag = signing::sign(secret, Purpose::PullReply, now, &nonce, &body);
     let mut res = (StatusCode::OK, body).into_response();
     let h = res.headers_mut();
@@ -165,6 +179,7 @@ async fn pull(
         (HEADER_TIMESTAMP, now.to_string()),
         (HEADER_NONCE, nonce),
         (HEADER_SIGNATURE, tag),
+        (HEADER_KEY_ID, signing::key_id(secret)),
     ] {
         h.insert(
             name,
@@ -294,6 +309,7 @@ async fn send(http: &reqwest::Client, edge_url: &str, secret: &[u8], rows: &[Cla
         .header(HEADER_TIMESTAMP, timestamp.to_string())
         .header(HEADER_NONCE, &nonce)
         .header(HEADER_SIGNATURE, tag)
+        .header(HEADER_KEY_ID, signing::key_id(secret))
         .body(body)
         .send()
         .await

@@ -20,6 +20,7 @@ pub mod gateway_secrets;
 pub mod http;
 pub mod ids;
 pub mod mail;
+pub mod master_key;
 pub mod members;
 pub mod metrics;
 pub mod openapi;

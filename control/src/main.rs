@@ -31,6 +31,37 @@ enum Command {
     /// Inspect and retry edge delivery.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Re-seal every sealed secret under KEYGATE_MASTER_KEY, opening what is still sealed under
+    /// KEYGATE_MASTER_KEY_PREVIOUS. In batches, one transaction each; rerun to resume.
+    RotateMasterKey {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        batch_size: u32,
+        /// Stop after this many batches (a rerun continues where this one stopped).
+        #[arg(long)]
+        max_batches: Option<u64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Which operator keys are configured and in use.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Master key and edge secret ids (current and previous), and how many sealed values are
+    /// under each master key id. Prints no secret.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -171,6 +202,96 @@ async fn retry_dead_letters(args: SettingsArgs, digest: Option<String>) -> Resul
     Ok(())
 }
 
+async fn rotate_master_key(
+    args: SettingsArgs,
+    batch_size: u32,
+    max_batches: Option<u64>,
+    json: bool,
+) -> Result<(), String> {
+    let settings = Settings::resolve(args)?;
+    init_logging(&settings.log_format);
+    if settings.master_key.is_none() {
+        return Err("set KEYGATE_MASTER_KEY to the new master key (and KEYGATE_MASTER_KEY_PREVIOUS to the old one)".into());
+    }
+    let state = keygate_control::server::build_state(settings).await?;
+    let report = keygate_control::master_key::rotate(&state, batch_size, max_batches)
+        .await
+        .map_err(|e| format!("database: {e}; rerun to resume"))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!(
+            "re-sealed {} value(s) under master key {} in {} batch(es); {} remaining",
+            report.resealed,
+            state.keys.key_id(),
+            report.batches,
+            report.remaining
+        );
+        if report.stopped_early {
+            println!("stopped after --max-batches; run again to continue");
+        }
+        if report.raced > 0 {
+            println!(
+                "{} value(s) changed meanwhile; run again to cover them",
+                report.raced
+            );
+        }
+    }
+    if report.unopenable > 0 {
+        return Err(format!(
+            "{} value(s) open under neither KEYGATE_MASTER_KEY nor KEYGATE_MASTER_KEY_PREVIOUS (see `keygate keys status` for their key ids); they were left untouched",
+            report.unopenable
+        ));
+    }
+    if report.remaining == 0 && state.keys.previous_key_id().is_some() {
+        println!("every sealed value is under the new key: KEYGATE_MASTER_KEY_PREVIOUS can be removed once sign-in codes and sessions made before the rotation no longer matter (codes live 10 minutes)");
+    }
+    Ok(())
+}
+
+async fn keys_status(args: SettingsArgs, json: bool) -> Result<(), String> {
+    let settings = Settings::resolve(args)?;
+    init_logging(&settings.log_format);
+    let state = keygate_control::server::build_state(settings).await?;
+    let status = keygate_control::master_key::status(&state)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&status).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    let or_unset = |o: &Option<String>| o.clone().unwrap_or_else(|| "(unset)".into());
+    println!("master key           {}", status.master_key_id);
+    println!(
+        "master key previous  {}",
+        or_unset(&status.master_key_previous_id)
+    );
+    println!("edge secret          {}", or_unset(&status.edge_secret_id));
+    println!(
+        "edge secret previous {}",
+        or_unset(&status.edge_secret_previous_id)
+    );
+    println!("sealed values:");
+    for c in &status.sealed {
+        let kid = c.key_id.clone().unwrap_or_else(|| "(no key id)".into());
+        let which = if Some(&kid) == Some(&status.master_key_id) {
+            "current"
+        } else if Some(&kid) == status.master_key_previous_id.as_ref() {
+            "previous: run keygate rotate-master-key"
+        } else {
+            "not current: run keygate rotate-master-key"
+        };
+        println!("  {:<24} {:<16} {:>8}  {which}", c.column, kid, c.count);
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -211,6 +332,13 @@ async fn main() -> std::process::ExitCode {
             digest,
             settings,
         }) => retry_dead_letters(settings, digest).await,
+        Command::RotateMasterKey {
+            batch_size,
+            max_batches,
+            json,
+            settings,
+        } => rotate_master_key(settings, batch_size, max_batches, json).await,
+        Command::Keys(KeysCommand::Status { json, settings }) => keys_status(settings, json).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

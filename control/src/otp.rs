@@ -378,7 +378,13 @@ pub(crate) async fn redeem_checked(
         Option<i64>,
         Option<String>,
     );
-    let pepper = state.keys.otp_pepper().to_vec();
+    // Codes hashed under the previous master key (during a rotation) still verify.
+    let peppers: Vec<Vec<u8>> = state
+        .keys
+        .otp_peppers()
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect();
     enum Outcome {
         Unknown,
         Consumed,
@@ -415,7 +421,9 @@ pub(crate) async fn redeem_checked(
                     user: &binding_user,
                     subject: &subject,
                 };
-                let right = policy::verify(&pepper, &binding, code, &hash);
+                let right = peppers
+                    .iter()
+                    .any(|pepper| policy::verify(pepper, &binding, code, &hash));
                 with_db!(&state.db, |pool| {
                     async {
                         // Judging spends an attempt either way, so a challenge answers at most

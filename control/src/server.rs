@@ -21,6 +21,14 @@ pub async fn build_state(settings: Settings) -> Result<AppState, String> {
     let (keys, generated) =
         Keys::load_or_generate(settings.master_key.as_deref(), &settings.data_dir)
             .map_err(|e| e.to_string())?;
+    let keys = match settings.master_key_previous.as_deref() {
+        Some(text) => {
+            let previous = crate::crypto::parse_master_key(text)
+                .map_err(|e| format!("KEYGATE_MASTER_KEY_PREVIOUS: {e}"))?;
+            keys.with_previous(&previous)
+        }
+        None => keys,
+    };
     if generated {
         tracing::warn!(
             path = %settings.data_dir.join("master.key").display(),

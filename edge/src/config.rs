@@ -8,6 +8,9 @@ use std::fmt;
 
 /// Secret shared with the control plane: signs sync pushes, pulls and gateway requests.
 pub const VAR_EDGE_SECRET: &str = "KEYGATE_EDGE_SECRET";
+/// The edge secret being rotated away from: pushes and pull replies signed with it are still
+/// accepted during the overlap (the worker signs with `KEYGATE_EDGE_SECRET` only).
+pub const VAR_EDGE_SECRET_PREVIOUS: &str = "KEYGATE_EDGE_SECRET_PREVIOUS";
 /// Base URL of the control plane for pulls on a miss (empty: never pull).
 pub const VAR_CONTROL_URL: &str = "KEYGATE_CONTROL_URL";
 /// How long this isolate trusts a found record, in milliseconds.
@@ -69,6 +72,8 @@ pub const DEFAULT_CHANGES_WINDOW_MS: u64 = 120_000;
 pub struct Config {
     /// The edge secret, if set and long enough.
     pub edge_secret: Option<String>,
+    /// The previous edge secret, if set and long enough (accepted, never used to sign).
+    pub edge_secret_previous: Option<String>,
     /// The control plane's base URL without a trailing `/`, if pulls are enabled.
     pub control_url: Option<String>,
     /// Positive isolate-cache TTL.
@@ -106,6 +111,8 @@ impl Config {
         };
         Config {
             edge_secret: get(VAR_EDGE_SECRET).filter(|s| s.len() >= MIN_SECRET_LEN),
+            edge_secret_previous: get(VAR_EDGE_SECRET_PREVIOUS)
+                .filter(|s| s.len() >= MIN_SECRET_LEN),
             control_url: get(VAR_CONTROL_URL)
                 .map(|u| u.trim().trim_end_matches('/').to_owned())
                 .filter(|u| u.starts_with("http://") || u.starts_with("https://")),
@@ -144,12 +151,27 @@ impl Config {
     pub fn secret(&self) -> Option<&[u8]> {
         self.edge_secret.as_deref().map(str::as_bytes)
     }
+
+    /// Every accepted edge secret: the current one first, then the previous one during a
+    /// rotation's overlap. Empty without a current secret (fail closed).
+    pub fn secrets(&self) -> Vec<&[u8]> {
+        match self.secret() {
+            Some(current) => std::iter::once(current)
+                .chain(self.edge_secret_previous.as_deref().map(str::as_bytes))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("edge_secret", &self.edge_secret.as_ref().map(|_| "<set>"))
+            .field(
+                "edge_secret_previous",
+                &self.edge_secret_previous.as_ref().map(|_| "<set>"),
+            )
             .field("control_url", &self.control_url)
             .field("cache_ttl_ms", &self.cache_ttl_ms)
             .field("negative_cache_ttl_ms", &self.negative_cache_ttl_ms)
@@ -226,6 +248,21 @@ mod tests {
         assert_eq!(c.changes_max_age_ms, 3_000, "never below the poll age");
         assert_eq!(c.changes_window_ms, MIN_CHANGES_WINDOW_MS);
         assert!(c.changes_fail_closed);
+    }
+
+    #[test]
+    fn the_previous_secret_is_accepted_only_beside_a_current_one() {
+        let (new, old) = ("n".repeat(MIN_SECRET_LEN), "o".repeat(MIN_SECRET_LEN));
+        let c = config(&[(VAR_EDGE_SECRET, &new), (VAR_EDGE_SECRET_PREVIOUS, &old)]);
+        assert_eq!(c.secrets(), vec![new.as_bytes(), old.as_bytes()]);
+        assert!(!format!("{c:?}").contains(&old), "Debug masks it");
+        let c = config(&[(VAR_EDGE_SECRET_PREVIOUS, &old)]);
+        assert!(
+            c.secrets().is_empty(),
+            "a previous secret alone signs nothing"
+        );
+        let c = config(&[(VAR_EDGE_SECRET, &new), (VAR_EDGE_SECRET_PREVIOUS, "short")]);
+        assert_eq!(c.secrets(), vec![new.as_bytes()]);
     }
 
     #[test]

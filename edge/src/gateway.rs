@@ -181,7 +181,7 @@ mod runtime {
         let path = req.path();
         let route = parse_route(&path)?;
         let config = http::config(env);
-        let secret = config.secret().ok_or_else(|| {
+        config.secret().ok_or_else(|| {
             ApiError::not_configured("KEYGATE_EDGE_SECRET is missing or shorter than 32 bytes")
         })?;
         let key = header(&req, HEADER_PUBLISHABLE_KEY).unwrap_or_default();
@@ -224,7 +224,7 @@ mod runtime {
             }
         }
         for (name, value) in signed_headers(
-            &[secret],
+            &config.secrets(),
             &record.record,
             &method,
             &target,

@@ -92,11 +92,13 @@ pub struct ReplyHeaders<'a> {
     pub nonce: Option<&'a str>,
     /// `x-keygate-signature`.
     pub signature: Option<&'a str>,
+    /// `x-keygate-key-id` (optional: replies from older control planes lack it).
+    pub key_id: Option<&'a str>,
 }
 
 /// Verifies a `200` reply to `pull` and returns the record it carries (`None`: unknown key).
 pub fn open_reply(
-    secret: &[u8],
+    secrets: &[&[u8]],
     digest: &KeyDigest,
     pull: &SignedPull,
     headers: ReplyHeaders<'_>,
@@ -112,8 +114,17 @@ pub fn open_reply(
         return Err(PullError::Signature(SignatureError::Replayed));
     }
     let ts = signing::parse_timestamp(ts).map_err(PullError::Signature)?;
-    signing::verify(secret, Purpose::PullReply, ts, nonce, body, tag, now_secs)
-        .map_err(PullError::Signature)?;
+    signing::verify_any(
+        secrets,
+        headers.key_id,
+        Purpose::PullReply,
+        ts,
+        nonce,
+        body,
+        tag,
+        now_secs,
+    )
+    .map_err(PullError::Signature)?;
     let reply: PullReply = serde_json::from_slice(body).map_err(|_| PullError::BadReply)?;
     match reply.record {
         Some(r) if r.key_digest != *digest => Err(PullError::BadReply),
@@ -163,7 +174,9 @@ mod runtime {
     use keygate_shared::key::KeyDigest;
     use keygate_shared::random;
     use keygate_shared::record::EdgeRecord;
-    use keygate_shared::signing::{HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+    use keygate_shared::signing::{
+        self as signing, HEADER_KEY_ID, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    };
     use worker::{Delay, Fetch, Headers, Method, Request, RequestInit};
 
     use super::{open_reply, sign_pull, PullBudget, PullError, ReplyHeaders};
@@ -192,6 +205,7 @@ mod runtime {
         set(HEADER_TIMESTAMP, &signed.timestamp.to_string())?;
         set(HEADER_NONCE, &signed.nonce)?;
         set(HEADER_SIGNATURE, &signed.signature)?;
+        set(HEADER_KEY_ID, &signing::key_id(secret))?;
         set("accept", "application/json")?;
         let mut init = RequestInit::new();
         init.with_method(Method::Get).with_headers(headers);
@@ -206,19 +220,21 @@ mod runtime {
             let body = resp.bytes().await.map_err(|_| PullError::Unreachable)?;
             let h = resp.headers();
             let get = |name| h.get(name).ok().flatten();
-            let (ts, nonce, sig) = (
+            let (ts, nonce, sig, kid) = (
                 get(HEADER_TIMESTAMP),
                 get(HEADER_NONCE),
                 get(HEADER_SIGNATURE),
+                get(HEADER_KEY_ID),
             );
             open_reply(
-                secret,
+                &config.secrets(),
                 digest,
                 &signed,
                 ReplyHeaders {
                     timestamp: ts.as_deref(),
                     nonce: nonce.as_deref(),
                     signature: sig.as_deref(),
+                    key_id: kid.as_deref(),
                 },
                 &body,
                 now_ms() / 1000,
@@ -282,10 +298,31 @@ mod tests {
             timestamp: Some(&ts),
             nonce: Some("nonce-0001"),
             signature: Some(&sig),
+            key_id: None,
         };
         assert_eq!(
-            open_reply(SECRET, &d, &p, h, body.as_bytes(), NOW),
+            open_reply(&[SECRET], &d, &p, h, body.as_bytes(), NOW),
             Ok(Some(record("k")))
+        );
+        // During an overlap the reply may be signed with the previous secret, named or not;
+        // after it, a reply naming a retired key is refused as such.
+        let kid = signing::key_id(SECRET);
+        let named = ReplyHeaders {
+            key_id: Some(&kid),
+            ..h
+        };
+        let other: &[u8] = b"the-next-edge-secret-0123456789ab";
+        assert_eq!(
+            open_reply(&[other, SECRET], &d, &p, named, body.as_bytes(), NOW),
+            Ok(Some(record("k")))
+        );
+        assert_eq!(
+            open_reply(&[other, SECRET], &d, &p, h, body.as_bytes(), NOW),
+            Ok(Some(record("k")))
+        );
+        assert_eq!(
+            open_reply(&[other], &d, &p, named, body.as_bytes(), NOW),
+            Err(PullError::Signature(SignatureError::UnknownKey))
         );
         let (null_body, null_sig) = reply(r#"{"record":null}"#, "nonce-0001");
         let h = ReplyHeaders {
@@ -293,7 +330,7 @@ mod tests {
             ..h
         };
         assert_eq!(
-            open_reply(SECRET, &d, &p, h, null_body.as_bytes(), NOW),
+            open_reply(&[SECRET], &d, &p, h, null_body.as_bytes(), NOW),
             Ok(None)
         );
     }
@@ -313,8 +350,9 @@ mod tests {
             timestamp: Some(&ts),
             nonce: Some("nonce-0002"),
             signature: Some(&sig),
+            key_id: None,
         };
-        assert!(open_reply(SECRET, &d, &p, h, body.as_bytes(), NOW).is_err());
+        assert!(open_reply(&[SECRET], &d, &p, h, body.as_bytes(), NOW).is_err());
         // Signed with another secret.
         let forged = signing::sign(
             b"wrong",
@@ -327,9 +365,10 @@ mod tests {
             timestamp: Some(&ts),
             nonce: Some("nonce-0001"),
             signature: Some(&forged),
+            key_id: None,
         };
         assert_eq!(
-            open_reply(SECRET, &d, &p, h, good.as_bytes(), NOW),
+            open_reply(&[SECRET], &d, &p, h, good.as_bytes(), NOW),
             Err(PullError::Signature(SignatureError::BadSignature))
         );
         // A genuine record, but for another key.
@@ -342,9 +381,10 @@ mod tests {
             timestamp: Some(&ts),
             nonce: Some("nonce-0001"),
             signature: Some(&sig),
+            key_id: None,
         };
         assert_eq!(
-            open_reply(SECRET, &d, &p, h, body.as_bytes(), NOW),
+            open_reply(&[SECRET], &d, &p, h, body.as_bytes(), NOW),
             Err(PullError::BadReply)
         );
         // Signed as a sync push, not as a pull reply.
@@ -354,10 +394,11 @@ mod tests {
             timestamp: Some(&ts),
             nonce: Some("nonce-0001"),
             signature: Some(&wrong_purpose),
+            key_id: None,
         };
-        assert!(open_reply(SECRET, &d, &p, h, good.as_bytes(), NOW).is_err());
+        assert!(open_reply(&[SECRET], &d, &p, h, good.as_bytes(), NOW).is_err());
         assert!(open_reply(
-            SECRET,
+            &[SECRET],
             &d,
             &p,
             ReplyHeaders::default(),

@@ -37,12 +37,14 @@ pub struct SyncHeaders<'a> {
     pub nonce: Option<&'a str>,
     /// `x-keygate-signature`.
     pub signature: Option<&'a str>,
+    /// `x-keygate-key-id` (optional: pushes from older control planes lack it).
+    pub key_id: Option<&'a str>,
 }
 
 /// Checks a push's signature and freshness; returns its nonce (replay is checked by the
 /// caller against KV).
 pub fn authenticate<'a>(
-    secret: &[u8],
+    secrets: &[&[u8]],
     headers: SyncHeaders<'a>,
     body: &[u8],
     now_secs: u64,
@@ -53,8 +55,17 @@ pub fn authenticate<'a>(
         return Err(malformed());
     };
     let ts = signing::parse_timestamp(ts).map_err(ApiError::signature)?;
-    signing::verify(secret, Purpose::Sync, ts, nonce, body, tag, now_secs)
-        .map_err(ApiError::signature)?;
+    signing::verify_any(
+        secrets,
+        headers.key_id,
+        Purpose::Sync,
+        ts,
+        nonce,
+        body,
+        tag,
+        now_secs,
+    )
+    .map_err(ApiError::signature)?;
     Ok(nonce)
 }
 
@@ -82,7 +93,7 @@ mod runtime {
         should_apply, HeldRecord, RefusedRecord, SyncAck, REFUSED_UNSUPPORTED_FORMAT,
     };
     use keygate_shared::signing::{
-        SignatureError, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+        SignatureError, HEADER_KEY_ID, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP,
     };
     use worker::{Env, Request, Response};
 
@@ -96,21 +107,26 @@ mod runtime {
     /// `POST /__keygate/sync`.
     pub async fn handle(mut req: Request, env: &Env) -> Result<Response, ApiError> {
         let config = http::config(env);
-        let secret = config.secret().ok_or_else(|| {
-            ApiError::not_configured("KEYGATE_EDGE_SECRET is missing or shorter than 32 bytes")
-        })?;
+        let secrets = config.secrets();
+        if secrets.is_empty() {
+            return Err(ApiError::not_configured(
+                "KEYGATE_EDGE_SECRET is missing or shorter than 32 bytes",
+            ));
+        }
         let body = http::read_body(&mut req, MAX_SYNC_BODY).await?;
-        let (ts, nonce, sig) = (
+        let (ts, nonce, sig, kid) = (
             header(&req, HEADER_TIMESTAMP),
             header(&req, HEADER_NONCE),
             header(&req, HEADER_SIGNATURE),
+            header(&req, HEADER_KEY_ID),
         );
         let headers = SyncHeaders {
             timestamp: ts.as_deref(),
             nonce: nonce.as_deref(),
             signature: sig.as_deref(),
+            key_id: kid.as_deref(),
         };
-        let nonce = authenticate(secret, headers, &body, now_ms() / 1000)?;
+        let nonce = authenticate(&secrets, headers, &body, now_ms() / 1000)?;
         let store = Store::from_env(env)?;
         if store.nonce_seen(nonce).await? {
             return Err(ApiError::signature(SignatureError::Replayed));
@@ -193,6 +209,7 @@ mod tests {
             timestamp: Some(ts),
             nonce: Some(nonce),
             signature: Some(sig),
+            key_id: None,
         }
     }
 
@@ -202,7 +219,7 @@ mod tests {
         let sig = signing::sign(SECRET, Purpose::Sync, NOW, "nonce-0001", body);
         let ts = NOW.to_string();
         assert_eq!(
-            authenticate(SECRET, headers(&ts, "nonce-0001", &sig), body, NOW + 5),
+            authenticate(&[SECRET], headers(&ts, "nonce-0001", &sig), body, NOW + 5),
             Ok("nonce-0001")
         );
     }
@@ -212,7 +229,7 @@ mod tests {
         let body = br#"{"records":[]}"#;
         let ts = NOW.to_string();
         let forged = signing::sign(b"not-the-secret", Purpose::Sync, NOW, "nonce-0001", body);
-        let reason = |h, now| authenticate(SECRET, h, body, now).unwrap_err().reason;
+        let reason = |h, now| authenticate(&[SECRET], h, body, now).unwrap_err().reason;
         assert_eq!(
             reason(headers(&ts, "nonce-0001", &forged), NOW),
             "SIGNATURE_INVALID"

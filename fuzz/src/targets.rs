@@ -464,8 +464,9 @@ fn sync(input: &[u8]) {
         timestamp: Some(&ts),
         nonce: Some(&nonce),
         signature: Some(&tag),
+        key_id: None,
     };
-    if authenticate(EDGE_SECRET.as_bytes(), headers, body, SYNC_NOW).is_ok() {
+    if authenticate(&[EDGE_SECRET.as_bytes()], headers, body, SYNC_NOW).is_ok() {
         let t = signing::parse_timestamp(&ts).expect("authenticated means parsed");
         let expected = signing::sign(EDGE_SECRET.as_bytes(), Purpose::Sync, t, &nonce, body);
         assert_eq!(

@@ -27,6 +27,9 @@ pub const HEADER_TIMESTAMP: &str = "x-keygate-timestamp";
 pub const HEADER_NONCE: &str = "x-keygate-nonce";
 /// Header carrying the hex HMAC tag.
 pub const HEADER_SIGNATURE: &str = "x-keygate-signature";
+/// Header naming the key a message was signed with ([`key_id`] of the secret). Optional: a
+/// message without it is tried against every accepted secret (senders older than key ids).
+pub const HEADER_KEY_ID: &str = "x-keygate-key-id";
 /// How far a message's timestamp may be from the receiver's clock, either way.
 pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
 /// How long a receiver must remember a nonce: anything older is refused as stale anyway.
@@ -68,6 +71,9 @@ pub enum SignatureError {
     BadSignature,
     /// The nonce was seen before.
     Replayed,
+    /// The message names a key ([`HEADER_KEY_ID`]) the receiver does not accept (retired,
+    /// or not yet configured there).
+    UnknownKey,
 }
 
 impl SignatureError {
@@ -79,6 +85,7 @@ impl SignatureError {
             SignatureError::FromTheFuture => "SIGNATURE_FROM_THE_FUTURE",
             SignatureError::BadSignature => "SIGNATURE_INVALID",
             SignatureError::Replayed => "SIGNATURE_REPLAYED",
+            SignatureError::UnknownKey => "SIGNATURE_KEY_UNKNOWN",
         }
     }
 }
@@ -91,6 +98,9 @@ impl fmt::Display for SignatureError {
             SignatureError::FromTheFuture => "the message's timestamp is in the future",
             SignatureError::BadSignature => "the signature does not match",
             SignatureError::Replayed => "the message was already received",
+            SignatureError::UnknownKey => {
+                "the message was signed with a key this receiver does not accept (retired or not yet configured)"
+            }
         })
     }
 }
@@ -151,6 +161,60 @@ pub fn verify(
     mac(secret, purpose, timestamp, nonce, body)
         .verify_slice(&tag)
         .map_err(|_| SignatureError::BadSignature)
+}
+
+/// A secret's public key id: 16 hex characters of HMAC-SHA256(secret, "keygate-key-id-v1").
+/// It names a key in headers, sealed values and `keygate keys status` without revealing it.
+pub fn key_id(secret: &[u8]) -> String {
+    let mut m = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+    m.update(b"keygate-key-id-v1");
+    hex::encode(&m.finalize().into_bytes()[..8])
+}
+
+/// Whether a key id header is of the right form (16 lowercase hex characters).
+pub fn is_valid_key_id(kid: &str) -> bool {
+    kid.len() == 16 && kid.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Verifies a message against every accepted secret (the current one first, then, during a
+/// rotation's overlap, the previous one). With a key id (`kid`, from [`HEADER_KEY_ID`]) only
+/// the secret of that id is tried, and an id matching none is [`SignatureError::UnknownKey`];
+/// without one (older senders) each secret is tried. Returns the index of the secret that
+/// verified. Key ids are public, so comparing them need not be constant-time; the tag
+/// comparison is.
+#[allow(clippy::too_many_arguments)]
+pub fn verify_any(
+    secrets: &[&[u8]],
+    kid: Option<&str>,
+    purpose: Purpose,
+    timestamp: u64,
+    nonce: &str,
+    body: &[u8],
+    tag_hex: &str,
+    now: u64,
+) -> Result<usize, SignatureError> {
+    match kid.filter(|k| !k.is_empty()) {
+        Some(kid) => {
+            if !is_valid_key_id(kid) {
+                return Err(SignatureError::Malformed);
+            }
+            let i = secrets
+                .iter()
+                .position(|s| key_id(s) == kid)
+                .ok_or(SignatureError::UnknownKey)?;
+            verify(secrets[i], purpose, timestamp, nonce, body, tag_hex, now).map(|()| i)
+        }
+        None => {
+            for (i, s) in secrets.iter().enumerate() {
+                match verify(s, purpose, timestamp, nonce, body, tag_hex, now) {
+                    Ok(()) => return Ok(i),
+                    Err(SignatureError::BadSignature) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(SignatureError::BadSignature)
+        }
+    }
 }
 
 /// Parses a timestamp header.
@@ -244,6 +308,57 @@ mod tests {
             Err(SignatureError::Malformed)
         );
         assert_eq!(parse_timestamp("1700000000"), Ok(1_700_000_000));
+    }
+
+    #[test]
+    fn key_ids_name_keys_without_revealing_them() {
+        let a = key_id(b"old-secret-old-secret-old-secret");
+        let b = key_id(b"new-secret-new-secret-new-secret");
+        assert!(is_valid_key_id(&a) && is_valid_key_id(&b));
+        assert_ne!(a, b);
+        assert_eq!(a, key_id(b"old-secret-old-secret-old-secret"));
+        assert!(!is_valid_key_id("ABCDEF0123456789"));
+        assert!(!is_valid_key_id("abc"));
+    }
+
+    #[test]
+    fn verify_any_accepts_current_and_previous_and_refuses_retired() {
+        let (old, new): (&[u8], &[u8]) = (b"old", b"new");
+        let tag_old = sign(old, Purpose::Sync, NOW, "nonce-0001", b"b");
+        let tag_new = sign(new, Purpose::Sync, NOW, "nonce-0001", b"b");
+        let v = |secrets: &[&[u8]], kid: Option<&str>, tag: &str| {
+            verify_any(
+                secrets,
+                kid,
+                Purpose::Sync,
+                NOW,
+                "nonce-0001",
+                b"b",
+                tag,
+                NOW,
+            )
+        };
+        // Overlap: both accepted, with or without a key id.
+        assert_eq!(v(&[new, old], Some(&key_id(old)), &tag_old), Ok(1));
+        assert_eq!(v(&[new, old], Some(&key_id(new)), &tag_new), Ok(0));
+        assert_eq!(v(&[new, old], None, &tag_old), Ok(1));
+        assert_eq!(v(&[new, old], None, &tag_new), Ok(0));
+        // A key id must match the key that signed.
+        assert_eq!(
+            v(&[new, old], Some(&key_id(new)), &tag_old),
+            Err(SignatureError::BadSignature)
+        );
+        // Retired: the old key is refused, by id or by trying.
+        assert_eq!(
+            v(&[new], Some(&key_id(old)), &tag_old),
+            Err(SignatureError::UnknownKey)
+        );
+        assert_eq!(v(&[new], None, &tag_old), Err(SignatureError::BadSignature));
+        assert_eq!(
+            v(&[new], Some("not-a-key-id"), &tag_new),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(v(&[], None, &tag_new), Err(SignatureError::BadSignature));
     }
 
     proptest! {

@@ -68,6 +68,7 @@ pub struct Keygate {
     options: ControlOptions,
     port: u16,
     child: Option<Child>,
+    env: Vec<(String, String)>,
 }
 
 impl Keygate {
@@ -85,6 +86,7 @@ impl Keygate {
             options,
             port,
             child: None,
+            env: Vec::new(),
         };
         // A port found free can be taken by another process before keygate binds it (tests run
         // in parallel): when the caller did not choose the port, try another one.
@@ -133,6 +135,9 @@ impl Keygate {
         if let Some(s) = &self.options.edge_secret {
             cmd.env("KEYGATE_EDGE_SECRET", s);
         }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         let mut child = cmd.spawn().expect("start keygate serve");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
@@ -180,6 +185,18 @@ impl Keygate {
         if edge_url.is_some() {
             self.options.edge_url = edge_url;
         }
+        self.spawn();
+    }
+
+    /// Starts it again (same port and data) with another edge secret and extra environment
+    /// (e.g. `KEYGATE_EDGE_SECRET_PREVIOUS`), as an operator changing its settings would.
+    pub fn restart_with(&mut self, edge_secret: &str, env: &[(&str, &str)]) {
+        self.kill();
+        self.options.edge_secret = Some(edge_secret.to_owned());
+        self.env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         self.spawn();
     }
 

@@ -267,6 +267,15 @@ impl Client {
         }
     }
 
+    /// The same client (cookie jar, CSRF token) talking to another server on this host: a
+    /// session carried across a restart.
+    pub fn rebased(&self, base: &str) -> Client {
+        Client {
+            base: base.to_owned(),
+            ..self.clone()
+        }
+    }
+
     /// The same client, its requests forwarded for `ip` (as a proxy would say).
     pub fn via_ip(&self, ip: &str) -> Client {
         Client {
