@@ -29,6 +29,7 @@ use crate::blacklist::{BlacklistPolicy, Rule};
 use crate::gateway::SealedGatewaySecret;
 use crate::key::KeyDigest;
 use crate::origin::OriginPolicy;
+use crate::route::{RouteBinding, RoutePolicy};
 
 /// Whether a publishable key is in service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -86,6 +87,9 @@ pub struct EdgeRecord {
     /// (empty: sign with the key derived from the edge secret, as before these existed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateway_secrets: Vec<SealedGatewaySecret>,
+    /// The workspace's route map (empty: none); see [`crate::route`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteBinding>,
     /// Monotonic version; a record never replaces one with a higher version.
     pub version: u64,
 }
@@ -104,6 +108,7 @@ impl EdgeRecord {
             origin_url: None,
             forward_cookies: false,
             gateway_secrets: Vec::new(),
+            routes: Vec::new(),
             version,
         }
     }
@@ -142,6 +147,7 @@ impl EdgeRecord {
         CompiledRecord {
             blacklist: BlacklistPolicy::compile(&self.blacklist),
             origins: OriginPolicy::compile(&self.allowed_origins),
+            routes: RoutePolicy::compile(&self.routes),
             record: self,
         }
     }
@@ -157,6 +163,8 @@ pub struct CompiledRecord {
     pub blacklist: BlacklistPolicy,
     /// Its allowed origins, compiled.
     pub origins: OriginPolicy,
+    /// Its route map, compiled.
+    pub routes: RoutePolicy,
 }
 
 /// Whether an incoming record should replace the stored one (`None`: nothing stored), given
