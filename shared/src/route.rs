@@ -324,7 +324,7 @@ struct Node {
     wildcard: Ends,
 }
 
-fn end_for<'a>(ends: &'a Ends, method: &str) -> Option<u32> {
+fn end_for(ends: &Ends, method: &str) -> Option<u32> {
     ends.iter().find(|(m, _)| m == method).map(|(_, i)| *i)
 }
 
