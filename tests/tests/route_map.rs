@@ -169,3 +169,81 @@ fn without_a_map_the_labelled_form_is_unchanged_and_the_classified_form_is_refus
     );
     assert_eq!(origin.received().len(), 1);
 }
+
+#[test]
+fn a_map_saved_on_the_control_plane_reaches_the_edge_and_decides_end_to_end() {
+    use keygate_tests::control::{free_port, ControlOptions, Keygate};
+    use keygate_tests::edge::EdgeOptions;
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+    const SECRET: &str = "e2e-route-map-edge-secret-0123456789abcdef";
+    let control_port = free_port();
+    let edge = Edge::start(EdgeOptions {
+        secret: SECRET.into(),
+        control_url: Some(format!("http://127.0.0.1:{control_port}")),
+        ..EdgeOptions::default()
+    });
+    let control = Keygate::start(ControlOptions {
+        port: Some(control_port),
+        edge_url: Some(edge.url.clone()),
+        edge_secret: Some(SECRET.into()),
+    });
+    let owner = control.sign_in("owner@example.com");
+    let w = owner.write("POST", "/api/v1/workspace", json!({"name": "Shop"}));
+    let id = w["workspace"]["id"].as_str().unwrap().to_owned();
+    let pk_path = format!("/api/v1/workspace/{id}/publishable-key");
+    let key = owner.get(&pk_path)["publishableKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let origin = Origin::start(SECRET, &id);
+    owner.write("PATCH", &pk_path, json!({"originUrl": origin.url}));
+    owner.write(
+        "PUT",
+        &format!("/api/v1/workspace/{id}/modules"),
+        json!({"modules": [{"name": "billing", "functionalities": [
+            {"name": "refund", "routes": ["POST /billing/refunds/*"]},
+            {"name": "charge", "routes": ["POST /billing/charges"]}
+        ]}]}),
+    );
+    owner.write(
+        "POST",
+        &format!("{pk_path}/blacklist"),
+        json!({"module": "billing", "functionality": "refund"}),
+    );
+    // The record travels through the outbox to the edge.
+    let start = Instant::now();
+    loop {
+        let r = call(&edge, "POST", "/g/billing/charges", &key);
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still {} {}",
+            r.status,
+            body(&r)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let start = Instant::now();
+    loop {
+        let r = call(&edge, "POST", "/g/Billing/REFUNDS/1", &key);
+        if r.status == 403 {
+            assert_eq!(r.verdict(), "BLACKLISTED");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", body(&r));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = call(&edge, "GET", "/g/admin", &key);
+    assert_eq!((r.status, r.reason().as_str()), (404, "ROUTE_NOT_MAPPED"));
+    let r = call(&edge, "POST", "/x/billing/charge/billing/refunds/1", &key);
+    assert_eq!((r.status, r.reason().as_str()), (403, "ROUTE_MISMATCH"));
+    let got = origin.received();
+    assert!(!got.is_empty());
+    for g in &got {
+        assert_eq!(g.path_and_query, "/billing/charges", "{got:?}");
+        assert_eq!(g.headers["x-keygate-functionality"], "charge");
+    }
+}
