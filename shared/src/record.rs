@@ -525,6 +525,26 @@ mod tests {
     }
 
     #[test]
+    fn route_maps_travel_in_the_record_compile_and_count_towards_its_size() {
+        use crate::route::{RouteBinding, RoutePolicy};
+        let plain = sample();
+        assert!(!serde_json::to_string(&plain).unwrap().contains("routes"));
+        assert_eq!(plain.clone().compile().routes, RoutePolicy::None);
+        let mut r = sample();
+        r.routes = vec![RouteBinding {
+            module: "billing".into(),
+            functionality: "refund".into(),
+            routes: vec!["POST /billing/refunds/*".into()],
+        }];
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<EdgeRecord>(&json).unwrap(), r);
+        assert!(r.encoded_len() > plain.encoded_len());
+        assert!(matches!(r.clone().compile().routes, RoutePolicy::Mapped(_)));
+        r.routes[0].routes = vec!["not a route".into()];
+        assert_eq!(r.compile().routes, RoutePolicy::Broken, "fail closed");
+    }
+
+    #[test]
     fn revocations_are_never_dead_lettered() {
         let mut r = sample();
         assert!(r.may_dead_letter());
