@@ -43,6 +43,7 @@ pub const ROUTES: &[(&str, &str, Auth, &str, &str)] = &[
     ("patch", "/api/v1/workspace/{id}", Auth::SdkKeyOrSession, "workspaces", "Update a workspace's defaults (workspace:write)"),
     ("get", "/api/v1/workspace/{id}/modules", Auth::Session, "workspaces", "The module/functionality catalogue"),
     ("put", "/api/v1/workspace/{id}/modules", Auth::Session, "workspaces", "Replace the catalogue"),
+    ("post", "/api/v1/workspace/{id}/routes/classify", Auth::Session, "workspaces", "Which action a method + path resolves to under the route map, and whether the publishable key may call it"),
     ("get", "/api/v1/workspace/{id}/scopes", Auth::SdkKeyOrSession, "workspace scopes", "List workspace scopes (workspace_scopes:read)"),
     ("post", "/api/v1/workspace/{id}/scope", Auth::SdkKeyOrSession, "workspace scopes", "Create a workspace scope (workspace_scopes:write)"),
     ("post", "/api/v1/api-key", Auth::SdkKeyOrSession, "api keys", "Create a customer API key; the value is shown once (api_keys:write)"),

@@ -154,16 +154,17 @@ impl_for_both_backends!(OutboxStore {
     }
 
     async fn current_edge_record(&mut self, digest: &KeyDigest) -> Result<Option<EdgeRecord>, sqlx::Error> {
-        type KeyRow = (String, Option<i64>, String, Option<String>, bool);
+        type KeyRow = (String, Option<i64>, String, Option<String>, bool, String);
         let row: Option<KeyRow> = sqlx::query_as(
-            "SELECT k.workspace_id, k.revoked_at, w.allowed_origins, w.origin_url, w.forward_cookies
+            "SELECT k.workspace_id, k.revoked_at, w.allowed_origins, w.origin_url, w.forward_cookies,
+                    w.route_map
                FROM publishable_keys k JOIN workspaces w ON w.id = k.workspace_id
               WHERE k.key_digest = $1",
         )
         .bind(digest.to_hex())
         .fetch_optional(&mut *self)
         .await?;
-        let Some((workspace_id, revoked_at, origins_json, origin_url, forward_cookies)) = row else {
+        let Some((workspace_id, revoked_at, origins_json, origin_url, forward_cookies, route_map)) = row else {
             return Ok(None);
         };
         // The workspace's gateway secrets, sealed for the edge (see `gateway_secrets`).
@@ -195,6 +196,8 @@ impl_for_both_backends!(OutboxStore {
             origin_url,
             forward_cookies,
             gateway_secrets,
+            // Validated on save (`workspaces::put_modules`); the edge fails closed if not.
+            routes: serde_json::from_str(&route_map).unwrap_or_default(),
             ..EdgeRecord::new(*digest, workspace_id, state, version)
         }))
     }

@@ -15,8 +15,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use keygate_shared::authz::Action;
-use keygate_shared::blacklist::{Catalogue, Module};
+use keygate_shared::blacklist::{BlacklistPolicy, Catalogue, Module, Rule};
 use keygate_shared::key::{ApiKeyPrefix, Environment};
+use keygate_shared::route::{CanonicalPath, RouteBinding, RouteMap, RoutePolicy, RouteVerdict};
 use keygate_shared::scope::SdkScopes;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
@@ -50,6 +51,10 @@ pub fn router() -> Router<AppState> {
             get(get_workspace).patch(update_workspace),
         )
         .route("/workspace/{id}/modules", get(get_modules).put(put_modules))
+        .route(
+            "/workspace/{id}/routes/classify",
+            axum::routing::post(classify_route),
+        )
 }
 
 /// A workspace row as stored.
@@ -579,17 +584,139 @@ async fn get_modules(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<String>,
-) -> ApiResult<Json<Catalogue>> {
+) -> ApiResult<Json<CatalogueJson>> {
     let row = find_workspace(&state, &user.org_id, &id).await?;
     user.authorize(Action::ReadDashboard)?;
-    Ok(Json(row.catalogue()))
+    let routes = stored_route_map(&state, &row.id).await?;
+    Ok(Json(CatalogueJson::from_parts(row.catalogue(), &routes)))
 }
 
-/// The catalogue as the dashboard sends it.
-#[derive(Deserialize)]
+/// The stored route map of a workspace (empty if none or unreadable, which validation on
+/// write prevents).
+async fn stored_route_map(state: &AppState, workspace_id: &str) -> ApiResult<Vec<RouteBinding>> {
+    let text: Option<String> = with_db!(&state.db, |pool| {
+        sqlx::query_scalar("SELECT route_map FROM workspaces WHERE id = $1")
+            .bind(workspace_id)
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(text
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default())
+}
+
+/// A functionality as the API reads and writes it: a name, or a name with its routes.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(untagged)]
+enum FunctionalityJson {
+    /// Just the name.
+    Name(String),
+    /// The name and its routes.
+    Mapped(MappedFunctionality),
+}
+
+/// A functionality bound to routes, e.g. `{"name": "refund", "routes": ["POST /billing/refunds/*"]}`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct PutModules {
-    modules: Vec<Module>,
+struct MappedFunctionality {
+    name: String,
+    #[serde(default)]
+    routes: Vec<String>,
+}
+
+/// One module as the API reads and writes it.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct ModuleJson {
+    name: String,
+    functionalities: Vec<FunctionalityJson>,
+}
+
+/// The catalogue with its route map: `{modules: [{name, functionalities: [name | {name, routes}]}]}`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogueJson {
+    modules: Vec<ModuleJson>,
+}
+
+impl CatalogueJson {
+    fn from_parts(catalogue: Catalogue, routes: &[RouteBinding]) -> Self {
+        let modules = catalogue
+            .modules
+            .into_iter()
+            .map(|m| {
+                let functionalities = m
+                    .functionalities
+                    .into_iter()
+                    .map(|f| {
+                        match routes
+                            .iter()
+                            .find(|b| b.module == m.name && b.functionality == f)
+                        {
+                            Some(b) if !b.routes.is_empty() => {
+                                FunctionalityJson::Mapped(MappedFunctionality {
+                                    name: f,
+                                    routes: b.routes.clone(),
+                                })
+                            }
+                            _ => FunctionalityJson::Name(f),
+                        }
+                    })
+                    .collect();
+                ModuleJson {
+                    name: m.name,
+                    functionalities,
+                }
+            })
+            .collect();
+        CatalogueJson { modules }
+    }
+
+    /// Splits into the names-only catalogue (canonical) and the route map, validated: names
+    /// as `Catalogue::canonicalize`, routes as `RouteMap::compile` (overlaps named).
+    fn into_parts(self) -> ApiResult<(Catalogue, Vec<RouteBinding>)> {
+        let mut names = Vec::with_capacity(self.modules.len());
+        let mut routes = Vec::with_capacity(self.modules.len());
+        for m in self.modules {
+            let mut functionalities = Vec::with_capacity(m.functionalities.len());
+            let mut bound = Vec::with_capacity(m.functionalities.len());
+            for f in m.functionalities {
+                match f {
+                    FunctionalityJson::Name(n) => {
+                        functionalities.push(n);
+                        bound.push(Vec::new());
+                    }
+                    FunctionalityJson::Mapped(mf) => {
+                        functionalities.push(mf.name);
+                        bound.push(mf.routes.iter().map(|r| r.trim().to_owned()).collect());
+                    }
+                }
+            }
+            routes.push(bound);
+            names.push(Module {
+                name: m.name,
+                functionalities,
+            });
+        }
+        let catalogue = Catalogue { modules: names }
+            .canonicalize()
+            .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+        // `canonicalize` keeps order and count, so the route lists line up.
+        let mut bindings = Vec::new();
+        for (m, bound) in catalogue.modules.iter().zip(routes) {
+            for (f, routes) in m.functionalities.iter().zip(bound) {
+                if !routes.is_empty() {
+                    bindings.push(RouteBinding {
+                        module: m.name.clone(),
+                        functionality: f.clone(),
+                        routes,
+                    });
+                }
+            }
+        }
+        RouteMap::compile(&bindings).map_err(|e| ApiError::bad_request(e.code, e.message))?;
+        Ok((catalogue, bindings))
+    }
 }
 
 async fn put_modules(
@@ -597,8 +724,8 @@ async fn put_modules(
     user: CurrentUser,
     client: ClientInfo,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<PutModules>,
-) -> ApiResult<Json<Catalogue>> {
+    JsonBody(body): JsonBody<CatalogueJson>,
+) -> ApiResult<Json<CatalogueJson>> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
     user.authorize(Action::ManageWorkspaces)?;
     if body.modules.len() > MAX_CATALOGUE_ENTRIES
@@ -614,21 +741,35 @@ async fn put_modules(
             ),
         ));
     }
-    // Saved in canonical form (lowercase ASCII, escapes decoded), the form checks use.
-    let catalogue = Catalogue {
-        modules: body.modules,
-    }
-    .canonicalize()
-    .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    // Saved in canonical form (lowercase ASCII, escapes decoded), the form checks use; the
+    // route map is validated (no ambiguous overlap) before anything is written.
+    let (catalogue, routes) = body.into_parts()?;
     let text = serde_json::to_string(&catalogue).map_err(ApiError::internal)?;
+    let routes_text = serde_json::to_string(&routes).map_err(ApiError::internal)?;
+    let route_count: usize = routes.iter().map(|b| b.routes.len()).sum();
     with_db!(&state.db, |pool| {
         let mut tx = pool.begin_write().await?;
+        // The map before this change, read under the row lock (the `SET updated_at` write
+        // takes it), so a concurrent save cannot make both skip the edge.
+        sqlx::query("UPDATE workspaces SET updated_at = $1 WHERE id = $2 AND org_id = $3")
+            .bind(now_ms())
+            .bind(&workspace.id)
+            .bind(&user.org_id)
+            .execute(&mut *tx)
+            .await?;
+        let old_routes: Option<String> =
+            sqlx::query_scalar("SELECT route_map FROM workspaces WHERE id = $1")
+                .bind(&workspace.id)
+                .fetch_optional(&mut *tx)
+                .await?;
         // Writing first takes the workspace's row lock, so a rule added concurrently is
         // either seen below or waits for this commit and then checks the new catalogue.
         let done = sqlx::query(
-            "UPDATE workspaces SET catalogue = $1, updated_at = $2 WHERE id = $3 AND org_id = $4",
+            "UPDATE workspaces SET catalogue = $1, route_map = $2, updated_at = $3
+              WHERE id = $4 AND org_id = $5",
         )
         .bind(&text)
+        .bind(&routes_text)
         .bind(now_ms())
         .bind(&workspace.id)
         .bind(&user.org_id)
@@ -654,17 +795,91 @@ async fn put_modules(
                 ),
             ));
         }
+        // The route map travels in the key's edge record, versioned like every change.
+        // Only when the map changed: a catalogue edit alone changes nothing the edge holds.
+        if old_routes.as_deref() != Some(routes_text.as_str()) {
+            if let Some(key_id) = tx.live_publishable_key_id(&workspace.id).await? {
+                tx.enqueue_publishable_key(&key_id).await?;
+            }
+        }
         tx.record_audit(
             &AuditEntry::by_user(&user, "workspace.modules.update")
                 .in_workspace(&workspace.id)
                 .on(&workspace.id)
-                .with(json!({ "modules": catalogue.modules.len() })),
+                .with(json!({ "modules": catalogue.modules.len(), "routes": route_count })),
             &client,
         )
         .await?;
         tx.commit().await?;
     });
-    Ok(Json(catalogue))
+    Ok(Json(CatalogueJson::from_parts(catalogue, &routes)))
+}
+
+/// `POST /api/v1/workspace/{id}/routes/classify` `{method, path}`: what the edge would do with
+/// that request under the saved map and blacklist (the dashboard's "test a request" box).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClassifyRequest {
+    method: String,
+    path: String,
+}
+
+async fn classify_route(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ClassifyRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let workspace = find_workspace(&state, &user.org_id, &id).await?;
+    user.authorize(Action::ReadDashboard)?;
+    if body.method.len() > 16 || body.path.len() > 2048 {
+        return Err(ApiError::bad_request(
+            "INVALID_REQUEST",
+            "method is at most 16 and path at most 2048 bytes",
+        ));
+    }
+    let bindings = stored_route_map(&state, &workspace.id).await?;
+    let rules: Vec<(String, String)> = with_db!(&state.db, |pool| {
+        sqlx::query_as("SELECT module, functionality FROM blacklist_rules WHERE workspace_id = $1")
+            .bind(&workspace.id)
+            .fetch_all(pool)
+            .await?
+    });
+    let rules: Vec<Rule> = rules
+        .into_iter()
+        .map(|(module, functionality)| Rule {
+            module,
+            functionality,
+        })
+        .collect();
+    let blacklist = BlacklistPolicy::compile(&rules);
+    let rest = body.path.split(['?', '#']).next().unwrap_or_default();
+    let path = match CanonicalPath::parse(rest.strip_prefix("/g/").unwrap_or(rest)) {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(Json(json!({
+                "status": "INVALID_PATH", "reason": e.code(), "message": e.to_string(),
+                "action": null, "allowed": false,
+            })))
+        }
+    };
+    let policy = RoutePolicy::compile(&bindings);
+    let out = match policy.classify(&body.method, &path) {
+        Some(RouteVerdict::Action(c)) => {
+            let blocked = blacklist.blocks(c.module, c.functionality);
+            json!({
+                "status": if blocked { "BLACKLISTED" } else { "VALID" },
+                "action": {"module": c.module, "functionality": c.functionality, "route": c.route},
+                "allowed": !blocked,
+                "forwardPath": format!("/{}", path.to_forward_path()),
+            })
+        }
+        Some(RouteVerdict::NotMapped) | Some(RouteVerdict::NoMap) => {
+            json!({"status": "ROUTE_NOT_MAPPED", "action": null, "allowed": false})
+        }
+        None => json!({"status": "ROUTE_MAP_INVALID", "action": null, "allowed": false}),
+    };
+    Ok(Json(out))
 }
 
 #[cfg(test)]

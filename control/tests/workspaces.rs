@@ -460,3 +460,126 @@ on_both_databases!(
     catalogue,
     the_catalogue_is_validated_and_guards_blacklist_rules
 );
+
+async fn route_maps_are_validated_stored_classified_and_sent_to_the_edge(server: TestServer) {
+    let owner = server.sign_in("owner@example.com").await;
+    let id = workspace_id(&owner, "Shop").await;
+    let path = format!("/api/v1/workspace/{id}/modules");
+    let mapped = json!({"modules": [
+        {"name": "billing", "functionalities": [
+            "charge",
+            {"name": "refund", "routes": ["POST /billing/refunds/*"]},
+            {"name": "read", "routes": ["GET,HEAD /billing/{id}", "GET /billing/*"]}
+        ]},
+        {"name": "public", "functionalities": [{"name": "read", "routes": ["GET /*"]}]}
+    ]});
+    let r = owner.put(&path, mapped.clone()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, mapped);
+    assert_eq!(
+        owner.get(&path).await.body,
+        mapped,
+        "GET returns the same shape"
+    );
+
+    // The newest edge record carries the map.
+    let record: String = keygate_control::with_db!(&server.state.db, |pool| {
+        sqlx::query_scalar::<_, String>(
+            "SELECT record FROM edge_outbox WHERE workspace_id = $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(&id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    });
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(
+        record["routes"][0],
+        json!({"module": "billing", "functionality": "refund", "routes": ["POST /billing/refunds/*"]}),
+        "{record}"
+    );
+
+    // Overlaps and bad routes: 4xx naming the conflict; nothing saved.
+    let conflicting = json!({"modules": [
+        {"name": "billing", "functionalities": [
+            {"name": "refund", "routes": ["POST /billing/{id}"]},
+            {"name": "charge", "routes": ["GET,POST /Billing/{other}/"]}
+        ]}
+    ]});
+    let r = owner.put(&path, conflicting).await;
+    assert_eq!((r.status, r.reason()), (400, "ROUTE_CONFLICT"), "{r:?}");
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("billing/refund") && message.contains("billing/charge"),
+        "{message}"
+    );
+    for (route, reason) in [
+        ("/no/method", "ROUTE_SYNTAX"),
+        ("GET /*/x", "ROUTE_WILDCARD"),
+        ("get /x", "ROUTE_METHOD"),
+        ("GET /a/../b", "ROUTE_SYNTAX"),
+    ] {
+        let body = json!({"modules": [{"name": "a", "functionalities": [{"name": "b", "routes": [route]}]}]});
+        let r = owner.put(&path, body).await;
+        assert_eq!((r.status, r.reason()), (400, reason), "{route}: {r:?}");
+    }
+    let r = owner
+        .put(
+            &path,
+            json!({"modules": [{"name": "a", "functionalities": [{"name": "b", "routes": [], "x": 1}]}]}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(owner.get(&path).await.body, mapped, "unchanged");
+
+    // The "test a request" endpoint: action, blacklist, any spelling.
+    let r = owner
+        .post(
+            &format!("/api/v1/workspace/{id}/publishable-key/blacklist"),
+            json!({"module": "billing", "functionality": "refund"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let classify = format!("/api/v1/workspace/{id}/routes/classify");
+    for spelling in [
+        "/billing/refunds/7",
+        "/Billing//REFUNDS/7/",
+        "/g/billing/re%66unds/7",
+    ] {
+        let r = owner
+            .post(&classify, json!({"method": "POST", "path": spelling}))
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.body["status"], "BLACKLISTED", "{spelling}: {r:?}");
+        assert_eq!(r.body["action"]["functionality"], "refund");
+        assert_eq!(r.body["allowed"], false);
+    }
+    let r = owner
+        .post(&classify, json!({"method": "GET", "path": "/billing/42"}))
+        .await;
+    assert_eq!(
+        (
+            r.body["status"].as_str(),
+            r.body["action"]["route"].as_str()
+        ),
+        (Some("VALID"), Some("GET,HEAD /billing/{id}"))
+    );
+    let r = owner
+        .post(
+            &classify,
+            json!({"method": "DELETE", "path": "/billing/42"}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "ROUTE_NOT_MAPPED");
+    let r = owner
+        .post(
+            &classify,
+            json!({"method": "GET", "path": "/a/%2e%2e/billing"}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "INVALID_PATH");
+}
+on_both_databases!(
+    route_map,
+    route_maps_are_validated_stored_classified_and_sent_to_the_edge
+);

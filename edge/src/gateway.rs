@@ -16,6 +16,7 @@
 
 use keygate_shared::action::canonical_action;
 use keygate_shared::gateway;
+use keygate_shared::route::{CanonicalPath, RoutePolicy, RouteVerdict};
 
 use crate::error::ApiError;
 
@@ -59,6 +60,88 @@ pub fn parse_route(path: &str) -> Result<Route<'_>, ApiError> {
         module,
         functionality,
         rest,
+    })
+}
+
+/// The classified gateway form's prefix: `ANY /g/{rest}`, the action decided by the route map.
+pub const CLASSIFIED_PREFIX: &str = "/g/";
+
+/// The `{rest}` of `/g/{rest}`; refused like the labelled form's `{rest}` when an origin could
+/// read it as another path.
+pub fn parse_classified(path: &str) -> Result<&str, ApiError> {
+    let rest = path
+        .strip_prefix(CLASSIFIED_PREFIX)
+        .ok_or_else(ApiError::not_found)?;
+    gateway::check_rest(rest).map_err(|e| ApiError::invalid_path(&e.to_string()))?;
+    Ok(rest)
+}
+
+/// The labels a gateway request is checked and signed with, and the path the origin gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    /// Module (canonical when mapped; as given otherwise, canonicalised by the check).
+    pub module: String,
+    /// Functionality.
+    pub functionality: String,
+    /// `{rest}` to forward: the canonical path when a map classified it, else as sent.
+    pub rest: String,
+}
+
+/// Applies a workspace's route map (`keygate_shared::route`) to a gateway request.
+/// `labels` are the `/x/{m}/{f}` labels, `None` for the classified form `/g/`.
+///
+/// - no map: `/x/` keeps its labels; `/g/` is `404 ROUTE_NOT_MAPPED` (nothing to classify by);
+/// - a map and no matching route: `404 ROUTE_NOT_MAPPED` (the origin never sees it);
+/// - a match: its action; `/x/` labels naming another action are `403 ROUTE_MISMATCH`;
+/// - a map the edge cannot compile: `503 ROUTE_MAP_INVALID` (fail closed).
+pub fn resolve(
+    policy: &RoutePolicy,
+    method: &str,
+    rest: &str,
+    labels: Option<(&str, &str)>,
+) -> Result<Resolved, ApiError> {
+    let not_mapped = || {
+        ApiError::new(
+            404,
+            "ROUTE_NOT_MAPPED",
+            "no route of the workspace's route map matches this method and path",
+        )
+    };
+    if let (RoutePolicy::None, Some((module, functionality))) = (policy, labels) {
+        return Ok(Resolved {
+            module: module.to_owned(),
+            functionality: functionality.to_owned(),
+            rest: rest.to_owned(),
+        });
+    }
+    let path = CanonicalPath::parse(rest).map_err(|e| ApiError::invalid_path(&e.to_string()))?;
+    let classified = match policy.classify(method, &path) {
+        None => {
+            return Err(ApiError::new(
+                503,
+                "ROUTE_MAP_INVALID",
+                "the workspace's route map cannot be read by this edge",
+            ))
+        }
+        Some(RouteVerdict::NoMap | RouteVerdict::NotMapped) => return Err(not_mapped()),
+        Some(RouteVerdict::Action(c)) => c,
+    };
+    if let Some((module, functionality)) = labels {
+        let agrees = canonical_action(module, functionality).is_ok_and(|a| {
+            a.module == classified.module && a.functionality == classified.functionality
+        });
+        if !agrees {
+            return Err(ApiError::new(
+                403,
+                "ROUTE_MISMATCH",
+                "the labels name another action than the route map gives this method and path",
+            ));
+        }
+    }
+    Ok(Resolved {
+        module: classified.module.to_owned(),
+        functionality: classified.functionality.to_owned(),
+        rest: path.to_forward_path(),
     })
 }
 
@@ -168,35 +251,55 @@ mod runtime {
     use keygate_shared::gateway::{forwards_request_header, returns_response_header};
 
     use super::{
-        allows_private_origins, parse_route, query_of, signed_headers, target,
-        VAR_ALLOW_PRIVATE_ORIGINS,
+        allows_private_origins, parse_classified, parse_route, query_of, resolve, signed_headers,
+        target, Route, CLASSIFIED_PREFIX, VAR_ALLOW_PRIVATE_ORIGINS,
     };
     use crate::check::{decide, HEADER_LOOKUP, HEADER_PUBLISHABLE_KEY};
     use crate::cors;
     use crate::error::ApiError;
     use crate::http::{self, header, now_ms};
 
-    /// `ANY /x/{module}/{functionality}/{rest}`.
+    /// `ANY /x/{module}/{functionality}/{rest}` and `ANY /g/{rest}`.
     pub async fn handle(req: Request, env: &Env) -> Result<Response, ApiError> {
         let path = req.path();
-        let route = parse_route(&path)?;
+        let (labels, rest) = if path.starts_with(CLASSIFIED_PREFIX) {
+            (None, parse_classified(&path)?)
+        } else {
+            let r = parse_route(&path)?;
+            (Some((r.module, r.functionality)), r.rest)
+        };
         let config = http::config(env);
         config.secret().ok_or_else(|| {
             ApiError::not_configured("KEYGATE_EDGE_SECRET is missing or shorter than 32 bytes")
         })?;
         let key = header(&req, HEADER_PUBLISHABLE_KEY).unwrap_or_default();
         let origin = header(&req, "origin");
-        let d = decide(
-            env,
-            &config,
-            &key,
-            route.module,
-            route.functionality,
-            origin.as_deref(),
-        )
-        .await?;
+        let method = req.inner().method();
+        // The classified form looks the key up first (its labels come from the record's map).
+        let (probe_m, probe_f) = labels.unwrap_or(("g", "g"));
+        let mut d = decide(env, &config, &key, probe_m, probe_f, origin.as_deref()).await?;
+        let mut resolved = None;
+        if let Some(record) = &d.record {
+            if matches!(d.verdict.status.as_str(), "VALID" | "BLACKLISTED") {
+                let r = resolve(&record.routes, &method, rest, labels)?;
+                if labels.is_none() {
+                    d.verdict = keygate_shared::check::check(
+                        &keygate_shared::check::CheckRequest {
+                            key: &key,
+                            module: &r.module,
+                            functionality: &r.functionality,
+                            origin: origin.as_deref(),
+                        },
+                        Some(record),
+                    );
+                }
+                resolved = Some(r);
+            }
+        }
         let allow_origin = cors::allowed_origin(origin.as_deref(), d.record.as_deref());
-        let (Some(record), true) = (&d.record, d.verdict.status.is_valid()) else {
+        let (Some(record), Some(resolved), true) =
+            (&d.record, &resolved, d.verdict.status.is_valid())
+        else {
             let mut resp = http::json(d.verdict.http_status(), &d.verdict.response())?;
             resp.headers_mut().set(HEADER_LOOKUP, d.source.as_str())?;
             return http::with_cors(resp, allow_origin);
@@ -213,8 +316,12 @@ mod runtime {
                 .map(|v| v.to_string())
                 .as_deref(),
         );
-        let target = target(origin_url, route.rest, query_of(&url), allow_private)?;
-        let method = req.inner().method();
+        let target = target(origin_url, &resolved.rest, query_of(&url), allow_private)?;
+        let route = Route {
+            module: &resolved.module,
+            functionality: &resolved.functionality,
+            rest: &resolved.rest,
+        };
         let forward_cookies = record.record.forward_cookies;
 
         let headers = web_sys::Headers::new().map_err(js)?;
@@ -369,6 +476,44 @@ mod tests {
         assert!(allows_private_origins(Some("1")));
         assert!(!allows_private_origins(Some("yes")));
         assert!(!allows_private_origins(None));
+    }
+
+    #[test]
+    fn the_route_map_decides_the_labels_and_refuses_what_it_does_not_map() {
+        use keygate_shared::route::{RouteBinding, RoutePolicy};
+        let map = RoutePolicy::compile(&[
+            RouteBinding {
+                module: "billing".into(),
+                functionality: "refund".into(),
+                routes: vec!["POST /billing/refunds/*".into()],
+            },
+            RouteBinding {
+                module: "public".into(),
+                functionality: "read".into(),
+                routes: vec!["GET /*".into()],
+            },
+        ]);
+        let r = resolve(&map, "POST", "Billing//refunds/7/", None).unwrap();
+        assert_eq!(
+            (r.module.as_str(), r.functionality.as_str(), r.rest.as_str()),
+            ("billing", "refund", "Billing/refunds/7")
+        );
+        let e = resolve(&map, "DELETE", "billing/refunds/7", None).unwrap_err();
+        assert_eq!((e.status, e.reason), (404, "ROUTE_NOT_MAPPED"));
+        let e = resolve(&map, "POST", "billing/refunds", Some(("public", "read"))).unwrap_err();
+        assert_eq!((e.status, e.reason), (403, "ROUTE_MISMATCH"));
+        assert!(resolve(&map, "POST", "billing/refunds", Some(("Billing", "REFUND"))).is_ok());
+        let e = resolve(&RoutePolicy::None, "GET", "a", None).unwrap_err();
+        assert_eq!(e.reason, "ROUTE_NOT_MAPPED");
+        let r = resolve(&RoutePolicy::None, "GET", "a//b", Some(("m", "f"))).unwrap();
+        assert_eq!(r.rest, "a//b", "no map: forwarded as before");
+        let e = resolve(&RoutePolicy::Broken, "GET", "a", Some(("m", "f"))).unwrap_err();
+        assert_eq!((e.status, e.reason), (503, "ROUTE_MAP_INVALID"));
+        assert_eq!(parse_classified("/g/a/b").unwrap(), "a/b");
+        assert_eq!(
+            parse_classified("/g/a%2Fb").unwrap_err().reason,
+            "INVALID_PATH"
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! `keygate_shared::check::check`: the edge decides nothing itself.
 //!
 //! - [`check`]: `POST /v1/check` (parse, isolate cache, KV, signed pull, shared check);
-//! - [`gateway`]: `/x/{module}/{functionality}/{rest}` forwarding with a signature;
+//! - [`gateway`]: `/x/{module}/{functionality}/{rest}` and `/g/{rest}` (route map) forwarding
+//!   with a signature;
 //! - [`sync`]: `POST /__keygate/sync`, signed pushes from the control plane;
 //! - [`pull`]: the signed pull from the control plane on a miss;
 //! - [`cache`], [`store`]: the per-isolate cache and KV;
@@ -56,7 +57,8 @@ mod router {
 
     async fn route(req: Request, env: &Env, ctx: &Context) -> Result<Response, ApiError> {
         let path = req.path();
-        let gatewayed = path.starts_with(gateway::PREFIX);
+        let gatewayed =
+            path.starts_with(gateway::PREFIX) || path.starts_with(gateway::CLASSIFIED_PREFIX);
         // Every route that looks a key up first makes sure this isolate's view of recent
         // changes is fresh (no await while it is).
         if gatewayed || path == "/v1/check" {

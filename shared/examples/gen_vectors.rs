@@ -456,5 +456,66 @@ fn main() {
             timestamp: now,
         });
     }
+    let bind = |m: &str, f: &str, routes: &[&str]| keygate_shared::route::RouteBinding {
+        module: m.into(),
+        functionality: f.into(),
+        routes: routes.iter().map(|r| r.to_string()).collect(),
+    };
+    let maps = [
+        vec![
+            bind("billing", "refund", &["POST /billing/refunds/*"]),
+            bind(
+                "billing",
+                "read",
+                &["GET,HEAD /billing/{id}", "GET /billing/*"],
+            ),
+            bind("billing", "me", &["GET /billing/me"]),
+            bind("public", "read", &["GET /*"]),
+            bind("users", "admin", &["GET /users/admin/{x}"]),
+            bind("users", "get", &["GET /users/{id}/profile"]),
+        ],
+        vec![
+            bind("a", "x", &["GET /items/{id}"]),
+            bind("b", "y", &["GET /Items/{other}/"]),
+        ],
+        vec![bind("a", "x", &["GET /*/items"])],
+    ];
+    let requests = [
+        ("POST", "billing/refunds/1"),
+        ("POST", "Billing//REFUNDS/1/"),
+        ("POST", "%62illing/re%66unds"),
+        ("post", "billing/refunds"),
+        ("DELETE", "billing/refunds/1"),
+        ("GET", "billing/me"),
+        ("GET", "billing/42"),
+        ("HEAD", "billing/42"),
+        ("GET", "billing/42/x"),
+        ("GET", ""),
+        ("GET", "users/admin/profile"),
+        ("GET", "users/bob/profile"),
+        ("GET", "billing/%2e%2e/admin"),
+        ("GET", "billing%2Frefunds"),
+        ("GET", "a/%ff"),
+    ];
+    for bindings in maps {
+        let (compile_error, cases) = match keygate_shared::route::RouteMap::compile(&bindings) {
+            Err(e) => (Some(e.code.to_owned()), Vec::new()),
+            Ok(map) => (
+                None,
+                requests
+                    .iter()
+                    .map(|(m, p)| {
+                        let outcome = keygate_shared::conformance::route_outcome(&map, m, p);
+                        (m.to_string(), p.to_string(), outcome)
+                    })
+                    .collect(),
+            ),
+        };
+        v.routes.push(keygate_shared::conformance::RouteVector {
+            bindings,
+            compile_error,
+            cases,
+        });
+    }
     println!("{}", serde_json::to_string_pretty(&v).unwrap());
 }

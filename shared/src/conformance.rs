@@ -37,6 +37,33 @@ pub struct Vectors {
     /// Gateway secrets sealed for the edge, and what they open to.
     #[serde(default)]
     pub sealed_secrets: Vec<SealedSecretVector>,
+    /// Route maps and what requests classify to.
+    #[serde(default)]
+    pub routes: Vec<RouteVector>,
+}
+
+/// One route map and requests against it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteVector {
+    /// The bindings.
+    pub bindings: Vec<crate::route::RouteBinding>,
+    /// `None` if the map compiles; else the [`crate::route::RouteError`] code.
+    pub compile_error: Option<String>,
+    /// Requests: method, path, and the outcome (`module/functionality`, `NOT_MAPPED`, or
+    /// the path's [`crate::route::PathError`] code).
+    pub cases: Vec<(String, String, String)>,
+}
+
+/// What a request classifies to under `map`, as [`RouteVector::cases`] spells it.
+pub fn route_outcome(map: &crate::route::RouteMap, method: &str, path: &str) -> String {
+    match crate::route::CanonicalPath::parse(path) {
+        Err(e) => e.code().to_owned(),
+        Ok(p) => map.classify(method, &p).map_or_else(
+            || "NOT_MAPPED".to_owned(),
+            |c| format!("{}/{}", c.module, c.functionality),
+        ),
+    }
 }
 
 /// One action label.
@@ -263,6 +290,29 @@ pub fn run(json: &str) -> Result<Report, String> {
             .err()
             .map(|e| e.code().to_owned());
         expect(got == r.error, format!("rest {:?}: got {got:?}", r.rest));
+    }
+    for r in &v.routes {
+        match crate::route::RouteMap::compile(&r.bindings) {
+            Err(e) => expect(
+                r.compile_error.as_deref() == Some(e.code),
+                format!("route map {:?}: got {}", r.bindings, e.code),
+            ),
+            Ok(map) => {
+                // One pass per vector (a map and all its requests), like every other kind.
+                let wrong: Vec<String> = r
+                    .cases
+                    .iter()
+                    .filter_map(|(method, path, outcome)| {
+                        let got = route_outcome(&map, method, path);
+                        (&got != outcome).then(|| format!("{method} {path}: got {got}"))
+                    })
+                    .collect();
+                expect(
+                    r.compile_error.is_none() && wrong.is_empty(),
+                    format!("route map {:?}: compiled; {wrong:?}", r.bindings),
+                );
+            }
+        }
     }
     for t in &v.forward_targets {
         let got = crate::origin::check_forward_target(&t.url, t.allow_private).is_ok();

@@ -8,6 +8,7 @@
 //! - [`action`]: the canonical spelling of (module, functionality) that decisions use;
 //! - [`blacklist`] and [`origin`]: what a publishable key may call, and from where, and
 //!   which origin URLs the gateway may forward to;
+//! - [`route`]: the gateway route map (method + path -> action);
 //! - [`record`]: what the edge stores per publishable key, and the sync batch carrying it;
 //! - [`clock`]: record versions from a hybrid logical clock that never goes backwards;
 //! - [`check`]: the publishable-key verdict; [`verdict`]: statuses and their HTTP mapping;
@@ -49,6 +50,7 @@ pub mod origin;
 pub mod otp;
 pub mod random;
 pub mod record;
+pub mod route;
 pub mod scope;
 pub mod signing;
 pub mod verdict;

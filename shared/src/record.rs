@@ -29,6 +29,7 @@ use crate::blacklist::{BlacklistPolicy, Rule};
 use crate::gateway::SealedGatewaySecret;
 use crate::key::KeyDigest;
 use crate::origin::OriginPolicy;
+use crate::route::{RouteBinding, RoutePolicy};
 
 /// Whether a publishable key is in service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -86,6 +87,9 @@ pub struct EdgeRecord {
     /// (empty: sign with the key derived from the edge secret, as before these existed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateway_secrets: Vec<SealedGatewaySecret>,
+    /// The workspace's route map (empty: none); see [`crate::route`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteBinding>,
     /// Monotonic version; a record never replaces one with a higher version.
     pub version: u64,
 }
@@ -104,6 +108,7 @@ impl EdgeRecord {
             origin_url: None,
             forward_cookies: false,
             gateway_secrets: Vec::new(),
+            routes: Vec::new(),
             version,
         }
     }
@@ -142,6 +147,7 @@ impl EdgeRecord {
         CompiledRecord {
             blacklist: BlacklistPolicy::compile(&self.blacklist),
             origins: OriginPolicy::compile(&self.allowed_origins),
+            routes: RoutePolicy::compile(&self.routes),
             record: self,
         }
     }
@@ -157,6 +163,8 @@ pub struct CompiledRecord {
     pub blacklist: BlacklistPolicy,
     /// Its allowed origins, compiled.
     pub origins: OriginPolicy,
+    /// Its route map, compiled.
+    pub routes: RoutePolicy,
 }
 
 /// Whether an incoming record should replace the stored one (`None`: nothing stored), given
@@ -514,6 +522,26 @@ mod tests {
         assert!(body.len() <= MAX_BATCH_BYTES);
         let exact: usize = 14 + sizes[..n].iter().sum::<usize>() + (n - 1);
         assert_eq!(body.len(), exact, "the size estimate is exact");
+    }
+
+    #[test]
+    fn route_maps_travel_in_the_record_compile_and_count_towards_its_size() {
+        use crate::route::{RouteBinding, RoutePolicy};
+        let plain = sample();
+        assert!(!serde_json::to_string(&plain).unwrap().contains("routes"));
+        assert_eq!(plain.clone().compile().routes, RoutePolicy::None);
+        let mut r = sample();
+        r.routes = vec![RouteBinding {
+            module: "billing".into(),
+            functionality: "refund".into(),
+            routes: vec!["POST /billing/refunds/*".into()],
+        }];
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<EdgeRecord>(&json).unwrap(), r);
+        assert!(r.encoded_len() > plain.encoded_len());
+        assert!(matches!(r.clone().compile().routes, RoutePolicy::Mapped(_)));
+        r.routes[0].routes = vec!["not a route".into()];
+        assert_eq!(r.compile().routes, RoutePolicy::Broken, "fail closed");
     }
 
     #[test]
