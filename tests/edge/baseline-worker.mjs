@@ -57,10 +57,10 @@ const cache = new Map();
 
 function compile(rec) {
   return {
-    workspaceId: rec.workspace_id,
+    workspaceId: rec.workspaceId,
     revoked: rec.state === "revoked",
     blacklist: new Set((rec.blacklist ?? []).map((r) => `${r.module}/${r.functionality}`)),
-    origins: new Set(rec.allowed_origins ?? []),
+    origins: new Set(rec.allowedOrigins ?? []),
   };
 }
 

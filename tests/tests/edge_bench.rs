@@ -37,7 +37,9 @@ fn line(name: &str, r: &LoadReport) {
 }
 
 fn addr_of(url: &str) -> SocketAddr {
-    url.trim_start_matches("http://").parse().expect("host:port")
+    url.trim_start_matches("http://")
+        .parse()
+        .expect("host:port")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
