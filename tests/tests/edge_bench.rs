@@ -222,3 +222,218 @@ fn check_throughput_against_a_javascript_baseline_and_revocation_latency() {
         println!("edge wasm gzipped: {gz} bytes (target < 300 KB)");
     }
 }
+
+/// A `wrangler dev` of `config` on a free loopback port; stopped (its process group) on drop.
+struct WranglerDev {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Drop for WranglerDev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn wrangler(dir: &std::path::Path) -> std::process::Command {
+    let root = keygate_tests::edge::root();
+    let mut c = std::process::Command::new(root.join("node_modules/.bin/wrangler"));
+    c.current_dir(dir)
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                root.join("node_modules/.bin").display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        );
+    c
+}
+
+fn wrangler_dev(dir: &std::path::Path, config: &str, vars: &[(&str, &str)]) -> WranglerDev {
+    let port = free_port();
+    let mut c = wrangler(dir);
+    c.args(["dev", "-c", config, "--ip", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .args(["--inspector-port"])
+        .arg(free_port().to_string())
+        .args(["--log-level", "error", "--persist-to", "state"]);
+    for (k, v) in vars {
+        c.args(["--var", &format!("{k}:{v}")]);
+    }
+    let child = c
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start wrangler dev");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let dev = WranglerDev { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let health = load::http_request("GET", "/healthz", &[], b"");
+    while load::run(addr, &health, 1, Duration::from_millis(200), 1).requests == 0 {
+        assert!(Instant::now() < deadline, "wrangler dev ({config}) did not start");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    dev
+}
+
+#[test]
+#[ignore = "benchmark: run with `cargo xtask bench-edge`"]
+fn through_wrangler_dev_against_the_javascript_baseline() {
+    let root = keygate_tests::edge::root();
+    let build = root.join("edge/build");
+    keygate_tests::edge::require_build();
+    // Configs of their own (no build step: the worker is already built), in a scratch folder.
+    let dir = root.join("target/edge-bench-wrangler");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let kv = "[[kv_namespaces]]\nbinding = \"KEYGATE_KV\"\nid = \"00000000000000000000000000000000\"\n";
+    std::fs::write(
+        dir.join("keygate.toml"),
+        format!(
+            "name = \"keygate-edge\"\nmain = \"{}\"\ncompatibility_date = \"2025-09-01\"\n{kv}\
+             [[durable_objects.bindings]]\nname = \"KEYGATE_CHANGES\"\nclass_name = \"RecentChanges\"\n\
+             [[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"RecentChanges\"]\n",
+            build.join("index.js").display()
+        ),
+    )
+    .expect("write config");
+    std::fs::write(
+        dir.join("baseline.toml"),
+        format!(
+            "name = \"keygate-js-baseline\"\nmain = \"{}\"\ncompatibility_date = \"2025-09-01\"\n{kv}",
+            root.join("tests/edge/baseline-worker.mjs").display()
+        ),
+    )
+    .expect("write config");
+
+    let key = new_key();
+    let mut r = record(&key, "ws_bench", 1);
+    r.blacklist = vec![keygate_shared::blacklist::Rule::new("billing", "refund").expect("rule")];
+    r.allowed_origins = vec!["https://app.example.com".into()];
+    // The baseline's KV gets the record as keygate's sync would write it.
+    let status = wrangler(&dir)
+        .args(["kv", "key", "put", "-c", "baseline.toml", "--binding", "KEYGATE_KV"])
+        .args(["--local", "--persist-to", "state-baseline"])
+        .arg(format!("rec:{}", key.digest().to_hex()))
+        .arg(serde_json::to_string(&r).expect("json"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("wrangler kv key put");
+    assert!(status.success(), "wrangler kv key put failed");
+    let keygate = wrangler_dev(
+        &dir,
+        "keygate.toml",
+        &[
+            ("KEYGATE_EDGE_SECRET", keygate_tests::edge::TEST_SECRET),
+            ("KEYGATE_CONTROL_URL", ""),
+        ],
+    );
+    let baseline = {
+        // Its own state folder, where the record was put.
+        let port = free_port();
+        let mut c = wrangler(&dir);
+        c.args(["dev", "-c", "baseline.toml", "--ip", "127.0.0.1", "--port"])
+            .arg(port.to_string())
+            .args(["--inspector-port"])
+            .arg(free_port().to_string())
+            .args(["--log-level", "error", "--persist-to", "state-baseline"]);
+        let child = c
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start wrangler dev");
+        let dev = WranglerDev {
+            child,
+            addr: format!("127.0.0.1:{port}").parse().expect("addr"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let health = load::http_request("GET", "/healthz", &[], b"");
+        while load::run(dev.addr, &health, 1, Duration::from_millis(200), 1).requests == 0 {
+            assert!(Instant::now() < deadline, "wrangler dev (baseline) did not start");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        dev
+    };
+    // keygate learns the record through its signed sync endpoint, as in production.
+    let body = keygate_tests::edge::sync_body(&[r]);
+    let headers = keygate_tests::edge::signed_headers(
+        keygate_tests::edge::TEST_SECRET,
+        keygate_shared::signing::Purpose::Sync,
+        keygate_tests::edge::now_secs(),
+        &keygate_tests::edge::fresh_nonce(),
+        body.as_bytes(),
+    );
+    let mut h: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    h.push(("content-type", "application/json"));
+    let batch = load::http_request("POST", keygate_shared::record::SYNC_PATH, &h, body.as_bytes());
+    let synced = load::run(
+        keygate.addr,
+        &batch,
+        1,
+        Duration::from_secs(5),
+        1,
+    );
+    assert_eq!(synced.statuses.keys().copied().collect::<Vec<_>>(), vec![200], "sync");
+
+    let check_body =
+        serde_json::json!({"key": key.expose(), "module": "billing", "functionality": "charge"})
+            .to_string();
+    let check = load::http_request(
+        "POST",
+        "/v1/check",
+        &[
+            ("content-type", "application/json"),
+            ("origin", "https://app.example.com"),
+        ],
+        check_body.as_bytes(),
+    );
+    let health = load::http_request("GET", "/healthz", &[], b"");
+    let connections = env_usize("KEYGATE_BENCH_CONNECTIONS", CONNECTIONS);
+    let rounds = env_usize("KEYGATE_BENCH_ROUNDS", ROUNDS);
+    for addr in [keygate.addr, baseline.addr] {
+        for req in [&health, &check] {
+            load::run(addr, req, connections, Duration::from_millis(800), 100_000);
+        }
+    }
+    println!(
+        "\nedge throughput through `wrangler dev` (4.164.0, its proxy included), {connections} \
+         keep-alive connections, {rounds} alternating rounds of {ROUND:?}:"
+    );
+    for (name, req) in [("healthz", &health), ("check", &check)] {
+        let mut ratios = Vec::new();
+        for round in 0..rounds {
+            let (k, b) = if round % 2 == 0 {
+                let k = load::run(keygate.addr, req, connections, ROUND, MAX_REQUESTS_PER_ROUND);
+                let b = load::run(baseline.addr, req, connections, ROUND, MAX_REQUESTS_PER_ROUND);
+                (k, b)
+            } else {
+                let b = load::run(baseline.addr, req, connections, ROUND, MAX_REQUESTS_PER_ROUND);
+                let k = load::run(keygate.addr, req, connections, ROUND, MAX_REQUESTS_PER_ROUND);
+                (k, b)
+            };
+            line(&format!("keygate  {name} #{round}"), &k);
+            line(&format!("baseline {name} #{round}"), &b);
+            assert_eq!(statuses(&k), vec![200], "keygate {name}");
+            assert_eq!(statuses(&b), vec![200], "baseline {name}");
+            ratios.push(k.rps() / b.rps());
+        }
+        println!(
+            "  {name} through wrangler dev: keygate/baseline req/s, median of {rounds} rounds: {:.2}x",
+            median(ratios)
+        );
+    }
+}
