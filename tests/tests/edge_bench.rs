@@ -113,10 +113,9 @@ fn check_throughput_against_a_javascript_baseline_and_revocation_latency() {
     }
 
     println!(
-        "\nedge throughput on workerd's direct sockets (miniflare {}), {connections} keep-alive \
+        "\nedge throughput on workerd's direct sockets (miniflare 4.20260730.0), {connections} keep-alive \
          connections, {rounds} alternating rounds of {ROUND:?}; keygate (Rust/wasm) vs the \
-         hand-written JS baseline (tests/edge/baseline-worker.mjs):",
-        "4.20260730.0"
+         hand-written JS baseline (tests/edge/baseline-worker.mjs):"
     );
     let routes: [(&str, &[u8], u16); 3] = [
         ("healthz", &health, 200),
@@ -281,7 +280,10 @@ fn wrangler_dev(dir: &std::path::Path, config: &str, vars: &[(&str, &str)]) -> W
     let deadline = Instant::now() + Duration::from_secs(60);
     let health = load::http_request("GET", "/healthz", &[], b"");
     while load::run(addr, &health, 1, Duration::from_millis(200), 1).requests == 0 {
-        assert!(Instant::now() < deadline, "wrangler dev ({config}) did not start");
+        assert!(
+            Instant::now() < deadline,
+            "wrangler dev ({config}) did not start"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
     dev
@@ -297,7 +299,8 @@ fn through_wrangler_dev_against_the_javascript_baseline() {
     let dir = root.join("target/edge-bench-wrangler");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
-    let kv = "[[kv_namespaces]]\nbinding = \"KEYGATE_KV\"\nid = \"00000000000000000000000000000000\"\n";
+    let kv =
+        "[[kv_namespaces]]\nbinding = \"KEYGATE_KV\"\nid = \"00000000000000000000000000000000\"\n";
     std::fs::write(
         dir.join("keygate.toml"),
         format!(
@@ -323,7 +326,15 @@ fn through_wrangler_dev_against_the_javascript_baseline() {
     r.allowed_origins = vec!["https://app.example.com".into()];
     // The baseline's KV gets the record as keygate's sync would write it.
     let status = wrangler(&dir)
-        .args(["kv", "key", "put", "-c", "baseline.toml", "--binding", "KEYGATE_KV"])
+        .args([
+            "kv",
+            "key",
+            "put",
+            "-c",
+            "baseline.toml",
+            "--binding",
+            "KEYGATE_KV",
+        ])
         .args(["--local", "--persist-to", "state-baseline"])
         .arg(format!("rec:{}", key.digest().to_hex()))
         .arg(serde_json::to_string(&r).expect("json"))
@@ -360,7 +371,10 @@ fn through_wrangler_dev_against_the_javascript_baseline() {
         let deadline = Instant::now() + Duration::from_secs(60);
         let health = load::http_request("GET", "/healthz", &[], b"");
         while load::run(dev.addr, &health, 1, Duration::from_millis(200), 1).requests == 0 {
-            assert!(Instant::now() < deadline, "wrangler dev (baseline) did not start");
+            assert!(
+                Instant::now() < deadline,
+                "wrangler dev (baseline) did not start"
+            );
             std::thread::sleep(Duration::from_millis(300));
         }
         dev
@@ -379,15 +393,18 @@ fn through_wrangler_dev_against_the_javascript_baseline() {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     h.push(("content-type", "application/json"));
-    let batch = load::http_request("POST", keygate_shared::record::SYNC_PATH, &h, body.as_bytes());
-    let synced = load::run(
-        keygate.addr,
-        &batch,
-        1,
-        Duration::from_secs(5),
-        1,
+    let batch = load::http_request(
+        "POST",
+        keygate_shared::record::SYNC_PATH,
+        &h,
+        body.as_bytes(),
     );
-    assert_eq!(synced.statuses.keys().copied().collect::<Vec<_>>(), vec![200], "sync");
+    let synced = load::run(keygate.addr, &batch, 1, Duration::from_secs(5), 1);
+    assert_eq!(
+        synced.statuses.keys().copied().collect::<Vec<_>>(),
+        vec![200],
+        "sync"
+    );
 
     let check_body =
         serde_json::json!({"key": key.expose(), "module": "billing", "functionality": "charge"})
@@ -417,12 +434,36 @@ fn through_wrangler_dev_against_the_javascript_baseline() {
         let mut ratios = Vec::new();
         for round in 0..rounds {
             let (k, b) = if round % 2 == 0 {
-                let k = load::run(keygate.addr, req, connections, ROUND, MAX_REQUESTS_PER_ROUND);
-                let b = load::run(baseline.addr, req, connections, ROUND, MAX_REQUESTS_PER_ROUND);
+                let k = load::run(
+                    keygate.addr,
+                    req,
+                    connections,
+                    ROUND,
+                    MAX_REQUESTS_PER_ROUND,
+                );
+                let b = load::run(
+                    baseline.addr,
+                    req,
+                    connections,
+                    ROUND,
+                    MAX_REQUESTS_PER_ROUND,
+                );
                 (k, b)
             } else {
-                let b = load::run(baseline.addr, req, connections, ROUND, MAX_REQUESTS_PER_ROUND);
-                let k = load::run(keygate.addr, req, connections, ROUND, MAX_REQUESTS_PER_ROUND);
+                let b = load::run(
+                    baseline.addr,
+                    req,
+                    connections,
+                    ROUND,
+                    MAX_REQUESTS_PER_ROUND,
+                );
+                let k = load::run(
+                    keygate.addr,
+                    req,
+                    connections,
+                    ROUND,
+                    MAX_REQUESTS_PER_ROUND,
+                );
                 (k, b)
             };
             line(&format!("keygate  {name} #{round}"), &k);
