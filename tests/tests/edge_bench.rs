@@ -222,7 +222,8 @@ fn check_throughput_against_a_javascript_baseline_and_revocation_latency() {
     }
 }
 
-/// A `wrangler dev` of `config` on a free loopback port; stopped (its process group) on drop.
+/// A `wrangler dev` on a free loopback port, in a process group of its own; the whole group
+/// (wrangler and the workerd processes it starts) is stopped on drop.
 struct WranglerDev {
     child: std::process::Child,
     addr: SocketAddr,
@@ -230,7 +231,13 @@ struct WranglerDev {
 
 impl Drop for WranglerDev {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        for signal in ["-TERM", "-KILL"] {
+            let _ = std::process::Command::new("kill")
+                .args([signal, "--", &group])
+                .status();
+            std::thread::sleep(Duration::from_millis(500));
+        }
         let _ = self.child.wait();
     }
 }
@@ -245,6 +252,7 @@ fn free_port() -> u16 {
 fn wrangler(dir: &std::path::Path) -> std::process::Command {
     let root = keygate_tests::edge::root();
     let mut c = std::process::Command::new(root.join("node_modules/.bin/wrangler"));
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
     c.current_dir(dir)
         .env("WRANGLER_SEND_METRICS", "false")
         .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
