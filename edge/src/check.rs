@@ -120,13 +120,13 @@ mod runtime {
     use keygate_shared::key::{self, KeyDigest, KeyKind};
     use keygate_shared::record::CompiledRecord;
     use keygate_shared::verdict::Verdict;
-    use worker::{Env, Request, Response};
+    use worker::{web_sys, Env};
 
     use super::{parse_check_body, Source, HEADER_LOOKUP, HEADER_PUBLISHABLE_KEY, MAX_CHECK_BODY};
     use crate::cache::{with_cache, Cached};
     use crate::config::Config;
     use crate::error::ApiError;
-    use crate::http::{self, header, now_ms};
+    use crate::http::{self, now_ms, raw_header};
     use crate::store::Store;
     use crate::view::with_view;
     use crate::{cors, pull};
@@ -218,11 +218,11 @@ mod runtime {
         })
     }
 
-    /// `POST /v1/check`.
-    pub async fn handle(mut req: Request, env: &Env) -> Result<Response, ApiError> {
-        let body = http::read_body(&mut req, MAX_CHECK_BODY).await?;
-        let input = parse_check_body(&body, || header(&req, HEADER_PUBLISHABLE_KEY))?;
-        let origin = header(&req, "origin");
+    /// `POST /v1/check`, on the JavaScript request (no `worker::Request` conversion).
+    pub async fn handle(req: &web_sys::Request, env: &Env) -> Result<web_sys::Response, ApiError> {
+        let body = http::read_raw_body(req, MAX_CHECK_BODY).await?;
+        let input = parse_check_body(&body, || raw_header(req, HEADER_PUBLISHABLE_KEY))?;
+        let origin = raw_header(req, "origin");
         let config = http::config(env);
         let d = decide(
             env,
@@ -233,12 +233,17 @@ mod runtime {
             origin.as_deref(),
         )
         .await?;
-        let mut resp = http::json(d.verdict.http_status(), &d.verdict.response())?;
-        resp.headers_mut().set(HEADER_LOOKUP, d.source.as_str())?;
-        http::with_cors(
-            resp,
+        let body = serde_json::to_string(&d.verdict.response())
+            .map_err(|_| ApiError::new(500, "INTERNAL", "encoding failed"))?;
+        let resp = http::json_raw(d.verdict.http_status(), &body)?;
+        resp.headers()
+            .set(HEADER_LOOKUP, d.source.as_str())
+            .map_err(worker::Error::from)?;
+        http::with_cors_raw(
+            &resp,
             cors::allowed_origin(origin.as_deref(), d.record.as_deref()),
-        )
+        )?;
+        Ok(resp)
     }
 }
 

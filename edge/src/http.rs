@@ -3,9 +3,12 @@
 
 use std::rc::Rc;
 
+use std::cell::RefCell;
+
 use futures_util::StreamExt;
 use serde::Serialize;
-use worker::{Env, Headers, Request, Response};
+use worker::wasm_bindgen::JsCast;
+use worker::{js_sys, web_sys, Env, Headers, Request, Response};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -17,9 +20,10 @@ impl From<worker::Error> for ApiError {
     }
 }
 
-/// Milliseconds since the Unix epoch (workerd advances it only across I/O).
+/// Milliseconds since the Unix epoch (workerd advances it only across I/O). One call to the
+/// static `Date.now()` (not `new Date().getTime()`, two calls and an object).
 pub fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
+    js_sys::Date::now() as u64
 }
 
 thread_local! {
@@ -44,10 +48,20 @@ pub fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }
 
+/// A header of the JavaScript request, if present.
+pub fn raw_header(req: &web_sys::Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
 /// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, and
 /// while streaming for chunked bodies).
 pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
-    if let Some(len) = header(req, "content-length") {
+    read_raw_body(req.inner(), limit).await
+}
+
+/// [`read_body`] on the JavaScript request.
+pub async fn read_raw_body(req: &web_sys::Request, limit: usize) -> Result<Vec<u8>, ApiError> {
+    if let Some(len) = raw_header(req, "content-length") {
         let len = len
             .trim()
             .parse::<u64>()
@@ -59,16 +73,20 @@ pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiEr
             return Ok(Vec::new());
         }
         // Known and small: one `arrayBuffer()` is much cheaper than streaming chunks.
-        let body = req.bytes().await?;
+        let promise = req.array_buffer().map_err(worker::Error::from)?;
+        let buffer = worker::wasm_bindgen_futures::JsFuture::from(promise)
+            .await
+            .map_err(worker::Error::from)?;
+        let body = js_sys::Uint8Array::new(&buffer).to_vec();
         if body.len() > limit {
             return Err(ApiError::payload_too_large(limit));
         }
         return Ok(body);
     }
-    if req.inner().body().is_none() {
+    let Some(stream) = req.body() else {
         return Ok(Vec::new());
-    }
-    let mut stream = req.stream()?;
+    };
+    let mut stream = worker::ByteStream::from(stream);
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
@@ -120,6 +138,63 @@ pub fn json<T: Serialize>(status: u16, value: &T) -> Result<Response, ApiError> 
         .with_status(status)
         .with_headers(headers)
         .fixed(body))
+}
+
+thread_local! {
+    /// `{status, headers: {content-type: application/json, cache-control: no-store}}`, one
+    /// per status answered so far: `new Response(body, init)` copies the headers, so one init
+    /// serves every answer with that status.
+    static JSON_INITS: RefCell<Vec<(u16, web_sys::ResponseInit)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn json_init(status: u16) -> web_sys::ResponseInit {
+    JSON_INITS.with(|inits| {
+        if let Some((_, init)) = inits.borrow().iter().find(|(s, _)| *s == status) {
+            return init.clone();
+        }
+        let headers = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&headers, &"content-type".into(), &"application/json".into());
+        let _ = js_sys::Reflect::set(&headers, &"cache-control".into(), &"no-store".into());
+        let init = web_sys::ResponseInit::new();
+        init.set_status(status);
+        init.set_headers(&headers);
+        inits.borrow_mut().push((status, init.clone()));
+        init
+    })
+}
+
+/// A JSON answer with `status` as a JavaScript response, built with one call (same headers
+/// as [`json`]: `content-type: application/json`, `cache-control: no-store`).
+pub fn json_raw(status: u16, body: &str) -> Result<web_sys::Response, ApiError> {
+    web_sys::Response::new_with_opt_str_and_init(Some(body), &json_init(status))
+        .map_err(|e| ApiError::from(worker::Error::from(e)))
+}
+
+/// `GET /healthz`'s answer.
+pub fn health() -> web_sys::Response {
+    json_raw(200, r#"{"status":"ok"}"#).unwrap_or_else(|e| error_raw(&e))
+}
+
+/// Adds CORS headers echoing `origin` (when one is allowed) to a JavaScript response we built.
+pub fn with_cors_raw(resp: &web_sys::Response, origin: Option<&str>) -> Result<(), ApiError> {
+    let Some(origin) = origin else {
+        return Ok(());
+    };
+    let h = resp.headers();
+    h.set("access-control-allow-origin", origin)
+        .map_err(worker::Error::from)?;
+    h.append("vary", "Origin").map_err(worker::Error::from)?;
+    Ok(())
+}
+
+/// The error answer for `e`, as a JavaScript response.
+pub fn error_raw(e: &ApiError) -> web_sys::Response {
+    match web_sys::Response::new_with_opt_str_and_init(Some(&e.to_json()), &json_init(e.status)) {
+        Ok(r) => r,
+        // Only an invalid status could get here; answer a plain 500 rather than nothing.
+        Err(_) => web_sys::Response::new_with_opt_str_and_init(None, &json_init(500))
+            .unwrap_or_else(|e| e.unchecked_into()),
+    }
 }
 
 /// The error answer for `e`.

@@ -17,6 +17,8 @@
 //! - [`cors`], [`config`], [`error`]: browsers, knobs and error answers.
 //!
 //! Runtime glue is compiled for `wasm32` only; the rest is plain Rust with native unit tests.
+//! `POST /v1/check` and `GET /healthz` are dispatched before the general route table,
+//! on the JavaScript request itself (see `edge/README.md`, "Figures", for why).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -37,26 +39,84 @@ pub mod view;
 /// `GET /__keygate/selftest`: runs keygate-shared's conformance vectors inside the runtime.
 pub const SELFTEST_PATH: &str = "/__keygate/selftest";
 
+/// The path of an already-serialised WHATWG URL (what `Request.url` returns), without query
+/// or fragment and without parsing the URL again: the first `/` after the host starts the
+/// path, and `?`/`#` inside a path are always percent-encoded.
+pub fn path_of(url: &str) -> &str {
+    let rest = match url.find("://") {
+        Some(i) => &url[i + 3..],
+        None => return url.split(['?', '#']).next().unwrap_or("/"),
+    };
+    match rest.find('/') {
+        Some(i) => {
+            let path = &rest[i..];
+            &path[..path.find(['?', '#']).unwrap_or(path.len())]
+        }
+        None => "/",
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
 mod router {
-    use worker::{event, Context, Env, Method, Request, Response};
+    use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsValue};
+    use worker::{web_sys, Context, Env, Method, Request, Response};
 
     use crate::error::ApiError;
-    use crate::{check, cors, gateway, http, sync, view, SELFTEST_PATH};
+    use crate::{check, cors, gateway, http, path_of, sync, view, SELFTEST_PATH};
 
-    #[event(fetch)]
-    async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-        // The same JS object (not `Request.clone()`, which would tee the body).
-        let raw = Clone::clone(req.inner());
-        let resp = route(req, &env, &ctx)
-            .await
-            .unwrap_or_else(|e| http::error_response(&e));
-        http::drain_unread_body(&raw).await;
-        Ok(resp)
+    /// The worker's `fetch` handler, exported by hand rather than with `#[event(fetch)]`, so
+    /// the hot paths pay no more glue than they need (see `edge/README.md`, "Figures"):
+    /// - `GET /healthz` answers synchronously: no Rust future, no promise, no microtask, and
+    ///   no conversion of the request into a `worker::Request` (which reads its method, URL,
+    ///   headers and `cf` from JavaScript);
+    /// - `POST /v1/check` works on the JavaScript request directly;
+    /// - every other route goes through [`route`] as before.
+    ///
+    /// Unread request bodies are drained after answering, as before.
+    #[wasm_bindgen]
+    pub fn fetch(raw: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
+        let url = raw.url();
+        let path = path_of(&url);
+        let method = raw.method();
+        if path == "/healthz" && (method == "GET" || method == "HEAD") && raw.body().is_none() {
+            return http::health().into();
+        }
+        let is_check = method == "POST" && path == "/v1/check";
+        let path = path.to_owned();
+        worker::wasm_bindgen_futures::future_to_promise(async move {
+            let ctx = Context::new(ctx);
+            let resp = if is_check {
+                check_route(&raw, &env, &ctx).await
+            } else {
+                route(Request::from(Clone::clone(&raw)), &path, &env, &ctx)
+                    .await
+                    .map(web_sys::Response::from)
+            }
+            .unwrap_or_else(|e| http::error_raw(&e));
+            http::drain_unread_body(&raw).await;
+            Ok(resp.into())
+        })
+        .into()
     }
 
-    async fn route(req: Request, env: &Env, ctx: &Context) -> Result<Response, ApiError> {
-        let path = req.path();
+    /// `POST /v1/check`: the view of recent changes made fresh, then the check.
+    async fn check_route(
+        raw: &web_sys::Request,
+        env: &Env,
+        ctx: &Context,
+    ) -> Result<web_sys::Response, ApiError> {
+        if let Some(refresh) = view::before_lookup(env, ctx) {
+            refresh.await?;
+        }
+        check::handle(raw, env).await
+    }
+
+    async fn route(
+        req: Request,
+        path: &str,
+        env: &Env,
+        ctx: &Context,
+    ) -> Result<Response, ApiError> {
         let gatewayed =
             path.starts_with(gateway::PREFIX) || path.starts_with(gateway::CLASSIFIED_PREFIX);
         // Every route that looks a key up first makes sure this isolate's view of recent
@@ -66,13 +126,12 @@ mod router {
                 refresh.await?;
             }
         }
-        match (req.method(), path.as_str()) {
+        match (req.method(), path) {
             (Method::Get | Method::Head, "/healthz") => {
                 http::json(200, &serde_json::json!({"status": "ok"}))
             }
             (Method::Options, "/v1/check") => cors::preflight(req, env).await,
             (Method::Options, _) if gatewayed => cors::preflight(req, env).await,
-            (Method::Post, "/v1/check") => check::handle(req, env).await,
             (_, "/v1/check") => Err(ApiError::method_not_allowed("POST, OPTIONS")),
             (Method::Post, sync::PATH) => sync::handle(req, env).await,
             (_, sync::PATH) => Err(ApiError::method_not_allowed("POST")),
@@ -86,5 +145,22 @@ mod router {
         let report = keygate_shared::conformance::run(keygate_shared::conformance::VECTORS_JSON)
             .map_err(|e| ApiError::new(500, "VECTORS_UNREADABLE", e))?;
         http::json(200, &report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_of;
+
+    #[test]
+    fn paths_come_from_serialised_urls() {
+        assert_eq!(path_of("https://edge.example.com/v1/check"), "/v1/check");
+        assert_eq!(path_of("http://127.0.0.1:8787/healthz?x=1#f"), "/healthz");
+        assert_eq!(path_of("https://edge.example.com"), "/");
+        assert_eq!(
+            path_of("https://edge.example.com/x/m/f/a%3Fb?q"),
+            "/x/m/f/a%3Fb"
+        );
+        assert_eq!(path_of("/v1/check?x"), "/v1/check");
     }
 }

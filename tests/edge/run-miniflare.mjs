@@ -20,6 +20,13 @@
 //   GET  /kv?loc=b&key=K           the value (404 if none)
 //   PUT  /kv?loc=b&key=K           stores the body
 //   POST /kv/copy?from=a&to=b      copies every key of a's KV into b's; answers {"copied": n}
+//
+// Benchmark mode: with KEYGATE_EDGE_BASELINE=1 (and no locations), the same workerd also runs
+// tests/edge/baseline-worker.mjs (the hand-written JavaScript baseline) as a second worker
+// sharing keygate's KV namespace, and each worker gets a direct workerd socket (miniflare's
+// `unsafeDirectSockets`), so a benchmark measures workerd and not miniflare's Node proxy. The
+// first line then also carries {"direct": {"keygate": url, "baseline": url}}. With
+// KEYGATE_EDGE_INSPECTOR=PORT workerd's V8 inspector listens on that loopback port (profiling).
 import { Miniflare, Log, LogLevel } from "miniflare";
 import http from "node:http";
 import path from "node:path";
@@ -43,8 +50,39 @@ const common = {
 };
 const log = new Log(process.env.KEYGATE_EDGE_LOG === "debug" ? LogLevel.DEBUG : LogLevel.WARN);
 
+const baseline = !locations && process.env.KEYGATE_EDGE_BASELINE === "1";
+const inspectorPort = process.env.KEYGATE_EDGE_INSPECTOR
+  ? Number(process.env.KEYGATE_EDGE_INSPECTOR)
+  : undefined;
+
 let options;
-if (locations) {
+if (baseline) {
+  options = {
+    cf: false,
+    host: "127.0.0.1",
+    port: 0,
+    log,
+    inspectorPort,
+    workers: [
+      {
+        ...common,
+        name: "keygate",
+        kvNamespaces: { KEYGATE_KV: "kv-bench" },
+        durableObjects: { KEYGATE_CHANGES: "RecentChanges" },
+        bindings,
+        unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+      },
+      {
+        name: "baseline",
+        modules: true,
+        scriptPath: path.join(root, "tests", "edge", "baseline-worker.mjs"),
+        compatibilityDate: "2025-09-01",
+        kvNamespaces: { KEYGATE_KV: "kv-bench" },
+        unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+      },
+    ],
+  };
+} else if (locations) {
   const owner = locations[0].name;
   options = {
     cf: false,
@@ -148,6 +186,12 @@ try {
     process.stdout.write(
       JSON.stringify({ url: urls[locations[0].name], locations: urls, admin: adminUrl }) + "\n",
     );
+  } else if (baseline) {
+    const direct = {
+      keygate: (await mf.unsafeGetDirectURL("keygate")).origin,
+      baseline: (await mf.unsafeGetDirectURL("baseline")).origin,
+    };
+    process.stdout.write(JSON.stringify({ url: url.origin, direct }) + "\n");
   } else {
     process.stdout.write(JSON.stringify({ url: url.origin }) + "\n");
   }

@@ -53,6 +53,10 @@ pub struct EdgeOptions {
     pub vars: BTreeMap<String, String>,
     /// Simulated locations (empty: one worker). See [`Location`].
     pub locations: Vec<Location>,
+    /// Also run the JavaScript baseline worker (`tests/edge/baseline-worker.mjs`, sharing
+    /// keygate's KV) and give both workers direct workerd sockets ([`Edge::direct`]); for the
+    /// benchmark. Ignored with locations.
+    pub baseline: bool,
 }
 
 impl Default for EdgeOptions {
@@ -63,6 +67,7 @@ impl Default for EdgeOptions {
             selftest: false,
             vars: BTreeMap::new(),
             locations: Vec::new(),
+            baseline: false,
         }
     }
 }
@@ -138,6 +143,9 @@ pub struct Edge {
     pub locations: BTreeMap<String, String>,
     /// The admin server playing KV propagation between locations.
     admin: Option<String>,
+    /// With [`EdgeOptions::baseline`]: workerd's own sockets (no miniflare proxy), `keygate`
+    /// and `baseline`, by name.
+    pub direct: BTreeMap<String, String>,
     /// The secret it was started with.
     pub secret: String,
     child: Child,
@@ -206,6 +214,7 @@ impl Edge {
                     .to_string(),
                 )
             }))
+            .envs(options.baseline.then_some(("KEYGATE_EDGE_BASELINE", "1")))
             .current_dir(root())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -237,7 +246,14 @@ impl Edge {
         let locations: BTreeMap<String, String> =
             serde_json::from_value(first["locations"].clone()).unwrap_or_default();
         let admin = first["admin"].as_str().map(str::to_owned);
-        for u in locations.values().chain([&url]).chain(admin.as_ref()) {
+        let direct: BTreeMap<String, String> =
+            serde_json::from_value(first["direct"].clone()).unwrap_or_default();
+        for u in locations
+            .values()
+            .chain(direct.values())
+            .chain([&url])
+            .chain(admin.as_ref())
+        {
             assert!(u.starts_with("http://127.0.0.1:"), "loopback only: {u}");
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -251,6 +267,7 @@ impl Edge {
         Edge {
             url,
             locations,
+            direct,
             admin,
             secret: options.secret,
             stdin: child.stdin.take(),

@@ -160,3 +160,86 @@ pub fn run(
     total.latencies_us.sort_unstable();
     total
 }
+
+/// Open-loop load at a fixed rate: `connections` threads, each sending on its own schedule
+/// (`rate` requests per second in total), for `duration`. Latency is measured from each
+/// request's scheduled send time, so a stalled server is charged for the requests it delayed
+/// (no coordinated omission). For "p99 at half load" comparisons.
+pub fn run_paced(
+    addr: SocketAddr,
+    request: &[u8],
+    connections: usize,
+    rate: f64,
+    duration: Duration,
+) -> LoadReport {
+    assert!(addr.ip().is_loopback(), "load only ever targets loopback");
+    let connections = connections.max(1);
+    let interval = Duration::from_secs_f64(connections as f64 / rate.max(1.0));
+    let start = Instant::now();
+    let deadline = start + duration;
+    let threads: Vec<_> = (0..connections)
+        .map(|i| {
+            let request = request.to_vec();
+            std::thread::spawn(move || {
+                let mut report = LoadReport::default();
+                let mut buf = Vec::with_capacity(8192);
+                let mut stream: Option<TcpStream> = None;
+                // Spread the connections' schedules over one interval.
+                let mut next = start + interval.mul_f64(i as f64 / connections as f64);
+                while next < deadline {
+                    let now = Instant::now();
+                    if next > now {
+                        std::thread::sleep(next - now);
+                    }
+                    let s = match stream.as_mut() {
+                        Some(s) => s,
+                        None => match TcpStream::connect(addr) {
+                            Ok(s) => {
+                                let _ = s.set_nodelay(true);
+                                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                                stream.insert(s)
+                            }
+                            Err(_) => {
+                                report.errors += 1;
+                                next += interval;
+                                continue;
+                            }
+                        },
+                    };
+                    let status = s
+                        .write_all(&request)
+                        .ok()
+                        .and_then(|()| read_response(s, &mut buf));
+                    match status {
+                        Some(code) => {
+                            report.requests += 1;
+                            *report.statuses.entry(code).or_default() += 1;
+                            report
+                                .latencies_us
+                                .push(next.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                        }
+                        None => {
+                            report.errors += 1;
+                            stream = None;
+                        }
+                    }
+                    next += interval;
+                }
+                report
+            })
+        })
+        .collect();
+    let mut total = LoadReport::default();
+    for t in threads {
+        let r = t.join().expect("load thread");
+        total.requests += r.requests;
+        total.errors += r.errors;
+        for (k, v) in r.statuses {
+            *total.statuses.entry(k).or_default() += v;
+        }
+        total.latencies_us.extend(r.latencies_us);
+    }
+    total.elapsed = start.elapsed();
+    total.latencies_us.sort_unstable();
+    total
+}
