@@ -45,10 +45,9 @@ export async function render(main, { workspace }) {
     });
     const remove = h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Remove module', title: 'Remove module', disabled: !manage }, icon('trash'));
     const routesInput = h('textarea', {
-      class: 'input mono',
+      class: 'input mono module-routes',
       name: 'routes',
       rows: 2,
-      style: 'grid-column: 1 / -1',
       placeholder: 'refund: POST /billing/refunds/*   (one route per line: functionality: METHOD /path/{param}/*)',
       'aria-label': 'Routes, one per line: functionality: METHOD /path',
       'data-testid': 'module-routes',
