@@ -268,6 +268,26 @@ impl Principal {
     }
 }
 
+/// Audit entries by the caller (the row's organisation is always the caller's: the tenant
+/// boundary).
+impl<'a> crate::store::audit::AuditEntry<'a> {
+    /// An event by a signed-in user, in their organisation, shown as their email.
+    pub fn by_user(user: &'a CurrentUser, action: &'a str) -> Self {
+        Self::new(&user.org_id, &user.user_id, &user.email, action)
+    }
+
+    /// An event by a user or an SDK key, in its organisation, shown as the email or the
+    /// key's mask.
+    pub fn by(principal: &'a Principal, action: &'a str) -> Self {
+        Self::new(
+            principal.org_id(),
+            principal.actor_id(),
+            principal.actor_label(),
+            action,
+        )
+    }
+}
+
 fn bad_sdk_key(message: String) -> ApiError {
     ApiError::unauthorized("INVALID_SDK_KEY", message)
 }

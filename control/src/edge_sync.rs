@@ -47,11 +47,11 @@ use keygate_shared::signing::{
     self, Purpose, HEADER_KEY_ID, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 
-use crate::db::WriteTx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::AppState;
 use crate::ids::now_ms;
 use crate::outbox::{DeliveryAudit, OutboxError, OutboxStore};
+use crate::store::WriteTx;
 use crate::with_db;
 
 /// How often an idle deliverer looks for rows written by other replicas.
@@ -77,7 +77,7 @@ pub async fn wake_after_writes(
     let res = next.run(req).await;
     if writes && res.status().is_success() {
         state.edge_wakeup.notify_one();
-        if let crate::db::Db::Postgres(pool) = &state.db {
+        if let crate::store::Db::Postgres(pool) = &state.db {
             // The delivering replica may be another one: tell it through the database.
             let pool = pool.clone();
             tokio::spawn(async move {
@@ -602,7 +602,7 @@ const LEADER_LOCK: i64 = 0x6b67_6f75_7462_6f78;
 
 impl Leadership {
     async fn hold(&mut self, state: &AppState) -> bool {
-        let crate::db::Db::Postgres(pool) = &state.db else {
+        let crate::store::Db::Postgres(pool) = &state.db else {
             return true;
         };
         if self.conn.is_some() {
@@ -687,7 +687,7 @@ pub async fn run_deliverer(state: AppState, mut shutdown: tokio::sync::watch::Re
             continue;
         }
         if listener.is_none() {
-            if let crate::db::Db::Postgres(pool) = &state.db {
+            if let crate::store::Db::Postgres(pool) = &state.db {
                 listener = match sqlx::postgres::PgListener::connect_with(pool).await {
                     Ok(mut l) => l.listen(CHANNEL).await.ok().map(|_| l),
                     Err(_) => None,

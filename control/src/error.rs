@@ -125,6 +125,30 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// The one mapping from storage failures to HTTP.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::{Refusal, StoreError};
+        match e {
+            StoreError::NotFound(what) => ApiError::not_found(what),
+            StoreError::Conflict { reason, message } => ApiError::conflict(reason, message),
+            StoreError::Refused {
+                kind,
+                reason,
+                message,
+            } => match kind {
+                Refusal::Invalid => ApiError::bad_request(reason, message),
+                Refusal::Forbidden => ApiError::forbidden(reason, message),
+                Refusal::Conflict => ApiError::conflict(reason, message),
+                Refusal::Limited(retry_after) => {
+                    ApiError::too_many_requests(reason, message, retry_after)
+                }
+            },
+            StoreError::Database(e) => ApiError::from(e),
+        }
+    }
+}
+
 impl From<sqlx::migrate::MigrateError> for ApiError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         ApiError::internal(format_args!("migration: {e}"))

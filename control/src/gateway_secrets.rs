@@ -27,16 +27,16 @@ use keygate_shared::gateway::{self, GatewaySecret, SealedGatewaySecret};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::audit::{AuditEntry, AuditStore};
 use crate::auth::CurrentUser;
 use crate::crypto::Keys;
-use crate::db::WriteTx;
 use crate::error::{ApiError, ApiResult, ResultExt};
 use crate::http::{AppState, ClientInfo};
 use crate::ids::{new_id, now_ms, rfc3339};
 use crate::impl_for_both_backends;
 use crate::outbox::OutboxStore;
 use crate::publishable_keys::{OptionalJson, PublishableKeyStore};
+use crate::store::audit::{AuditEntry, AuditStore};
+use crate::store::WriteTx;
 use crate::with_db;
 use crate::workspaces::find_workspace;
 

@@ -7,13 +7,13 @@
 //! then one module per resource.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod dashboard;
-pub mod db;
 pub mod edge_sync;
 pub mod error;
 pub mod gateway_secrets;
@@ -28,10 +28,11 @@ pub mod otp;
 pub mod outbox;
 pub mod publishable_keys;
 pub mod sdk_keys;
+pub mod store;
 
 pub mod retention;
 pub mod server;
 pub mod sessions;
 pub mod tokens;
-pub mod workspace_scopes;
+
 pub mod workspaces;

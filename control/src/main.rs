@@ -49,6 +49,8 @@ enum Command {
     /// Which operator keys are configured and in use.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print the HTTP API's OpenAPI document (what `GET /openapi.json` serves) and exit.
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -339,6 +341,10 @@ async fn main() -> std::process::ExitCode {
             settings,
         } => rotate_master_key(settings, batch_size, max_batches, json).await,
         Command::Keys(KeysCommand::Status { json, settings }) => keys_status(settings, json).await,
+        Command::Openapi => {
+            println!("{:#}", keygate_control::openapi::document());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -16,8 +16,8 @@
 use serde::Serialize;
 
 use crate::crypto::Keys;
-use crate::db::WriteTx;
 use crate::http::AppState;
+use crate::store::WriteTx;
 use crate::with_db;
 
 /// One sealed column.

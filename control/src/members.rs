@@ -9,13 +9,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::audit::{AuditEntry, AuditStore};
 use crate::auth::{CurrentUser, Role};
-use crate::db::{Db, WriteTx};
 use crate::error::{ApiError, ApiResult, ResultExt};
 use crate::http::{AppState, ClientInfo, JsonBody};
 use crate::ids::{is_valid_id, new_id, now_ms, rfc3339};
 use crate::sessions::normalize_email;
+use crate::store::audit::{AuditEntry, AuditStore};
+use crate::store::{Db, WriteTx};
 use crate::with_db;
 use keygate_shared::authz::Action;
 

@@ -6,11 +6,11 @@
 use keygate_shared::otp::{self as policy, Binding, Purpose};
 
 use crate::auth::CurrentUser;
-use crate::db::WriteTx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{AppState, ClientInfo};
 use crate::ids::{new_id, now_ms, rfc3339};
 use crate::mail::Message;
+use crate::store::WriteTx;
 use crate::with_db;
 
 /// An issued challenge (the code went by email).

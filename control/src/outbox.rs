@@ -222,7 +222,7 @@ pub struct DeadLetter {
 }
 
 /// Dead letters not yet retried or superseded, oldest first.
-pub async fn dead_letters(db: &crate::db::Db) -> Result<Vec<DeadLetter>, sqlx::Error> {
+pub async fn dead_letters(db: &crate::store::Db) -> Result<Vec<DeadLetter>, sqlx::Error> {
     let rows: Vec<(i64, String, String, i64, Option<String>, i64)> = crate::with_db!(db, |pool| {
         sqlx::query_as(
             "SELECT id, workspace_id, key_digest, version, dead_reason, dead_at FROM edge_outbox
@@ -250,11 +250,11 @@ pub async fn dead_letters(db: &crate::db::Db) -> Result<Vec<DeadLetter>, sqlx::E
 /// delivered again at once; each retry is audited in its workspace's organisation. Returns
 /// how many.
 pub async fn retry_dead_letters(
-    db: &crate::db::Db,
+    db: &crate::store::Db,
     digest: Option<&KeyDigest>,
     actor: &str,
 ) -> Result<u64, sqlx::Error> {
-    use crate::db::WriteTx;
+    use crate::store::WriteTx;
     let letters = dead_letters(db).await?;
     let chosen: Vec<&DeadLetter> = letters
         .iter()
@@ -319,7 +319,7 @@ impl_for_both_backends!(DeliveryAudit {
         detail: serde_json::Value,
         client: &crate::http::ClientInfo,
     ) -> Result<(), sqlx::Error> {
-        use crate::audit::{AuditEntry, AuditStore};
+        use crate::store::audit::{AuditEntry, AuditStore};
         let org: Option<String> = sqlx::query_scalar("SELECT org_id FROM workspaces WHERE id = $1")
             .bind(workspace_id)
             .fetch_optional(&mut *self)

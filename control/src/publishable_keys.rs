@@ -22,14 +22,14 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 
-use crate::audit::{AuditEntry, AuditStore};
 use crate::auth::CurrentUser;
-use crate::db::WriteTx;
 use crate::error::{ApiError, ApiResult, ResultExt};
 use crate::http::{AppState, ClientInfo, JsonBody};
 use crate::ids::{is_valid_id, new_id, now_ms, rfc3339};
 use crate::impl_for_both_backends;
 use crate::outbox::OutboxStore;
+use crate::store::audit::{AuditEntry, AuditStore};
+use crate::store::WriteTx;
 use crate::with_db;
 use crate::workspaces::{find_workspace, WorkspaceRow};
 

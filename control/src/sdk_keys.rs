@@ -20,15 +20,15 @@ use keygate_shared::scope::SdkScopes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::audit::{record_now, AuditEntry, AuditStore};
 use crate::auth::CurrentUser;
 use crate::crypto::Keys;
-use crate::db::WriteTx;
 use crate::error::{ApiError, ApiResult, ResultExt};
 use crate::http::{AppState, ClientInfo, JsonBody};
 use crate::ids::{is_valid_id, new_id, now_ms, rfc3339};
 use crate::impl_for_both_backends;
 use crate::otp;
+use crate::store::audit::{record_now, AuditEntry, AuditStore};
+use crate::store::WriteTx;
 use crate::with_db;
 use crate::workspaces::{find_workspace, validate_name};
 
@@ -220,12 +220,12 @@ async fn start_reveal(
         Ok(c) => c,
         Err(e) => {
             let detail = json!({ "key": masked, "reason": e.reason });
-            record_now(state, &entry.failed().with(detail), client).await?;
+            record_now(&state.db, &entry.failed().with(detail), client).await?;
             return Err(e);
         }
     };
     let detail = json!({ "key": masked, "challengeId": challenge.id });
-    record_now(state, &entry.with(detail), client).await?;
+    record_now(&state.db, &entry.with(detail), client).await?;
     Ok(Json(json!({
         "challengeId": challenge.id,
         "expiresAt": rfc3339(challenge.expires_at),
@@ -266,7 +266,7 @@ async fn finish_reveal(
     .await
     {
         let detail = json!({ "key": masked, "reason": e.reason });
-        record_now(state, &entry.failed().with(detail), client).await?;
+        record_now(&state.db, &entry.failed().with(detail), client).await?;
         return Err(e);
     }
     let sealed: Option<String> = with_db!(&state.db, |pool| {
@@ -278,14 +278,14 @@ async fn finish_reveal(
     let opened = sealed.and_then(|s| state.keys.open(&s, &key.id));
     let Some(value) = opened else {
         let detail = json!({ "key": masked, "reason": "UNSEALABLE" });
-        record_now(state, &entry.failed().with(detail), client).await?;
+        record_now(&state.db, &entry.failed().with(detail), client).await?;
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "KEY_UNAVAILABLE",
             "this key cannot be revealed (it was revoked, or the master key changed); rotate or create a new one",
         ));
     };
-    record_now(state, &entry.with(json!({ "key": masked })), client).await?;
+    record_now(&state.db, &entry.with(json!({ "key": masked })), client).await?;
     Ok(value)
 }
 

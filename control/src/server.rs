@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::crypto::Keys;
-use crate::db::Db;
 use crate::http::{self, AppState};
 use crate::mail::Mailer;
+use crate::store::Db;
 
 /// Connects, migrates and builds the state a server (or a CLI command) needs.
 pub async fn build_state(settings: Settings) -> Result<AppState, String> {

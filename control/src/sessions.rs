@@ -13,17 +13,17 @@ use keygate_shared::otp::Purpose;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::audit::{record_now, AuditEntry, AuditStore};
 use crate::auth::{
     cookie_name, csrf_token, session_digest, CurrentUser, CSRF_COOKIE, SESSION_COOKIE,
     SESSION_TTL_MS,
 };
-use crate::db::WriteTx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{AppState, ClientInfo, JsonBody};
 use crate::ids::{new_id, now_ms};
 use crate::members::OrganisationStore;
 use crate::otp;
+use crate::store::audit::{record_now, AuditEntry, AuditStore};
+use crate::store::WriteTx;
 use crate::with_db;
 
 /// Subject of a first-sign-in challenge (creates the organisation).
@@ -50,7 +50,7 @@ async fn start_step_up(
 ) -> ApiResult<Json<serde_json::Value>> {
     let challenge = otp::issue(&state, Purpose::StepUp, &user, &user.session_id, &client).await?;
     record_now(
-        &state,
+        &state.db,
         &AuditEntry::by_user(&user, "session.step_up.request").on(&user.session_id),
         &client,
     )
@@ -102,14 +102,14 @@ async fn verify_step_up(
     .await
     {
         Ok(until) => {
-            record_now(&state, &entry, &client)
+            record_now(&state.db, &entry, &client)
                 .await
                 .map_err(ApiError::from)?;
             Ok(Json(json!({ "stepUpUntil": crate::ids::rfc3339(until) })))
         }
         Err(e) => {
             let failed = entry.failed().with(json!({ "reason": e.reason }));
-            record_now(&state, &failed, &client)
+            record_now(&state.db, &failed, &client)
                 .await
                 .map_err(ApiError::from)?;
             Err(e)
@@ -392,7 +392,7 @@ async fn record_failed_sign_in(state: &AppState, email: &str, client: &ClientInf
             let entry = AuditEntry::new(&org_id, &user_id, email, "session.create")
                 .failed()
                 .with(json!({"reason": reason}));
-            record_now(state, &entry, client).await?;
+            record_now(&state.db, &entry, client).await?;
         }
         Ok(())
     }

@@ -22,15 +22,15 @@ use keygate_shared::scope::SdkScopes;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 
-use crate::audit::{AuditEntry, AuditStore};
 use crate::auth::{CurrentUser, Principal};
-use crate::db::WriteTx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{AppState, ClientInfo, JsonBody};
 use crate::ids::{is_valid_id, new_id, now_ms, rfc3339};
 use crate::outbox::OutboxStore;
 use crate::publishable_keys::PublishableKeyStore;
 use crate::sdk_keys::{NewSdkKey, SdkKeyStore, ACCESS_KEY_NAME};
+use crate::store::audit::{AuditEntry, AuditStore};
+use crate::store::WriteTx;
 use crate::with_db;
 
 /// Longest name of anything a user names (workspaces, tokens, SDK keys).

@@ -301,7 +301,7 @@ async fn create_applies_the_workspace_defaults_and_shows_the_value_once(server: 
         .await;
     assert_eq!(list.body["apiKeys"].as_array().unwrap().len(), 1);
     assert!(!list.text.contains(key));
-    if let keygate_control::db::Db::Sqlite(pool) = &w.server.state.db {
+    if let keygate_control::store::Db::Sqlite(pool) = &w.server.state.db {
         sqlx::query("PRAGMA wal_checkpoint(FULL)")
             .execute(pool)
             .await

@@ -18,14 +18,14 @@ use super::{
     key_columns, ApiKeyRow, ApiKeyStore, MAX_CUSTOMER_ID_LEN, MAX_GRACE_MS, MAX_NAME_LEN,
     MAX_SCOPES, MAX_USAGE,
 };
-use crate::audit::{AuditEntry, AuditStore};
 use crate::auth::Principal;
-use crate::db::WriteTx;
 use crate::error::{ApiError, ApiResult};
+use crate::http::workspaces::reachable_workspace;
 use crate::http::{AppState, ClientInfo, JsonBody};
 use crate::ids::{is_valid_id, new_id, now_ms};
+use crate::store::audit::{AuditEntry, AuditStore};
+use crate::store::WriteTx;
 use crate::with_db;
-use crate::workspace_scopes::reachable_workspace;
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
 fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(

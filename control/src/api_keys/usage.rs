@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use crate::db::{Db, WriteTx};
+use crate::store::{Db, WriteTx};
 use crate::with_db;
 
 /// How often pending counts are written.

@@ -1,3 +1,10 @@
+//! The storage layer: the only code that names `sqlx`.
+//!
+//! One module per aggregate (`workspace_scopes`, ...) owns that aggregate's SQL, its
+//! transactions, and the audit and outbox rows written with each change, so a handler makes
+//! one storage call per request and a background job takes a [`Db`], never the HTTP state.
+//! Storage calls fail with [`StoreError`]; `crate::error` maps it to HTTP in one place.
+//!
 //! The database: SQLite (default, embedded) or PostgreSQL (several replicas, scale).
 //!
 //! Queries are written once, as plain SQL with `$1` placeholders (both databases accept them),
@@ -16,6 +23,13 @@
 //! Transactions that read before they write must start with [`WriteTx::begin_write`]:
 //! `BEGIN IMMEDIATE` on SQLite (a deferred transaction cannot upgrade to a writer under
 //! concurrency) and a plain `BEGIN` on PostgreSQL.
+
+pub mod audit;
+pub mod constraints;
+pub mod workspace_scopes;
+pub mod workspaces;
+
+pub use constraints::Constraint;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -43,8 +57,8 @@ pub enum Db {
 macro_rules! with_db {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite($pool) => $body,
-            $crate::db::Db::Postgres($pool) => $body,
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
         }
     };
 }
@@ -225,3 +239,82 @@ macro_rules! impl_for_both_backends {
         impl $trait for sqlx::PgConnection { $($body)* }
     };
 }
+
+/// Why a storage call failed. Everything but [`StoreError::Database`] is the caller's to
+/// fix and becomes a 4xx; `crate::error` holds the one mapping to HTTP.
+#[derive(Debug)]
+pub enum StoreError {
+    /// No such row, or one in another tenant (callers must not learn which). Names the
+    /// kind of thing, e.g. `"workspace"`.
+    NotFound(&'static str),
+    /// A named constraint of the schema refused the write (a duplicate, a value out of
+    /// range): the change conflicts with what is stored. `reason` is the stable code.
+    Conflict {
+        /// Stable machine-readable reason, e.g. `SCOPE_EXISTS`.
+        reason: &'static str,
+        /// A sentence for people. Never contains a secret.
+        message: String,
+    },
+    /// A rule checked inside the transaction refused the change (e.g. removing the last
+    /// owner): stable reason, human message, and how the caller should read it.
+    Refused {
+        /// What kind of refusal, for the HTTP status.
+        kind: Refusal,
+        /// Stable machine-readable reason.
+        reason: &'static str,
+        /// A sentence for people. Never contains a secret.
+        message: String,
+    },
+    /// The database failed (logged, answered as a 500 with no detail).
+    Database(sqlx::Error),
+}
+
+/// The kinds of [`StoreError::Refused`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The request is invalid given the stored state (400).
+    Invalid,
+    /// The caller may not do this to this row (403).
+    Forbidden,
+    /// The row is not in a state that allows it (409).
+    Conflict,
+    /// Too many attempts; retry after this many seconds (429).
+    Limited(u64),
+}
+
+impl StoreError {
+    /// A refusal of `kind`.
+    pub fn refused(kind: Refusal, reason: &'static str, message: impl Into<String>) -> Self {
+        StoreError::Refused {
+            kind,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::NotFound(what) => write!(f, "no such {what}"),
+            StoreError::Conflict { reason, message }
+            | StoreError::Refused {
+                reason, message, ..
+            } => {
+                write!(f, "{reason}: {message}")
+            }
+            StoreError::Database(e) => write!(f, "database: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Shorthand for storage results.
+pub type StoreResult<T> = Result<T, StoreError>;

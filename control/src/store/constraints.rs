@@ -1,0 +1,65 @@
+//! The schema's named constraints, and which one a failed write broke.
+//!
+//! PostgreSQL reports the constraint's name; SQLite reports only the columns of a UNIQUE
+//! (`UNIQUE constraint failed: workspace_scopes.workspace_id, workspace_scopes.representation`)
+//! or the name of a CHECK. Each [`Constraint`] names both, so storage code matches a violation
+//! by name the same way on either database:
+//!
+//! ```ignore
+//! .execute(&mut *tx).await
+//! .map_err(|e| match violated(&e) {
+//!     Some(c) if c == &SCOPE_REPRESENTATION => StoreError::Conflict { .. },
+//!     _ => e.into(),
+//! })?;
+//! ```
+//!
+//! `control/tests/migrations.rs` checks that every constraint listed in [`ALL`] exists on
+//! both databases.
+
+/// A constraint both migrations define.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Constraint {
+    /// Its name on PostgreSQL (a constraint or a unique index).
+    pub name: &'static str,
+    /// The table it guards.
+    pub table: &'static str,
+    /// For a UNIQUE: the columns, as SQLite lists them in its message. Empty for a CHECK,
+    /// which SQLite reports by name.
+    pub columns: &'static [&'static str],
+}
+
+/// A workspace's scope representations are unique.
+pub const SCOPE_REPRESENTATION: Constraint = Constraint {
+    name: "workspace_scopes_unique_representation",
+    table: "workspace_scopes",
+    columns: &["workspace_id", "representation"],
+};
+
+/// Every constraint storage code matches on. Add new ones here (the migration test reads it).
+pub const ALL: &[&Constraint] = &[&SCOPE_REPRESENTATION];
+
+/// The constraint `e` violated, if it is a constraint violation of one listed in [`ALL`].
+pub fn violated(e: &sqlx::Error) -> Option<&'static Constraint> {
+    let sqlx::Error::Database(db) = e else {
+        return None;
+    };
+    if let Some(name) = db.constraint() {
+        return ALL.iter().copied().find(|c| c.name == name);
+    }
+    // SQLite: "UNIQUE constraint failed: t.a, t.b" or "CHECK constraint failed: name".
+    let message = db.message();
+    if let Some(cols) = message.strip_prefix("UNIQUE constraint failed: ") {
+        let cols: Vec<&str> = cols.split(", ").collect();
+        return ALL.iter().copied().find(|c| {
+            c.columns.len() == cols.len()
+                && c.columns
+                    .iter()
+                    .zip(&cols)
+                    .all(|(col, got)| *got == format!("{}.{col}", c.table))
+        });
+    }
+    if let Some(name) = message.strip_prefix("CHECK constraint failed: ") {
+        return ALL.iter().copied().find(|c| c.name == name.trim());
+    }
+    None
+}
