@@ -305,6 +305,16 @@ pub struct Session {
 }
 
 impl Session {
+    /// The `Cookie` header value this session sends.
+    pub fn cookie(&self) -> &str {
+        &self.cookie
+    }
+
+    /// The CSRF token writes echo in `X-CSRF-Token`.
+    pub fn csrf(&self) -> &str {
+        &self.csrf
+    }
+
     /// Sends a request; returns status and JSON body (`Null` if none).
     pub fn send(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = ureq::http::Request::builder()

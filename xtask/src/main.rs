@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Some("bench-verify") => verify_bench::run_bench(&args[1..]),
         Some("bench-control") => control_bench::run_bench(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("schemathesis") => test::schemathesis(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -49,7 +50,8 @@ fn main() -> ExitCode {
                  edge-dev [port] [control-url]  wrangler dev for the edge alone, with .dev.vars\n  \
                  bench-verify  load benchmark of API-key verify (release, SQLite, loopback)\n  \
                  bench-control  load benchmark of listing, dashboard reads, revoke, rotate (release, SQLite, loopback)\n  \
-                 fuzz [--seconds S | --iterations N] [--target NAME]  fuzz every parser of untrusted bytes (release)"
+                 fuzz [--seconds S | --iterations N] [--target NAME]  fuzz every parser of untrusted bytes (release)\n  \
+                 schemathesis [EXAMPLES]  schemathesis against the real binary, EXAMPLES per operation (default 200)"
             );
             return ExitCode::from(2);
         }

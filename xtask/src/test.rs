@@ -45,11 +45,37 @@ pub fn run_suite() -> Result {
     let cluster = crate::postgres::Cluster::start()?;
     let mut test = std::process::Command::new("cargo");
     test.args(["test", "--workspace", "--exclude", "keygate-edge"]);
+    test.env("KEYGATE_SCHEMATHESIS", tools::ensure_schemathesis()?);
     if let Some(c) = &cluster {
         test.env("KEYGATE_TEST_POSTGRES_URL", &c.url);
     }
     cmd::run_with(&mut test)?;
     Ok(())
+}
+
+/// `cargo xtask schemathesis [EXAMPLES]`: only the schemathesis run against the real binary,
+/// with more examples per operation (default 200).
+pub fn schemathesis(args: &[String]) -> Result {
+    let examples = args.first().map(String::as_str).unwrap_or("200");
+    let exe = tools::ensure_schemathesis()?;
+    cmd::run(
+        "cargo",
+        &["build", "-p", "keygate-control", "--bin", "keygate"],
+    )?;
+    cmd::run_with(
+        std::process::Command::new("cargo")
+            .args([
+                "test",
+                "-p",
+                "keygate-tests",
+                "--test",
+                "schemathesis",
+                "--",
+                "--nocapture",
+            ])
+            .env("KEYGATE_SCHEMATHESIS", exe)
+            .env("KEYGATE_SCHEMATHESIS_EXAMPLES", examples),
+    )
 }
 
 /// `cargo xtask test`.
