@@ -57,6 +57,52 @@ pub struct ControlOptions {
     pub edge_url: Option<String>,
     /// `KEYGATE_EDGE_SECRET`.
     pub edge_secret: Option<String>,
+    /// `KEYGATE_DATABASE_URL` (default: SQLite in the data directory).
+    pub database_url: Option<String>,
+}
+
+/// A fresh, empty PostgreSQL database on the cluster `KEYGATE_TEST_POSTGRES_URL` names (an
+/// admin URL; `cargo xtask test` starts a throw-away cluster and sets it), created with
+/// `psql`; `None`, with a loud note, when no PostgreSQL is configured.
+pub fn new_postgres_database() -> Option<String> {
+    let Ok(admin) = std::env::var("KEYGATE_TEST_POSTGRES_URL") else {
+        eprintln!("SKIPPED: PostgreSQL variant (KEYGATE_TEST_POSTGRES_URL is not set; `cargo xtask test` sets it)");
+        return None;
+    };
+    let name = format!("kg_e2e_{}", keygate_shared::random::hex_token());
+    let out = Command::new(psql())
+        .arg(&admin)
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "create a test database: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    Some(format!("{base}/{name}"))
+}
+
+/// `psql`: from PATH, else the newest `/usr/lib/postgresql/*/bin` (Debian's server package).
+fn psql() -> PathBuf {
+    if Command::new("psql")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return PathBuf::from("psql");
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin/psql"))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort();
+    found.pop().unwrap_or_else(|| PathBuf::from("psql"))
 }
 
 /// A running `keygate serve`; killed and its data removed on drop.
@@ -135,6 +181,9 @@ impl Keygate {
         if let Some(s) = &self.options.edge_secret {
             cmd.env("KEYGATE_EDGE_SECRET", s);
         }
+        if let Some(u) = &self.options.database_url {
+            cmd.env("KEYGATE_DATABASE_URL", u);
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -177,6 +226,11 @@ impl Keygate {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// The database URL it runs on, if not the default SQLite file.
+    pub fn database_url(&self) -> Option<&str> {
+        self.options.database_url.as_deref()
     }
 
     /// Starts it again on the same port and data, optionally pointing at another edge URL.

@@ -145,6 +145,7 @@ fn system() -> (Edge, Proxy, Keygate) {
         port: Some(control_port),
         edge_url: Some(proxy.url.clone()),
         edge_secret: Some(SECRET.into()),
+        ..ControlOptions::default()
     });
     (edge, proxy, control)
 }

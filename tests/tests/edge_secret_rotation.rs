@@ -2,12 +2,15 @@
 //! worker gets the new secret with the old one as `KEYGATE_EDGE_SECRET_PREVIOUS`, then the
 //! control plane switches (restarted mid-delivery) while revokes are being delivered: none is
 //! lost, none refused or set aside. After the overlap, signatures made with the retired key
-//! are refused by the worker and by the control plane's pull endpoint.
+//! are refused by the worker and by the control plane's pull endpoint. On SQLite and on
+//! PostgreSQL (`KEYGATE_TEST_POSTGRES_URL`, set by `cargo xtask test`).
 
 use std::time::{Duration, Instant};
 
 use keygate_shared::signing::{self, Purpose, HEADER_KEY_ID};
-use keygate_tests::control::{binary, free_port, ControlOptions, Keygate, Session};
+use keygate_tests::control::{
+    binary, free_port, new_postgres_database, ControlOptions, Keygate, Session,
+};
 use keygate_tests::edge::{signed_headers, Edge, EdgeOptions};
 use serde_json::json;
 
@@ -51,6 +54,9 @@ fn cli(control: &Keygate, env: &[(&str, &str)], args: &[&str]) -> String {
         .env_remove("KEYGATE_DATABASE_URL")
         .env_remove("KEYGATE_CONFIG")
         .env_remove("KEYGATE_MASTER_KEY");
+    if let Some(url) = control.database_url() {
+        cmd.env("KEYGATE_DATABASE_URL", url);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -64,7 +70,18 @@ fn cli(control: &Keygate, env: &[(&str, &str)], args: &[&str]) -> String {
 }
 
 #[test]
-fn rotating_the_edge_secret_while_revokes_are_delivered_loses_none() {
+fn rotating_the_edge_secret_while_revokes_are_delivered_loses_none_sqlite() {
+    rotate_while_delivering(None);
+}
+
+#[test]
+fn rotating_the_edge_secret_while_revokes_are_delivered_loses_none_postgres() {
+    if let Some(url) = new_postgres_database() {
+        rotate_while_delivering(Some(url));
+    }
+}
+
+fn rotate_while_delivering(database_url: Option<String>) {
     let control_port = free_port();
     // Step 1: the worker accepts both, signs (pulls) with the new one.
     let edge = Edge::start(EdgeOptions {
@@ -78,6 +95,7 @@ fn rotating_the_edge_secret_while_revokes_are_delivered_loses_none() {
         port: Some(control_port),
         edge_url: Some(edge.url.clone()),
         edge_secret: Some(OLD.into()),
+        database_url,
     });
     let owner = control.sign_in("owner@example.com");
     let keys: Vec<(String, String)> = (0..12)

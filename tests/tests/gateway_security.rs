@@ -317,6 +317,7 @@ fn a_rotated_gateway_secret_keeps_origins_working_through_the_overlap_end_to_end
         port: Some(control_port),
         edge_url: Some(edge.url.clone()),
         edge_secret: Some(SECRET.into()),
+        ..ControlOptions::default()
     });
     let owner = control.sign_in("owner@example.com");
     let w = owner.write("POST", "/api/v1/workspace", json!({"name": "Shop"}));

@@ -187,6 +187,7 @@ fn a_map_saved_on_the_control_plane_reaches_the_edge_and_decides_end_to_end() {
         port: Some(control_port),
         edge_url: Some(edge.url.clone()),
         edge_secret: Some(SECRET.into()),
+        ..ControlOptions::default()
     });
     let owner = control.sign_in("owner@example.com");
     let w = owner.write("POST", "/api/v1/workspace", json!({"name": "Shop"}));

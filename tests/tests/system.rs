@@ -22,6 +22,7 @@ fn system() -> (Edge, Keygate) {
         port: Some(control_port),
         edge_url: Some(edge.url.clone()),
         edge_secret: Some(SECRET.into()),
+        ..ControlOptions::default()
     });
     (edge, control)
 }
@@ -272,6 +273,7 @@ fn changes_left_undelivered_by_a_killed_control_plane_arrive_after_restart() {
         port: Some(control_port),
         edge_url: Some(dead),
         edge_secret: Some(SECRET.into()),
+        ..ControlOptions::default()
     });
     let owner = control.sign_in("owner@example.com");
     let w = workspace(&owner, "Shop");
@@ -306,6 +308,7 @@ fn a_key_the_edge_never_received_is_pulled_from_the_control_plane() {
         port: Some(control_port),
         edge_url: Some(format!("http://127.0.0.1:{}", free_port())),
         edge_secret: Some(SECRET.into()),
+        ..ControlOptions::default()
     });
     let owner = control.sign_in("owner@example.com");
     let w = workspace(&owner, "Shop");
