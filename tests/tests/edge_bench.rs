@@ -222,6 +222,115 @@ fn check_throughput_against_a_javascript_baseline_and_revocation_latency() {
     }
 }
 
+/// Issue 14's budget: a workspace with a 1,000-route map costs the edge at most 5% of its
+/// throughput. Two keys in one worker, the same blacklist: key A has no map, key B the largest
+/// map allowed ([`keygate_shared::route::MAX_ROUTES`] routes). Pairs measured in alternating
+/// rounds, same connections, refused at the blacklist so no origin is involved:
+/// `POST /v1/check` (A vs B: the map rides along with the record) and the gateway
+/// (`/x/billing/refund/...` labelled with A vs `/g/billing/refunds/1` classified by B's map).
+#[test]
+#[ignore = "benchmark: run with `cargo xtask bench-edge`"]
+fn a_thousand_route_map_costs_the_edge_little() {
+    use keygate_shared::route::{RouteBinding, MAX_ROUTES};
+    let edge = Edge::start_default();
+    let addr = addr_of(&edge.url);
+    let (a, b) = (new_key(), new_key());
+    let mut plain = record(&a, "ws_plain", 1);
+    let mut mapped = record(&b, "ws_mapped", 1);
+    for r in [&mut plain, &mut mapped] {
+        r.blacklist =
+            vec![keygate_shared::blacklist::Rule::new("billing", "refund").expect("rule")];
+        r.origin_url = Some("https://origin.example.com".into());
+    }
+    mapped.routes = vec![
+        RouteBinding {
+            module: "billing".into(),
+            functionality: "refund".into(),
+            routes: vec!["POST /billing/refunds/*".into()],
+        },
+        RouteBinding {
+            module: "billing".into(),
+            functionality: "charge".into(),
+            routes: vec!["POST /billing/charges".into()],
+        },
+    ];
+    // The rest of the map: 998 routes over 100 modules of 10 functionalities.
+    for i in 0..(MAX_ROUTES - 2) {
+        let (m, f) = (format!("svc{}", i / 10), format!("op{}", i % 10));
+        let route = format!("GET /svc{}/op{}/{{id}}/*", i / 10, i % 10);
+        match mapped
+            .routes
+            .iter_mut()
+            .find(|b| b.module == m && b.functionality == f)
+        {
+            Some(binding) => binding.routes.push(route),
+            None => mapped.routes.push(RouteBinding {
+                module: m,
+                functionality: f,
+                routes: vec![route],
+            }),
+        }
+    }
+    assert_eq!(edge.sync(&[plain, mapped]).status, 200);
+    let check = |key: &keygate_shared::key::SecretKey| {
+        let body = serde_json::json!({"key": key.expose(), "module": "billing", "functionality": "charge"});
+        load::http_request(
+            "POST",
+            "/v1/check",
+            &[("content-type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+    };
+    let gateway = |key: &keygate_shared::key::SecretKey, path: &str| {
+        load::http_request("POST", path, &[("x-publishable-key", key.expose())], b"")
+    };
+    let pairs: [(&str, Vec<u8>, Vec<u8>, u16); 2] = [
+        ("check", check(&a), check(&b), 200),
+        (
+            "gateway",
+            gateway(&a, "/x/billing/refund/billing/refunds/1"),
+            gateway(&b, "/g/billing/refunds/1"),
+            403,
+        ),
+    ];
+    let connections = env_usize("KEYGATE_BENCH_CONNECTIONS", CONNECTIONS);
+    let rounds = env_usize("KEYGATE_BENCH_ROUNDS", ROUNDS);
+    for (_, plain, mapped, _) in &pairs {
+        for req in [plain, mapped] {
+            load::run(addr, req, connections, Duration::from_millis(800), 100_000);
+        }
+    }
+    println!(
+        "\nroute map cost at the edge (workerd, {connections} connections, {rounds} alternating rounds of {ROUND:?}): \
+         key with a {MAX_ROUTES}-route map vs key with none"
+    );
+    for (name, plain, mapped, status) in &pairs {
+        let mut ratios = Vec::new();
+        for round in 0..rounds {
+            let run =
+                |req: &Vec<u8>| load::run(addr, req, connections, ROUND, MAX_REQUESTS_PER_ROUND);
+            let (p, m) = if round % 2 == 0 {
+                let p = run(plain);
+                (p, run(mapped))
+            } else {
+                let m = run(mapped);
+                (run(plain), m)
+            };
+            line(&format!("{name} no map #{round}"), &p);
+            line(&format!("{name} 1000 routes #{round}"), &m);
+            assert_eq!(statuses(&p), vec![*status], "{name} without a map");
+            assert_eq!(statuses(&m), vec![*status], "{name} with the map");
+            ratios.push(m.rps() / p.rps());
+        }
+        let med = median(ratios.clone());
+        println!(
+            "  {name}: mapped/unmapped req/s, median of {rounds} rounds: {med:.3}x (rounds: {}); target >= 0.95x: {}",
+            ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", "),
+            if med >= 0.95 { "met" } else { "NOT met" }
+        );
+    }
+}
+
 /// A `wrangler dev` on a free loopback port, in a process group of its own; the whole group
 /// (wrangler and the workerd processes it starts) is stopped on drop.
 struct WranglerDev {
