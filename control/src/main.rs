@@ -50,7 +50,11 @@ enum Command {
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Print the HTTP API's OpenAPI document (what `GET /openapi.json` serves) and exit.
-    Openapi,
+    Openapi {
+        /// Print the Markdown reference (`docs/http-api.md`) instead.
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -341,8 +345,12 @@ async fn main() -> std::process::ExitCode {
             settings,
         } => rotate_master_key(settings, batch_size, max_batches, json).await,
         Command::Keys(KeysCommand::Status { json, settings }) => keys_status(settings, json).await,
-        Command::Openapi => {
-            println!("{:#}", keygate_control::openapi::document());
+        Command::Openapi { markdown } => {
+            if markdown {
+                print!("{}", keygate_control::openapi::markdown());
+            } else {
+                println!("{:#}", keygate_control::openapi::document());
+            }
             Ok(())
         }
     };

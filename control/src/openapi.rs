@@ -178,6 +178,156 @@ pub fn operations() -> Vec<(String, String)> {
     ops
 }
 
+/// The HTTP API reference in Markdown (`docs/http-api.md`, written by
+/// `keygate openapi --markdown`): every operation with its auth, summary, request and
+/// answer types, and every named type's fields, all from [`document`].
+pub fn markdown() -> String {
+    let doc = document();
+    let mut out = String::from(
+        "# HTTP API reference\n\n\
+         Generated from the OpenAPI document (`GET /openapi.json`, `keygate openapi`) by \
+         `keygate openapi --markdown > docs/http-api.md`; a test fails when this file is stale.\n\n\
+         Errors are always `{\"error\": {\"code\", \"message\", \"reason\"}}` (`ErrorBody`): match on \
+         `reason`. Auth: `session` is the dashboard's cookie (writes also send `X-CSRF-Token`), \
+         `sdkKey` is `Authorization: Bearer sk_...` (the scope it needs in brackets), \
+         `edgeSignature` is the edge worker's HMAC.\n",
+    );
+    let mut by_tag: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (method, path) in operations() {
+        let op = &doc["paths"][&path][&method];
+        let tag = op["tags"][0].as_str().unwrap_or("other").to_owned();
+        let auth: Vec<String> = op["security"]
+            .as_array()
+            .map(|reqs| {
+                reqs.iter()
+                    .filter_map(|r| r.as_object())
+                    .flat_map(|r| r.iter())
+                    .map(|(name, scopes)| {
+                        let scopes: Vec<&str> = scopes
+                            .as_array()
+                            .map(|s| s.iter().filter_map(Value::as_str).collect())
+                            .unwrap_or_default();
+                        if scopes.is_empty() {
+                            name.clone()
+                        } else {
+                            format!("{name} [{}]", scopes.join(", "))
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let request = schema_name(&op["requestBody"]["content"]["application/json"]["schema"]);
+        let answer = op["responses"]
+            .as_object()
+            .and_then(|r| r.iter().find(|(status, _)| status.starts_with('2')))
+            .map(
+                |(status, r)| match schema_name(&r["content"]["application/json"]["schema"]) {
+                    Some(name) => format!("{status} `{name}`"),
+                    None => status.clone(),
+                },
+            )
+            .unwrap_or_default();
+        let mut line = format!(
+            "- `{} {path}`: {}",
+            method.to_uppercase(),
+            op["summary"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_end_matches('.')
+        );
+        if let Some(request) = request {
+            line.push_str(&format!("; body `{request}`"));
+        }
+        if !answer.is_empty() {
+            line.push_str(&format!("; answers {answer}"));
+        }
+        line.push_str(&format!(
+            "; auth: {}",
+            if auth.is_empty() {
+                "none".to_owned()
+            } else {
+                auth.join(" or ")
+            }
+        ));
+        by_tag.entry(tag).or_default().push(line);
+    }
+    for (tag, lines) in by_tag {
+        out.push_str(&format!("\n## {tag}\n\n{}\n", lines.join("\n")));
+    }
+    out.push_str("\n## Types\n");
+    if let Some(schemas) = doc["components"]["schemas"].as_object() {
+        for (name, schema) in schemas {
+            out.push_str(&format!("\n### `{name}`\n\n"));
+            if let Some(d) = schema["description"].as_str() {
+                out.push_str(&format!("{}\n\n", d.trim()));
+            }
+            let required: Vec<&str> = schema["required"]
+                .as_array()
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            match schema["properties"].as_object() {
+                Some(props) => {
+                    for (field, p) in props {
+                        out.push_str(&format!(
+                            "- `{field}`{}: {}{}\n",
+                            if required.contains(&field.as_str()) {
+                                ""
+                            } else {
+                                " (optional)"
+                            },
+                            type_of(p),
+                            p["description"]
+                                .as_str()
+                                .map(|d| format!(". {}", d.trim().replace('\n', " ")))
+                                .unwrap_or_default()
+                        ));
+                    }
+                }
+                None => out.push_str(&format!("{}\n", type_of(schema))),
+            }
+        }
+    }
+    out
+}
+
+/// The component name a `$ref` schema points at.
+fn schema_name(schema: &Value) -> Option<String> {
+    schema["$ref"]
+        .as_str()
+        .and_then(|r| r.rsplit('/').next())
+        .map(str::to_owned)
+}
+
+/// A short description of a schema's type: `string`, `[Type]`, `Type`, `one of a, b`.
+fn type_of(schema: &Value) -> String {
+    if let Some(name) = schema_name(schema) {
+        return format!("`{name}`");
+    }
+    if let Some(values) = schema["enum"].as_array() {
+        let values: Vec<String> = values.iter().map(|v| format!("`{v}`")).collect();
+        return format!("one of {}", values.join(", "));
+    }
+    for combinator in ["oneOf", "anyOf", "allOf"] {
+        if let Some(options) = schema[combinator].as_array() {
+            let kinds: Vec<String> = options.iter().map(type_of).collect();
+            return kinds.join(" or ");
+        }
+    }
+    match &schema["type"] {
+        Value::String(t) if t == "array" => format!("[{}]", type_of(&schema["items"])),
+        Value::String(t) => match schema["format"].as_str() {
+            Some(f) => format!("{t} ({f})"),
+            None => t.clone(),
+        },
+        Value::Array(ts) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" or "),
+        _ => "any".to_owned(),
+    }
+}
+
 /// `GET /openapi.json`.
 pub async fn serve() -> Json<Value> {
     Json(document())

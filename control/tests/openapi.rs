@@ -189,3 +189,13 @@ async fn undocumented_paths_are_not_served() {
         .await;
     assert_eq!(r.reason(), "ROUTE_NOT_FOUND");
 }
+
+#[test]
+fn the_markdown_reference_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/http-api.md");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == keygate_control::openapi::markdown(),
+        "docs/http-api.md is stale: run `cargo run -p keygate-control --bin keygate -- openapi --markdown > docs/http-api.md`"
+    );
+}
