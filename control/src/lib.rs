@@ -26,7 +26,6 @@ pub mod metrics;
 pub mod openapi;
 pub mod otp;
 pub mod outbox;
-pub mod publishable_keys;
 pub mod sdk_keys;
 pub mod store;
 

@@ -506,3 +506,107 @@ async fn gateway_secrets_are_delivered_with_an_edge_configured() {
     let sealed = edge_secrets(&outbox(&server, &id).await.last().unwrap().2);
     assert_eq!(sealed[0].kid, secret.0);
 }
+
+/// The edge secret after the operator rotated it.
+const NEW_EDGE_SECRET: &str = "edge-secret-after-rotation-9876543210abcdef";
+
+/// `server`'s state with `edge_secret` configured instead, as after a restart.
+fn with_edge_secret(server: &TestServer, edge_secret: &str) -> keygate_control::http::AppState {
+    let mut settings = (*server.state.settings).clone();
+    settings.edge_secret = Some(edge_secret.into());
+    keygate_control::http::AppState {
+        settings: std::sync::Arc::new(settings),
+        ..server.state.clone()
+    }
+}
+
+async fn a_new_workspace_owns_a_gateway_secret_from_creation(server: TestServer) {
+    let owner = server.sign_in("owner@example.com").await;
+    let id = workspace_id(&owner, "Shop").await;
+    // Before anyone reads it, the new key's one edge record carries the workspace's own
+    // secret, sealed for the edge.
+    let records = outbox(&server, &id).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    let sealed = edge_secrets(&records[0].2);
+    assert_eq!(sealed.len(), 1);
+    let opened = gateway::open_at_edge(&[EDGE_SECRET.as_bytes()], &id, &sealed[0]).unwrap();
+    let shown = secrets_of(&get_secret(&owner, &id).await);
+    assert_eq!(shown.len(), 1);
+    assert_eq!(
+        (opened.kid(), opened.expose()),
+        (shown[0].0.as_str(), shown[0].1.as_str())
+    );
+    assert_ne!(
+        shown[0].1,
+        gateway::workspace_signing_key(EDGE_SECRET.as_bytes(), &id)
+    );
+}
+on_both_databases_with_edge!(
+    secret_from_creation,
+    a_new_workspace_owns_a_gateway_secret_from_creation
+);
+
+async fn rotating_the_edge_secret_keeps_each_workspace_s_signing_key(server: TestServer) {
+    let owner = server.sign_in("owner@example.com").await;
+    let id = workspace_id(&owner, "Shop").await;
+    let before = secrets_of(&get_secret(&owner, &id).await);
+    let state = with_edge_secret(&server, NEW_EDGE_SECRET);
+    assert_eq!(
+        keygate_control::gateway_secrets::reseal_for_edge(&state)
+            .await
+            .unwrap(),
+        1
+    );
+    // The edge, now on the new edge secret, signs with the same key the origin holds.
+    let sealed = edge_secrets(&outbox(&server, &id).await.last().unwrap().2);
+    assert_eq!(sealed.len(), 1);
+    let opened = gateway::open_at_edge(&[NEW_EDGE_SECRET.as_bytes()], &id, &sealed[0]).unwrap();
+    assert_eq!(
+        (opened.kid(), opened.expose()),
+        (before[0].0.as_str(), before[0].1.as_str())
+    );
+    assert_eq!(secrets_of(&get_secret(&owner, &id).await), before);
+}
+on_both_databases_with_edge!(
+    edge_secret_rotation,
+    rotating_the_edge_secret_keeps_each_workspace_s_signing_key
+);
+
+async fn workspaces_made_before_secrets_at_creation_get_one_at_start_up(server: TestServer) {
+    let owner = server.sign_in("owner@example.com").await;
+    let org = org_of(&owner).await;
+    let id = workspace_id(&owner, "Shop").await;
+    // A workspace from before: no gateway secret.
+    keygate_control::with_db!(&server.state.db, |pool| {
+        sqlx::query("DELETE FROM gateway_secrets WHERE workspace_id = $1")
+            .bind(&id)
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    let state = with_edge_secret(&server, EDGE_SECRET);
+    keygate_control::gateway_secrets::reseal_for_edge(&state)
+        .await
+        .unwrap();
+    let count_secrets = "SELECT COUNT(*) FROM gateway_secrets WHERE workspace_id = $1";
+    assert_eq!(count(&server, count_secrets, &id).await, 1);
+    let shown = secrets_of(&get_secret(&owner, &id).await);
+    let sealed = edge_secrets(&outbox(&server, &id).await.last().unwrap().2);
+    let opened = gateway::open_at_edge(&[EDGE_SECRET.as_bytes()], &id, &sealed[0]).unwrap();
+    assert_eq!(opened.expose(), shown[0].1);
+    // Once: the next start-up changes nothing.
+    keygate_control::gateway_secrets::reseal_for_edge(&state)
+        .await
+        .unwrap();
+    assert_eq!(count(&server, count_secrets, &id).await, 1);
+    let made: Vec<_> = audit(&server, &org)
+        .await
+        .into_iter()
+        .filter(|e| e.0 == "gateway_secret.create")
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+}
+on_both_databases_with_edge!(
+    backfill_at_start_up,
+    workspaces_made_before_secrets_at_creation_get_one_at_start_up
+);

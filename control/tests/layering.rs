@@ -19,18 +19,15 @@ const NOT_YET_LAYERED: &[&str] = &[
     "auth.rs",
     "edge_sync.rs",
     "error.rs",
-    "gateway_secrets.rs",
     "master_key.rs",
     "members.rs",
     "metrics.rs",
     "otp.rs",
     "outbox.rs",
-    "publishable_keys.rs",
     "retention.rs",
     "sdk_keys.rs",
     "sessions.rs",
     "tokens.rs",
-    "workspaces.rs",
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

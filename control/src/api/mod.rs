@@ -5,7 +5,10 @@
 //! `/openapi.json` (and the dashboard's type check) is generated from them. A change here is
 //! a change to the public API: add fields, never rename or remove one.
 
+pub mod gateway_secrets;
+pub mod publishable_keys;
 pub mod workspace_scopes;
+pub mod workspaces;
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -38,4 +41,16 @@ pub struct ErrorDetail {
     pub message: String,
     /// Stable machine-readable reason (`NOT_FOUND`, `MISSING_SCOPE`, ...): match on this.
     pub reason: String,
+}
+
+/// For PATCH bodies: deserializes a present field (even `null`) as `Some(..)`, so "leave as
+/// is" (absent, `None`) differs from "clear" (`Some(None)`). Use with `#[serde(default,
+/// deserialize_with = "present")]`. (Here rather than in `http::validate`, which re-exports
+/// it, because contract types may not name the HTTP layer.)
+pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
 }

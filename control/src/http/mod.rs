@@ -5,7 +5,9 @@
 //! under `/api/v1`, adds `/healthz`, and answers unknown routes and methods in the same JSON
 //! error shape as everything else.
 
+pub mod gateway_secrets;
 mod json;
+pub mod publishable_keys;
 pub mod validate;
 pub mod workspace_scopes;
 pub mod workspaces;
@@ -65,15 +67,16 @@ pub struct AppState {
 /// Modules still on a plain axum `Router` are wrapped; their operations are described by
 /// `crate::openapi::LEGACY_ROUTES` until they move.
 pub fn api() -> OpenApiRouter<AppState> {
-    let described = OpenApiRouter::new().merge(workspace_scopes::router());
+    let described = OpenApiRouter::new()
+        .merge(workspace_scopes::router())
+        .merge(workspaces::router())
+        .merge(publishable_keys::router())
+        .merge(gateway_secrets::router());
     let legacy = Router::new()
         .merge(crate::sessions::router())
         .merge(crate::members::router())
         .merge(crate::audit::router())
         .merge(crate::api_keys::router())
-        .merge(crate::workspaces::router())
-        .merge(crate::publishable_keys::router())
-        .merge(crate::gateway_secrets::router())
         .merge(crate::sdk_keys::router())
         .merge(crate::tokens::router())
         .merge(crate::edge_sync::router());

@@ -69,16 +69,8 @@ pub fn bounded<T>(items: &[T], field: &str, max: usize, reason: &'static str) ->
     Ok(())
 }
 
-/// For PATCH bodies: deserializes a present field (even `null`) as `Some(..)`, so "leave as
-/// is" (absent, `None`) differs from "clear" (`Some(None)`). Use with `#[serde(default,
-/// deserialize_with = "present")]`.
-pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
-}
+/// For PATCH bodies: "absent" versus "null" (defined with the contract types).
+pub use crate::api::present;
 
 #[cfg(test)]
 mod tests {

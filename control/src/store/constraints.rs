@@ -35,8 +35,34 @@ pub const SCOPE_REPRESENTATION: Constraint = Constraint {
     columns: &["workspace_id", "representation"],
 };
 
+/// A workspace has at most one live publishable key (a partial unique index).
+pub const ONE_LIVE_PUBLISHABLE_KEY: Constraint = Constraint {
+    name: "publishable_keys_one_live",
+    table: "publishable_keys",
+    columns: &["workspace_id"],
+};
+
+/// A workspace blacklists a (module, functionality) once.
+pub const BLACKLIST_RULE_UNIQUE: Constraint = Constraint {
+    name: "blacklist_rules_workspace_id_module_functionality_key",
+    table: "blacklist_rules",
+    columns: &["workspace_id", "module", "functionality"],
+};
+
+/// A workspace has at most one current gateway secret (a partial unique index).
+pub const ONE_CURRENT_GATEWAY_SECRET: Constraint = Constraint {
+    name: "gateway_secrets_one_current",
+    table: "gateway_secrets",
+    columns: &["workspace_id"],
+};
+
 /// Every constraint storage code matches on. Add new ones here (the migration test reads it).
-pub const ALL: &[&Constraint] = &[&SCOPE_REPRESENTATION];
+pub const ALL: &[&Constraint] = &[
+    &SCOPE_REPRESENTATION,
+    &ONE_LIVE_PUBLISHABLE_KEY,
+    &BLACKLIST_RULE_UNIQUE,
+    &ONE_CURRENT_GATEWAY_SECRET,
+];
 
 /// The constraint `e` violated, if it is a constraint violation of one listed in [`ALL`].
 pub fn violated(e: &sqlx::Error) -> Option<&'static Constraint> {

@@ -26,6 +26,8 @@
 
 pub mod audit;
 pub mod constraints;
+pub mod gateway_secrets;
+pub mod publishable_keys;
 pub mod workspace_scopes;
 pub mod workspaces;
 
