@@ -28,8 +28,8 @@ use crate::http::{AppState, ClientInfo, JsonBody};
 use crate::ids::{is_valid_id, new_id, now_ms, rfc3339};
 use crate::outbox::OutboxStore;
 use crate::publishable_keys::PublishableKeyStore;
-use crate::sdk_keys::{NewSdkKey, SdkKeyStore, ACCESS_KEY_NAME};
 use crate::store::audit::{AuditEntry, AuditStore};
+use crate::store::sdk_keys::{NewSdkKey, SdkKeyStore, ACCESS_KEY_NAME};
 use crate::store::WriteTx;
 use crate::with_db;
 

@@ -5,7 +5,11 @@
 //! under `/api/v1`, adds `/healthz`, and answers unknown routes and methods in the same JSON
 //! error shape as everything else.
 
+pub mod api_keys;
 mod json;
+pub mod sdk_auth;
+pub mod sdk_keys;
+pub mod tokens;
 pub mod validate;
 pub mod workspace_scopes;
 pub mod workspaces;
@@ -65,17 +69,18 @@ pub struct AppState {
 /// Modules still on a plain axum `Router` are wrapped; their operations are described by
 /// `crate::openapi::LEGACY_ROUTES` until they move.
 pub fn api() -> OpenApiRouter<AppState> {
-    let described = OpenApiRouter::new().merge(workspace_scopes::router());
+    let described = OpenApiRouter::new()
+        .merge(workspace_scopes::router())
+        .merge(api_keys::router())
+        .merge(sdk_keys::router())
+        .merge(tokens::router());
     let legacy = Router::new()
         .merge(crate::sessions::router())
         .merge(crate::members::router())
         .merge(crate::audit::router())
-        .merge(crate::api_keys::router())
         .merge(crate::workspaces::router())
         .merge(crate::publishable_keys::router())
         .merge(crate::gateway_secrets::router())
-        .merge(crate::sdk_keys::router())
-        .merge(crate::tokens::router())
         .merge(crate::edge_sync::router());
     OpenApiRouter::new().nest("/api/v1", described.merge(OpenApiRouter::from(legacy)))
 }

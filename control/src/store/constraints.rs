@@ -35,8 +35,15 @@ pub const SCOPE_REPRESENTATION: Constraint = Constraint {
     columns: &["workspace_id", "representation"],
 };
 
+/// A workspace has at most one live SDK access key.
+pub const SDK_ONE_ACCESS_KEY: Constraint = Constraint {
+    name: "sdk_keys_one_access_key",
+    table: "sdk_keys",
+    columns: &["workspace_id"],
+};
+
 /// Every constraint storage code matches on. Add new ones here (the migration test reads it).
-pub const ALL: &[&Constraint] = &[&SCOPE_REPRESENTATION];
+pub const ALL: &[&Constraint] = &[&SCOPE_REPRESENTATION, &SDK_ONE_ACCESS_KEY];
 
 /// The constraint `e` violated, if it is a constraint violation of one listed in [`ALL`].
 pub fn violated(e: &sqlx::Error) -> Option<&'static Constraint> {
