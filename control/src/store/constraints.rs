@@ -45,6 +45,12 @@ pub const SDK_ONE_ACCESS_KEY: Constraint = Constraint {
 /// Every constraint storage code matches on. Add new ones here (the migration test reads it).
 pub const ALL: &[&Constraint] = &[&SCOPE_REPRESENTATION, &SDK_ONE_ACCESS_KEY];
 
+/// Whether `e` is a foreign-key violation: the row referred to (a workspace, say) was
+/// deleted in between.
+pub fn is_missing_parent(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
+}
+
 /// The constraint `e` violated, if it is a constraint violation of one listed in [`ALL`].
 pub fn violated(e: &sqlx::Error) -> Option<&'static Constraint> {
     let sqlx::Error::Database(db) = e else {

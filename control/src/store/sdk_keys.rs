@@ -16,7 +16,7 @@ use crate::crypto::Keys;
 use crate::ids::new_id;
 use crate::impl_for_both_backends;
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
-use crate::store::constraints::{violated, SDK_ONE_ACCESS_KEY};
+use crate::store::constraints::{is_missing_parent, violated, SDK_ONE_ACCESS_KEY};
 use crate::store::{Db, StoreError, StoreResult, WriteTx};
 use crate::with_db;
 
@@ -227,12 +227,13 @@ pub async fn create(
 ) -> StoreResult<(SdkKey, SecretKey)> {
     let (id, key) = with_db!(db, |pool| {
         let mut tx = pool.begin_write().await?;
-        let (id, key) = tx.insert_sdk_key(keys, new).await.map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-                StoreError::NotFound("workspace")
-            }
-            _ => e.into(),
-        })?;
+        let (id, key) =
+            tx.insert_sdk_key(keys, new)
+                .await
+                .map_err(|e| match is_missing_parent(&e) {
+                    true => StoreError::NotFound("workspace"),
+                    false => e.into(),
+                })?;
         let detail =
             json!({ "name": new.name, "key": key.mask(), "scopes": new.scopes.to_string() });
         tx.record_audit(&audit.on(&id).with(detail), client).await?;
@@ -340,9 +341,9 @@ pub async fn rotate_access_key(
 /// A second live access key for the workspace: a concurrent rotation won (or the workspace
 /// went away under it).
 fn rotation_conflict(e: sqlx::Error) -> StoreError {
-    match (&e, violated(&e)) {
-        (_, Some(c)) if *c == SDK_ONE_ACCESS_KEY => already_rotated(),
-        (sqlx::Error::Database(d), _) if d.is_foreign_key_violation() => already_rotated(),
+    match violated(&e) {
+        Some(c) if *c == SDK_ONE_ACCESS_KEY => already_rotated(),
+        _ if is_missing_parent(&e) => already_rotated(),
         _ => e.into(),
     }
 }

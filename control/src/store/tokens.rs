@@ -7,6 +7,7 @@ use crate::api::tokens::WorkspaceToken;
 use crate::api::Timestamp;
 use crate::ids::rfc3339;
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
+use crate::store::constraints::is_missing_parent;
 use crate::store::{Db, StoreError, StoreResult, WriteTx};
 use crate::with_db;
 
@@ -91,11 +92,9 @@ pub async fn create(
         .bind(expires_at)
         .execute(&mut *tx)
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-                StoreError::NotFound("workspace")
-            }
-            _ => e.into(),
+        .map_err(|e| match is_missing_parent(&e) {
+            true => StoreError::NotFound("workspace"),
+            false => e.into(),
         })?;
         tx.record_audit(&audit.on(&token.id).with(detail), client)
             .await?;

@@ -17,7 +17,7 @@ use crate::api::api_keys::ApiKey;
 use crate::api::Timestamp;
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
 use crate::store::{Db, Refusal, StoreError, StoreResult, WriteTx};
-use crate::with_db;
+use crate::{impl_for_both_backends, with_db};
 
 /// The columns of [`ApiKeyRow`], in order.
 macro_rules! key_columns {
@@ -206,14 +206,7 @@ pub async fn create(
         .bind(row.created_at)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO api_key_values (key_digest, api_key_id, created_at) VALUES ($1, $2, $3)",
-        )
-        .bind(digest)
-        .bind(&row.id)
-        .bind(row.created_at)
-        .execute(&mut *tx)
-        .await?;
+        tx.add_value(&row.id, digest, row.created_at).await?;
         tx.record_audit(audit, client).await?;
         tx.commit().await
     })?;
@@ -458,6 +451,63 @@ pub async fn refill(
     .await
 }
 
+/// Swapping a key's value inside a transaction.
+#[allow(async_fn_in_trait)]
+trait ApiKeyValues {
+    /// Adds a value (its digest) to key `id`.
+    async fn add_value(&mut self, id: &str, digest: &str, now: i64) -> Result<(), sqlx::Error>;
+
+    /// Retires key `id`'s current value (it verifies until `retired_until`), forgets values
+    /// past their grace period (they can never verify again) and adds `secret` as the current
+    /// value.
+    async fn replace_value(
+        &mut self,
+        id: &str,
+        secret: &SecretKey,
+        now: i64,
+        retired_until: i64,
+    ) -> Result<(), sqlx::Error>;
+}
+
+impl_for_both_backends!(ApiKeyValues {
+    async fn add_value(&mut self, id: &str, digest: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO api_key_values (key_digest, api_key_id, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(digest)
+        .bind(id)
+        .bind(now)
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+
+    async fn replace_value(&mut self, id: &str, secret: &SecretKey, now: i64, retired_until: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE api_key_values SET retired_at = $1, retired_until = $2
+              WHERE api_key_id = $3 AND retired_at IS NULL",
+        )
+        .bind(now)
+        .bind(retired_until)
+        .bind(id)
+        .execute(&mut *self)
+        .await?;
+        sqlx::query("DELETE FROM api_key_values WHERE api_key_id = $1 AND retired_until <= $2")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *self)
+            .await?;
+        self.add_value(id, &secret.digest().to_hex(), now).await?;
+        sqlx::query("UPDATE api_keys SET key_last4 = $1, updated_at = $2 WHERE id = $3")
+            .bind(secret.last4())
+            .bind(now)
+            .bind(id)
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+});
+
 /// Gives key `id` a new value (returned in `key`); the current one keeps verifying for
 /// `grace` ms (default: the key's own grace period), values past their grace are forgotten.
 /// `audit` gets the new mask and the grace period. `Conflict KEY_DELETED` for a deleted key.
@@ -483,34 +533,7 @@ pub async fn rotate(
         let secret = SecretKey::generate_api_key(&prefix);
         let now = crate::ids::now_ms();
         let grace = grace.unwrap_or(row.rotation_grace_ms);
-        sqlx::query(
-            "UPDATE api_key_values SET retired_at = $1, retired_until = $2
-              WHERE api_key_id = $3 AND retired_at IS NULL",
-        )
-        .bind(now)
-        .bind(now.saturating_add(grace))
-        .bind(&row.id)
-        .execute(&mut *tx)
-        .await?;
-        // Values past their grace period can never verify again: forget them.
-        sqlx::query("DELETE FROM api_key_values WHERE api_key_id = $1 AND retired_until <= $2")
-            .bind(&row.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO api_key_values (key_digest, api_key_id, created_at) VALUES ($1, $2, $3)",
-        )
-        .bind(secret.digest().to_hex())
-        .bind(&row.id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE api_keys SET key_last4 = $1, updated_at = $2 WHERE id = $3")
-            .bind(secret.last4())
-            .bind(now)
-            .bind(&row.id)
-            .execute(&mut *tx)
+        tx.replace_value(&row.id, &secret, now, now.saturating_add(grace))
             .await?;
         row.key_last4 = secret.last4().to_owned();
         row.updated_at = now;
