@@ -350,6 +350,14 @@ async fn change_key(
     })
 }
 
+/// Sets `slot` to `value` if there is one, noting `field` as changed.
+fn set<T>(slot: &mut T, value: Option<T>, field: &'static str, changed: &mut Vec<&'static str>) {
+    if let Some(v) = value {
+        *slot = v;
+        changed.push(field);
+    }
+}
+
 /// Applies `edit` to key `id` (`Conflict KEY_DELETED` for a deleted key); the audit detail
 /// lists the changed fields.
 pub async fn edit(
@@ -365,36 +373,34 @@ pub async fn edit(
             return Err(deleted_conflict());
         }
         let mut next = current.clone();
-        let mut usage = UsageChange::Keep;
         let mut changed = Vec::new();
-        if let Some(n) = edit.name {
-            next.name = n;
-            changed.push("name");
-        }
-        if let Some(e) = edit.enabled {
-            next.enabled = e;
-            changed.push("enabled");
-        }
-        if let Some(s) = edit.scopes {
-            next.scopes = s;
-            changed.push("scopes");
-        }
-        if let Some(e) = edit.expires_at {
-            next.expires_at = e;
-            changed.push("expiresAt");
-        }
+        set(&mut next.name, edit.name, "name", &mut changed);
+        set(&mut next.enabled, edit.enabled, "enabled", &mut changed);
+        set(&mut next.scopes, edit.scopes, "scopes", &mut changed);
+        set(
+            &mut next.expires_at,
+            edit.expires_at,
+            "expiresAt",
+            &mut changed,
+        );
+        let mut usage = UsageChange::Keep;
         if let Some(u) = edit.usage {
             usage = UsageChange::Set(u);
             changed.push("totalUsageAllowed");
         }
-        if let Some(c) = edit.customer_id {
-            next.customer_id = c;
-            changed.push("customerId");
-        }
-        if let Some(g) = edit.rotation_grace_ms {
-            next.rotation_grace_ms = g;
-            changed.push("rotationGracePeriodMs");
-        }
+        set(
+            &mut next.customer_id,
+            edit.customer_id,
+            "customerId",
+            &mut changed,
+        );
+        let grace = edit.rotation_grace_ms;
+        set(
+            &mut next.rotation_grace_ms,
+            grace,
+            "rotationGracePeriodMs",
+            &mut changed,
+        );
         Ok((next, usage, json!({ "changed": changed })))
     })
     .await
