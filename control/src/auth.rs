@@ -7,14 +7,15 @@
 //!   cookie), compared in constant time.
 //! - [`Principal`] extracts either; backend API routes take it and call
 //!   [`Principal::authorize`] with the action they perform and [`Principal::require_workspace`] for
-//!   the workspace they touch.
+//!   the workspace they touch. Its extractor (the one SDK-key authentication path) is in
+//!   `crate::http::sdk_auth`.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, Method};
 use hmac::{Hmac, Mac};
 use keygate_shared::authz::{self, Action, Denial};
-use keygate_shared::key::{self, KeyKind};
+use keygate_shared::key;
 use keygate_shared::scope::SdkScopes;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -32,8 +33,6 @@ pub const CSRF_COOKIE: &str = "keygate_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// How long a session lasts.
 pub const SESSION_TTL_MS: i64 = 12 * 60 * 60 * 1000;
-/// `last_used_at` of an SDK key is written at most this often, to keep reads read-only.
-const LAST_USED_GRANULARITY_MS: i64 = 60 * 1000;
 
 pub use keygate_shared::authz::Role;
 
@@ -285,75 +284,5 @@ impl<'a> crate::store::audit::AuditEntry<'a> {
             principal.actor_label(),
             action,
         )
-    }
-}
-
-fn bad_sdk_key(message: String) -> ApiError {
-    ApiError::unauthorized("INVALID_SDK_KEY", message)
-}
-
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let Some(auth) = parts.headers.get(header::AUTHORIZATION) else {
-            return CurrentUser::from_request_parts(parts, state)
-                .await
-                .map(Principal::User)
-                .map_err(|e| {
-                    if e.reason == "NOT_SIGNED_IN" {
-                        ApiError::unauthorized(
-                            "MISSING_CREDENTIALS",
-                            "send `Authorization: Bearer <SDK key>` or sign in",
-                        )
-                    } else {
-                        e
-                    }
-                });
-        };
-        let value = auth
-            .to_str()
-            .map_err(|_| bad_sdk_key("the Authorization header is not text".into()))?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or_else(|| bad_sdk_key("use `Authorization: Bearer <SDK key>`".into()))?
-            .trim();
-        let parsed = key::parse_as(token, KeyKind::Sdk)
-            .map_err(|e| bad_sdk_key(format!("not a usable SDK key: {e}")))?;
-        let digest = parsed.digest().to_hex();
-        type SdkKeyRow = (String, String, Option<String>, String, Option<i64>);
-        let row: Option<SdkKeyRow> = with_db!(&state.db, |pool| {
-            sqlx::query_as(
-                "SELECT id, org_id, workspace_id, scopes, last_used_at
-                   FROM sdk_keys WHERE key_digest = $1 AND revoked_at IS NULL",
-            )
-            .bind(&digest)
-            .fetch_optional(pool)
-            .await
-        })?;
-        let (key_id, org_id, workspace_id, scopes, last_used_at) =
-            row.ok_or_else(|| bad_sdk_key("this SDK key is unknown or revoked".into()))?;
-        let now = now_ms();
-        if last_used_at.is_none_or(|t| now - t > LAST_USED_GRANULARITY_MS) {
-            with_db!(&state.db, |pool| {
-                sqlx::query("UPDATE sdk_keys SET last_used_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(&key_id)
-                    .execute(pool)
-                    .await
-                    .map(|_| ())
-            })?;
-        }
-        Ok(Principal::Sdk(SdkCaller {
-            key_id,
-            org_id,
-            workspace_id,
-            scopes: SdkScopes::parse(&scopes).map_err(ApiError::internal)?,
-            mask: parsed.mask(),
-        }))
     }
 }

@@ -8,7 +8,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
-pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod config;
@@ -26,12 +25,10 @@ pub mod metrics;
 pub mod openapi;
 pub mod otp;
 pub mod outbox;
-pub mod sdk_keys;
 pub mod store;
 
 pub mod retention;
 pub mod server;
 pub mod sessions;
-pub mod tokens;
 
 pub mod workspaces;

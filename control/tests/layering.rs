@@ -11,10 +11,6 @@ use std::path::{Path, PathBuf};
 
 /// Files that predate the rule and still break it; the list only shrinks.
 const NOT_YET_LAYERED: &[&str] = &[
-    "api_keys/manage.rs",
-    "api_keys/mod.rs",
-    "api_keys/usage.rs",
-    "api_keys/verify.rs",
     "audit.rs",
     "auth.rs",
     "edge_sync.rs",
@@ -25,9 +21,7 @@ const NOT_YET_LAYERED: &[&str] = &[
     "otp.rs",
     "outbox.rs",
     "retention.rs",
-    "sdk_keys.rs",
     "sessions.rs",
-    "tokens.rs",
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

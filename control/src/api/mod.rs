@@ -7,6 +7,9 @@
 
 pub mod gateway_secrets;
 pub mod publishable_keys;
+pub mod api_keys;
+pub mod sdk_keys;
+pub mod tokens;
 pub mod workspace_scopes;
 pub mod workspaces;
 

@@ -8,6 +8,10 @@
 pub mod gateway_secrets;
 mod json;
 pub mod publishable_keys;
+pub mod api_keys;
+pub mod sdk_auth;
+pub mod sdk_keys;
+pub mod tokens;
 pub mod validate;
 pub mod workspace_scopes;
 pub mod workspaces;
@@ -71,14 +75,14 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(workspace_scopes::router())
         .merge(workspaces::router())
         .merge(publishable_keys::router())
-        .merge(gateway_secrets::router());
+        .merge(gateway_secrets::router())
+        .merge(api_keys::router())
+        .merge(sdk_keys::router())
+        .merge(tokens::router());
     let legacy = Router::new()
         .merge(crate::sessions::router())
         .merge(crate::members::router())
         .merge(crate::audit::router())
-        .merge(crate::api_keys::router())
-        .merge(crate::sdk_keys::router())
-        .merge(crate::tokens::router())
         .merge(crate::edge_sync::router());
     OpenApiRouter::new().nest("/api/v1", described.merge(OpenApiRouter::from(legacy)))
 }

@@ -56,13 +56,27 @@ pub const ONE_CURRENT_GATEWAY_SECRET: Constraint = Constraint {
     columns: &["workspace_id"],
 };
 
+/// A workspace has at most one live SDK access key.
+pub const SDK_ONE_ACCESS_KEY: Constraint = Constraint {
+    name: "sdk_keys_one_access_key",
+    table: "sdk_keys",
+    columns: &["workspace_id"],
+};
+
 /// Every constraint storage code matches on. Add new ones here (the migration test reads it).
 pub const ALL: &[&Constraint] = &[
     &SCOPE_REPRESENTATION,
     &ONE_LIVE_PUBLISHABLE_KEY,
     &BLACKLIST_RULE_UNIQUE,
     &ONE_CURRENT_GATEWAY_SECRET,
+    &SDK_ONE_ACCESS_KEY,
 ];
+
+/// Whether `e` is a foreign-key violation: the row referred to (a workspace, say) was
+/// deleted in between.
+pub fn is_missing_parent(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
+}
 
 /// The constraint `e` violated, if it is a constraint violation of one listed in [`ALL`].
 pub fn violated(e: &sqlx::Error) -> Option<&'static Constraint> {

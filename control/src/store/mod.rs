@@ -24,10 +24,13 @@
 //! `BEGIN IMMEDIATE` on SQLite (a deferred transaction cannot upgrade to a writer under
 //! concurrency) and a plain `BEGIN` on PostgreSQL.
 
+pub mod api_keys;
 pub mod audit;
 pub mod constraints;
 pub mod gateway_secrets;
 pub mod publishable_keys;
+pub mod sdk_keys;
+pub mod tokens;
 pub mod workspace_scopes;
 pub mod workspaces;
 

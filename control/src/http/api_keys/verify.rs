@@ -1,0 +1,206 @@
+//! `POST /api/v1/api-key/verify`: the hot path.
+//!
+//! Every status comes from [`keygate_shared::api_key::decide`]; this module authenticates
+//! the caller (`crate::http::sdk_auth`), makes the one read
+//! (`crate::store::api_keys::verify`), and applies the rate window and the usage counter.
+//! Unlimited keys do no write on the hot path: their statistics go through
+//! [`UsageRecorder`].
+//!
+//! The answer is always 200 with the status in the body (Oneloop's client treats any 4xx as
+//! an exception and retries 429s); only a bad caller (no or unknown SDK key, missing scope,
+//! malformed body) gets an error.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::{Extension, Json};
+use keygate_shared::api_key::{decide, RateWindow};
+use keygate_shared::authz::{self, Action};
+use keygate_shared::key::{self, KeyKind};
+use keygate_shared::scope::SdkScopes;
+use keygate_shared::verdict::Status;
+
+use super::MAX_SCOPES;
+use crate::api::api_keys::{
+    RateLimitConfig, RateLimitState, VerifyApiKeyRequest, VerifyApiKeyResponse,
+};
+use crate::api::ErrorBody;
+use crate::auth::denied;
+use crate::error::{ApiError, ApiResult};
+use crate::http::sdk_auth::{unknown_sdk_key, Credential};
+use crate::http::{AppState, JsonBody};
+use crate::ids::now_ms;
+use crate::store;
+use crate::store::api_keys::usage::UsageRecorder;
+use crate::store::api_keys::verify::VerifiableKey;
+use crate::store::sdk_keys::SdkKeyCaller;
+
+/// Longest `rateLimitConfig.id`.
+const MAX_LIMIT_ID_LEN: usize = 128;
+
+/// Verify a customer API key.
+#[utoipa::path(
+    post, path = "/api-key/verify", tag = "api keys",
+    description = "VALID, EXPIRED, DISABLED, DELETED, RATE_LIMITED, USAGE_LIMITED, INVALID_SCOPES or INVALID, always with 200.",
+    request_body = VerifyApiKeyRequest,
+    responses(
+        (status = 200, description = "The verdict", body = VerifyApiKeyResponse),
+        (status = "4XX", description = "No or unknown SDK key, missing scope, or a malformed body", body = ErrorBody),
+    ),
+    security(("sdkKey" = ["api_keys:read"]), ("sdkKey" = ["api_keys:write"]), ("session" = [])),
+)]
+pub(super) async fn verify(
+    State(state): State<AppState>,
+    Extension(usage): Extension<Arc<UsageRecorder>>,
+    credential: Credential,
+    JsonBody(req): JsonBody<VerifyApiKeyRequest>,
+) -> ApiResult<Json<VerifyApiKeyResponse>> {
+    check_request(&req)?;
+    // A malformed key (bad shape or checksum) is INVALID without a lookup of its own; the
+    // caller is still authenticated by the same single read.
+    let key_digest = key::parse_as(&req.key, KeyKind::ApiKey)
+        .ok()
+        .map(|p| p.digest().to_hex())
+        .unwrap_or_default();
+    let now = now_ms();
+    let Some(key) = find_key(&state, credential, &key_digest, now).await? else {
+        return Ok(Json(VerifyApiKeyResponse::invalid(req.requested_scopes)));
+    };
+    let verdict = judge(&state, &usage, &key, &req, now).await?;
+    Ok(Json(VerifyApiKeyResponse {
+        api_key_id: Some(key.id),
+        expires_at: key.expires_at,
+        requested_scopes: req.requested_scopes,
+        status: verdict.status,
+        rate_limit: verdict.rate_limit,
+        customer_id: key.customer_id,
+        scopes: Some(key.scopes),
+        total_usage_left: verdict.usage_left,
+    }))
+}
+
+/// The bounds of the request that the types do not say.
+fn check_request(req: &VerifyApiKeyRequest) -> ApiResult<()> {
+    if req.requested_scopes.len() > MAX_SCOPES {
+        return Err(ApiError::bad_request(
+            "TOO_MANY_SCOPES",
+            format!("ask for at most {MAX_SCOPES} scopes"),
+        ));
+    }
+    if let Some(rl) = &req.rate_limit_config {
+        if rl.id.is_empty() || rl.id.len() > MAX_LIMIT_ID_LEN || rl.limit < 0 {
+            return Err(ApiError::bad_request(
+                "INVALID_RATE_LIMIT",
+                format!(
+                    "rateLimitConfig is {{id: 1 to {MAX_LIMIT_ID_LEN} characters, limit: a whole number >= 0}}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The API key in the caller's reach, if any. An SDK key is looked up together with the
+/// API key (one read), must hold `api_keys` read or write, and has its use recorded.
+async fn find_key(
+    state: &AppState,
+    credential: Credential,
+    key_digest: &str,
+    now: i64,
+) -> ApiResult<Option<VerifiableKey>> {
+    match credential {
+        Credential::SdkKey(presented) => {
+            let found =
+                store::api_keys::verify::caller_and_key(&state.db, &presented.digest, key_digest)
+                    .await?
+                    .ok_or_else(unknown_sdk_key)?;
+            may_verify(&found.caller)?;
+            store::sdk_keys::record_use(&state.db, &found.caller, now).await?;
+            Ok(found.key)
+        }
+        Credential::Session(user) => {
+            Ok(store::api_keys::verify::key_in_org(&state.db, key_digest, &user.org_id).await?)
+        }
+    }
+}
+
+/// An SDK key verifies with the `api_keys` scope, read or write (`403 MISSING_SCOPE` names
+/// `api_keys:read`).
+fn may_verify(caller: &SdkKeyCaller) -> ApiResult<()> {
+    let scopes = SdkScopes::parse(&caller.scopes).map_err(ApiError::internal)?;
+    authz::decide_sdk(scopes, Action::ReadApiKeys)
+        .or_else(|denial| authz::decide_sdk(scopes, Action::ManageApiKeys).map_err(|_| denial))
+        .map_err(denied)
+}
+
+/// The verdict on a found key and what it cost.
+struct Verdict {
+    status: Status,
+    rate_limit: Option<RateLimitState>,
+    usage_left: Option<i64>,
+}
+
+/// Decides (`keygate_shared::api_key::decide`), then, for a valid key, counts the call in
+/// its rate window and spends one use.
+async fn judge(
+    state: &AppState,
+    usage: &Arc<UsageRecorder>,
+    key: &VerifiableKey,
+    req: &VerifyApiKeyRequest,
+    now: i64,
+) -> ApiResult<Verdict> {
+    let mut verdict = Verdict {
+        status: decide(&key.state(), now, &req.requested_scopes),
+        rate_limit: None,
+        usage_left: if key.limit_usage {
+            key.usage_left
+        } else {
+            None
+        },
+    };
+    if verdict.status != Status::Valid {
+        return Ok(verdict);
+    }
+    if let Some(rl) = &req.rate_limit_config {
+        let (allowed, window) = count_call(state, &key.id, rl, now).await?;
+        verdict.rate_limit = Some(window);
+        if !allowed {
+            verdict.status = Status::RateLimited;
+            return Ok(verdict);
+        }
+    }
+    if !key.limit_usage {
+        usage.record(&state.db, &key.id, now);
+        return Ok(verdict);
+    }
+    match store::api_keys::verify::consume_use(&state.db, &key.id, now).await? {
+        Some(left) => verdict.usage_left = Some(left),
+        None => {
+            // Another verify took the last use since the read.
+            verdict.status = Status::UsageLimited;
+            verdict.usage_left = Some(0);
+        }
+    }
+    Ok(verdict)
+}
+
+/// Counts the call in its per-second window: whether it is admitted, and the window.
+async fn count_call(
+    state: &AppState,
+    api_key_id: &str,
+    rl: &RateLimitConfig,
+    now: i64,
+) -> ApiResult<(bool, RateLimitState)> {
+    let window = RateWindow::default();
+    let start = window.start(now);
+    let count =
+        store::api_keys::verify::count_in_window(&state.db, api_key_id, &rl.id, start).await?;
+    let (allowed, remaining) = window.admit(count, rl.limit);
+    Ok((
+        allowed,
+        RateLimitState {
+            remaining,
+            reset_at: window.reset_at(now),
+        },
+    ))
+}
