@@ -142,21 +142,17 @@ impl FromRequestParts<AppState> for CurrentUser {
         if token.is_empty() || token.len() > 128 {
             return Err(not_signed_in());
         }
-        let digest = session_digest(token);
-        type Row = (String, String, String, String, String, Option<i64>);
-        let row: Option<Row> = with_db!(&state.db, |pool| {
-            sqlx::query_as(
-                "SELECT s.id, u.id, u.org_id, u.email, u.role, s.step_up_until
-                   FROM sessions s JOIN users u ON u.id = s.user_id
-                  WHERE s.token_digest = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
-            )
-            .bind(&digest)
-            .bind(now_ms())
-            .fetch_optional(pool)
-            .await
-        })?;
-        let (session_id, user_id, org_id, email, role, step_up_until) =
-            row.ok_or_else(not_signed_in)?;
+        let session = crate::store::sessions::live(&state.db, &session_digest(token), now_ms())
+            .await?
+            .ok_or_else(not_signed_in)?;
+        let crate::store::sessions::LiveSession {
+            session_id,
+            user_id,
+            org_id,
+            email,
+            role,
+            step_up_until,
+        } = session;
         let role =
             Role::parse(&role).ok_or_else(|| ApiError::internal("unknown role in database"))?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);

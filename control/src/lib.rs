@@ -9,7 +9,6 @@
 
 pub mod api;
 pub mod api_keys;
-pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod crypto;
@@ -21,7 +20,6 @@ pub mod http;
 pub mod ids;
 pub mod mail;
 pub mod master_key;
-pub mod members;
 pub mod metrics;
 pub mod openapi;
 pub mod otp;
@@ -32,7 +30,6 @@ pub mod store;
 
 pub mod retention;
 pub mod server;
-pub mod sessions;
 pub mod tokens;
 
 pub mod workspaces;

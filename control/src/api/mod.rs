@@ -5,6 +5,9 @@
 //! `/openapi.json` (and the dashboard's type check) is generated from them. A change here is
 //! a change to the public API: add fields, never rename or remove one.
 
+pub mod audit;
+pub mod members;
+pub mod sessions;
 pub mod workspace_scopes;
 
 use serde::Serialize;

@@ -5,7 +5,10 @@
 //! under `/api/v1`, adds `/healthz`, and answers unknown routes and methods in the same JSON
 //! error shape as everything else.
 
+pub mod audit;
 mod json;
+pub mod members;
+pub mod sessions;
 pub mod validate;
 pub mod workspace_scopes;
 pub mod workspaces;
@@ -65,11 +68,12 @@ pub struct AppState {
 /// Modules still on a plain axum `Router` are wrapped; their operations are described by
 /// `crate::openapi::LEGACY_ROUTES` until they move.
 pub fn api() -> OpenApiRouter<AppState> {
-    let described = OpenApiRouter::new().merge(workspace_scopes::router());
+    let described = OpenApiRouter::new()
+        .merge(workspace_scopes::router())
+        .merge(sessions::router())
+        .merge(members::router())
+        .merge(audit::router());
     let legacy = Router::new()
-        .merge(crate::sessions::router())
-        .merge(crate::members::router())
-        .merge(crate::audit::router())
         .merge(crate::api_keys::router())
         .merge(crate::workspaces::router())
         .merge(crate::publishable_keys::router())

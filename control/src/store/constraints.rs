@@ -35,8 +35,15 @@ pub const SCOPE_REPRESENTATION: Constraint = Constraint {
     columns: &["workspace_id", "representation"],
 };
 
+/// An address is a member of an organisation at most once.
+pub const USER_MEMBERSHIP: Constraint = Constraint {
+    name: "users_one_membership",
+    table: "users",
+    columns: &["org_id", "email"],
+};
+
 /// Every constraint storage code matches on. Add new ones here (the migration test reads it).
-pub const ALL: &[&Constraint] = &[&SCOPE_REPRESENTATION];
+pub const ALL: &[&Constraint] = &[&SCOPE_REPRESENTATION, &USER_MEMBERSHIP];
 
 /// The constraint `e` violated, if it is a constraint violation of one listed in [`ALL`].
 pub fn violated(e: &sqlx::Error) -> Option<&'static Constraint> {

@@ -26,6 +26,10 @@
 
 pub mod audit;
 pub mod constraints;
+pub mod members;
+pub mod organisations;
+pub mod otp;
+pub mod sessions;
 pub mod workspace_scopes;
 pub mod workspaces;
 
