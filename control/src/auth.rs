@@ -145,16 +145,8 @@ impl FromRequestParts<AppState> for CurrentUser {
         let session = crate::store::sessions::live(&state.db, &session_digest(token), now_ms())
             .await?
             .ok_or_else(not_signed_in)?;
-        let crate::store::sessions::LiveSession {
-            session_id,
-            user_id,
-            org_id,
-            email,
-            role,
-            step_up_until,
-        } = session;
-        let role =
-            Role::parse(&role).ok_or_else(|| ApiError::internal("unknown role in database"))?;
+        let role = Role::parse(&session.role)
+            .ok_or_else(|| ApiError::internal("unknown role in database"))?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if !safe {
             let sent = parts
@@ -164,7 +156,7 @@ impl FromRequestParts<AppState> for CurrentUser {
                 .unwrap_or_default();
             // Tokens made under the previous master key (during a rotation) still verify.
             let matches = state.keys.csrf_keys().into_iter().fold(false, |ok, key| {
-                let expected = csrf_token(key, &session_id);
+                let expected = csrf_token(key, &session.session_id);
                 ok | bool::from(sent.as_bytes().ct_eq(expected.as_bytes()))
             });
             if !matches {
@@ -175,12 +167,12 @@ impl FromRequestParts<AppState> for CurrentUser {
             }
         }
         Ok(CurrentUser {
-            user_id,
-            org_id,
-            email,
+            user_id: session.user_id,
+            org_id: session.org_id,
+            email: session.email,
             role,
-            session_id,
-            step_up_until,
+            session_id: session.session_id,
+            step_up_until: session.step_up_until,
         })
     }
 }

@@ -12,18 +12,22 @@ pub struct AuditEvent {
     /// Its id.
     pub id: String,
     /// The workspace it concerns; `null` for organisation-wide events.
+    #[schema(required = true)]
     pub workspace_id: Option<String>,
     /// Who acted: an email, or an SDK key's mask.
     pub actor: String,
     /// What happened: `session.create`, `publishable_key.revoke`, `sdk_key.reveal`, ...
     pub action: String,
     /// The object acted on (an id, email or mask); `null` if none.
+    #[schema(required = true)]
     pub target: Option<String>,
     /// `success` or `failure`.
     pub outcome: String,
     /// The client's IP; `null` if unknown.
+    #[schema(required = true)]
     pub ip: Option<String>,
     /// The client's `User-Agent` (at most 256 characters); `null` if none.
+    #[schema(required = true)]
     pub user_agent: Option<String>,
     /// Extra structured detail (never a secret).
     #[schema(value_type = Object)]
@@ -39,6 +43,7 @@ pub struct AuditPage {
     /// Newest first.
     pub events: Vec<AuditEvent>,
     /// Pass as `before` for the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_before: Option<String>,
 }
 

@@ -18,6 +18,7 @@ pub struct Member {
     /// When they were invited (or founded the organisation).
     pub created_at: Timestamp,
     /// When they last signed in to this organisation; `null` if never.
+    #[schema(required = true)]
     pub last_sign_in_at: Option<Timestamp>,
 }
 

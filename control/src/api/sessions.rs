@@ -99,6 +99,7 @@ pub struct Me {
     /// The value to send as `X-CSRF-Token` on state-changing calls.
     pub csrf_token: String,
     /// Until when this session's step-up window is open; `null` when it is closed.
+    #[schema(required = true)]
     pub step_up_until: Option<Timestamp>,
 }
 

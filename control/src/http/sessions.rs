@@ -143,19 +143,11 @@ async fn sign_in(
         (None, _) => SignInAs::Nobody,
     };
     let now = now_ms();
-    let (token, session_id) = (new_token(), new_id());
-    let digest = session_digest(&token);
+    let fresh = FreshSession::new();
     // Signing in with a code is a verified code: it opens the step-up window.
-    let session = NewSession {
-        id: &session_id,
-        token_digest: &digest,
-        now,
-        expires_at: now + SESSION_TTL_MS,
-        step_up_until: Some(keygate_shared::authz::step_up_until(now)),
-    };
+    let session = fresh.opening(now, Some(keygate_shared::authz::step_up_until(now)));
     let (user, organisation) = store::sessions::sign_in(&state.db, who, &session, &client).await?;
-    let csrf = csrf_token(state.keys.csrf_key(), &session_id);
-    let headers = session_cookies(&state, &token, &csrf, SESSION_TTL_MS / 1000)?;
+    let (csrf, headers) = fresh.cookies(&state)?;
     Ok((
         StatusCode::CREATED,
         headers,
@@ -370,16 +362,8 @@ async fn switch_organisation(
     if !is_valid_id(&body.organisation_id) {
         return Err(ApiError::not_found("organisation"));
     }
-    let now = now_ms();
-    let (token, session_id) = (new_token(), new_id());
-    let digest = session_digest(&token);
-    let session = NewSession {
-        id: &session_id,
-        token_digest: &digest,
-        now,
-        expires_at: now + SESSION_TTL_MS,
-        step_up_until: None,
-    };
+    let fresh = FreshSession::new();
+    let session = fresh.opening(now_ms(), None);
     let org_id = body.organisation_id;
     let user_id = store::sessions::switch(
         &state.db,
@@ -390,8 +374,7 @@ async fn switch_organisation(
         &client,
     )
     .await?;
-    let csrf = csrf_token(state.keys.csrf_key(), &session_id);
-    let headers = session_cookies(&state, &token, &csrf, SESSION_TTL_MS / 1000)?;
+    let (csrf, headers) = fresh.cookies(&state)?;
     Ok((
         StatusCode::CREATED,
         headers,
@@ -403,9 +386,43 @@ async fn switch_organisation(
     ))
 }
 
-/// A new session cookie value: 256 bits from the OS CSRNG, hex.
-fn new_token() -> String {
-    keygate_shared::random::hex_token() + &keygate_shared::random::hex_token()
+/// A session about to be opened: its cookie value (256 bits from the OS CSPRNG, hex), id
+/// and the cookie's digest (what is stored).
+struct FreshSession {
+    token: String,
+    id: String,
+    digest: String,
+}
+
+impl FreshSession {
+    fn new() -> Self {
+        let token = keygate_shared::random::hex_token() + &keygate_shared::random::hex_token();
+        let digest = session_digest(&token);
+        FreshSession {
+            token,
+            id: new_id(),
+            digest,
+        }
+    }
+
+    /// The row to store: from `now` for [`SESSION_TTL_MS`], step-up window open until
+    /// `step_up_until` if given.
+    fn opening(&self, now: i64, step_up_until: Option<i64>) -> NewSession<'_> {
+        NewSession {
+            id: &self.id,
+            token_digest: &self.digest,
+            now,
+            expires_at: now + SESSION_TTL_MS,
+            step_up_until,
+        }
+    }
+
+    /// Its CSRF token and the `Set-Cookie` headers that hand both to the browser.
+    fn cookies(&self, state: &AppState) -> ApiResult<(String, HeaderMap)> {
+        let csrf = csrf_token(state.keys.csrf_key(), &self.id);
+        let headers = session_cookies(state, &self.token, &csrf, SESSION_TTL_MS / 1000)?;
+        Ok((csrf, headers))
+    }
 }
 
 /// `Set-Cookie` for the session cookie (HttpOnly) and the CSRF cookie (readable by the

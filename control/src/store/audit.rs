@@ -174,18 +174,6 @@ pub async fn list(
     db: &Db,
     filter: &AuditFilter<'_>,
 ) -> StoreResult<(Vec<AuditEvent>, Option<String>)> {
-    type EventRow = (
-        String,
-        Option<String>,
-        String,
-        String,
-        Option<String>,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-        i64,
-    );
     let rows: Vec<EventRow> = with_db!(db, |pool| {
         sqlx::query_as(
             "SELECT id, workspace_id, actor, action, target, outcome, ip, user_agent, detail, created_at
@@ -207,37 +195,40 @@ pub async fn list(
         .await
     })?;
     let next_before = (rows.len() as i64 == filter.limit)
-        .then(|| rows.last().map(|r| format!("{}.{}", r.9, r.0)))
+        .then(|| rows.last().map(|r| format!("{}.{}", r.created_at, r.id)))
         .flatten();
-    let events = rows
-        .into_iter()
-        .map(
-            |(
-                id,
-                workspace_id,
-                actor,
-                action,
-                target,
-                outcome,
-                ip,
-                user_agent,
-                detail,
-                created_at,
-            )| {
-                AuditEvent {
-                    id,
-                    workspace_id,
-                    actor,
-                    action,
-                    target,
-                    outcome,
-                    ip,
-                    user_agent,
-                    detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
-                    created_at: Timestamp(created_at),
-                }
-            },
-        )
-        .collect();
+    let events = rows.into_iter().map(EventRow::into_event).collect();
     Ok((events, next_before))
+}
+
+/// An `audit_events` row as listing reads it.
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    id: String,
+    workspace_id: Option<String>,
+    actor: String,
+    action: String,
+    target: Option<String>,
+    outcome: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    detail: String,
+    created_at: i64,
+}
+
+impl EventRow {
+    fn into_event(self) -> AuditEvent {
+        AuditEvent {
+            detail: serde_json::from_str(&self.detail).unwrap_or(Value::Null),
+            created_at: Timestamp(self.created_at),
+            id: self.id,
+            workspace_id: self.workspace_id,
+            actor: self.actor,
+            action: self.action,
+            target: self.target,
+            outcome: self.outcome,
+            ip: self.ip,
+            user_agent: self.user_agent,
+        }
+    }
 }

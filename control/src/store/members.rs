@@ -96,22 +96,10 @@ fn last_owner() -> StoreError {
 /// `Action::role_change(current, role)` names; never demotes the last owner. Returns the
 /// member as stored now. `404` for a member of another organisation.
 pub async fn change_role(db: &Db, change: MemberChange<'_>, role: Role) -> StoreResult<Member> {
-    let MemberChange {
-        org_id,
-        member_id,
-        allowed,
-        audit,
-        client,
-    } = change;
+    let (org_id, member_id) = (change.org_id, change.member_id);
     with_db!(db, |pool| {
         let mut tx = pool.begin_write().await?;
-        let (email, current) = tx.lock_member(org_id, member_id).await?;
-        for action in Action::role_change(current, role) {
-            allowed(action)?;
-        }
-        if current == Role::Owner && role != Role::Owner && tx.owner_count(org_id).await? <= 1 {
-            return Err(last_owner());
-        }
+        let (email, current) = tx.guard(&change, Some(role)).await?;
         sqlx::query("UPDATE users SET role = $1 WHERE id = $2 AND org_id = $3")
             .bind(role.as_str())
             .bind(member_id)
@@ -119,8 +107,8 @@ pub async fn change_role(db: &Db, change: MemberChange<'_>, role: Role) -> Store
             .execute(&mut *tx)
             .await?;
         let detail = json!({"from": current.as_str(), "to": role.as_str()});
-        let entry = audit.on(&email).with(detail);
-        tx.as_mut().record_audit(&entry, client).await?;
+        let entry = change.audit.clone().on(&email).with(detail);
+        tx.as_mut().record_audit(&entry, change.client).await?;
         let row: MemberRow = sqlx::query_as(
             "SELECT id, email, role, created_at, last_sign_in_at FROM users WHERE id = $1",
         )
@@ -136,20 +124,10 @@ pub async fn change_role(db: &Db, change: MemberChange<'_>, role: Role) -> Store
 /// `Action::change(current)`; never the last owner. `404` for a member of another
 /// organisation.
 pub async fn remove(db: &Db, change: MemberChange<'_>) -> StoreResult<()> {
-    let MemberChange {
-        org_id,
-        member_id,
-        allowed,
-        audit,
-        client,
-    } = change;
+    let (org_id, member_id) = (change.org_id, change.member_id);
     with_db!(db, |pool| {
         let mut tx = pool.begin_write().await?;
-        let (email, current) = tx.lock_member(org_id, member_id).await?;
-        allowed(Action::change(current))?;
-        if current == Role::Owner && tx.owner_count(org_id).await? <= 1 {
-            return Err(last_owner());
-        }
+        let (email, current) = tx.guard(&change, None).await?;
         // Sessions go with the user (ON DELETE CASCADE); audit rows keep the email.
         sqlx::query("DELETE FROM sessions WHERE user_id = $1")
             .bind(member_id)
@@ -160,8 +138,12 @@ pub async fn remove(db: &Db, change: MemberChange<'_>) -> StoreResult<()> {
             .bind(org_id)
             .execute(&mut *tx)
             .await?;
-        let entry = audit.on(&email).with(json!({"role": current.as_str()}));
-        tx.as_mut().record_audit(&entry, client).await?;
+        let entry = change
+            .audit
+            .clone()
+            .on(&email)
+            .with(json!({"role": current.as_str()}));
+        tx.as_mut().record_audit(&entry, change.client).await?;
         tx.commit().await?;
         Ok(())
     })
@@ -232,34 +214,50 @@ pub async fn add(
 /// Member rows inside the caller's transaction.
 #[allow(async_fn_in_trait)]
 trait MemberStore {
-    /// Takes organisation `org_id`'s row lock until the transaction ends, then loads member
-    /// `member_id` of it as (email, role); `404` otherwise. The lock makes owner checks and
-    /// the changes they guard run one at a time per organisation: on PostgreSQL a no-op
-    /// update takes the row lock (a plain read would not: two demotions could each count two
+    /// Takes the organisation's row lock until the transaction ends, loads the member as
+    /// (email, current role) (`404` for none), asks `change.allowed` about each action the
+    /// change implies (giving role `to`, or removing with `None`), and refuses to leave the
+    /// organisation without an owner (`409 LAST_OWNER`). The lock makes owner checks and the
+    /// changes they guard run one at a time per organisation: on PostgreSQL a no-op update
+    /// takes the row lock (a plain read would not: two demotions could each count two
     /// owners); on SQLite `BEGIN IMMEDIATE` already serialises writers.
-    async fn lock_member(&mut self, org_id: &str, member_id: &str) -> StoreResult<(String, Role)>;
+    async fn guard(
+        &mut self,
+        change: &MemberChange<'_>,
+        to: Option<Role>,
+    ) -> StoreResult<(String, Role)>;
 
     /// How many owners organisation `org_id` has.
     async fn owner_count(&mut self, org_id: &str) -> Result<i64, sqlx::Error>;
 }
 
 crate::impl_for_both_backends!(MemberStore {
-    async fn lock_member(&mut self, org_id: &str, member_id: &str) -> StoreResult<(String, Role)> {
+    async fn guard(&mut self, change: &MemberChange<'_>, to: Option<Role>) -> StoreResult<(String, Role)> {
         sqlx::query("UPDATE organisations SET name = name WHERE id = $1")
-            .bind(org_id)
+            .bind(change.org_id)
             .execute(&mut *self)
             .await?;
         let row: Option<(String, String)> =
             sqlx::query_as("SELECT email, role FROM users WHERE id = $1 AND org_id = $2")
-                .bind(member_id)
-                .bind(org_id)
+                .bind(change.member_id)
+                .bind(change.org_id)
                 .fetch_optional(&mut *self)
                 .await?;
         let (email, role) = row.ok_or(StoreError::NotFound("member"))?;
-        let role = Role::parse(&role).ok_or_else(|| {
+        let current = Role::parse(&role).ok_or_else(|| {
             StoreError::Database(sqlx::Error::Decode("unknown role in database".into()))
         })?;
-        Ok((email, role))
+        let (actions, stays_owner) = match to {
+            Some(role) => (Action::role_change(current, role).to_vec(), role == Role::Owner),
+            None => (vec![Action::change(current)], false),
+        };
+        for action in actions {
+            (change.allowed)(action)?;
+        }
+        if current == Role::Owner && !stays_owner && self.owner_count(change.org_id).await? <= 1 {
+            return Err(last_owner());
+        }
+        Ok((email, current))
     }
 
     async fn owner_count(&mut self, org_id: &str) -> Result<i64, sqlx::Error> {

@@ -12,7 +12,7 @@ use crate::store::{Db, StoreError, StoreResult, WriteTx};
 use crate::{impl_for_both_backends, with_db};
 
 /// A live session, as the cookie extractor reads it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct LiveSession {
     /// The session's id.
     pub session_id: String,
@@ -31,10 +31,9 @@ pub struct LiveSession {
 /// The session whose cookie digests to `token_digest`, if it is neither revoked nor expired
 /// at `now`.
 pub async fn live(db: &Db, token_digest: &str, now: i64) -> StoreResult<Option<LiveSession>> {
-    type Row = (String, String, String, String, String, Option<i64>);
-    let row: Option<Row> = with_db!(db, |pool| {
+    Ok(with_db!(db, |pool| {
         sqlx::query_as(
-            "SELECT s.id, u.id, u.org_id, u.email, u.role, s.step_up_until
+            "SELECT s.id AS session_id, u.id AS user_id, u.org_id, u.email, u.role, s.step_up_until
                FROM sessions s JOIN users u ON u.id = s.user_id
               WHERE s.token_digest = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
         )
@@ -42,17 +41,7 @@ pub async fn live(db: &Db, token_digest: &str, now: i64) -> StoreResult<Option<L
         .bind(now)
         .fetch_optional(pool)
         .await
-    })?;
-    Ok(row.map(
-        |(session_id, user_id, org_id, email, role, step_up_until)| LiveSession {
-            session_id,
-            user_id,
-            org_id,
-            email,
-            role,
-            step_up_until,
-        },
-    ))
+    })?)
 }
 
 /// A session about to be opened.
