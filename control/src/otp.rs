@@ -261,18 +261,7 @@ pub(crate) async fn redeem_checked(
         ));
     }
     let code_root = c.code_id.clone().unwrap_or_else(|| challenge_id.to_owned());
-    let binding = Binding {
-        challenge_id: &code_root,
-        purpose,
-        user: c.user_id.as_deref().unwrap_or(&c.email),
-        subject: &c.subject,
-    };
-    // Codes hashed under the previous master key (during a rotation) still verify.
-    let right = state
-        .keys
-        .otp_peppers()
-        .into_iter()
-        .any(|pepper| policy::verify(pepper, &binding, code, &c.code_hash));
+    let right = is_right(state, &c, &code_root, purpose, code);
     let max = i64::from(policy::MAX_ATTEMPTS);
     let attempt = store::otp::attempt(&state.db, challenge_id, &code_root, max, right, now).await?;
     if matches!(attempt, Attempt::Wrong { .. }) {
@@ -283,18 +272,47 @@ pub(crate) async fn redeem_checked(
             user_id: c.user_id,
             subject: c.subject,
         }),
-        Attempt::Consumed => Err(gone(
+        refused => Err(refusal(refused)),
+    }
+}
+
+/// Whether `code` is challenge `c`'s, whose code is rooted at challenge `code_root`. Codes
+/// hashed under the previous master key (during a rotation) still verify.
+fn is_right(
+    state: &AppState,
+    c: &store::otp::StoredChallenge,
+    code_root: &str,
+    purpose: Purpose,
+    code: &str,
+) -> bool {
+    let binding = Binding {
+        challenge_id: code_root,
+        purpose,
+        user: c.user_id.as_deref().unwrap_or(&c.email),
+        subject: &c.subject,
+    };
+    state
+        .keys
+        .otp_peppers()
+        .into_iter()
+        .any(|pepper| policy::verify(pepper, &binding, code, &c.code_hash))
+}
+
+/// The answer to an attempt that redeemed nothing.
+fn refusal(attempt: Attempt) -> ApiError {
+    match attempt {
+        Attempt::Redeemed | Attempt::Consumed => gone(
             "OTP_CONSUMED",
             "this code was already used; ask for a new one",
-        )),
-        Attempt::Dead | Attempt::Wrong { left: ..=0 } => Err(gone(
+        ),
+        Attempt::Dead | Attempt::Wrong { left: ..=0 } => gone(
             "OTP_TOO_MANY_ATTEMPTS",
             "too many wrong codes; ask for a new one",
-        )),
-        Attempt::Wrong { left } => Err(ApiError::unauthorized(
+        ),
+        Attempt::Wrong { left } => ApiError::unauthorized(
             "OTP_INVALID",
             format!("that code is not right; {left} tries left"),
-        )),
+        ),
     }
 }
 

@@ -3,7 +3,7 @@
 use keygate_shared::otp::{self as policy, Purpose};
 
 use crate::store::{Db, StoreResult, WriteTx};
-use crate::with_db;
+use crate::{impl_for_both_backends, with_db};
 
 /// The newest pending challenge for (`email`, `purpose`) that client `ip` asked for: what a
 /// sign-in without a challenge id judges, so a stranger's wrong guesses never spend the
@@ -155,6 +155,31 @@ pub async fn issue(db: &Db, challenge: &NewChallenge<'_>) -> StoreResult<Issued>
                 return Ok(Issued::Wait(policy::RESEND_AFTER_SECS))
             }
         };
+        let stored = NewChallenge { code_hash, ..*c };
+        tx.insert_challenge(&stored, expires_at, code_id).await?;
+        tx.commit().await?;
+        Ok(match code_id {
+            None => Issued::Mail { expires_at },
+            Some(_) => Issued::Absorbed { expires_at },
+        })
+    })
+}
+
+/// Writing challenges inside the caller's transaction.
+#[allow(async_fn_in_trait)]
+trait ChallengeStore {
+    /// Inserts `c`, its code expiring at `expires_at`, sharing challenge `code_id`'s code if
+    /// given.
+    async fn insert_challenge(
+        &mut self,
+        c: &NewChallenge<'_>,
+        expires_at: i64,
+        code_id: Option<&str>,
+    ) -> Result<(), sqlx::Error>;
+}
+
+impl_for_both_backends!(ChallengeStore {
+    async fn insert_challenge(&mut self, c: &NewChallenge<'_>, expires_at: i64, code_id: Option<&str>) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO otp_challenges (id, purpose, email, user_id, subject, code_hash, created_at, expires_at, ip, code_id, decoy)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -164,21 +189,17 @@ pub async fn issue(db: &Db, challenge: &NewChallenge<'_>) -> StoreResult<Issued>
         .bind(c.email)
         .bind(c.user_id)
         .bind(c.subject)
-        .bind(code_hash)
+        .bind(c.code_hash)
         .bind(c.now)
         .bind(expires_at)
         .bind(c.ip)
         .bind(code_id)
         .bind(c.decoy)
-        .execute(&mut *tx)
+        .execute(&mut *self)
         .await?;
-        tx.commit().await?;
-        Ok(match code_id {
-            None => Issued::Mail { expires_at },
-            Some(_) => Issued::Absorbed { expires_at },
-        })
-    })
-}
+        Ok(())
+    }
+});
 
 /// A stored challenge, as redeeming reads it.
 #[derive(Clone, Debug)]
