@@ -23,7 +23,6 @@ use subtle::ConstantTimeEq;
 use crate::error::{ApiError, ApiResult};
 use crate::http::AppState;
 use crate::ids::now_ms;
-use crate::with_db;
 
 /// The session cookie (HttpOnly, SameSite=Strict).
 pub const SESSION_COOKIE: &str = "keygate_session";
@@ -141,23 +140,11 @@ impl FromRequestParts<AppState> for CurrentUser {
         if token.is_empty() || token.len() > 128 {
             return Err(not_signed_in());
         }
-        let digest = session_digest(token);
-        type Row = (String, String, String, String, String, Option<i64>);
-        let row: Option<Row> = with_db!(&state.db, |pool| {
-            sqlx::query_as(
-                "SELECT s.id, u.id, u.org_id, u.email, u.role, s.step_up_until
-                   FROM sessions s JOIN users u ON u.id = s.user_id
-                  WHERE s.token_digest = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
-            )
-            .bind(&digest)
-            .bind(now_ms())
-            .fetch_optional(pool)
-            .await
-        })?;
-        let (session_id, user_id, org_id, email, role, step_up_until) =
-            row.ok_or_else(not_signed_in)?;
-        let role =
-            Role::parse(&role).ok_or_else(|| ApiError::internal("unknown role in database"))?;
+        let session = crate::store::sessions::live(&state.db, &session_digest(token), now_ms())
+            .await?
+            .ok_or_else(not_signed_in)?;
+        let role = Role::parse(&session.role)
+            .ok_or_else(|| ApiError::internal("unknown role in database"))?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if !safe {
             let sent = parts
@@ -167,7 +154,7 @@ impl FromRequestParts<AppState> for CurrentUser {
                 .unwrap_or_default();
             // Tokens made under the previous master key (during a rotation) still verify.
             let matches = state.keys.csrf_keys().into_iter().fold(false, |ok, key| {
-                let expected = csrf_token(key, &session_id);
+                let expected = csrf_token(key, &session.session_id);
                 ok | bool::from(sent.as_bytes().ct_eq(expected.as_bytes()))
             });
             if !matches {
@@ -178,12 +165,12 @@ impl FromRequestParts<AppState> for CurrentUser {
             }
         }
         Ok(CurrentUser {
-            user_id,
-            org_id,
-            email,
+            user_id: session.user_id,
+            org_id: session.org_id,
+            email: session.email,
             role,
-            session_id,
-            step_up_until,
+            session_id: session.session_id,
+            step_up_until: session.step_up_until,
         })
     }
 }

@@ -8,7 +8,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
-pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod crypto;
@@ -20,7 +19,6 @@ pub mod http;
 pub mod ids;
 pub mod mail;
 pub mod master_key;
-pub mod members;
 pub mod metrics;
 pub mod openapi;
 pub mod otp;
@@ -29,6 +27,5 @@ pub mod store;
 
 pub mod retention;
 pub mod server;
-pub mod sessions;
 
 pub mod workspaces;

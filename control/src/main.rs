@@ -140,7 +140,7 @@ async fn add_user(args: SettingsArgs, email: &str, role: &str) -> Result<(), Str
     init_logging(&settings.log_format);
     let role = Role::parse(role).ok_or("role must be owner, admin or member")?;
     let state = keygate_control::server::build_state(settings).await?;
-    let (id, _org) = keygate_control::members::add_member(&state.db, None, email, role)
+    let (id, _org) = keygate_control::http::members::add_member(&state.db, None, email, role)
         .await
         .map_err(|e| e.message)?;
     println!("added {email} (user {id}); they can now sign in with a code sent to that address");
@@ -151,7 +151,7 @@ async fn add_org(args: SettingsArgs, name: &str, owner: &str) -> Result<(), Stri
     let settings = Settings::resolve(args)?;
     init_logging(&settings.log_format);
     let state = keygate_control::server::build_state(settings).await?;
-    let (org, _) = keygate_control::members::create_organisation(&state.db, name, owner)
+    let (org, _) = keygate_control::http::members::create_organisation(&state.db, name, owner)
         .await
         .map_err(|e| e.message)?;
     println!("created organisation {name} ({org}); {owner} can sign in as its owner");

@@ -13,7 +13,7 @@ async fn one_address_belongs_to_several_organisations(server: TestServer) {
         .post("/api/v1/workspace", json!({"name": "Alpha shop"}))
         .await;
     assert!(r.status < 300, "{r:?}");
-    keygate_control::members::create_organisation(&server.state.db, "Beta", "boss@beta.com")
+    keygate_control::http::members::create_organisation(&server.state.db, "Beta", "boss@beta.com")
         .await
         .unwrap();
     let beta = server.sign_in("boss@beta.com").await;

@@ -10,6 +10,9 @@ pub mod publishable_keys;
 pub mod api_keys;
 pub mod sdk_keys;
 pub mod tokens;
+pub mod audit;
+pub mod members;
+pub mod sessions;
 pub mod workspace_scopes;
 pub mod workspaces;
 

@@ -5,12 +5,15 @@
 //! under `/api/v1`, adds `/healthz`, and answers unknown routes and methods in the same JSON
 //! error shape as everything else.
 
+pub mod api_keys;
+pub mod audit;
 pub mod gateway_secrets;
 mod json;
+pub mod members;
 pub mod publishable_keys;
-pub mod api_keys;
 pub mod sdk_auth;
 pub mod sdk_keys;
+pub mod sessions;
 pub mod tokens;
 pub mod validate;
 pub mod workspace_scopes;
@@ -78,12 +81,11 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(gateway_secrets::router())
         .merge(api_keys::router())
         .merge(sdk_keys::router())
-        .merge(tokens::router());
-    let legacy = Router::new()
-        .merge(crate::sessions::router())
-        .merge(crate::members::router())
-        .merge(crate::audit::router())
-        .merge(crate::edge_sync::router());
+        .merge(tokens::router())
+        .merge(sessions::router())
+        .merge(members::router())
+        .merge(audit::router());
+    let legacy = Router::new().merge(crate::edge_sync::router());
     OpenApiRouter::new().nest("/api/v1", described.merge(OpenApiRouter::from(legacy)))
 }
 

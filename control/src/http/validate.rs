@@ -55,6 +55,31 @@ pub fn optional_text(
     Ok(Some(text.to_owned()))
 }
 
+/// An email address: trimmed and lower-cased; `400 INVALID_EMAIL` unless it is one local
+/// part (1 to 64 characters), one `@` and a dotted domain, at most 254 printable ASCII
+/// characters in all.
+pub fn email(raw: &str) -> ApiResult<String> {
+    let email = raw.trim().to_ascii_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && local.len() <= 64
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && email.matches('@').count() == 1
+        && email.chars().all(|c| c.is_ascii_graphic());
+    if valid {
+        Ok(email)
+    } else {
+        Err(ApiError::bad_request(
+            "INVALID_EMAIL",
+            "that is not an email address",
+        ))
+    }
+}
+
 /// A list of at most `max` items: `400 <reason>` naming `field` beyond.
 pub fn bounded<T>(items: &[T], field: &str, max: usize, reason: &'static str) -> ApiResult<()> {
     if items.len() > max {
@@ -103,6 +128,23 @@ mod tests {
                 .reason,
             "X"
         );
+    }
+
+    #[test]
+    fn emails_are_validated_and_lowercased() {
+        assert_eq!(email(" Ada@Example.COM ").unwrap(), "ada@example.com");
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "a@b",
+            "a b@example.com",
+            "a@@example.com",
+            "a@exa\tmple.com",
+        ] {
+            assert!(email(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

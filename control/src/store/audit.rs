@@ -1,11 +1,13 @@
-//! Writing the audit log: who did what, when, from where. Every sign-in, create, reveal (and failed
+//! The audit log: who did what, when, from where. Every sign-in, create, reveal (and failed
 //! reveal), rotate, revoke and blacklist change writes one row, in the same transaction as
-//! the change when there is one, so the log never claims a change that rolled back.
+//! the change when there is one, so the log never claims a change that rolled back. [`list`] reads it back a page at a time.
 
 use serde_json::Value;
 
+use crate::api::audit::AuditEvent;
+use crate::api::Timestamp;
 use crate::ids::{new_id, now_ms};
-use crate::store::Db;
+use crate::store::{Db, StoreResult};
 use crate::{impl_for_both_backends, with_db};
 
 /// Who is on the other end, for the audit log: peer IP and (truncated) user agent. The HTTP
@@ -149,3 +151,84 @@ impl_for_both_backends!(AuditStore {
         Ok(())
     }
 });
+
+/// Which events a page lists.
+#[derive(Clone, Copy, Debug)]
+pub struct AuditFilter<'a> {
+    /// The organisation (the caller's: the tenant boundary).
+    pub org_id: &'a str,
+    /// Only events in this workspace.
+    pub workspace_id: Option<&'a str>,
+    /// Only events with this action.
+    pub action: Option<&'a str>,
+    /// Only events before (time, id) (Unix ms; an empty id: strictly before the time).
+    pub before: (i64, &'a str),
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// One page of organisation `filter.org_id`'s events, newest first, and the cursor of the
+/// next page (`<ms>.<id>` of the last event) when the page is full. The cursor is on (time,
+/// id), so events sharing a millisecond are never skipped.
+pub async fn list(
+    db: &Db,
+    filter: &AuditFilter<'_>,
+) -> StoreResult<(Vec<AuditEvent>, Option<String>)> {
+    let rows: Vec<EventRow> = with_db!(db, |pool| {
+        sqlx::query_as(
+            "SELECT id, workspace_id, actor, action, target, outcome, ip, user_agent, detail, created_at
+               FROM audit_events
+              WHERE org_id = $1
+                AND ($2 IS NULL OR workspace_id = $2)
+                AND ($3 IS NULL OR action = $3)
+                AND (created_at < $4 OR (created_at = $4 AND id < $6))
+              ORDER BY created_at DESC, id DESC
+              LIMIT $5",
+        )
+        .bind(filter.org_id)
+        .bind(filter.workspace_id)
+        .bind(filter.action)
+        .bind(filter.before.0)
+        .bind(filter.limit)
+        .bind(filter.before.1)
+        .fetch_all(pool)
+        .await
+    })?;
+    let next_before = (rows.len() as i64 == filter.limit)
+        .then(|| rows.last().map(|r| format!("{}.{}", r.created_at, r.id)))
+        .flatten();
+    let events = rows.into_iter().map(EventRow::into_event).collect();
+    Ok((events, next_before))
+}
+
+/// An `audit_events` row as listing reads it.
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    id: String,
+    workspace_id: Option<String>,
+    actor: String,
+    action: String,
+    target: Option<String>,
+    outcome: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    detail: String,
+    created_at: i64,
+}
+
+impl EventRow {
+    fn into_event(self) -> AuditEvent {
+        AuditEvent {
+            detail: serde_json::from_str(&self.detail).unwrap_or(Value::Null),
+            created_at: Timestamp(self.created_at),
+            id: self.id,
+            workspace_id: self.workspace_id,
+            actor: self.actor,
+            action: self.action,
+            target: self.target,
+            outcome: self.outcome,
+            ip: self.ip,
+            user_agent: self.user_agent,
+        }
+    }
+}

@@ -63,6 +63,13 @@ pub const SDK_ONE_ACCESS_KEY: Constraint = Constraint {
     columns: &["workspace_id"],
 };
 
+/// An address is a member of an organisation at most once.
+pub const USER_MEMBERSHIP: Constraint = Constraint {
+    name: "users_one_membership",
+    table: "users",
+    columns: &["org_id", "email"],
+};
+
 /// Every constraint storage code matches on. Add new ones here (the migration test reads it).
 pub const ALL: &[&Constraint] = &[
     &SCOPE_REPRESENTATION,
@@ -70,6 +77,7 @@ pub const ALL: &[&Constraint] = &[
     &BLACKLIST_RULE_UNIQUE,
     &ONE_CURRENT_GATEWAY_SECRET,
     &SDK_ONE_ACCESS_KEY,
+    &USER_MEMBERSHIP,
 ];
 
 /// Whether `e` is a foreign-key violation: the row referred to (a workspace, say) was

@@ -31,6 +31,10 @@ pub mod gateway_secrets;
 pub mod publishable_keys;
 pub mod sdk_keys;
 pub mod tokens;
+pub mod members;
+pub mod organisations;
+pub mod otp;
+pub mod sessions;
 pub mod workspace_scopes;
 pub mod workspaces;
 
