@@ -78,7 +78,6 @@ pub const LEGACY_ROUTES: &[(&str, &str, Auth, &str, &str)] = &[
     ("delete", "/api/v1/sdk-keys/{id}", Auth::Session, "sdk keys", "Revoke an SDK key"),
     ("post", "/api/v1/sdk-keys/{id}/reveal", Auth::Session, "sdk keys", "Email a one-time code to reveal it"),
     ("post", "/api/v1/sdk-keys/{id}/reveal/verify", Auth::Session, "sdk keys", "{challengeId, code} -> {key}"),
-    ("get", "/api/v1/edge/records/{digest}", Auth::EdgeSignature, "edge", "The edge's signed pull of one publishable key's record"),
 ];
 
 fn security(auth: Auth) -> Value {

@@ -506,9 +506,10 @@ pub(crate) async fn redeem_checked(
 
 /// Deletes rate windows that have ended and challenges that expired (decoys at once, real
 /// ones a day later, for the audit trail's sake). Returns the rows deleted.
-pub async fn sweep(state: &AppState, now: i64) -> Result<u64, sqlx::Error> {
+/// `crate::jobs::retention::run_otp_sweeper` runs it periodically.
+pub async fn sweep(db: &crate::store::Db, now: i64) -> Result<u64, sqlx::Error> {
     const DAY_MS: i64 = 24 * 60 * 60 * 1000;
-    with_db!(&state.db, |pool| {
+    with_db!(db, |pool| {
         async {
             let windows = sqlx::query("DELETE FROM rate_windows WHERE expires_at < $1")
                 .bind(now)
@@ -528,22 +529,4 @@ pub async fn sweep(state: &AppState, now: i64) -> Result<u64, sqlx::Error> {
         }
         .await
     })
-}
-
-/// Sweeps every `interval` until `shutdown` fires.
-pub async fn run_sweeper(
-    state: AppState,
-    interval: std::time::Duration,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.changed() => return,
-        }
-        match sweep(&state, now_ms()).await {
-            Ok(n) => tracing::debug!(rows = n, "rate-window and challenge sweep"),
-            Err(e) => tracing::warn!(error = %e, "rate-window sweep failed; will retry"),
-        }
-    }
 }

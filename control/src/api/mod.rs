@@ -5,6 +5,7 @@
 //! `/openapi.json` (and the dashboard's type check) is generated from them. A change here is
 //! a change to the public API: add fields, never rename or remove one.
 
+pub mod edge_sync;
 pub mod workspace_scopes;
 
 use serde::Serialize;

@@ -5,6 +5,7 @@
 //! under `/api/v1`, adds `/healthz`, and answers unknown routes and methods in the same JSON
 //! error shape as everything else.
 
+pub mod edge_sync;
 mod json;
 pub mod validate;
 pub mod workspace_scopes;
@@ -65,7 +66,9 @@ pub struct AppState {
 /// Modules still on a plain axum `Router` are wrapped; their operations are described by
 /// `crate::openapi::LEGACY_ROUTES` until they move.
 pub fn api() -> OpenApiRouter<AppState> {
-    let described = OpenApiRouter::new().merge(workspace_scopes::router());
+    let described = OpenApiRouter::new()
+        .merge(workspace_scopes::router())
+        .merge(edge_sync::router());
     let legacy = Router::new()
         .merge(crate::sessions::router())
         .merge(crate::members::router())
@@ -75,8 +78,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(crate::publishable_keys::router())
         .merge(crate::gateway_secrets::router())
         .merge(crate::sdk_keys::router())
-        .merge(crate::tokens::router())
-        .merge(crate::edge_sync::router());
+        .merge(crate::tokens::router());
     OpenApiRouter::new().nest("/api/v1", described.merge(OpenApiRouter::from(legacy)))
 }
 
@@ -96,7 +98,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(no_store))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::edge_sync::wake_after_writes,
+            edge_sync::wake_after_writes,
         ))
         .layer(axum::middleware::from_fn(crate::metrics::count_responses))
         .with_state(state)

@@ -26,6 +26,10 @@
 
 pub mod audit;
 pub mod constraints;
+pub mod delivery;
+pub mod master_key;
+pub mod outbox;
+pub mod retention;
 pub mod workspace_scopes;
 pub mod workspaces;
 
