@@ -20,7 +20,6 @@ const NOT_YET_LAYERED: &[&str] = &[
     "error.rs",
     "gateway_secrets.rs",
     "members.rs",
-    "metrics.rs",
     "otp.rs",
     "publishable_keys.rs",
     "sdk_keys.rs",

@@ -221,7 +221,7 @@ impl Deliverer {
                     self.refuse(&chunk[0], &reason).await?;
                 }
                 Sent::Failed(error) => {
-                    crate::metrics::EDGE_FAILURES.add(1);
+                    crate::metrics::METRICS.edge_failures.inc();
                     let pending: Vec<&Claimed> =
                         chunk.iter().chain(todo.iter().flatten()).collect();
                     tracing::warn!(error = %error, rows = pending.len(), "edge delivery failed; will retry");
@@ -279,7 +279,9 @@ impl Deliverer {
             delivered.push((row.digest.as_str(), row.version));
         }
         delivery::mark_delivered(&self.db, &delivered, now_ms()).await?;
-        crate::metrics::EDGE_DELIVERED.add(delivered.len() as u64);
+        crate::metrics::METRICS
+            .edge_delivered
+            .inc_by(delivered.len() as u64);
         tracing::debug!(
             rows = rows.len(),
             applied = ack.applied,
@@ -304,7 +306,7 @@ impl Deliverer {
     async fn reissue(&self, row: &Claimed, held: u64) -> StoreResult<()> {
         match delivery::reissue(&self.db, &row.record.key_digest, held).await {
             Ok(_) => {
-                crate::metrics::EDGE_REISSUED.add(1);
+                crate::metrics::METRICS.edge_reissued.inc();
                 tracing::warn!(
                     workspace = %row.record.workspace_id,
                     key = %&row.digest[..12],
@@ -351,7 +353,7 @@ impl Deliverer {
     /// retry` puts it back.
     async fn set_aside(&self, letter: &DeadLetterNote<'_>) -> StoreResult<()> {
         delivery::set_aside(&self.db, letter, now_ms()).await?;
-        crate::metrics::EDGE_DEAD_LETTERED.add(1);
+        crate::metrics::METRICS.edge_dead_lettered.inc();
         tracing::warn!(
             workspace = %letter.workspace_id,
             key = %letter.digest.get(..12).unwrap_or(letter.digest),

@@ -298,3 +298,35 @@ impl Leadership {
         }
     }
 }
+
+/// The outbox at a glance, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Rows not yet acknowledged by the edge (dead letters excepted).
+    pub pending: i64,
+    /// When the oldest of them was written (Unix ms).
+    pub oldest_pending_at: Option<i64>,
+    /// Dead letters not yet retried.
+    pub dead: i64,
+}
+
+/// Counts pending rows and dead letters.
+pub async fn outbox_stats(db: &Db) -> StoreResult<OutboxStats> {
+    let (pending, oldest_pending_at, dead): (i64, Option<i64>, i64) = with_db!(db, |pool| {
+        sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM edge_outbox
+                      WHERE delivered_at IS NULL AND dead_at IS NULL),
+                    (SELECT MIN(created_at) FROM edge_outbox
+                      WHERE delivered_at IS NULL AND dead_at IS NULL),
+                    (SELECT COUNT(*) FROM edge_outbox
+                      WHERE dead_at IS NOT NULL AND delivered_at IS NULL)",
+        )
+        .fetch_one(pool)
+        .await
+    })?;
+    Ok(OutboxStats {
+        pending,
+        oldest_pending_at,
+        dead,
+    })
+}
