@@ -40,39 +40,21 @@ const CLASSES: [&str; 3] = ["2xx", "4xx", "5xx"];
 impl Metrics {
     fn new() -> Metrics {
         let registry = Registry::new();
-        let register = |m: Box<dyn prometheus::core::Collector>| {
-            registry
-                .register(m)
-                .expect("metric names are unique and valid");
-        };
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            register(Box::new(c.clone()));
-            c
-        };
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            register(Box::new(g.clone()));
-            g
-        };
-        let http_responses = IntCounterVec::new(
-            Opts::new(
-                "keygate_http_responses_total",
-                "HTTP responses by status class.",
+        let counter = |name: &str, help: &str| registered(&registry, IntCounter::new(name, help));
+        let gauge = |name: &str, help: &str| registered(&registry, IntGauge::new(name, help));
+        let http_responses = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "keygate_http_responses_total",
+                    "HTTP responses by status class.",
+                ),
+                &["class"],
             ),
-            &["class"],
-        )
-        .expect("valid metric");
-        register(Box::new(http_responses.clone()));
+        );
         for class in CLASSES {
             http_responses.with_label_values(&[class]);
         }
-        let outbox_lag_seconds = Gauge::new(
-            "keygate_edge_outbox_lag_seconds",
-            "Age of the oldest undelivered edge update.",
-        )
-        .expect("valid metric");
-        register(Box::new(outbox_lag_seconds.clone()));
         Metrics {
             http_responses,
             edge_delivered: counter(
@@ -95,7 +77,13 @@ impl Metrics {
                 "keygate_edge_outbox_pending",
                 "Edge updates not yet acknowledged by the edge.",
             ),
-            outbox_lag_seconds,
+            outbox_lag_seconds: registered(
+                &registry,
+                Gauge::new(
+                    "keygate_edge_outbox_lag_seconds",
+                    "Age of the oldest undelivered edge update.",
+                ),
+            ),
             dead_letters: gauge(
                 "keygate_edge_dead_letters",
                 "Edge records refused by the edge and set aside (retry: keygate outbox retry).",
@@ -103,6 +91,19 @@ impl Metrics {
             registry,
         }
     }
+}
+
+/// `metric`, registered in `registry`. Names and help texts are constants, so failing here
+/// is a programming error caught by every test that starts a server.
+fn registered<M>(registry: &Registry, metric: prometheus::Result<M>) -> M
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    let metric = metric.expect("a valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
 }
 
 /// Counts responses by status class.
