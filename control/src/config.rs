@@ -173,6 +173,16 @@ fn default_data_dir() -> PathBuf {
 }
 
 impl Settings {
+    /// `KEYGATE_EDGE_SECRET`'s bytes, if set and not empty.
+    pub fn edge_secret_bytes(&self) -> Option<&[u8]> {
+        non_empty(&self.edge_secret)
+    }
+
+    /// `KEYGATE_EDGE_SECRET_PREVIOUS`'s bytes, if set and not empty.
+    pub fn edge_secret_previous_bytes(&self) -> Option<&[u8]> {
+        non_empty(&self.edge_secret_previous)
+    }
+
     /// Resolves flags/env over the config file over defaults.
     pub fn resolve(args: SettingsArgs) -> Result<Settings, String> {
         let file_path = args.config.clone().or_else(|| {
@@ -335,6 +345,13 @@ fn load_file(path: &Path) -> Result<FileSettings, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("config file {}: {}", path.display(), e.message()))
+}
+
+fn non_empty(secret: &Option<String>) -> Option<&[u8]> {
+    secret
+        .as_deref()
+        .map(str::as_bytes)
+        .filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]

@@ -149,6 +149,13 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// A record the outbox refused: through [`crate::store::StoreError`], like every storage failure.
+impl From<crate::store::outbox::OutboxError> for ApiError {
+    fn from(e: crate::store::outbox::OutboxError) -> Self {
+        crate::store::StoreError::from(e).into()
+    }
+}
+
 impl From<sqlx::migrate::MigrateError> for ApiError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         ApiError::internal(format_args!("migration: {e}"))

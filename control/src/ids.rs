@@ -23,3 +23,8 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+/// Now, in Unix seconds (what signed edge messages carry).
+pub fn unix_secs() -> u64 {
+    u64::try_from(now_ms() / 1000).unwrap_or_default()
+}

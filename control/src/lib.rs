@@ -12,20 +12,16 @@ pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod dashboard;
-pub mod edge_sync;
 pub mod error;
 pub mod gateway_secrets;
 pub mod http;
 pub mod ids;
+pub mod jobs;
 pub mod mail;
 pub mod master_key;
 pub mod metrics;
 pub mod openapi;
 pub mod otp;
-pub mod outbox;
 pub mod store;
 
-pub mod retention;
 pub mod server;
-
-pub mod workspaces;

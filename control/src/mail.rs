@@ -175,20 +175,12 @@ pub struct MailQueue {
 pub const MAIL_QUEUE_CAPACITY: usize = 1024;
 
 impl MailQueue {
-    /// A queue whose messages `mailer` sends, one at a time, from a spawned task.
+    /// A queue whose messages `mailer` sends, one at a time, from a spawned task
+    /// ([`crate::jobs::mail::send_queued`]).
     pub fn start(mailer: std::sync::Arc<Mailer>) -> MailQueue {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(MAIL_QUEUE_CAPACITY);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Message>(MAIL_QUEUE_CAPACITY);
         let pending = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let left = pending.clone();
-        tokio::spawn(async move {
-            while let Some(msg) = rx.recv().await {
-                if let Err(e) = mailer.send(&msg).await {
-                    // The error names the server, never the message (the code is in the body).
-                    tracing::error!(error = %e, "sending an email failed; the recipient can ask again");
-                }
-                left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-            }
-        });
+        tokio::spawn(crate::jobs::mail::send_queued(mailer, rx, pending.clone()));
         MailQueue { tx, pending }
     }
 

@@ -162,9 +162,9 @@ async fn list_dead_letters(args: SettingsArgs, json: bool) -> Result<(), String>
     let settings = Settings::resolve(args)?;
     init_logging(&settings.log_format);
     let state = keygate_control::server::build_state(settings).await?;
-    let letters = keygate_control::outbox::dead_letters(&state.db)
+    let letters = keygate_control::store::outbox::dead_letters(&state.db)
         .await
-        .map_err(|e| format!("database: {e}"))?;
+        .map_err(|e| e.to_string())?;
     if json {
         for l in &letters {
             println!("{}", serde_json::to_string(l).map_err(|e| e.to_string())?);
@@ -197,13 +197,13 @@ async fn retry_dead_letters(args: SettingsArgs, digest: Option<String>) -> Resul
     let settings = Settings::resolve(args)?;
     init_logging(&settings.log_format);
     let state = keygate_control::server::build_state(settings).await?;
-    let n = keygate_control::outbox::retry_dead_letters(
+    let n = keygate_control::store::outbox::retry_dead_letters(
         &state.db,
         digest.as_ref(),
         "keygate outbox retry (CLI)",
     )
     .await
-    .map_err(|e| format!("database: {e}"))?;
+    .map_err(|e| e.to_string())?;
     println!("{n} dead letter(s) queued for delivery again; a running control plane sends them within a second");
     Ok(())
 }
@@ -220,9 +220,10 @@ async fn rotate_master_key(
         return Err("set KEYGATE_MASTER_KEY to the new master key (and KEYGATE_MASTER_KEY_PREVIOUS to the old one)".into());
     }
     let state = keygate_control::server::build_state(settings).await?;
-    let report = keygate_control::master_key::rotate(&state, batch_size, max_batches)
-        .await
-        .map_err(|e| format!("database: {e}; rerun to resume"))?;
+    let report =
+        keygate_control::master_key::rotate(&state.db, &state.keys, batch_size, max_batches)
+            .await
+            .map_err(|e| format!("{e}; rerun to resume"))?;
     if json {
         println!(
             "{}",
@@ -262,9 +263,9 @@ async fn keys_status(args: SettingsArgs, json: bool) -> Result<(), String> {
     let settings = Settings::resolve(args)?;
     init_logging(&settings.log_format);
     let state = keygate_control::server::build_state(settings).await?;
-    let status = keygate_control::master_key::status(&state)
+    let status = keygate_control::master_key::status(&state.db, &state.keys, Some(&state.settings))
         .await
-        .map_err(|e| format!("database: {e}"))?;
+        .map_err(|e| e.to_string())?;
     if json {
         println!(
             "{}",

@@ -15,47 +15,10 @@
 
 use serde::Serialize;
 
+use crate::config::Settings;
 use crate::crypto::Keys;
-use crate::http::AppState;
-use crate::store::WriteTx;
-use crate::with_db;
-
-/// One sealed column.
-struct SealedColumn {
-    /// Name shown in reports.
-    name: &'static str,
-    /// `SELECT id, <context part>, <sealed> ... WHERE id > $1 AND <sealed> NOT LIKE $2 ORDER BY id LIMIT $3`.
-    select: &'static str,
-    /// `UPDATE ... SET <sealed> = $1 WHERE id = $2 AND <sealed> = $3`.
-    update: &'static str,
-    /// The status query: (key id or '' for values without one, count).
-    count: &'static str,
-    /// The sealing context from (id, context part).
-    context: fn(&str, &str) -> String,
-}
-
-const COLUMNS: [SealedColumn; 2] = [
-    SealedColumn {
-        name: "sdk_keys.key_sealed",
-        select: "SELECT id, id, key_sealed FROM sdk_keys
-                  WHERE id > $1 AND key_sealed NOT LIKE $2 ORDER BY id LIMIT $3",
-        update: "UPDATE sdk_keys SET key_sealed = $1 WHERE id = $2 AND key_sealed = $3",
-        count: "SELECT CASE WHEN substr(key_sealed, 1, 4) = 'mk1:' THEN substr(key_sealed, 5, 16)
-                            ELSE '' END AS kid, COUNT(*)
-                  FROM sdk_keys GROUP BY 1 ORDER BY 1",
-        context: |id, _| id.to_owned(),
-    },
-    SealedColumn {
-        name: "gateway_secrets.sealed",
-        select: "SELECT id, workspace_id, sealed FROM gateway_secrets
-                  WHERE id > $1 AND sealed NOT LIKE $2 ORDER BY id LIMIT $3",
-        update: "UPDATE gateway_secrets SET sealed = $1 WHERE id = $2 AND sealed = $3",
-        count: "SELECT CASE WHEN substr(sealed, 1, 4) = 'mk1:' THEN substr(sealed, 5, 16)
-                            ELSE '' END AS kid, COUNT(*)
-                  FROM gateway_secrets GROUP BY 1 ORDER BY 1",
-        context: |id, workspace_id| format!("gateway-secret:{workspace_id}:{id}"),
-    },
-];
+use crate::store::master_key::{reseal_batch, sealed_counts, COLUMNS};
+use crate::store::{Db, StoreResult};
 
 /// What a rotation run did.
 #[derive(Debug, Default, Serialize)]
@@ -78,13 +41,17 @@ pub struct RotationReport {
 /// Re-seals every sealed value under the current master key, `batch_size` rows per
 /// transaction, stopping after `max_batches` batches if given (a rerun continues).
 pub async fn rotate(
-    state: &AppState,
+    db: &Db,
+    keys: &Keys,
     batch_size: u32,
     max_batches: Option<u64>,
-) -> Result<RotationReport, sqlx::Error> {
-    let keys = &state.keys;
+) -> StoreResult<RotationReport> {
     let done_pattern = format!("mk1:{}:%", keys.key_id());
     let batch_size = i64::from(batch_size.max(1));
+    let reseal = |sealed: &str, context: &str| {
+        let plain = keys.open(sealed, context)?;
+        Some(keys.seal(&plain, context))
+    };
     let mut report = RotationReport::default();
     'columns: for column in &COLUMNS {
         let mut cursor = String::new();
@@ -93,55 +60,23 @@ pub async fn rotate(
                 report.stopped_early = true;
                 break 'columns;
             }
-            let (rows, last) = with_db!(&state.db, |pool| {
-                async {
-                    let mut tx = pool.begin_write().await?;
-                    let rows: Vec<(String, String, String)> = sqlx::query_as(column.select)
-                        .bind(&cursor)
-                        .bind(&done_pattern)
-                        .bind(batch_size)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    let mut outcome = BatchOutcome::default();
-                    for (id, ctx, sealed) in &rows {
-                        match reseal(keys, sealed, &(column.context)(id, ctx)) {
-                            Some(fresh) => {
-                                let n = sqlx::query(column.update)
-                                    .bind(&fresh)
-                                    .bind(id)
-                                    .bind(sealed)
-                                    .execute(&mut *tx)
-                                    .await?
-                                    .rows_affected();
-                                if n == 1 {
-                                    outcome.resealed += 1;
-                                } else {
-                                    outcome.raced += 1;
-                                }
-                            }
-                            None => outcome.unopenable += 1,
-                        }
-                    }
-                    tx.commit().await?;
-                    Ok::<_, sqlx::Error>((outcome, rows.last().map(|r| r.0.clone())))
-                }
-                .await
-            })?;
-            let Some(last) = last else { break };
+            let batch =
+                reseal_batch(db, column, &cursor, &done_pattern, batch_size, reseal).await?;
+            let Some(last) = batch.last else { break };
             report.batches += 1;
-            report.resealed += rows.resealed;
-            report.unopenable += rows.unopenable;
-            report.raced += rows.raced;
+            report.resealed += batch.resealed;
+            report.unopenable += batch.unopenable;
+            report.raced += batch.raced;
             tracing::info!(
                 column = column.name,
                 batch = report.batches,
-                resealed = rows.resealed,
+                resealed = batch.resealed,
                 "master key rotation: batch committed"
             );
             cursor = last;
         }
     }
-    report.remaining = status(state)
+    report.remaining = status(db, keys, None)
         .await?
         .sealed
         .iter()
@@ -149,18 +84,6 @@ pub async fn rotate(
         .map(|c| c.count)
         .sum();
     Ok(report)
-}
-
-#[derive(Default)]
-struct BatchOutcome {
-    resealed: u64,
-    unopenable: u64,
-    raced: u64,
-}
-
-fn reseal(keys: &Keys, sealed: &str, context: &str) -> Option<String> {
-    let plain = keys.open(sealed, context)?;
-    Some(keys.seal(&plain, context))
 }
 
 /// How many values of one column are sealed under one key.
@@ -191,29 +114,24 @@ pub struct KeyStatus {
     pub sealed: Vec<SealedCount>,
 }
 
-/// The key inventory (no secret in it: key ids are one-way).
-pub async fn status(state: &AppState) -> Result<KeyStatus, sqlx::Error> {
+/// The key inventory (no secret in it: key ids are one-way); the edge secrets' ids come
+/// from `settings`, if given.
+pub async fn status(db: &Db, keys: &Keys, settings: Option<&Settings>) -> StoreResult<KeyStatus> {
     let mut sealed = Vec::new();
     for column in &COLUMNS {
-        let rows: Vec<(String, i64)> = with_db!(&state.db, |pool| {
-            sqlx::query_as(column.count).fetch_all(pool).await
-        })?;
-        sealed.extend(rows.into_iter().map(|(kid, n)| SealedCount {
+        let counts = sealed_counts(db, column).await?;
+        sealed.extend(counts.into_iter().map(|(kid, count)| SealedCount {
             column: column.name,
             key_id: (!kid.is_empty()).then_some(kid),
-            count: u64::try_from(n).unwrap_or_default(),
+            count,
         }));
     }
-    let kid = |s: &Option<String>| {
-        s.as_deref()
-            .filter(|s| !s.is_empty())
-            .map(|s| keygate_shared::signing::key_id(s.as_bytes()))
-    };
+    let kid = |s: Option<&[u8]>| s.map(keygate_shared::signing::key_id);
     Ok(KeyStatus {
-        master_key_id: state.keys.key_id().to_owned(),
-        master_key_previous_id: state.keys.previous_key_id().map(str::to_owned),
-        edge_secret_id: kid(&state.settings.edge_secret),
-        edge_secret_previous_id: kid(&state.settings.edge_secret_previous),
+        master_key_id: keys.key_id().to_owned(),
+        master_key_previous_id: keys.previous_key_id().map(str::to_owned),
+        edge_secret_id: kid(settings.and_then(Settings::edge_secret_bytes)),
+        edge_secret_previous_id: kid(settings.and_then(Settings::edge_secret_previous_bytes)),
         sealed,
     })
 }

@@ -1,48 +1,110 @@
-//! `/metrics` in Prometheus' text format: a few process counters plus gauges read from the
-//! database at scrape time (so every replica reports the shared truth).
+//! `/metrics` in Prometheus' text format (the `prometheus` crate): process counters plus
+//! gauges read from the database at scrape time (so every replica reports the shared truth).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use prometheus::{
+    Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 use crate::http::AppState;
-use crate::with_db;
+use crate::store;
 
-/// A monotonically increasing counter.
-pub struct Counter(AtomicU64);
+/// Every metric this replica serves.
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP responses by status class (`2xx`, `4xx`, `5xx`).
+    http_responses: IntCounterVec,
+    /// Outbox rows the edge acknowledged (this replica).
+    pub edge_delivered: IntCounter,
+    /// Failed edge delivery attempts (this replica).
+    pub edge_failures: IntCounter,
+    /// Records the edge refused, set aside as dead letters (this replica).
+    pub edge_dead_lettered: IntCounter,
+    /// Records re-issued with a newer version because the edge held a newer one.
+    pub edge_reissued: IntCounter,
+    outbox_pending: IntGauge,
+    outbox_lag_seconds: Gauge,
+    dead_letters: IntGauge,
+}
 
-impl Counter {
-    const fn new() -> Self {
-        Counter(AtomicU64::new(0))
-    }
+/// The metrics, registered on first use.
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
-    /// Adds `n`.
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
+/// The status classes counted (every one is served, from 0).
+const CLASSES: [&str; 3] = ["2xx", "4xx", "5xx"];
 
-    /// The current value.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+impl Metrics {
+    fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| registered(&registry, IntCounter::new(name, help));
+        let gauge = |name: &str, help: &str| registered(&registry, IntGauge::new(name, help));
+        let http_responses = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "keygate_http_responses_total",
+                    "HTTP responses by status class.",
+                ),
+                &["class"],
+            ),
+        );
+        for class in CLASSES {
+            http_responses.with_label_values(&[class]);
+        }
+        Metrics {
+            http_responses,
+            edge_delivered: counter(
+                "keygate_edge_delivered_total",
+                "Edge updates acknowledged (this replica).",
+            ),
+            edge_failures: counter(
+                "keygate_edge_delivery_failures_total",
+                "Failed edge delivery attempts (this replica).",
+            ),
+            edge_dead_lettered: counter(
+                "keygate_edge_dead_lettered_total",
+                "Records set aside as dead letters (this replica).",
+            ),
+            edge_reissued: counter(
+                "keygate_edge_reissued_total",
+                "Records re-issued past a newer version the edge held (this replica).",
+            ),
+            outbox_pending: gauge(
+                "keygate_edge_outbox_pending",
+                "Edge updates not yet acknowledged by the edge.",
+            ),
+            outbox_lag_seconds: registered(
+                &registry,
+                Gauge::new(
+                    "keygate_edge_outbox_lag_seconds",
+                    "Age of the oldest undelivered edge update.",
+                ),
+            ),
+            dead_letters: gauge(
+                "keygate_edge_dead_letters",
+                "Edge records refused by the edge and set aside (retry: keygate outbox retry).",
+            ),
+            registry,
+        }
     }
 }
 
-/// Outbox rows the edge acknowledged (this replica).
-pub static EDGE_DELIVERED: Counter = Counter::new();
-/// Failed edge delivery attempts (this replica).
-pub static EDGE_FAILURES: Counter = Counter::new();
-/// Records the edge refused, set aside as dead letters (this replica).
-pub static EDGE_DEAD_LETTERED: Counter = Counter::new();
-/// Records re-issued with a newer version because the edge held a newer one (this replica).
-pub static EDGE_REISSUED: Counter = Counter::new();
-/// HTTP requests answered (this replica), by class.
-pub static HTTP_2XX: Counter = Counter::new();
-/// 4xx answers.
-pub static HTTP_4XX: Counter = Counter::new();
-/// 5xx answers.
-pub static HTTP_5XX: Counter = Counter::new();
+/// `metric`, registered in `registry`. Names and help texts are constants, so failing here
+/// is a programming error caught by every test that starts a server.
+fn registered<M>(registry: &Registry, metric: prometheus::Result<M>) -> M
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    let metric = metric.expect("a valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
+}
 
 /// Counts responses by status class.
 pub async fn count_responses(
@@ -50,77 +112,45 @@ pub async fn count_responses(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let res = next.run(req).await;
-    match res.status().as_u16() {
-        200..=399 => HTTP_2XX.add(1),
-        400..=499 => HTTP_4XX.add(1),
-        _ => HTTP_5XX.add(1),
-    }
+    let class = match res.status().as_u16() {
+        200..=399 => CLASSES[0],
+        400..=499 => CLASSES[1],
+        _ => CLASSES[2],
+    };
+    METRICS.http_responses.with_label_values(&[class]).inc();
     res
 }
 
-/// `GET /metrics`.
+/// Prometheus metrics.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Metrics in Prometheus' text format", content_type = "text/plain", body = String)),
+)]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let pending: i64 = with_db!(&state.db, |pool| {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM edge_outbox WHERE delivered_at IS NULL AND dead_at IS NULL",
-        )
-        .fetch_one(pool)
-        .await
-    })
-    .unwrap_or(-1);
-    let oldest: Option<i64> = with_db!(&state.db, |pool| {
-        sqlx::query_scalar(
-            "SELECT MIN(created_at) FROM edge_outbox WHERE delivered_at IS NULL AND dead_at IS NULL",
-        )
-            .fetch_one(pool)
-            .await
-    })
-    .unwrap_or(None);
-    let dead: i64 = with_db!(&state.db, |pool| {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM edge_outbox WHERE dead_at IS NOT NULL AND delivered_at IS NULL",
-        )
-        .fetch_one(pool)
-        .await
-    })
-    .unwrap_or(-1);
-    let lag = oldest
-        .map(|t| (crate::ids::now_ms() - t).max(0) as f64 / 1000.0)
-        .unwrap_or(0.0);
-    let body = format!(
-        "# HELP keygate_http_responses_total HTTP responses by status class.\n\
-         # TYPE keygate_http_responses_total counter\n\
-         keygate_http_responses_total{{class=\"2xx\"}} {}\n\
-         keygate_http_responses_total{{class=\"4xx\"}} {}\n\
-         keygate_http_responses_total{{class=\"5xx\"}} {}\n\
-         # HELP keygate_edge_outbox_pending Edge updates not yet acknowledged by the edge.\n\
-         # TYPE keygate_edge_outbox_pending gauge\n\
-         keygate_edge_outbox_pending {pending}\n\
-         # HELP keygate_edge_outbox_lag_seconds Age of the oldest undelivered edge update.\n\
-         # TYPE keygate_edge_outbox_lag_seconds gauge\n\
-         keygate_edge_outbox_lag_seconds {lag:.3}\n\
-         # HELP keygate_edge_dead_letters Edge records refused by the edge and set aside (retry: keygate outbox retry).\n\
-         # TYPE keygate_edge_dead_letters gauge\n\
-         keygate_edge_dead_letters {dead}\n\
-         # HELP keygate_edge_dead_lettered_total Records set aside as dead letters (this replica).\n\
-         # TYPE keygate_edge_dead_lettered_total counter\n\
-         keygate_edge_dead_lettered_total {}\n\
-         # HELP keygate_edge_reissued_total Records re-issued past a newer version the edge held (this replica).\n\
-         # TYPE keygate_edge_reissued_total counter\n\
-         keygate_edge_reissued_total {}\n\
-         # HELP keygate_edge_delivered_total Edge updates acknowledged (this replica).\n\
-         # TYPE keygate_edge_delivered_total counter\n\
-         keygate_edge_delivered_total {}\n\
-         # HELP keygate_edge_delivery_failures_total Failed edge delivery attempts (this replica).\n\
-         # TYPE keygate_edge_delivery_failures_total counter\n\
-         keygate_edge_delivery_failures_total {}\n",
-        HTTP_2XX.get(),
-        HTTP_4XX.get(),
-        HTTP_5XX.get(),
-        EDGE_DEAD_LETTERED.get(),
-        EDGE_REISSUED.get(),
-        EDGE_DELIVERED.get(),
-        EDGE_FAILURES.get(),
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    let m = &*METRICS;
+    match store::delivery::outbox_stats(&state.db).await {
+        Ok(stats) => {
+            m.outbox_pending.set(stats.pending);
+            m.dead_letters.set(stats.dead);
+            let lag = stats
+                .oldest_pending_at
+                .map(|t| (crate::ids::now_ms() - t).max(0) as f64 / 1000.0);
+            m.outbox_lag_seconds.set(lag.unwrap_or(0.0));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the outbox for /metrics");
+            m.outbox_pending.set(-1);
+            m.dead_letters.set(-1);
+            m.outbox_lag_seconds.set(0.0);
+        }
+    }
+    let encoder = TextEncoder::new();
+    let mut body = Vec::new();
+    if let Err(e) = encoder.encode(&m.registry.gather(), &mut body) {
+        tracing::error!(error = %e, "cannot encode the metrics");
+    }
+    (
+        [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
+        body,
+    )
 }

@@ -3,45 +3,12 @@
 //! `crate::api`, collected by the same `OpenApiRouter` that serves them
 //! (`crate::http::api`). `control/tests/openapi.rs` checks that the document and the router
 //! list the same operations.
-//!
-//! Operations of modules not yet moved to the typed contract are described by
-//! [`LEGACY_ROUTES`] (paths, methods, auth and purpose only); the table shrinks as they move.
 
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::{Modify, OpenApi};
 
 use crate::api::ErrorBody;
-
-/// Who may call a route.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Auth {
-    /// Anyone.
-    Public,
-    /// A dashboard session cookie (plus `X-CSRF-Token` on writes).
-    Session,
-    /// An SDK key (`Authorization: Bearer sk_...`) or a dashboard session.
-    SdkKeyOrSession,
-    /// The edge worker's HMAC signature.
-    EdgeSignature,
-}
-
-/// (method, path, auth, tag, summary) of operations not yet described by `utoipa`.
-pub const LEGACY_ROUTES: &[(&str, &str, Auth, &str, &str)] = &[
-    ("get", "/healthz", Auth::Public, "operations", "Liveness and database reachability"),
-    ("get", "/metrics", Auth::Public, "operations", "Prometheus metrics"),
-    ("get", "/openapi.json", Auth::Public, "operations", "This document"),
-    ("get", "/api/v1/edge/records/{digest}", Auth::EdgeSignature, "edge", "The edge's signed pull of one publishable key's record"),
-];
-
-fn security(auth: Auth) -> Value {
-    match auth {
-        Auth::Public => json!([]),
-        Auth::Session => json!([{"session": []}]),
-        Auth::SdkKeyOrSession => json!([{"sdkKey": []}, {"session": []}]),
-        Auth::EdgeSignature => json!([{"edgeSignature": []}]),
-    }
-}
 
 /// Document-wide parts: info, security schemes and the error body.
 #[derive(OpenApi)]
@@ -91,27 +58,7 @@ pub fn document() -> Value {
     let mut doc = Document::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc.merge(crate::http::api().into_openapi());
-    let mut doc = serde_json::to_value(doc).expect("an OpenAPI document serializes");
-    let paths = doc["paths"].as_object_mut().expect("paths is an object");
-    for (method, path, auth, tag, summary) in LEGACY_ROUTES {
-        let params: Vec<Value> = path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .collect();
-        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
-        entry[*method] = json!({
-            "summary": summary,
-            "tags": [tag],
-            "security": security(*auth),
-            "parameters": params,
-            "responses": {
-                "2XX": {"description": "success"},
-                "4XX": {"description": "the caller's error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
-            }
-        });
-    }
-    doc
+    serde_json::to_value(doc).expect("an OpenAPI document serializes")
 }
 
 /// Every operation the document lists, as (lower-case method, path), sorted.
@@ -281,7 +228,11 @@ fn type_of(schema: &Value) -> String {
     }
 }
 
-/// `GET /openapi.json`.
+/// This document.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")),
+)]
 pub async fn serve() -> Json<Value> {
     Json(document())
 }

@@ -12,7 +12,6 @@ use crate::ids::{new_id, now_ms, rfc3339};
 use crate::mail::Message;
 use crate::store;
 use crate::store::otp::{Attempt, Issued, NewChallenge};
-use crate::store::StoreResult;
 
 /// An issued challenge (the code went by email).
 #[derive(Debug, Clone)]
@@ -319,28 +318,4 @@ fn refusal(attempt: Attempt) -> ApiError {
 /// `410 <reason>`: the challenge can no longer be redeemed.
 fn gone(reason: &'static str, message: &str) -> ApiError {
     ApiError::new(axum::http::StatusCode::GONE, reason, message)
-}
-
-/// Deletes rate windows that have ended and challenges that expired (decoys at once, real
-/// ones a day later, for the audit trail's sake). Returns the rows deleted.
-pub async fn sweep(state: &AppState, now: i64) -> StoreResult<u64> {
-    store::otp::sweep(&state.db, now).await
-}
-
-/// Sweeps every `interval` until `shutdown` fires.
-pub async fn run_sweeper(
-    state: AppState,
-    interval: std::time::Duration,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.changed() => return,
-        }
-        match sweep(&state, now_ms()).await {
-            Ok(n) => tracing::debug!(rows = n, "rate-window and challenge sweep"),
-            Err(e) => tracing::warn!(error = %e, "rate-window sweep failed; will retry"),
-        }
-    }
 }

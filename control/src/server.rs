@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::config::Settings;
 use crate::crypto::Keys;
 use crate::http::{self, AppState};
+use crate::jobs;
 use crate::mail::Mailer;
 use crate::store::Db;
 
@@ -72,14 +73,16 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let db = state.db.clone();
     let mail = state.mail.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let deliverer = tokio::spawn(crate::edge_sync::run_deliverer(
-        state.clone(),
+    let deliverer = tokio::spawn(jobs::deliverer::run(
+        state.db.clone(),
+        state.settings.clone(),
+        state.edge_wakeup.clone(),
         stop_rx.clone(),
     ));
-    let sweeper = tokio::spawn(crate::retention::run(state.clone(), stop_rx.clone()));
-    let otp_sweeper = tokio::spawn(crate::otp::run_sweeper(
-        state.clone(),
-        crate::retention::SWEEP_INTERVAL,
+    let sweeper = tokio::spawn(jobs::retention::run(state.db.clone(), stop_rx.clone()));
+    let otp_sweeper = tokio::spawn(jobs::retention::run_otp_sweeper(
+        state.db.clone(),
+        jobs::retention::SWEEP_INTERVAL,
         stop_rx,
     ));
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();

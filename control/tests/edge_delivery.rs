@@ -475,7 +475,7 @@ async fn refused_records_are_set_aside_visibly_retryable_and_hold_up_nobody(db: 
     let new_blog_key = key_digest(&owner, &blog).await;
     until_received(&rx, &new_blog_key, "active", Duration::from_secs(5)).await;
     until_delivered(&server).await;
-    let dead = keygate_control::outbox::dead_letters(&server.state.db)
+    let dead = keygate_control::store::outbox::dead_letters(&server.state.db)
         .await
         .unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");
@@ -511,7 +511,7 @@ async fn refused_records_are_set_aside_visibly_retryable_and_hold_up_nobody(db: 
 
     // Once the edge accepts it again, an operator retries it and it arrives.
     with_receiver(&rx, |r| r.reject_digest = None).await;
-    let n = keygate_control::outbox::retry_dead_letters(
+    let n = keygate_control::store::outbox::retry_dead_letters(
         &server.state.db,
         KeyDigest::from_hex(&shop_key).as_ref(),
         "test",
@@ -526,10 +526,12 @@ async fn refused_records_are_set_aside_visibly_retryable_and_hold_up_nobody(db: 
         .records
         .iter()
         .any(|(_, d, s, rules)| *d == shop_key && s == "active" && *rules == 1));
-    assert!(keygate_control::outbox::dead_letters(&server.state.db)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        keygate_control::store::outbox::dead_letters(&server.state.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(audit_actions(&server)
         .await
         .iter()
@@ -560,10 +562,12 @@ async fn refused_records_are_set_aside_visibly_retryable_and_hold_up_nobody(db: 
         Some(2),
         "the blog's change passed the stuck revocation"
     );
-    assert!(keygate_control::outbox::dead_letters(&server.state.db)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        keygate_control::store::outbox::dead_letters(&server.state.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     with_receiver(&rx, |r| r.reject_digest = None).await;
     until_received(&rx, &shop_key, "revoked", Duration::from_secs(5)).await;
     until_delivered(&server).await;
@@ -820,7 +824,9 @@ async fn an_outage_coalesces_and_everything_arrives_within_seconds_of_recovery(d
     );
     assert_eq!(big_records[0].3, 60);
     assert!(
-        took < Duration::from_millis(keygate_control::edge_sync::MAX_BACKOFF_MS as u64 + 1_000),
+        took < Duration::from_millis(
+            keygate_control::jobs::deliverer::MAX_BACKOFF_MS as u64 + 1_000
+        ),
         "{took:?}"
     );
     assert_ordered_once(&r);
@@ -840,7 +846,7 @@ async fn postgres_an_outage_coalesces_and_everything_arrives_within_seconds() {
 
 #[test]
 fn backoff_doubles_and_is_capped_at_two_seconds() {
-    use keygate_control::edge_sync::{backoff_ms, MAX_BACKOFF_MS};
+    use keygate_control::jobs::deliverer::{backoff_ms, MAX_BACKOFF_MS};
     assert_eq!(MAX_BACKOFF_MS, 2_000);
     let waits: Vec<i64> = (0..8).map(backoff_ms).collect();
     assert_eq!(waits, [250, 500, 1_000, 2_000, 2_000, 2_000, 2_000, 2_000]);
@@ -861,7 +867,7 @@ async fn records_refused_in_the_ack_or_unreadable_are_set_aside(server_db: Optio
     add_rule(&owner, &shop, "billing", "a").await;
     add_rule(&owner, &blog, "billing", "a").await;
     until_delivered(&server).await;
-    let dead = keygate_control::outbox::dead_letters(&server.state.db)
+    let dead = keygate_control::store::outbox::dead_letters(&server.state.db)
         .await
         .unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");
@@ -886,10 +892,12 @@ async fn records_refused_in_the_ack_or_unreadable_are_set_aside(server_db: Optio
     with_receiver(&rx, |r| r.ack_refuse_digest = None).await;
     add_rule(&owner, &shop, "billing", "b").await;
     until_delivered(&server).await;
-    assert!(keygate_control::outbox::dead_letters(&server.state.db)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        keygate_control::store::outbox::dead_letters(&server.state.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // A row that no longer reads as a record is set aside, not resent forever.
     keygate_control::with_db!(&server.state.db, |pool| {
         sqlx::query(
@@ -904,7 +912,7 @@ async fn records_refused_in_the_ack_or_unreadable_are_set_aside(server_db: Optio
     });
     server.state.edge_wakeup.notify_one();
     until_delivered(&server).await;
-    let dead = keygate_control::outbox::dead_letters(&server.state.db)
+    let dead = keygate_control::store::outbox::dead_letters(&server.state.db)
         .await
         .unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");

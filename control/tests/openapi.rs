@@ -6,7 +6,6 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::TestServer;
-use keygate_control::openapi::LEGACY_ROUTES;
 
 /// The public HTTP contract: every operation the server answers. Adding a route means adding
 /// it here and to the document (by registering it with `routes!`); the two tests below fail
@@ -146,12 +145,8 @@ async fn the_document_and_the_router_list_the_same_operations() {
 #[tokio::test]
 async fn described_operations_name_their_bodies() {
     let doc = keygate_control::openapi::document();
-    let legacy: BTreeSet<(String, String)> = LEGACY_ROUTES
-        .iter()
-        .map(|(m, p, ..)| (m.to_string(), p.to_string()))
-        .collect();
     for (method, path) in documented(&doc) {
-        if legacy.contains(&(method.clone(), path.clone())) || !path.starts_with("/api/") {
+        if !path.starts_with("/api/") {
             continue;
         }
         let op = &doc["paths"][&path][&method];

@@ -365,7 +365,7 @@ async fn sweeps_remove_rate_windows_and_decoys(server: TestServer) {
         1
     );
     let now = keygate_control::ids::now_ms();
-    keygate_control::otp::sweep(&server.state, now)
+    keygate_control::store::otp::sweep(&server.state.db, now)
         .await
         .unwrap();
     assert!(
@@ -377,7 +377,7 @@ async fn sweeps_remove_rate_windows_and_decoys(server: TestServer) {
         1
     );
     // Eleven minutes on: windows ended and the decoy expired; the real challenge is kept a day.
-    let swept = keygate_control::otp::sweep(&server.state, now + 11 * 60 * 1000)
+    let swept = keygate_control::store::otp::sweep(&server.state.db, now + 11 * 60 * 1000)
         .await
         .unwrap();
     assert!(swept > 0);
@@ -387,7 +387,7 @@ async fn sweeps_remove_rate_windows_and_decoys(server: TestServer) {
         0
     );
     assert!(count("SELECT COUNT(*) FROM otp_challenges").await > 0);
-    keygate_control::otp::sweep(&server.state, now + 2 * 24 * 60 * 60 * 1000)
+    keygate_control::store::otp::sweep(&server.state.db, now + 2 * 24 * 60 * 60 * 1000)
         .await
         .unwrap();
     assert_eq!(count("SELECT COUNT(*) FROM otp_challenges").await, 0);

@@ -3,7 +3,7 @@
 mod common;
 
 use common::TestServer;
-use keygate_control::retention::{sweep, OUTBOX_KEEP_MS};
+use keygate_control::store::retention::{sweep, OUTBOX_KEEP_MS};
 use keygate_control::with_db;
 use serde_json::json;
 
@@ -52,7 +52,7 @@ async fn old_rows_go_and_live_rows_stay(server: TestServer) {
     assert!(outbox_before > keys, "several rows per key to sweep");
 
     // A sweep now deletes nothing: everything is recent.
-    let s = sweep(&server.state, now).await.unwrap();
+    let s = sweep(&server.state.db, now).await.unwrap();
     assert_eq!((s.outbox, s.challenges, s.sessions), (0, 0, 0), "{s:?}");
     // Two days later: expired challenges and the ended session go; the live session stays.
     let later = now + 2 * 24 * 60 * 60 * 1000 + OUTBOX_KEEP_MS;
@@ -63,7 +63,7 @@ async fn old_rows_go_and_live_rows_stay(server: TestServer) {
             .await
             .unwrap();
     });
-    let s = sweep(&server.state, later).await.unwrap();
+    let s = sweep(&server.state.db, later).await.unwrap();
     assert!(s.challenges >= 2, "{s:?}");
     assert_eq!(s.sessions, 1, "only the signed-out session: {s:?}");
     assert_eq!(

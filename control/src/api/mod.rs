@@ -5,14 +5,15 @@
 //! `/openapi.json` (and the dashboard's type check) is generated from them. A change here is
 //! a change to the public API: add fields, never rename or remove one.
 
-pub mod gateway_secrets;
-pub mod publishable_keys;
 pub mod api_keys;
-pub mod sdk_keys;
-pub mod tokens;
 pub mod audit;
+pub mod edge_sync;
+pub mod gateway_secrets;
 pub mod members;
+pub mod publishable_keys;
+pub mod sdk_keys;
 pub mod sessions;
+pub mod tokens;
 pub mod workspace_scopes;
 pub mod workspaces;
 
@@ -29,6 +30,15 @@ impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&crate::ids::rfc3339(self.0))
     }
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `unavailable` when the database does not answer.
+    pub status: String,
+    /// `sqlite` or `postgres`.
+    pub database: String,
 }
 
 /// Every error answer: `{"error": {...}}`.

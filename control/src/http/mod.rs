@@ -7,6 +7,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod edge_sync;
 pub mod gateway_secrets;
 mod json;
 pub mod members;
@@ -26,10 +27,11 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+
 use axum::{Json, Router};
-use serde_json::json;
+
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use json::JsonBody;
 
@@ -71,31 +73,30 @@ pub struct AppState {
 /// Every `/api/v1` operation with its OpenAPI description. Each resource module owns
 /// `pub fn router() -> OpenApiRouter<AppState>` and registers handlers with
 /// `.routes(routes!(handler))`, so a route and its description are one registration.
-/// Modules still on a plain axum `Router` are wrapped; their operations are described by
-/// `crate::openapi::LEGACY_ROUTES` until they move.
 pub fn api() -> OpenApiRouter<AppState> {
-    let described = OpenApiRouter::new()
-        .merge(workspace_scopes::router())
-        .merge(workspaces::router())
-        .merge(publishable_keys::router())
-        .merge(gateway_secrets::router())
-        .merge(api_keys::router())
-        .merge(sdk_keys::router())
-        .merge(tokens::router())
+    let api = OpenApiRouter::new()
         .merge(sessions::router())
         .merge(members::router())
-        .merge(audit::router());
-    let legacy = Router::new().merge(crate::edge_sync::router());
-    OpenApiRouter::new().nest("/api/v1", described.merge(OpenApiRouter::from(legacy)))
+        .merge(audit::router())
+        .merge(workspaces::router())
+        .merge(workspace_scopes::router())
+        .merge(publishable_keys::router())
+        .merge(gateway_secrets::router())
+        .merge(sdk_keys::router())
+        .merge(api_keys::router())
+        .merge(tokens::router())
+        .merge(edge_sync::router());
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(crate::metrics::metrics))
+        .routes(routes!(crate::openapi::serve))
+        .nest("/api/v1", api)
 }
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     let (api, _) = api().split_for_parts();
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(crate::metrics::metrics))
-        .route("/openapi.json", get(crate::openapi::serve))
         .merge(api)
         .merge(crate::dashboard::router())
         .fallback(not_found)
@@ -105,7 +106,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(no_store))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::edge_sync::wake_after_writes,
+            edge_sync::wake_after_writes,
         ))
         .layer(axum::middleware::from_fn(crate::metrics::count_responses))
         .with_state(state)
@@ -190,18 +191,26 @@ async fn limit_body(req: axum::extract::Request, next: axum::middleware::Next) -
     .await
 }
 
-async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.db.ping().await {
-        (
-            StatusCode::OK,
-            Json(json!({"status": "ok", "database": state.db.backend()})),
-        )
+/// Liveness and database reachability.
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations",
+    responses(
+        (status = 200, description = "The database answers", body = crate::api::Health),
+        (status = 503, description = "The database does not answer", body = crate::api::Health),
+    ),
+)]
+async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<crate::api::Health>) {
+    let up = state.db.ping().await;
+    let health = crate::api::Health {
+        status: if up { "ok" } else { "unavailable" }.to_owned(),
+        database: state.db.backend().to_owned(),
+    };
+    let status = if up {
+        StatusCode::OK
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "database": state.db.backend()})),
-        )
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(health))
 }
 
 /// Unknown routes: a browser navigating to a dashboard page gets the page (its own router

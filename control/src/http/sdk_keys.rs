@@ -26,13 +26,13 @@ use crate::api::sdk_keys::{
 use crate::api::{ErrorBody, Timestamp};
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
+use crate::http::workspaces::find_workspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::ids::{is_valid_id, now_ms};
 use crate::otp;
 use crate::store;
 use crate::store::audit::{record_now, AuditEntry};
 use crate::store::sdk_keys::{NewSdkKey, ACCESS_KEY_NAME};
-use crate::workspaces::find_workspace;
 
 /// The SDK-key routes.
 pub fn router() -> OpenApiRouter<AppState> {

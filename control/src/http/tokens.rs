@@ -16,11 +16,11 @@ use crate::api::tokens::{
 use crate::api::{ErrorBody, Timestamp};
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
+use crate::http::workspaces::find_workspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::ids::{is_valid_id, new_id, now_ms};
 use crate::store;
 use crate::store::audit::AuditEntry;
-use crate::workspaces::find_workspace;
 
 /// Latest expiry accepted: ten years ahead.
 const MAX_EXPIRY_MS: i64 = 10 * 366 * 24 * 60 * 60 * 1000;

@@ -27,14 +27,18 @@
 pub mod api_keys;
 pub mod audit;
 pub mod constraints;
+pub mod delivery;
 pub mod gateway_secrets;
-pub mod publishable_keys;
-pub mod sdk_keys;
-pub mod tokens;
+pub mod master_key;
 pub mod members;
 pub mod organisations;
 pub mod otp;
+pub mod outbox;
+pub mod publishable_keys;
+pub mod retention;
+pub mod sdk_keys;
 pub mod sessions;
+pub mod tokens;
 pub mod workspace_scopes;
 pub mod workspaces;
 

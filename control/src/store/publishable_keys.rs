@@ -1,5 +1,5 @@
 //! Publishable keys: the workspace's live key, its blacklist and origins, each change
-//! committed with the outbox row of the key's new edge record (see `crate::outbox`).
+//! committed with the outbox row of the key's new edge record (see `crate::store::outbox`).
 
 use keygate_shared::blacklist::Catalogue;
 use keygate_shared::key::{ct_eq, mask, Environment, KeyKind, SecretKey};
@@ -9,26 +9,12 @@ use crate::api::publishable_keys::{BlacklistRule, PublishableKey};
 use crate::api::Timestamp;
 use crate::ids::{new_id, now_ms};
 use crate::impl_for_both_backends;
-use crate::outbox::{OutboxError, OutboxStore};
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
 use crate::store::constraints::{violated, BLACKLIST_RULE_UNIQUE, ONE_LIVE_PUBLISHABLE_KEY};
+use crate::store::outbox::OutboxStore;
 use crate::store::workspaces::WorkspaceRow;
 use crate::store::{Db, Refusal, StoreError, StoreResult, WriteTx};
 use crate::with_db;
-
-/// Queuing an edge record fails like any storage call: a record over the edge's limits is
-/// the caller's `400` (`BLACKLIST_TOO_LARGE`, `EDGE_RECORD_TOO_LARGE`).
-impl From<OutboxError> for StoreError {
-    fn from(e: OutboxError) -> Self {
-        match e {
-            OutboxError::Db(e) => StoreError::Database(e),
-            OutboxError::Limit(limit) => {
-                StoreError::refused(Refusal::Invalid, limit.reason(), limit.to_string())
-            }
-            OutboxError::Clock(e) => StoreError::Database(sqlx::Error::Protocol(e.to_string())),
-        }
-    }
-}
 
 /// Publishable-key storage used inside a caller's transaction (workspace creation, revoke).
 #[allow(async_fn_in_trait)]

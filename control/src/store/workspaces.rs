@@ -16,10 +16,10 @@ use crate::api::workspaces::Workspace;
 use crate::api::Timestamp;
 use crate::crypto::Keys;
 use crate::ids::{new_id, now_ms};
-use crate::store::sdk_keys::{NewSdkKey, SdkKeyStore, ACCESS_KEY_NAME};
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
 use crate::store::gateway_secrets::add_current;
 use crate::store::publishable_keys::{requeue_live_key, PublishableKeyStore};
+use crate::store::sdk_keys::{NewSdkKey, SdkKeyStore, ACCESS_KEY_NAME};
 use crate::store::{Db, StoreError, StoreResult, WriteTx};
 use crate::with_db;
 

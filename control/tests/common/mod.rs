@@ -136,8 +136,10 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-        let deliverer = tokio::spawn(keygate_control::edge_sync::run_deliverer(
-            state.clone(),
+        let deliverer = tokio::spawn(keygate_control::jobs::deliverer::run(
+            state.db.clone(),
+            state.settings.clone(),
+            state.edge_wakeup.clone(),
             stop_rx,
         ));
         let task = tokio::spawn(async move {

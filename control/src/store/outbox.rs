@@ -1,4 +1,4 @@
-//! The edge outbox: every change the edge must learn is written here in the same transaction
+//! The edge outbox (storage): every change the edge must learn is written here in the same transaction
 //! as the change itself, as the full [`EdgeRecord`] of each affected publishable key.
 //!
 //! A row's `version` comes from the persisted hybrid logical clock (`edge_clock`, one row,
@@ -18,10 +18,12 @@ use keygate_shared::clock::{self, ClockExhausted};
 use keygate_shared::key::KeyDigest;
 use keygate_shared::record::{EdgeRecord, KeyState, RecordLimit};
 
-use crate::error::ApiError;
-use crate::gateway_secrets::GatewaySecretStore;
 use crate::ids::now_ms;
 use crate::impl_for_both_backends;
+use crate::store::audit::ClientInfo;
+use crate::store::gateway_secrets::GatewaySecretStore;
+use crate::store::{Db, Refusal, StoreError, StoreResult, WriteTx};
+use crate::with_db;
 
 /// Why a record could not be queued.
 #[derive(Debug)]
@@ -40,12 +42,16 @@ impl From<sqlx::Error> for OutboxError {
     }
 }
 
-impl From<OutboxError> for ApiError {
+/// A record over a limit is the caller's to fix (400 with the limit's reason); an exhausted
+/// clock is the server's (500, logged).
+impl From<OutboxError> for StoreError {
     fn from(e: OutboxError) -> Self {
         match e {
-            OutboxError::Db(e) => e.into(),
-            OutboxError::Limit(limit) => ApiError::bad_request(limit.reason(), limit.to_string()),
-            OutboxError::Clock(e) => ApiError::internal(e),
+            OutboxError::Db(e) => StoreError::Database(e),
+            OutboxError::Limit(limit) => {
+                StoreError::refused(Refusal::Invalid, limit.reason(), limit.to_string())
+            }
+            OutboxError::Clock(e) => StoreError::Database(sqlx::Error::Protocol(e.to_string())),
         }
     }
 }
@@ -172,7 +178,7 @@ impl_for_both_backends!(OutboxStore {
             .live_gateway_secrets(&workspace_id, now_ms())
             .await?
             .iter()
-            .filter_map(crate::gateway_secrets::StoredSecret::for_edge)
+            .filter_map(crate::store::gateway_secrets::StoredSecret::for_edge)
             .collect();
         let rules: Vec<(String, String)> = sqlx::query_as(
             "SELECT module, functionality FROM blacklist_rules WHERE workspace_id = $1 ORDER BY module, functionality",
@@ -221,9 +227,17 @@ pub struct DeadLetter {
     pub dead_at: i64,
 }
 
+/// The current edge record of the publishable key with this digest (the edge's pull).
+pub async fn current_record(db: &Db, digest: &KeyDigest) -> StoreResult<Option<EdgeRecord>> {
+    Ok(with_db!(db, |pool| {
+        let mut conn = pool.acquire().await?;
+        conn.current_edge_record(digest).await
+    })?)
+}
+
 /// Dead letters not yet retried or superseded, oldest first.
-pub async fn dead_letters(db: &crate::store::Db) -> Result<Vec<DeadLetter>, sqlx::Error> {
-    let rows: Vec<(i64, String, String, i64, Option<String>, i64)> = crate::with_db!(db, |pool| {
+pub async fn dead_letters(db: &Db) -> StoreResult<Vec<DeadLetter>> {
+    let rows: Vec<(i64, String, String, i64, Option<String>, i64)> = with_db!(db, |pool| {
         sqlx::query_as(
             "SELECT id, workspace_id, key_digest, version, dead_reason, dead_at FROM edge_outbox
               WHERE dead_at IS NOT NULL AND delivered_at IS NULL ORDER BY dead_at, id",
@@ -250,18 +264,17 @@ pub async fn dead_letters(db: &crate::store::Db) -> Result<Vec<DeadLetter>, sqlx
 /// delivered again at once; each retry is audited in its workspace's organisation. Returns
 /// how many.
 pub async fn retry_dead_letters(
-    db: &crate::store::Db,
+    db: &Db,
     digest: Option<&KeyDigest>,
     actor: &str,
-) -> Result<u64, sqlx::Error> {
-    use crate::store::WriteTx;
+) -> StoreResult<u64> {
     let letters = dead_letters(db).await?;
     let chosen: Vec<&DeadLetter> = letters
         .iter()
         .filter(|d| digest.is_none_or(|want| want.to_hex() == d.key_digest))
         .collect();
-    let client = crate::http::ClientInfo::default();
-    crate::with_db!(db, |pool| {
+    let client = ClientInfo::default();
+    Ok(with_db!(db, |pool| {
         async {
             let mut tx = pool.begin_write().await?;
             let mut n = 0;
@@ -290,7 +303,7 @@ pub async fn retry_dead_letters(
             Ok::<_, sqlx::Error>(n)
         }
         .await
-    })
+    })?)
 }
 
 /// Audit rows about edge delivery on either backend, in the organisation owning the
@@ -305,7 +318,7 @@ pub trait DeliveryAudit {
         action: &str,
         key_digest: &str,
         detail: serde_json::Value,
-        client: &crate::http::ClientInfo,
+        client: &ClientInfo,
     ) -> Result<(), sqlx::Error>;
 }
 
@@ -317,7 +330,7 @@ impl_for_both_backends!(DeliveryAudit {
         action: &str,
         key_digest: &str,
         detail: serde_json::Value,
-        client: &crate::http::ClientInfo,
+        client: &ClientInfo,
     ) -> Result<(), sqlx::Error> {
         use crate::store::audit::{AuditEntry, AuditStore};
         let org: Option<String> = sqlx::query_scalar("SELECT org_id FROM workspaces WHERE id = $1")

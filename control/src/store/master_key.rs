@@ -1,0 +1,118 @@
+//! The sealed columns (storage) for master key rotation and the key inventory
+//! (`crate::master_key`): reading a batch of values not yet under a key and writing each
+//! back only if it is still the one read, and counting values per master key id.
+
+use crate::store::{Db, StoreResult, WriteTx};
+use crate::with_db;
+
+/// One sealed column.
+pub struct SealedColumn {
+    /// Name shown in reports.
+    pub name: &'static str,
+    /// `SELECT id, <context part>, <sealed> ... WHERE id > $1 AND <sealed> NOT LIKE $2 ORDER BY id LIMIT $3`.
+    select: &'static str,
+    /// `UPDATE ... SET <sealed> = $1 WHERE id = $2 AND <sealed> = $3`.
+    update: &'static str,
+    /// The status query: (key id or '' for values without one, count).
+    count: &'static str,
+    /// The sealing context from (id, context part).
+    context: fn(&str, &str) -> String,
+}
+
+/// Every column holding values sealed under the master key:
+/// - `sdk_keys.key_sealed`, context: the row id;
+/// - `gateway_secrets.sealed`, context: `gateway-secret:<workspace id>:<row id>`.
+pub const COLUMNS: [SealedColumn; 2] = [
+    SealedColumn {
+        name: "sdk_keys.key_sealed",
+        select: "SELECT id, id, key_sealed FROM sdk_keys
+                  WHERE id > $1 AND key_sealed NOT LIKE $2 ORDER BY id LIMIT $3",
+        update: "UPDATE sdk_keys SET key_sealed = $1 WHERE id = $2 AND key_sealed = $3",
+        count: "SELECT CASE WHEN substr(key_sealed, 1, 4) = 'mk1:' THEN substr(key_sealed, 5, 16)
+                            ELSE '' END AS kid, COUNT(*)
+                  FROM sdk_keys GROUP BY 1 ORDER BY 1",
+        context: |id, _| id.to_owned(),
+    },
+    SealedColumn {
+        name: "gateway_secrets.sealed",
+        select: "SELECT id, workspace_id, sealed FROM gateway_secrets
+                  WHERE id > $1 AND sealed NOT LIKE $2 ORDER BY id LIMIT $3",
+        update: "UPDATE gateway_secrets SET sealed = $1 WHERE id = $2 AND sealed = $3",
+        count: "SELECT CASE WHEN substr(sealed, 1, 4) = 'mk1:' THEN substr(sealed, 5, 16)
+                            ELSE '' END AS kid, COUNT(*)
+                  FROM gateway_secrets GROUP BY 1 ORDER BY 1",
+        context: |id, workspace_id| format!("gateway-secret:{workspace_id}:{id}"),
+    },
+];
+
+/// What one batch did.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Values re-sealed.
+    pub resealed: u64,
+    /// Values `reseal` could not open.
+    pub unopenable: u64,
+    /// Rows changed by someone else between read and write.
+    pub raced: u64,
+    /// The last row id read (the next batch's cursor); `None`: nothing was left.
+    pub last: Option<String>,
+}
+
+/// In one write transaction, reads up to `batch_size` values of `column` after `cursor` that
+/// do not match `done_pattern` (`LIKE`), and writes back `reseal(sealed, context)` for each
+/// that it opens, only where the value is still the one read.
+pub async fn reseal_batch(
+    db: &Db,
+    column: &SealedColumn,
+    cursor: &str,
+    done_pattern: &str,
+    batch_size: i64,
+    reseal: impl Fn(&str, &str) -> Option<String>,
+) -> StoreResult<BatchOutcome> {
+    Ok(with_db!(db, |pool| {
+        async {
+            let mut tx = pool.begin_write().await?;
+            let rows: Vec<(String, String, String)> = sqlx::query_as(column.select)
+                .bind(cursor)
+                .bind(done_pattern)
+                .bind(batch_size)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut outcome = BatchOutcome::default();
+            for (id, ctx, sealed) in &rows {
+                let Some(fresh) = reseal(sealed, &(column.context)(id, ctx)) else {
+                    outcome.unopenable += 1;
+                    continue;
+                };
+                let n = sqlx::query(column.update)
+                    .bind(&fresh)
+                    .bind(id)
+                    .bind(sealed)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 1 {
+                    outcome.resealed += 1;
+                } else {
+                    outcome.raced += 1;
+                }
+            }
+            tx.commit().await?;
+            outcome.last = rows.last().map(|r| r.0.clone());
+            Ok::<_, sqlx::Error>(outcome)
+        }
+        .await
+    })?)
+}
+
+/// How many values of `column` are sealed under each master key id (`""`: sealed before
+/// key ids).
+pub async fn sealed_counts(db: &Db, column: &SealedColumn) -> StoreResult<Vec<(String, u64)>> {
+    let rows: Vec<(String, i64)> = with_db!(db, |pool| sqlx::query_as(column.count)
+        .fetch_all(pool)
+        .await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(kid, n)| (kid, u64::try_from(n).unwrap_or_default()))
+        .collect())
+}
