@@ -396,6 +396,26 @@ impl Session {
         )
     }
 
+    /// The workspace's gateway signing secrets (owners and admins), as its origin is set up
+    /// with them: every workspace has its own from creation.
+    pub fn gateway_secrets(
+        &self,
+        workspace_id: &str,
+    ) -> Vec<keygate_shared::gateway::GatewaySecret> {
+        let body = self.get(&format!("/api/v1/workspace/{workspace_id}/gateway-secret"));
+        body["gatewaySecrets"]
+            .as_array()
+            .expect("gatewaySecrets")
+            .iter()
+            .filter_map(|s| {
+                keygate_shared::gateway::GatewaySecret::new(
+                    s["kid"].as_str()?,
+                    s["secret"].as_str()?,
+                )
+            })
+            .collect()
+    }
+
     /// GET, asserting 2xx; the JSON body.
     pub fn get(&self, path: &str) -> Value {
         let (status, body) = self.send("GET", path, None);

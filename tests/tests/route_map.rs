@@ -197,7 +197,7 @@ fn a_map_saved_on_the_control_plane_reaches_the_edge_and_decides_end_to_end() {
         .as_str()
         .unwrap()
         .to_owned();
-    let origin = Origin::start(SECRET, &id);
+    let origin = Origin::start_with_secrets(owner.gateway_secrets(&id));
     owner.write("PATCH", &pk_path, json!({"originUrl": origin.url}));
     owner.write(
         "PUT",

@@ -175,7 +175,7 @@ fn the_gateway_forwards_allowed_calls_with_a_signature_the_origin_verifies() {
     let (edge, control) = system();
     let owner = control.sign_in("owner@example.com");
     let w = workspace(&owner, "Shop");
-    let origin = Origin::start(SECRET, &w.id);
+    let origin = Origin::start_with_secrets(owner.gateway_secrets(&w.id));
     owner.write(
         "PUT",
         &format!("/api/v1/workspace/{}/modules", w.id),

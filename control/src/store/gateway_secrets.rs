@@ -314,6 +314,44 @@ pub async fn backfill(db: &Db, keys: &Keys, edge_secret: Option<&str>) -> StoreR
     Ok(made)
 }
 
+/// Every workspace's secrets still in use at `now`, with their workspace ids.
+async fn all_live(db: &Db, now: i64) -> StoreResult<Vec<(String, StoredSecret)>> {
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        i64,
+        Option<i64>,
+    );
+    let rows: Vec<Row> = with_db!(db, |pool| {
+        sqlx::query_as(
+            "SELECT workspace_id, id, kid, sealed, edge_sealed, created_at, retires_at
+               FROM gateway_secrets WHERE retires_at IS NULL OR retires_at > $1",
+        )
+        .bind(now)
+        .fetch_all(pool)
+        .await
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(ws, id, kid, sealed, edge_sealed, created_at, retires_at)| {
+                let row = StoredSecret {
+                    id,
+                    kid,
+                    sealed,
+                    edge_sealed,
+                    created_at,
+                    retires_at,
+                };
+                (ws, row)
+            },
+        )
+        .collect())
+}
+
 /// Whether `row`'s edge copy opens with `edge_secret`.
 fn opens_at_edge(edge_secret: &str, workspace_id: &str, row: &StoredSecret) -> bool {
     row.edge_sealed.as_ref().is_some_and(|s| {
@@ -330,42 +368,7 @@ fn opens_at_edge(edge_secret: &str, workspace_id: &str, row: &StoredSecret) -> b
 /// the master-key copy if not, e.g. after the edge secret was set or changed), and queues the
 /// affected workspaces' records. Run at start-up; returns how many secrets were sealed again.
 pub async fn reseal_for_edge(db: &Db, keys: &Keys, edge_secret: &str) -> StoreResult<usize> {
-    let now = now_ms();
-    let rows: Vec<(String, StoredSecret)> = with_db!(db, |pool| {
-        sqlx::query_as::<
-            _,
-            (
-                String,
-                String,
-                String,
-                String,
-                Option<String>,
-                i64,
-                Option<i64>,
-            ),
-        >(
-            "SELECT workspace_id, id, kid, sealed, edge_sealed, created_at, retires_at
-               FROM gateway_secrets WHERE retires_at IS NULL OR retires_at > $1",
-        )
-        .bind(now)
-        .fetch_all(pool)
-        .await
-    })?
-    .into_iter()
-    .map(
-        |(ws, id, kid, sealed, edge_sealed, created_at, retires_at)| {
-            let row = StoredSecret {
-                id,
-                kid,
-                sealed,
-                edge_sealed,
-                created_at,
-                retires_at,
-            };
-            (ws, row)
-        },
-    )
-    .collect();
+    let rows = all_live(db, now_ms()).await?;
     let mut resealed = 0;
     for (workspace_id, row) in rows {
         if opens_at_edge(edge_secret, &workspace_id, &row) {

@@ -162,6 +162,29 @@ pub struct NamedKey<'a> {
     pub value: Option<&'a str>,
 }
 
+/// The live key (row id, value), if it is the one `named`; `409 KEY_ALREADY_REVOKED` if not.
+async fn live_key_named(
+    db: &Db,
+    workspace_id: &str,
+    named: NamedKey<'_>,
+) -> StoreResult<(String, String)> {
+    let current: Option<(String, String)> = with_db!(db, |pool| {
+        sqlx::query_as(
+            "SELECT id, key_value FROM publishable_keys WHERE workspace_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(workspace_id)
+        .fetch_optional(pool)
+        .await
+    })?;
+    let (id, value) = current.ok_or_else(already_revoked)?;
+    let names_other =
+        named.id.is_some_and(|k| k != id) || named.value.is_some_and(|k| !ct_eq(k, &value));
+    if names_other {
+        return Err(already_revoked());
+    }
+    Ok((id, value))
+}
+
 /// Replaces the workspace's live key (the one `named`, if named) with a new one: the old key
 /// is marked revoked and both edge records are queued, the old one first, with the audit row
 /// (`audit` plus the masks). `409 KEY_ALREADY_REVOKED` if the named key, or the key live when
@@ -173,20 +196,7 @@ pub async fn revoke(
     audit: AuditEntry<'_>,
     client: &ClientInfo,
 ) -> StoreResult<(String, String)> {
-    let current: Option<(String, String)> = with_db!(db, |pool| {
-        sqlx::query_as(
-            "SELECT id, key_value FROM publishable_keys WHERE workspace_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(&workspace.id)
-        .fetch_optional(pool)
-        .await
-    })?;
-    let (old_id, old_value) = current.ok_or_else(already_revoked)?;
-    let names_other =
-        named.id.is_some_and(|k| k != old_id) || named.value.is_some_and(|k| !ct_eq(k, &old_value));
-    if names_other {
-        return Err(already_revoked());
-    }
+    let (old_id, old_value) = live_key_named(db, &workspace.id, named).await?;
     let old_mask = mask(&old_value);
     let new_id = new_id();
     let now = now_ms();
