@@ -15,7 +15,6 @@ use keygate_shared::signing::{
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-#[allow(unused_imports)] // named by the OpenAPI description
 use crate::api::edge_sync::EdgePullReply;
 use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
