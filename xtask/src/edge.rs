@@ -85,7 +85,7 @@ pub fn npm_bin_dir() -> PathBuf {
 
 /// `PATH` with `node_modules/.bin` first (binaryen's `wasm-opt` is a Node script and wants
 /// Node 22 from there).
-fn path_with_npm_bin() -> std::ffi::OsString {
+pub fn path_with_npm_bin() -> std::ffi::OsString {
     let mut paths = vec![npm_bin_dir()];
     if let Some(p) = std::env::var_os("PATH") {
         paths.extend(std::env::split_paths(&p));
