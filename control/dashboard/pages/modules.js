@@ -141,7 +141,7 @@ export async function render(main, { workspace }) {
   const result = h('p', { class: 'muted', 'data-testid': 'route-test-result', 'aria-live': 'polite' }, 'Saved routes are tested, as the edge’s /g/{path} would classify them.');
   const test = button('Test', { type: 'submit', 'data-testid': 'route-test' });
   const testForm = h('form', { class: 'card-body stack', novalidate: true },
-    h('div', { class: 'module-row' }, method, path, test), result);
+    h('div', { class: 'route-test-row' }, method, path, test), result);
   testForm.addEventListener('submit', async (e) => {
     e.preventDefault();
     try {
