@@ -5,19 +5,21 @@
 //! 3. `tsc -p control/dashboard/tsconfig.json` checks every page (JSDoc annotations such as
 //!    `import('./types').Answer<'/api/v1/sdk-keys', 'get'>`, see `control/dashboard/types.d.ts`).
 //!
-//! Needs the `keygate` binary built (`cargo build -p keygate-control --bin keygate`) and the
-//! npm tools installed (`cargo xtask install`).
+//! [`check`] (run by `cargo xtask test`) needs the `keygate` binary built and the npm packages
+//! installed; [`run`] (`cargo xtask dashboard-types`) sees to both first.
 
 use std::process::Command;
 
 use crate::cmd::{self, root, Result};
 use crate::edge::{npm_bin_dir, path_with_npm_bin};
 
-/// Builds `keygate`, then generates the types and type-checks the dashboard.
+/// Installs the npm packages if needed, builds `keygate`, then generates the types and
+/// type-checks the dashboard.
 pub fn run(args: &[String]) -> Result {
     if !args.is_empty() {
         return Err(format!("unknown arguments {args:?}"));
     }
+    crate::edge::ensure_npm_packages()?;
     cmd::run(
         "cargo",
         &["build", "-p", "keygate-control", "--bin", "keygate"],

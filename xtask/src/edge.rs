@@ -58,7 +58,7 @@ pub fn ensure_tools() -> Result {
 
 /// `npm ci` when `node_modules` is missing or older than `package-lock.json` (npm rewrites
 /// `node_modules/.package-lock.json` on every install, so its age is the install's age).
-fn ensure_npm_packages() -> Result {
+pub fn ensure_npm_packages() -> Result {
     let root = root();
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let lock = modified(&root.join("package-lock.json"));
