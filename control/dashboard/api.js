@@ -55,6 +55,7 @@ export async function request(method, path, body, retried = false) {
     throw new ApiError(0, 'NETWORK', 'Could not reach keygate. Check your connection and try again.');
   }
   const text = res.status === 204 ? '' : await res.text();
+  /** @type {any} */
   let data = null;
   if (text) {
     try {
@@ -64,6 +65,7 @@ export async function request(method, path, body, retried = false) {
     }
   }
   if (!res.ok) {
+    /** @type {Partial<import('./types').Schema<'ErrorBody'>['error']>} */
     const err = (data && data.error) || {};
     const apiError = new ApiError(res.status, err.reason, err.message || defaultMessage(res.status));
     // A 401 means the session is gone, except where it judges a code the user typed.
@@ -104,56 +106,3 @@ export const del = (path) => request('DELETE', path);
 
 /** `/api/v1/workspace/{id}` + rest, with the id escaped. */
 export const ws = (id, rest = '') => `/api/v1/workspace/${encodeURIComponent(id)}${rest}`;
-
-/**
- * The list in a response: the value itself when it is an array, else the named field, else the
- * first array-valued field. Lets pages accept `[...]` and `{items: [...]}` alike.
- */
-export function listOf(data, ...names) {
-  if (Array.isArray(data)) return data;
-  if (!data || typeof data !== 'object') return [];
-  for (const name of names) if (Array.isArray(data[name])) return data[name];
-  for (const value of Object.values(data)) if (Array.isArray(value)) return value;
-  return [];
-}
-
-/** The object in a response: the named field when present, else the response itself. */
-export function objectOf(data, ...names) {
-  if (!data || typeof data !== 'object') return {};
-  for (const name of names) {
-    if (data[name] && typeof data[name] === 'object' && !Array.isArray(data[name])) return data[name];
-  }
-  return data;
-}
-
-const SECRET_FIELDS = ['key', 'value', 'secret', 'token', 'plaintext', 'fullKey', 'sdkKey'];
-
-/** The full secret string in a creation/reveal response, wherever the server put it. */
-export function secretOf(data) {
-  if (typeof data === 'string') return data;
-  if (!data || typeof data !== 'object') return null;
-  for (const name of SECRET_FIELDS) {
-    if (typeof data[name] === 'string' && data[name].length >= 16 && !data[name].includes('•')) {
-      return data[name];
-    }
-  }
-  for (const value of Object.values(data)) {
-    if (value && typeof value === 'object' && !Array.isArray(value)) {
-      const found = secretOf(value);
-      if (found) return found;
-    }
-  }
-  return null;
-}
-
-/** What to show for a stored secret: the server's mask, or prefix + last four. */
-export function maskOf(item) {
-  if (!item || typeof item !== 'object') return '••••••••';
-  for (const name of ['masked', 'mask', 'maskedKey', 'keyMask', 'maskedValue', 'preview', 'display']) {
-    if (typeof item[name] === 'string' && item[name]) return item[name];
-  }
-  const prefix = item.prefix || item.keyPrefix || '';
-  const last4 = item.last4 || item.lastFour || item.suffix || '';
-  if (prefix || last4) return `${prefix}••••••••${last4}`;
-  return '••••••••••••••••';
-}

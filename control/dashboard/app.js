@@ -2,7 +2,7 @@
 // switcher, organisation settings, the signed-in user) and a small history-API router that
 // hands each path to a page module. Pages live in ./pages, one module per screen.
 
-import { ApiError, del, get, objectOf, onStepUpRequired, post } from './api.js';
+import { ApiError, del, get, onStepUpRequired, post } from './api.js';
 import { confirmWithOtp } from './otp.js';
 import { loadWorkspaces, session, wsId, wsName } from './session.js';
 import { append, busy, button, clear, errorBox, errorState, field, h, icon, loadingState, openModal, toast } from './ui.js';
@@ -36,6 +36,7 @@ export function navigate(path, { replace = false } = {}) {
 
 async function loadSession() {
   if (session.user) return true;
+  /** @type {import('./types').Answer<'/api/v1/me', 'get'>} */
   let me;
   try {
     me = await get('/api/v1/me');
@@ -43,9 +44,9 @@ async function loadSession() {
     if (e instanceof ApiError && e.status === 401) return false;
     throw e;
   }
-  session.user = objectOf(me, 'user');
-  session.organisation = me?.organisation || me?.organization || me?.org || null;
-  session.organisations = Array.isArray(me?.organisations) ? me.organisations : [];
+  session.user = me.user;
+  session.organisation = me.organisation;
+  session.organisations = me.organisations;
   await loadWorkspaces();
   return true;
 }
@@ -347,8 +348,9 @@ function workspaceForm(onDone) {
     }
     err.hide();
     try {
+      /** @type {import('./types').Answer<'/api/v1/workspace', 'post'>} */
       const created = await busy(submit, () => post('/api/v1/workspace', { name: value }));
-      const w = objectOf(created, 'workspace', 'data');
+      const w = created.workspace;
       await loadWorkspaces();
       toast(`Workspace “${value}” created`, 'success');
       onDone(w);

@@ -19,6 +19,9 @@ const WRONG_CODE = new Set(['OTP_INVALID', 'OTP_MISMATCH', 'INVALID_CODE', 'OTP_
 /**
  * Sends a code (start) and opens the verification modal. Resolves with the revealed secret, or
  * null when the user cancels. Throws when no code could be sent at all.
+ * @param {{what: string, email: string, start: () => Promise<any>,
+ *   verify: (challengeId: string, code: string) => Promise<any>, trigger?: HTMLButtonElement,
+ *   title?: string, purpose?: string, done?: string}} options
  */
 export async function revealWithOtp({ what, email, start, verify, trigger, title, purpose, done }) {
   let challengeId = await busy(trigger, start);

@@ -73,7 +73,19 @@ export function icon(name, cls = 'icon') {
   return svg;
 }
 
-/** A button. variant: primary | secondary | danger | ghost | danger-ghost. */
+/**
+ * Options of `button`: any other key (`data-testid`, `aria-label`, ...) becomes an attribute.
+ * @typedef {{variant?: 'primary' | 'secondary' | 'danger' | 'ghost' | 'danger-ghost', iconName?: string,
+ *   onClick?: (event: MouseEvent) => void, type?: 'button' | 'submit', small?: boolean,
+ *   [attribute: string]: any}} ButtonOptions
+ */
+
+/**
+ * A button. variant: primary | secondary | danger | ghost | danger-ghost.
+ * @param {string} label
+ * @param {ButtonOptions} [options]
+ * @returns {HTMLButtonElement}
+ */
 export function button(label, { variant = 'secondary', iconName, onClick, type = 'button', ...rest } = {}) {
   return h(
     'button',
@@ -104,7 +116,12 @@ export async function busy(btn, fn) {
   }
 }
 
-/** A labelled form field. `control` gets the id the label points at. */
+/**
+ * A labelled form field. `control` gets the id the label points at.
+ * @param {string} label
+ * @param {HTMLElement} control
+ * @param {{hint?: string, optional?: boolean}} [options]
+ */
 export function field(label, control, { hint, optional } = {}) {
   if (!control.id) control.id = uid('f');
   const hintEl = hint ? h('p', { class: 'field-hint', id: `${control.id}-hint` }, hint) : null;
@@ -145,9 +162,11 @@ function focusables(root) {
 /**
  * Opens a dialog with a focus trap; Escape, the close button and a backdrop click close it and
  * focus returns to where it was. Returns {dialog, body, footer, close, setTitle}.
+ * @param {{title: any, description?: string, size?: 'sm' | 'md' | 'lg', onClose?: (result?: any) => void,
+ *   dismissable?: boolean, closeOnBackdrop?: boolean}} options
  */
 export function openModal({ title, description, size = 'md', onClose, dismissable = true, closeOnBackdrop = true }) {
-  const opener = document.activeElement;
+  const opener = /** @type {HTMLElement | null} */ (document.activeElement);
   const titleId = uid('modal-title');
   const descId = description ? uid('modal-desc') : null;
   const titleEl = h('h2', { id: titleId, class: 'modal-title' }, title);
@@ -219,6 +238,7 @@ export function openModal({ title, description, size = 'md', onClose, dismissabl
 
 /** Focuses the element marked [data-autofocus], else the first field, else the first control. */
 export function focusFirst(root) {
+  /** @type {HTMLElement | null} */
   const target =
     root.querySelector('[data-autofocus]') ||
     root.querySelector('.modal-body input:not([readonly]), .modal-body select, .modal-body textarea') ||
@@ -226,7 +246,12 @@ export function focusFirst(root) {
   target?.focus();
 }
 
-/** Asks for confirmation; resolves true only when the confirm button was pressed. */
+/**
+ * Asks for confirmation; resolves true only when the confirm button was pressed.
+ * @param {{title: string, message: any, detail?: any, confirmLabel?: string, danger?: boolean,
+ *   action?: () => Promise<any>}} options
+ * @returns {Promise<boolean>}
+ */
 export function confirmDialog({ title, message, detail, confirmLabel = 'Confirm', danger = false, action }) {
   return new Promise((resolve) => {
     let confirmed = false;
@@ -281,7 +306,11 @@ export async function copyText(text) {
   }
 }
 
-/** A "Copy" button copying getText(); says "Copied" for a moment. */
+/**
+ * A "Copy" button copying getText(); says "Copied" for a moment.
+ * @param {string | (() => string)} getText
+ * @param {{label?: string, what?: string, small?: boolean}} [options]
+ */
 export function copyButton(getText, { label = 'Copy', what = 'value', small = false } = {}) {
   const btn = button(label, { iconName: 'copy', small, 'aria-label': `Copy ${what}` });
   btn.addEventListener('click', async () => {
@@ -301,6 +330,8 @@ export function copyButton(getText, { label = 'Copy', what = 'value', small = fa
 /**
  * A read-only monospace box showing a secret in full (it wraps rather than hiding characters
  * off the edge), with a copy button beside it.
+ * @param {string} value
+ * @param {{label?: string, what?: string, testid?: string, id?: string}} [options]
  */
 export function secretDisplay(value, { label, what = 'key', testid, id } = {}) {
   const box = h('textarea', {
@@ -318,7 +349,11 @@ export function secretDisplay(value, { label, what = 'key', testid, id } = {}) {
   return h('div', { class: 'secret-row' }, box, copyButton(() => box.value, { what }));
 }
 
-/** The "shown once" panel after creating a secret. */
+/**
+ * The "shown once" panel after creating a secret.
+ * @param {string} value
+ * @param {{what?: string, testid?: string, note?: string}} [options]
+ */
 export function shownOnce(value, { what = 'token', testid = 'new-secret', note } = {}) {
   return h(
     'div',
@@ -363,6 +398,10 @@ export function skeletonRows(n = 3) {
   );
 }
 
+/**
+ * An empty list: icon, title, text and an optional action.
+ * @param {{iconName?: string, title: string, text?: string, action?: HTMLElement}} options
+ */
 export function emptyState({ iconName = 'key', title, text, action }) {
   return h(
     'div',
@@ -422,7 +461,12 @@ export function pageHeader(title, description, ...actions) {
   );
 }
 
-/** A responsive table: rows turn into labelled cards at phone width. */
+/**
+ * A responsive table: rows turn into labelled cards at phone width.
+ * @param {{label: string, render: (row: any) => any, class?: string}[]} columns
+ * @param {any[]} rows
+ * @param {{caption?: string, testid?: string}} [options]
+ */
 export function table(columns, rows, { caption, testid } = {}) {
   return h(
     'div',

@@ -342,6 +342,82 @@ try {
     expect((await page.getByTestId('blacklist-table').getByRole('row').count()) === 2, 'the removal did not survive a reload');
   });
 
+  await step('modules-routes', page, async () => {
+    // The Modules page's routes box: a route saved with the catalogue, kept across a reload,
+    // tried in "Test a request" (mapped and allowed, mapped but blacklisted by the rule on
+    // payments/* from the previous step, unmapped), and an overlap refused with the server's
+    // message.
+    await page.goto(`${workspacePath}/modules`);
+    await page.getByRole('heading', { name: 'Modules', level: 1 }).waitFor();
+    const names = page.getByLabel('Module name');
+    const funcs = page.getByLabel('Functionalities, separated by commas');
+    const routes = page.getByTestId('module-routes');
+    const rowOf = async (module) => {
+      const all = await names.all();
+      for (let i = 0; i < all.length; i += 1) if ((await all[i].inputValue()) === module) return i;
+      await page.getByRole('button', { name: 'Add module' }).click();
+      await names.last().fill(module);
+      return all.length;
+    };
+    const billing = await rowOf('billing');
+    await funcs.nth(billing).fill('refund, payout');
+    await routes.nth(billing).fill('refund: POST /billing/refunds/*');
+    const payments = await rowOf('payments');
+    await funcs.nth(payments).fill('charge, refund');
+    await routes.nth(payments).fill('charge: POST /payments/charges');
+    await page.getByRole('button', { name: 'Save catalogue' }).click();
+    await page.getByText('Catalogue saved').waitFor();
+    await shot(page, 'dashboard-modules-routes-saved', true);
+
+    await page.reload();
+    await page.getByRole('heading', { name: 'Modules', level: 1 }).waitFor();
+    const kept = await routes.nth(await rowOf('billing')).inputValue();
+    expect(kept.includes('refund: POST /billing/refunds/*'), `the route did not survive a reload: ${JSON.stringify(kept)}`);
+
+    const result = page.getByTestId('route-test-result');
+    const tryRequest = async (method, path, expected) => {
+      await page.getByLabel('Method', { exact: true }).selectOption(method);
+      await page.getByLabel('Path', { exact: true }).fill(path);
+      await page.getByRole('button', { name: 'Test', exact: true }).click();
+      await page.waitForFunction(
+        ([el, text]) => document.querySelector(el)?.textContent.includes(text),
+        ['[data-testid=route-test-result]', expected],
+      );
+      return result.innerText();
+    };
+    const mapped = await tryRequest('POST', '/billing/refunds/42', 'billing/refund');
+    expect(mapped.includes('allowed for the publishable key'), `a mapped, allowed path reads: ${mapped}`);
+    await shot(page, 'dashboard-modules-test-mapped', true);
+    const blocked = await tryRequest('POST', '/payments/charges', 'payments/charge');
+    expect(blocked.includes('blacklisted'), `a blacklisted action reads: ${blocked}`);
+    const unmapped = await tryRequest('GET', '/nowhere/at/all', 'No route matches');
+    expect(unmapped.includes('ROUTE_NOT_MAPPED'), `an unmapped path reads: ${unmapped}`);
+    await shot(page, 'dashboard-modules-test-unmapped', true);
+
+    // The same request under two functionalities: the server refuses the catalogue and says why.
+    const b = await rowOf('billing');
+    await routes.nth(b).fill('refund: POST /billing/refunds/*\npayout: POST /billing/refunds/*');
+    await page.getByRole('button', { name: 'Save catalogue' }).click();
+    const error = page.getByRole('alert').filter({ hasText: 'overlaps' });
+    await error.waitFor();
+    const text = await error.innerText();
+    expect(/billing\/payout/.test(text) && /billing\/refund/.test(text), `the conflict message names neither route: ${text}`);
+    await shot(page, 'dashboard-modules-route-conflict', true);
+    await page.reload();
+    await page.getByRole('heading', { name: 'Modules', level: 1 }).waitFor();
+    const after = await routes.nth(await rowOf('billing')).inputValue();
+    expect(!after.includes('payout'), 'the refused catalogue was stored');
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.reload();
+    await page.getByRole('heading', { name: 'Modules', level: 1 }).waitFor();
+    await tryRequest('POST', '/billing/refunds/7', 'billing/refund');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await shot(page, 'dashboard-phone-modules', true);
+    await page.setViewportSize({ width: 1280, height: 860 });
+    expect(overflow <= 0, `the Modules page scrolls sideways at 390px (${overflow}px too wide)`);
+  });
+
   await step('allowed-origins', page, async () => {
     await page.goto(`${workspacePath}/tokens/publishable-key`);
     await page.getByLabel('Allowed origins').fill('https://app.example.com\nhttps://admin.example.com');

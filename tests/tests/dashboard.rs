@@ -3,8 +3,8 @@
 //! Starts `keygate serve` (the real binary, SQLite in a temporary data directory, mail to the
 //! mbox outbox there) on a free loopback port, then runs `tests/browser/dashboard.mjs`: Debian's
 //! Chromium driven by `playwright-core`, signing in with the code read from the outbox and
-//! clicking through the Tokens page, the blacklist and the SDK keys. Each step prints one JSON
-//! line and saves a screenshot under `tests/artifacts/dashboard/`.
+//! clicking through the Tokens page, the blacklist, the Modules page's routes and the SDK keys.
+//! Each step prints one JSON line and saves a screenshot under `tests/artifacts/dashboard/`.
 //!
 //! Needs `/usr/bin/chromium`, `node` and the npm packages; `cargo xtask install` (part of
 //! `cargo xtask test`) installs them.
@@ -13,7 +13,8 @@ use keygate_tests::control::{ControlOptions, Keygate};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// The Tokens page, the blacklist and the SDK keys: the flows the dashboard issue names.
+/// The Tokens page, the blacklist, the Modules page's routes box and "Test a request", and the
+/// SDK keys: the flows the dashboard issues name.
 const KEY_FLOWS: &[&str] = &[
     "signin",
     "create-and-revoke-token",
@@ -23,6 +24,7 @@ const KEY_FLOWS: &[&str] = &[
     "modal-keyboard",
     "revoke-publishable-key",
     "blacklist-rule",
+    "modules-routes",
     "allowed-origins",
     "gateway-secret",
     "create-and-revoke-sdk-key",

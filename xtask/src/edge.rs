@@ -58,7 +58,7 @@ pub fn ensure_tools() -> Result {
 
 /// `npm ci` when `node_modules` is missing or older than `package-lock.json` (npm rewrites
 /// `node_modules/.package-lock.json` on every install, so its age is the install's age).
-fn ensure_npm_packages() -> Result {
+pub fn ensure_npm_packages() -> Result {
     let root = root();
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let lock = modified(&root.join("package-lock.json"));
@@ -85,7 +85,7 @@ pub fn npm_bin_dir() -> PathBuf {
 
 /// `PATH` with `node_modules/.bin` first (binaryen's `wasm-opt` is a Node script and wants
 /// Node 22 from there).
-fn path_with_npm_bin() -> std::ffi::OsString {
+pub fn path_with_npm_bin() -> std::ffi::OsString {
     let mut paths = vec![npm_bin_dir()];
     if let Some(p) = std::env::var_os("PATH") {
         paths.extend(std::env::split_paths(&p));

@@ -4,11 +4,13 @@
 //! - `cargo xtask run`: runs keygate (control plane + edge worker) for local use.
 //! - `cargo xtask bench`: the benchmarks whose figures the README quotes.
 //! - `cargo xtask fuzz`: fuzzing of every parser of untrusted bytes (minutes, not in CI).
+//! - `cargo xtask dashboard-types`: the dashboard's JavaScript type-checked against the API.
 //!
 //! Plain `std::process` with no dependencies, so it builds in seconds on a fresh machine.
 
 mod cmd;
 mod control_bench;
+mod dashboard;
 mod edge;
 mod fuzz;
 mod postgres;
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Some("bench-verify") => verify_bench::run_bench(&args[1..]),
         Some("bench-control") => control_bench::run_bench(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("dashboard-types") => dashboard::run(&args[1..]),
         Some("schemathesis") => test::schemathesis(&args[1..]),
         _ => {
             eprintln!(
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
                  bench-verify  load benchmark of API-key verify (release, SQLite, loopback)\n  \
                  bench-control  load benchmark of listing, dashboard reads, revoke, rotate (release, SQLite, loopback)\n  \
                  fuzz [--seconds S | --iterations N] [--target NAME]  fuzz every parser of untrusted bytes (release)\n  \
+                 dashboard-types  dashboard JavaScript type-checked against types from the OpenAPI document\n  \
                  schemathesis [EXAMPLES]  schemathesis against the real binary, EXAMPLES per operation (default 200)"
             );
             return ExitCode::from(2);

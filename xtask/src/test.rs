@@ -41,6 +41,8 @@ pub fn run_suite() -> Result {
         "cargo",
         &["build", "-p", "keygate-control", "--bin", "keygate"],
     )?;
+    // The dashboard's JavaScript, type-checked against types generated from its OpenAPI document.
+    crate::dashboard::check()?;
     // A throw-away PostgreSQL for the control plane's PostgreSQL variants (stopped on drop).
     let cluster = crate::postgres::Cluster::start()?;
     let mut test = std::process::Command::new("cargo");

@@ -1,7 +1,7 @@
 // Audit log: who did what, when and from where; newest first, filterable by workspace, paged
 // with "Load more" (the server's `nextBefore` cursor).
 
-import { get, listOf } from '../api.js';
+import { get } from '../api.js';
 import { badge, busy, button, card, clear, emptyState, errorState, field, h, pageHeader, skeletonRows, table, timeEl } from '../ui.js';
 import { session, wsId, wsName } from '../session.js';
 
@@ -59,11 +59,12 @@ export async function render(main) {
       clear(more);
     }
     try {
+      /** @type {import('../types').Answer<'/api/v1/audit-events', 'get'>} */
       const data = await get(`/api/v1/audit-events${params.size ? `?${params}` : ''}`);
-      events = events.concat(listOf(data, 'events', 'auditEvents', 'items', 'data'));
+      events = events.concat(data.events);
       events.sort((a, b) => new Date(when(b)).getTime() - new Date(when(a)).getTime());
       clear(listArea, events.length ? eventTable(events) : emptyState({ iconName: 'list', title: 'No events yet', text: filter.value ? 'Nothing has happened in this workspace yet.' : 'Actions in the dashboard and the API appear here.' }));
-      const next = data && data.nextBefore;
+      const next = data.nextBefore;
       clear(more, next ? button('Load older events', { small: true, onClick: (e) => busy(e.currentTarget, () => load(next)) }) : null);
     } catch (e) {
       if (before) clear(more, h('p', { class: 'form-error', role: 'alert' }, e.message));
@@ -73,6 +74,9 @@ export async function render(main) {
   await load();
 }
 
+/** @typedef {import('../types').Answer<'/api/v1/audit-events', 'get'>['events'][number]} AuditEvent */
+
+/** @param {AuditEvent[]} events */
 function eventTable(events) {
   return table(
     [
@@ -89,19 +93,21 @@ function eventTable(events) {
           ),
       },
       { label: 'Workspace', render: (e) => workspaceName(e.workspaceId) },
-      { label: 'From', render: (e) => h('span', { class: 'muted nowrap', title: e.userAgent || '' }, e.ip || e.clientIp || '—') },
+      { label: 'From', render: (e) => h('span', { class: 'muted nowrap', title: e.userAgent || '' }, e.ip || '—') },
     ],
     events,
     { caption: 'Audit events', testid: 'audit-table' },
   );
 }
 
-const when = (e) => e.createdAt || e.at || e.timestamp || e.time;
-const failed = (e) => String(e.outcome || '').toLowerCase() === 'failure' || e.success === false;
+/** @param {AuditEvent} e */
+const when = (e) => e.createdAt;
+/** @param {AuditEvent} e */
+const failed = (e) => e.outcome === 'failure';
 
+/** @param {AuditEvent} e an email, an SDK key's mask, or nothing (the system). */
 function actorOf(e) {
-  if (typeof e.actor === 'string') return e.actor;
-  return e.actor?.email || e.actorEmail || e.actor?.name || 'system';
+  return e.actor || 'system';
 }
 
 function actionLabel(action) {

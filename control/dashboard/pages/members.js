@@ -1,7 +1,7 @@
 // Members: who can sign in to this organisation, and with which role. Only owners and admins
 // manage members; the server enforces it, the page only hides what would be refused.
 
-import { del, get, listOf, objectOf, patch, post } from '../api.js';
+import { del, get, patch, post } from '../api.js';
 import {
   badge, busy, button, card, cardHeader, clear, confirmDialog, emptyState, errorBox, errorState,
   field, h, pageHeader, skeletonRows, table, timeEl, toast,
@@ -59,7 +59,9 @@ export async function render(main) {
 
   async function load() {
     try {
-      const members = listOf(await get('/api/v1/members'), 'members', 'users', 'items', 'data');
+      /** @type {import('../types').Answer<'/api/v1/members', 'get'>} */
+      const data = await get('/api/v1/members');
+      const members = data.members;
       clear(listArea, members.length ? memberTable(members) : emptyState({ iconName: 'users', title: 'No members', text: 'Invite a colleague above.' }));
     } catch (e) {
       clear(listArea, errorState(e, load));
@@ -84,8 +86,9 @@ export async function render(main) {
               const previous = String(m.role || 'member').toLowerCase();
               sel.disabled = true;
               try {
+                /** @type {import('../types').Answer<'/api/v1/members/{id}', 'patch'>} */
                 const updated = await patch(`/api/v1/members/${encodeURIComponent(m.id)}`, { role: sel.value });
-                m.role = objectOf(updated, 'member', 'user').role || sel.value;
+                m.role = updated.member.role;
                 toast(`${m.email} is now ${roleLabel(m.role).toLowerCase()}`, 'success');
               } catch (e) {
                 sel.value = previous;
@@ -97,8 +100,8 @@ export async function render(main) {
             return sel;
           },
         },
-        { label: 'Joined', render: (m) => timeEl(m.createdAt || m.invitedAt) },
-        { label: 'Last sign-in', render: (m) => timeEl(m.lastSignInAt || m.lastLoginAt, 'Not yet') },
+        { label: 'Joined', render: (m) => timeEl(m.createdAt) },
+        { label: 'Last sign-in', render: (m) => timeEl(m.lastSignInAt, 'Not yet') },
         {
           label: 'Actions',
           class: 'col-actions',

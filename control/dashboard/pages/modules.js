@@ -3,7 +3,7 @@
 // the edge derives the action from the request. Edited as a whole and saved with one PUT; a
 // "test a request" box asks the control plane which action a method + path resolves to.
 
-import { get, listOf, post, put, ws } from '../api.js';
+import { get, post, put, ws } from '../api.js';
 import { append, busy, button, card, cardHeader, clear, errorBox, errorState, h, icon, pageHeader, toast } from '../ui.js';
 import { canManage, wsId, wsName } from '../session.js';
 
@@ -14,7 +14,9 @@ export async function render(main, { workspace }) {
   let modules;
   try {
     // A functionality is a name or {name, routes}.
-    modules = listOf(await get(ws(id, '/modules')), 'modules').map((m) => {
+    /** @type {import('../types').Answer<'/api/v1/workspace/{id}/modules', 'get'>} */
+    const catalogue = await get(ws(id, '/modules'));
+    modules = catalogue.modules.map((m) => {
       const fs = m.functionalities || [];
       return {
         name: m.name,
@@ -119,7 +121,9 @@ export async function render(main, { workspace }) {
     }
     err.hide();
     try {
-      await busy(save, () => put(ws(id, '/modules'), { modules: collected }));
+      /** @type {import('../types').Body<'/api/v1/workspace/{id}/modules', 'put'>} */
+      const catalogue = { modules: collected };
+      await busy(save, () => put(ws(id, '/modules'), catalogue));
       toast('Catalogue saved', 'success');
     } catch (e2) {
       err.show(e2.message);
@@ -137,10 +141,11 @@ export async function render(main, { workspace }) {
   const result = h('p', { class: 'muted', 'data-testid': 'route-test-result', 'aria-live': 'polite' }, 'Saved routes are tested, as the edge’s /g/{path} would classify them.');
   const test = button('Test', { type: 'submit', 'data-testid': 'route-test' });
   const testForm = h('form', { class: 'card-body stack', novalidate: true },
-    h('div', { class: 'module-row' }, method, path, test), result);
+    h('div', { class: 'route-test-row' }, method, path, test), result);
   testForm.addEventListener('submit', async (e) => {
     e.preventDefault();
     try {
+      /** @type {import('../types').Answer<'/api/v1/workspace/{id}/routes/classify', 'post'>} */
       const r = await busy(test, () => post(ws(id, '/routes/classify'), { method: method.value, path: path.value.trim() || '/' }));
       const a = r.action;
       result.textContent = a

@@ -2,7 +2,11 @@
 // (atomic replacement), its blacklist of module/functionality actions, its allowed origins and
 // gateway settings, and the workspace's gateway signing secret (owners and admins, on request).
 
-import { del, get, listOf, objectOf, patch, post, secretOf, ws } from '../api.js';
+import { del, get, patch, post, ws } from '../api.js';
+
+/** @typedef {import('../types').Answer<'/api/v1/workspace/{id}/publishable-key', 'get'>} KeyAnswer */
+/** @typedef {import('../types').Answer<'/api/v1/workspace/{id}/modules', 'get'>} Catalogue */
+/** @typedef {import('../types').Answer<'/api/v1/workspace/{id}/gateway-secret', 'get'>} GatewaySecrets */
 import {
   append, badge, busy, button, card, cardHeader, clear, confirmDialog, emptyState, errorBox,
   errorState, field, h, icon, loadingState, openModal, secretDisplay, table, timeEl, toast,
@@ -17,9 +21,10 @@ export async function render(panel, ctx) {
   let key;
   let modules;
   try {
+    /** @type {[KeyAnswer, Catalogue]} */
     const [keyData, modData] = await Promise.all([get(ws(id, '/publishable-key')), get(ws(id, '/modules')).catch(() => ({ modules: [] }))]);
-    key = objectOf(keyData, 'publishableKey');
-    modules = listOf(modData, 'modules');
+    key = keyData.publishableKey;
+    modules = modData.modules;
   } catch (e) {
     clear(panel, errorState(e, () => render(panel, ctx)));
     return;
@@ -32,11 +37,12 @@ export async function render(panel, ctx) {
   function showKey() {
     clear(
       keySlot,
-      h('div', { class: 'field' }, h('label', { for: 'pk-value' }, 'Publishable key'), secretDisplay(key.key || key.value || '', { id: 'pk-value', what: 'publishable key', testid: 'publishable-key' })),
+      h('div', { class: 'field' }, h('label', { for: 'pk-value' }, 'Publishable key'), secretDisplay(key.key, { id: 'pk-value', what: 'publishable key', testid: 'publishable-key' })),
       h('dl', { class: 'meta' }, key.createdAt ? [h('dt', {}, 'Created'), h('dd', {}, timeEl(key.createdAt))] : null),
     );
   }
   revoke.addEventListener('click', async () => {
+    /** @type {import('../types').Answer<'/api/v1/workspace/{id}/publishable-key/revoke', 'post'>} */
     let result = null;
     const ok = await confirmDialog({
       title: 'Revoke the publishable key?',
@@ -51,8 +57,7 @@ export async function render(panel, ctx) {
       },
     });
     if (!ok) return;
-    const fresh = objectOf(result, 'publishableKey');
-    key = { ...key, ...fresh, key: fresh.key || secretOf(result) || key.key };
+    key = result.publishableKey;
     showKey();
     clear(notice, h('div', { class: 'callout callout-success', 'data-testid': 'revoke-notice' }, icon('check'), h('div', {}, h('strong', {}, 'New key issued. '), 'The old key no longer works. Update your frontends with the key below.')));
     toast('Publishable key replaced', 'success');
@@ -64,7 +69,7 @@ export async function render(panel, ctx) {
   const addRule = button('Blacklist Action', { variant: 'secondary', iconName: 'ban', 'data-testid': 'blacklist-add' });
   addRule.addEventListener('click', () => openBlacklistModal());
   function rules() {
-    return listOf(key.blacklist || [], 'rules');
+    return key.blacklist;
   }
   function showRules() {
     const list = rules();
@@ -160,10 +165,9 @@ export async function render(panel, ctx) {
       }
       err.hide();
       try {
+        /** @type {import('../types').Answer<'/api/v1/workspace/{id}/publishable-key/blacklist', 'post'>} */
         const created = await busy(save, () => post(ws(id, '/publishable-key/blacklist'), { module: moduleSel.value, functionality: funcSel.value }));
-        const rule = objectOf(created, 'rule', 'blacklistRule');
-        if (rule && rule.id) key.blacklist = [...rules(), rule];
-        else key = objectOf(await get(ws(id, '/publishable-key')), 'publishableKey');
+        key.blacklist = [...rules(), created.rule];
         showRules();
         modal.close();
         toast('Action blacklisted', 'success');
@@ -217,8 +221,9 @@ export async function render(panel, ctx) {
     }
     originErr.hide();
     try {
+      /** @type {import('../types').Answer<'/api/v1/workspace/{id}/publishable-key', 'patch'>} */
       const updated = await busy(saveOrigins, () => patch(ws(id, '/publishable-key'), { allowedOrigins: list.map((o) => o.replace(/\/$/, '')), originUrl: url || null, forwardCookies: forwardCookies.checked }));
-      key = { ...key, ...objectOf(updated, 'publishableKey') };
+      key = updated.publishableKey;
       toast('Origins saved', 'success');
     } catch (e2) {
       originErr.show(e2.message);
@@ -230,8 +235,9 @@ export async function render(panel, ctx) {
   const showSecret = button('Show secret', { iconName: 'eye', 'data-testid': 'gateway-secret-show' });
   const rotateSecret = button('Rotate', { iconName: 'refresh', 'data-testid': 'gateway-secret-rotate' });
   const secretErr = errorBox();
+  /** @param {GatewaySecrets} data the answer of GET (and of POST .../rotate: the same shape) */
   function showSecrets(data) {
-    const list = listOf(data, 'gatewaySecrets');
+    const list = data.gatewaySecrets;
     clear(
       secretSlot,
       ...list.map((s, i) => h(

@@ -1,7 +1,11 @@
 // SDK Access Key tab: the workspace's own SDK key, hidden until the user proves control of their
 // email (step-up OTP). Rotation replaces it; the old key stops working at once.
 
-import { get, maskOf, objectOf, post, secretOf, ws } from '../api.js';
+import { get, post, ws } from '../api.js';
+
+/** @typedef {import('../types').Answer<'/api/v1/workspace/{id}/sdk-access-key', 'get'>} AccessKeyAnswer */
+/** @typedef {import('../types').Answer<'/api/v1/workspace/{id}/sdk-access-key/reveal/verify', 'post'>} Revealed */
+/** @typedef {import('../types').Answer<'/api/v1/workspace/{id}/sdk-access-key/rotate', 'post'>} Rotated */
 import { button, card, cardHeader, clear, confirmDialog, errorState, h, icon, loadingState, secretDisplay, timeEl, toast } from '../ui.js';
 import { revealWithOtp } from '../otp.js';
 import { currentUserEmail, wsId } from '../session.js';
@@ -11,7 +15,9 @@ export async function render(panel, { workspace }) {
   clear(panel, loadingState('Loading the SDK access key'));
   let info;
   try {
-    info = objectOf(await get(ws(id, '/sdk-access-key')), 'sdkAccessKey', 'sdkKey', 'key');
+    /** @type {AccessKeyAnswer} */
+    const data = await get(ws(id, '/sdk-access-key'));
+    info = data.sdkAccessKey;
   } catch (e) {
     clear(panel, errorState(e, () => render(panel, { workspace })));
     return;
@@ -34,7 +40,7 @@ export async function render(panel, { workspace }) {
       type: 'password',
       class: 'input mono',
       readonly: true,
-      value: maskOf(info),
+      value: info.masked,
       autocomplete: 'off',
       'aria-describedby': 'sdk-access-key-hint',
       'data-testid': 'sdk-access-key-hidden',
@@ -56,7 +62,11 @@ export async function render(panel, { workspace }) {
         email: currentUserEmail(),
         trigger: reveal,
         start: async () => (await post(ws(id, '/sdk-access-key/reveal'))).challengeId,
-        verify: async (challengeId, code) => secretOf(await post(ws(id, '/sdk-access-key/reveal/verify'), { challengeId, code })),
+        verify: async (challengeId, code) => {
+          /** @type {Revealed} */
+          const revealed = await post(ws(id, '/sdk-access-key/reveal/verify'), { challengeId, code });
+          return revealed.key;
+        },
       });
       if (key) showRevealed(key);
     } catch (e) {
@@ -65,6 +75,7 @@ export async function render(panel, { workspace }) {
   });
 
   rotate.addEventListener('click', async () => {
+    /** @type {Rotated} */
     let created = null;
     const ok = await confirmDialog({
       title: 'Rotate the SDK access key?',
@@ -77,8 +88,8 @@ export async function render(panel, { workspace }) {
     });
     if (!ok) return;
     toast('SDK access key rotated', 'success');
-    const newKey = secretOf(created);
-    info = { ...info, ...objectOf(created, 'sdkAccessKey', 'sdkKey') };
+    const newKey = created.key;
+    info = created.sdkAccessKey;
     if (newKey) {
       clear(
         fieldSlot,

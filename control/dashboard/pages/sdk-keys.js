@@ -1,7 +1,11 @@
 // SDK keys (organisation settings): secret keys for customers' backends, with scopes and an
 // optional workspace binding. Shown once at creation; revealed again only with an emailed code.
 
-import { del, get, listOf, maskOf, objectOf, post, secretOf } from '../api.js';
+import { del, get, post } from '../api.js';
+
+/** @typedef {import('../types').Answer<'/api/v1/sdk-keys', 'get'>} SdkKeyList */
+/** @typedef {import('../types').Answer<'/api/v1/sdk-keys', 'post'>} SdkKeyCreated */
+/** @typedef {import('../types').Answer<'/api/v1/sdk-keys/{id}/reveal/verify', 'post'>} SdkKeyRevealed */
 import {
   append, badge, busy, button, card, cardHeader, clear, confirmDialog, emptyState, errorBox,
   errorState, field, h, icon, openModal, pageHeader, secretDisplay, shownOnce, skeletonRows, table, timeEl, toast,
@@ -34,7 +38,9 @@ export async function render(main) {
 
   async function load() {
     try {
-      const keys = listOf(await get('/api/v1/sdk-keys'), 'sdkKeys', 'keys', 'items', 'data');
+      /** @type {SdkKeyList} */
+      const data = await get('/api/v1/sdk-keys');
+      const keys = data.sdkKeys;
       clear(listArea, keys.length ? keyTable(keys) : emptyState({ iconName: 'shield', title: 'No SDK keys yet', text: 'Create one for each backend service, with only the scopes it needs.' }));
     } catch (e) {
       clear(listArea, errorState(e, load));
@@ -45,7 +51,7 @@ export async function render(main) {
     return table(
       [
         { label: 'Name', render: (k) => h('span', { class: 'strong nowrap' }, k.name || 'Unnamed key', h('span', { class: 'cell-sub' }, workspaceLabel(k.workspaceId))) },
-        { label: 'Key', render: (k) => h('code', { class: 'mask' }, maskOf(k)) },
+        { label: 'Key', render: (k) => h('code', { class: 'mask' }, k.masked) },
         { label: 'Scopes', render: (k) => scopeBadges(k.scopes) },
         { label: 'Last used', class: 'nowrap', render: (k) => timeEl(k.lastUsedAt, 'Never used') },
         {
@@ -93,7 +99,11 @@ export async function render(main) {
         email: currentUserEmail(),
         trigger,
         start: async () => (await post(`${base}/reveal`)).challengeId,
-        verify: async (challengeId, code) => secretOf(await post(`${base}/reveal/verify`, { challengeId, code })),
+        verify: async (challengeId, code) => {
+          /** @type {SdkKeyRevealed} */
+          const revealed = await post(`${base}/reveal/verify`, { challengeId, code });
+          return revealed.key;
+        },
       });
       if (!value) return;
       const modal = openModal({ title: k.name || 'SDK key', size: 'md' });
@@ -189,10 +199,11 @@ function openCreate(reload) {
     const body = { name: name.value.trim(), scopes };
     if (workspace.value) body.workspaceId = workspace.value;
     try {
+      /** @type {SdkKeyCreated} */
       const created = await busy(submit, () => post('/api/v1/sdk-keys', body));
-      const value = secretOf(created);
+      const value = created.key;
       modal.setTitle('SDK key created');
-      const info = objectOf(created, 'sdkKey', 'key');
+      const info = created.sdkKey;
       clear(modal.body, value ? shownOnce(value, { what: 'SDK key', testid: 'new-sdk-key', note: "You won't see this SDK key again without a verification code sent to your email. Store it in your backend's secret manager." }) : h('p', {}, `The key ${info.name || ''} was created.`));
       const done = button('Done', { variant: 'primary', onClick: () => modal.close() });
       clear(modal.footer, done);

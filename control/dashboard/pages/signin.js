@@ -20,6 +20,10 @@ export function render(root, { expired, onSignedIn }) {
   emailStep(panel, { expired, onSignedIn });
 }
 
+/**
+ * @param {HTMLElement} panel
+ * @param {{expired?: boolean, onSignedIn: () => void, email?: string}} options
+ */
 function emailStep(panel, { expired, onSignedIn, email = '' }) {
   const input = h('input', {
     class: 'input',

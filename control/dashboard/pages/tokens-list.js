@@ -1,7 +1,7 @@
 // Tokens tab: workspace tokens and secrets. Created values are shown exactly once; the list
 // only ever shows masks.
 
-import { del, listOf, maskOf, post, secretOf, get, ws } from '../api.js';
+import { del, post, get, ws } from '../api.js';
 import {
   append, badge, busy, button, card, cardHeader, clear, confirmDialog, emptyState, errorBox,
   errorState, field, h, openModal, shownOnce, skeletonRows, table, timeEl, toast,
@@ -27,7 +27,9 @@ export async function render(panel, { workspace }) {
 
   async function load() {
     try {
-      const tokens = listOf(await get(ws(id, '/tokens')), 'tokens', 'items', 'data');
+      /** @type {import('../types').Answer<'/api/v1/workspace/{id}/tokens', 'get'>} */
+      const data = await get(ws(id, '/tokens'));
+      const tokens = data.tokens;
       clear(listArea, tokens.length ? tokenTable(tokens) : emptyState({ title: 'No tokens yet', text: 'Create a token to let an integration call keygate on behalf of this workspace.' }));
     } catch (e) {
       clear(listArea, errorState(e, load));
@@ -38,7 +40,7 @@ export async function render(panel, { workspace }) {
     return table(
       [
         { label: 'Name', render: (t) => h('span', { class: 'strong' }, t.name || 'Unnamed token', h('span', { class: 'cell-sub' }, t.kind === 'secret' ? 'Secret' : 'Token')) },
-        { label: 'Value', render: (t) => h('code', { class: 'mask' }, maskOf(t)) },
+        { label: 'Value', render: (t) => h('code', { class: 'mask' }, t.masked) },
         { label: 'Created', class: 'nowrap', render: (t) => timeEl(t.createdAt) },
         { label: 'Last used', class: 'nowrap', render: (t) => timeEl(t.lastUsedAt, 'Never used') },
         { label: 'Expires', class: 'nowrap', render: (t) => (t.expired ? badge('Expired', 'danger') : t.expiresAt ? timeEl(t.expiresAt) : badge('No expiry')) },
@@ -96,8 +98,9 @@ function openCreate(id, reload) {
     const body = { name: name.value.trim(), kind: kind.value };
     if (expiry.value) body.expiresAt = new Date(Date.now() + Number(expiry.value) * 86400000).toISOString();
     try {
+      /** @type {import('../types').Answer<'/api/v1/workspace/{id}/tokens', 'post'>} */
       const created = await busy(submit, () => post(ws(id, '/tokens'), body));
-      const value = secretOf(created);
+      const value = created.key;
       modal.setTitle('Token created');
       clear(modal.body, value ? shownOnce(value, { what: 'token', testid: 'new-token' }) : h('p', {}, 'The token was created.'));
       const done = button('Done', { variant: 'primary', 'data-autofocus': true, onClick: () => modal.close() });
