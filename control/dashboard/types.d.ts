@@ -25,12 +25,10 @@ type SuccessStatus = 200 | 201 | 202 | 203 | '2XX';
 type Successes<O> = O extends { responses: infer R } ? R[Extract<keyof R, SuccessStatus>] : never;
 
 /**
- * FALLBACK, to remove once every operation is typed: an operation still described by
- * `LEGACY_ROUTES` in control/src/openapi.rs has no JSON 2xx content, so its answer (or body) is
- * `any` and annotations on it check nothing yet. When its typed handler lands, the same
- * annotation starts checking field names.
+ * An operation with no JSON 2xx content (a 204, or a text answer): its answer is `unknown`,
+ * so a page that reads a field of it fails the check.
  */
-type Untyped = any;
+type Untyped = unknown;
 
 /** The JSON of a response (or request body) object, or the fallback when there is none. */
 type JsonOf<T> = [T] extends [never]
