@@ -1,9 +1,9 @@
 //! The control plane's one error type and its one mapping to HTTP.
 //!
 //! Every error leaves as `{"error": {"code": <status>, "message": "...", "reason": "CODE"}}`.
-//! Handlers return `Result<_, ApiError>`; database errors convert with `?` and become a 500
-//! whose detail is logged but never sent. Use [`ResultExt::on_constraint`] to turn a
-//! uniqueness violation into the right 4xx, so the database enforces invariants.
+//! Handlers return `Result<_, ApiError>`; storage failures ([`crate::store::StoreError`])
+//! convert with `?` in the one `From` impl below: refusals become their 4xx, database errors a
+//! 500 whose detail is logged but never sent.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -119,12 +119,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        ApiError::internal(format_args!("database: {e}"))
-    }
-}
-
 /// The one mapping from storage failures to HTTP.
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
@@ -144,7 +138,7 @@ impl From<crate::store::StoreError> for ApiError {
                     ApiError::too_many_requests(reason, message, retry_after)
                 }
             },
-            StoreError::Database(e) => ApiError::from(e),
+            StoreError::Database(e) => ApiError::internal(format_args!("database: {e}")),
         }
     }
 }
@@ -153,34 +147,6 @@ impl From<crate::store::StoreError> for ApiError {
 impl From<crate::store::outbox::OutboxError> for ApiError {
     fn from(e: crate::store::outbox::OutboxError) -> Self {
         crate::store::StoreError::from(e).into()
-    }
-}
-
-impl From<sqlx::migrate::MigrateError> for ApiError {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        ApiError::internal(format_args!("migration: {e}"))
-    }
-}
-
-/// Turns database constraint violations into chosen API errors.
-pub trait ResultExt<T> {
-    /// If the error is a unique or check violation, map it with `f` (given the constraint
-    /// name when the database reports one); otherwise convert as usual.
-    fn on_constraint(self, f: impl FnOnce(Option<&str>) -> ApiError) -> Result<T, ApiError>;
-}
-
-impl<T> ResultExt<T> for Result<T, sqlx::Error> {
-    fn on_constraint(self, f: impl FnOnce(Option<&str>) -> ApiError) -> Result<T, ApiError> {
-        self.map_err(|e| match &e {
-            sqlx::Error::Database(db)
-                if db.is_unique_violation()
-                    || db.is_check_violation()
-                    || db.is_foreign_key_violation() =>
-            {
-                f(db.constraint())
-            }
-            _ => ApiError::from(e),
-        })
     }
 }
 

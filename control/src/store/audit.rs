@@ -109,10 +109,11 @@ pub async fn record_now(
     db: &Db,
     entry: &AuditEntry<'_>,
     client: &ClientInfo,
-) -> Result<(), sqlx::Error> {
+) -> super::StoreResult<()> {
     with_db!(db, |pool| {
         let mut conn = pool.acquire().await?;
-        conn.record_audit(entry, client).await
+        conn.record_audit(entry, client).await?;
+        Ok(())
     })
 }
 
