@@ -6,8 +6,10 @@
 //! - `/`, the client-side routes (`/signin`, `/w/...`, `/settings/...`) and, through
 //!   [`fallback_page`], any other unknown non-API `GET` that asks for HTML get `index.html`; the
 //!   page's router then shows the screen or its own "not found".
-//! - Every response carries a strict Content-Security-Policy: scripts, styles and fetches only
-//!   from this origin, no inline script or style, no framing.
+//! - Every response of the server carries a strict Content-Security-Policy (scripts, styles
+//!   and fetches only from this origin, no inline script or style, no framing) and the other
+//!   security headers: [`crate::http::SECURITY_HEADERS`] are set on every answer, pages,
+//!   assets and API alike.
 //!
 //! Architecture invariant: the dashboard is a plain client of the public dashboard API; it has
 //! no routes or privileges of its own.
@@ -23,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::http::AppState;
 
-/// The policy every dashboard response carries. No `'unsafe-inline'` anywhere; `data:` images
+/// The policy every response carries. No `'unsafe-inline'` anywhere; `data:` images
 /// only for the CSS-embedded select arrow.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
@@ -137,43 +139,17 @@ fn serve(path: &str, request: &HeaderMap) -> Option<Response> {
     if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
-    security_headers(h);
     Some(response)
 }
 
 fn missing() -> Response {
-    let mut response = (
+    let response = (
         StatusCode::NOT_FOUND,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         "not found",
     )
         .into_response();
-    security_headers(response.headers_mut());
     response
-}
-
-fn security_headers(h: &mut HeaderMap) {
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(
-        "cross-origin-opener-policy",
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(
-        "permissions-policy",
-        HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=()"),
-    );
 }
 
 #[cfg(test)]
@@ -247,9 +223,6 @@ mod tests {
         again.insert(header::IF_NONE_MATCH, etag);
         let second = serve("app.js", &again).expect("app.js exists");
         assert_eq!(second.status(), StatusCode::NOT_MODIFIED);
-        assert!(second
-            .headers()
-            .contains_key(header::CONTENT_SECURITY_POLICY));
     }
 
     #[test]

@@ -30,6 +30,8 @@ use axum::response::{IntoResponse, Response};
 
 use axum::{Json, Router};
 
+use axum::http::HeaderValue;
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -96,7 +98,7 @@ pub fn api() -> OpenApiRouter<AppState> {
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     let (api, _) = api().split_for_parts();
-    Router::new()
+    let app = Router::new()
         .merge(api)
         .merge(crate::dashboard::router())
         .fallback(not_found)
@@ -108,9 +110,35 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             edge_sync::wake_after_writes,
         ))
-        .layer(axum::middleware::from_fn(crate::metrics::count_responses))
+        .layer(axum::middleware::from_fn(crate::metrics::count_responses));
+    SECURITY_HEADERS
+        .iter()
+        .fold(app, |app, (name, value)| {
+            app.layer(SetResponseHeaderLayer::overriding(
+                header::HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            ))
+        })
         .with_state(state)
 }
+
+/// The security headers every answer carries, set by tower-http's `SetResponseHeaderLayer`:
+/// the dashboard's Content-Security-Policy, no sniffing, no framing, same-origin referrers and
+/// opener, no powerful browser features.
+pub const SECURITY_HEADERS: &[(&str, &str)] = &[
+    (
+        "content-security-policy",
+        crate::dashboard::CONTENT_SECURITY_POLICY,
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "same-origin"),
+    ("cross-origin-opener-policy", "same-origin"),
+    (
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=(), payment=()",
+    ),
+];
 
 /// API answers are never cached (`Cache-Control: no-store`): several carry secrets (a new
 /// SDK key, a revealed one, a gateway signing secret) and none is worth a stale copy.
