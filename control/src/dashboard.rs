@@ -143,13 +143,12 @@ fn serve(path: &str, request: &HeaderMap) -> Option<Response> {
 }
 
 fn missing() -> Response {
-    let response = (
+    (
         StatusCode::NOT_FOUND,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         "not found",
     )
-        .into_response();
-    response
+        .into_response()
 }
 
 #[cfg(test)]
