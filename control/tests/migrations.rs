@@ -204,7 +204,7 @@ async fn sqlite_has_constraints(db: &Db, schema: &Schema) {
             let unique = format!("unique {}({cols})", c.table);
             let indexed = schema.iter().any(|l| {
                 l.starts_with("index ")
-                    && l.ends_with(" unique")
+                    && (l.ends_with(" unique") || l.ends_with(" unique partial"))
                     && l.contains(&format!(" on {}({cols})", c.table))
             });
             assert!(
