@@ -152,6 +152,23 @@ pub struct SignedIn {
     pub sdk_key: String,
 }
 
+/// The newest code in `<data dir>/outbox.mbox`, waiting up to 10 s for the mail queue (codes
+/// are sent off the request path).
+async fn emailed_code(data_dir: &Path) -> String {
+    for _ in 0..200 {
+        let mbox = std::fs::read_to_string(data_dir.join("outbox.mbox")).unwrap_or_default();
+        let code = mbox
+            .lines()
+            .map(str::trim)
+            .rfind(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()));
+        if let Some(code) = code {
+            return code.to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no code in the outbox after 10 s");
+}
+
 /// Signs in with the real email-code flow (the code is read from `<data dir>/outbox.mbox`)
 /// and creates an SDK key.
 pub async fn sign_in(base: &str, data_dir: &Path) -> SignedIn {
@@ -165,13 +182,7 @@ pub async fn sign_in(base: &str, data_dir: &Path) -> SignedIn {
         None,
     )
     .await;
-    let mbox = std::fs::read_to_string(data_dir.join("outbox.mbox")).unwrap();
-    let code = mbox
-        .lines()
-        .map(str::trim)
-        .rfind(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
-        .expect("a code in the outbox")
-        .to_owned();
+    let code = emailed_code(data_dir).await;
     let res = http
         .post(format!("{base}/api/v1/auth/session"))
         .json(&json!({ "email": email, "code": code }))
