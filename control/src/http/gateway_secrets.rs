@@ -11,8 +11,8 @@ use utoipa_axum::routes;
 
 use crate::api::gateway_secrets::{GatewaySecrets, RotateGatewaySecret, WorkspaceGatewaySecret};
 use crate::api::ErrorBody;
-use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::CurrentUser;
 use crate::http::publishable_keys::OptionalJson;
 use crate::http::workspaces::find_workspace;
 use crate::http::{AppState, ClientInfo};

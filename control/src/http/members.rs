@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 
 use crate::api::members::{Invite, Member, MemberAnswer, MemberList, RoleChange};
 use crate::api::{ErrorBody, Timestamp};
-use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::CurrentUser;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::ids::{is_valid_id, new_id, now_ms};
 use crate::store;

@@ -22,8 +22,8 @@ use crate::api::publishable_keys::{
     CreatedBlacklistRule, NewBlacklistRule, OnePublishableKey, RevokePublishableKey, UpdateOrigins,
 };
 use crate::api::ErrorBody;
-use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::CurrentUser;
 use crate::http::workspaces::find_workspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::ids::is_valid_id;

@@ -3,7 +3,7 @@
 //!
 //! An SDK key is created only from a dashboard session, never with another SDK key; its full
 //! value appears once, in the creation (or rotation) response. Showing it again needs a
-//! one-time code emailed to the signed-in user, bound to this key's id ([`crate::otp`]), and
+//! one-time code emailed to the signed-in user, bound to this key's id ([`crate::http::otp`]), and
 //! every attempt, good or bad, is audited. Members can list keys but cannot create, reveal,
 //! rotate or revoke them.
 
@@ -24,12 +24,12 @@ use crate::api::sdk_keys::{
     SdkKeyWithValue, VerifyReveal,
 };
 use crate::api::{ErrorBody, Timestamp};
-use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::CurrentUser;
+use crate::http::otp;
 use crate::http::workspaces::find_workspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::ids::{is_valid_id, now_ms};
-use crate::otp;
 use crate::store;
 use crate::store::audit::{record_now, AuditEntry};
 use crate::store::sdk_keys::{NewSdkKey, ACCESS_KEY_NAME};

@@ -19,14 +19,14 @@ use crate::api::sessions::{
     StepUpChallenge, StepUpOpened, SwitchOrganisation, Switched, VerifyCode,
 };
 use crate::api::{ErrorBody, Timestamp};
-use crate::auth::{
+use crate::error::{ApiError, ApiResult};
+use crate::http::auth::{
     cookie_name, csrf_token, session_digest, CurrentUser, CSRF_COOKIE, SESSION_COOKIE,
     SESSION_TTL_MS,
 };
-use crate::error::{ApiError, ApiResult};
+use crate::http::otp;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::ids::{is_valid_id, new_id, now_ms};
-use crate::otp;
 use crate::store;
 use crate::store::audit::{record_now, AuditEntry};
 use crate::store::sessions::{NewSession, SignInAs};

@@ -14,8 +14,8 @@ use crate::api::tokens::{
     CreateWorkspaceToken, CreatedWorkspaceToken, WorkspaceToken, WorkspaceTokenList,
 };
 use crate::api::{ErrorBody, Timestamp};
-use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::CurrentUser;
 use crate::http::workspaces::find_workspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::ids::{is_valid_id, new_id, now_ms};

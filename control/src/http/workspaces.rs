@@ -23,8 +23,8 @@ use crate::api::workspaces::{
     WorkspaceList,
 };
 use crate::api::ErrorBody;
-use crate::auth::{CurrentUser, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::{CurrentUser, Principal};
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::ids::{is_valid_id, new_id, now_ms};
 use crate::store;

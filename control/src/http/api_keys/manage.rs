@@ -15,8 +15,8 @@ use crate::api::api_keys::{
     ApiKeyList, ApiKeyResponse, CreateApiKey, EditApiKey, RefillApiKey, RotateApiKey,
 };
 use crate::api::ErrorBody;
-use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::Principal;
 use crate::http::workspaces::{reachable_workspace, ReachableWorkspace};
 use crate::http::{AppState, ClientInfo, JsonBody};
 use crate::ids::{is_valid_id, new_id, now_ms};
