@@ -26,7 +26,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::auth::CurrentUser;
 use crate::http::workspaces::find_workspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
-use crate::ids::is_valid_id;
 use crate::store;
 use crate::store::audit::AuditEntry;
 use crate::store::publishable_keys::{NamedKey, OriginChanges};
@@ -271,9 +270,7 @@ async fn remove_blacklist_rule(
 ) -> ApiResult<StatusCode> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
     user.authorize(Action::RemoveBlacklistRule)?;
-    if !is_valid_id(&rule_id) {
-        return Err(ApiError::not_found("blacklist rule"));
-    }
+    validate::id(&rule_id, "blacklist rule")?;
     let audit = AuditEntry::by_user(&user, "blacklist.remove")
         .in_workspace(&workspace.id)
         .on(&rule_id);

@@ -29,7 +29,7 @@ use crate::http::auth::CurrentUser;
 use crate::http::otp;
 use crate::http::workspaces::find_workspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
-use crate::ids::{is_valid_id, now_ms};
+use crate::ids::now_ms;
 use crate::store;
 use crate::store::audit::{record_now, AuditEntry};
 use crate::store::sdk_keys::{NewSdkKey, ACCESS_KEY_NAME};
@@ -49,9 +49,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// A live organisation SDK key (not an access key) of `org_id`, or 404.
 async fn find_org_key(state: &AppState, org_id: &str, id: &str) -> ApiResult<SdkKey> {
-    if !is_valid_id(id) {
-        return Err(ApiError::not_found("SDK key"));
-    }
+    validate::id(id, "SDK key")?;
     Ok(store::sdk_keys::org_key(&state.db, org_id, id).await?)
 }
 

@@ -26,7 +26,7 @@ use crate::http::auth::{
 };
 use crate::http::otp;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
-use crate::ids::{is_valid_id, new_id, now_ms};
+use crate::ids::{new_id, now_ms};
 use crate::store;
 use crate::store::audit::{record_now, AuditEntry};
 use crate::store::sessions::{NewSession, SignInAs};
@@ -359,9 +359,7 @@ async fn switch_organisation(
     client: ClientInfo,
     JsonBody(body): JsonBody<SwitchOrganisation>,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Switched>)> {
-    if !is_valid_id(&body.organisation_id) {
-        return Err(ApiError::not_found("organisation"));
-    }
+    validate::id(&body.organisation_id, "organisation")?;
     let fresh = FreshSession::new();
     let session = fresh.opening(now_ms(), None);
     let org_id = body.organisation_id;

@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::auth::CurrentUser;
 use crate::http::workspaces::find_workspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
-use crate::ids::{is_valid_id, new_id, now_ms};
+use crate::ids::{new_id, now_ms};
 use crate::store;
 use crate::store::audit::AuditEntry;
 
@@ -172,9 +172,7 @@ async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     let workspace = find_workspace(&state, &user.org_id, &id).await?;
     user.authorize(Action::ManageTokens)?;
-    if !is_valid_id(&token_id) {
-        return Err(ApiError::not_found("token"));
-    }
+    validate::id(&token_id, "token")?;
     let audit = AuditEntry::by_user(&user, "workspace_token.revoke")
         .in_workspace(&workspace.id)
         .on(&token_id);

@@ -26,7 +26,7 @@ use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::{CurrentUser, Principal};
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
-use crate::ids::{is_valid_id, new_id, now_ms};
+use crate::ids::{new_id, now_ms};
 use crate::store;
 use crate::store::audit::AuditEntry;
 pub use crate::store::workspaces::ReachableWorkspace;
@@ -56,9 +56,7 @@ pub async fn reachable_workspace(
     principal: &Principal,
     workspace_id: &str,
 ) -> ApiResult<ReachableWorkspace> {
-    if !is_valid_id(workspace_id) {
-        return Err(ApiError::not_found("workspace"));
-    }
+    validate::id(workspace_id, "workspace")?;
     principal.require_workspace(workspace_id)?;
     Ok(store::workspaces::reachable(&state.db, principal.org_id(), workspace_id).await?)
 }
@@ -66,9 +64,7 @@ pub async fn reachable_workspace(
 /// Loads a workspace of `org_id`, or 404 (malformed id, unknown id or another organisation's
 /// id alike). Every dashboard workspace route starts here.
 pub async fn find_workspace(state: &AppState, org_id: &str, id: &str) -> ApiResult<WorkspaceRow> {
-    if !is_valid_id(id) {
-        return Err(ApiError::not_found("workspace"));
-    }
+    validate::id(id, "workspace")?;
     Ok(store::workspaces::find(&state.db, org_id, id).await?)
 }
 
@@ -218,9 +214,7 @@ async fn update_workspace(
     principal.require_workspace(&id)?;
     // Validate everything before touching the database.
     let changes = workspace_changes(body)?;
-    if !is_valid_id(&id) {
-        return Err(ApiError::not_found("workspace"));
-    }
+    validate::id(&id, "workspace")?;
     let audit = AuditEntry::by(&principal, "workspace.update")
         .in_workspace(&id)
         .on(&id);
