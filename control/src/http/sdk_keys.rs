@@ -27,7 +27,7 @@ use crate::api::{ErrorBody, Timestamp};
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::CurrentUser;
 use crate::http::otp;
-use crate::http::workspaces::find_workspace;
+use crate::http::workspaces::{authorized_workspace, find_workspace};
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::ids::now_ms;
 use crate::store;
@@ -140,8 +140,7 @@ async fn get_access_key(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SdkAccessKey>> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::ReadDashboard)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
     let key = store::sdk_keys::access_key(&state.db, &user.org_id, &workspace.id).await?;
     Ok(Json(SdkAccessKey {
         sdk_access_key: key,
@@ -165,8 +164,7 @@ async fn start_access_key_reveal(
     client: ClientInfo,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RevealChallenge>> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::RevealSdkKey)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::RevealSdkKey).await?;
     let key = store::sdk_keys::access_key(&state.db, &user.org_id, &workspace.id).await?;
     start_reveal(&state, &user, &key, &client).await
 }
@@ -189,8 +187,7 @@ async fn verify_access_key_reveal(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<VerifyReveal>,
 ) -> ApiResult<Json<SdkAccessKeyWithValue>> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::RevealSdkKey)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::RevealSdkKey).await?;
     let key = store::sdk_keys::access_key(&state.db, &user.org_id, &workspace.id).await?;
     let value = finish_reveal(&state, &user, &key, &body, &client).await?;
     Ok(Json(SdkAccessKeyWithValue {
@@ -217,8 +214,7 @@ async fn rotate_access_key(
     client: ClientInfo,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SdkAccessKeyWithValue>> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::RotateSdkAccessKey)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::RotateSdkAccessKey).await?;
     let new = NewSdkKey {
         org_id: &user.org_id,
         workspace_id: Some(&workspace.id),
