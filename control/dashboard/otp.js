@@ -17,6 +17,26 @@ const DEAD_CHALLENGE = {
 const WRONG_CODE = new Set(['OTP_INVALID', 'OTP_MISMATCH', 'INVALID_CODE', 'OTP_WRONG']);
 
 /**
+ * The digits typed into a code form's `input`, or null after asking for them; clears the
+ * form's note, and its error once there is a code.
+ * @param {HTMLInputElement} input
+ * @param {HTMLElement} note
+ * @param {ReturnType<typeof errorBox>} err
+ * @returns {string | null}
+ */
+export function enteredCode(input, note, err) {
+  const code = input.value.replace(/\D/g, '');
+  note.textContent = '';
+  if (!code) {
+    err.show('Enter the 6-digit code from the email.');
+    input.focus();
+    return null;
+  }
+  err.hide();
+  return code;
+}
+
+/**
  * Sends a code (start) and opens the verification modal. Resolves with the revealed secret, or
  * null when the user cancels. Throws when no code could be sent at all.
  * @param {{what: string, email: string, start: () => Promise<any>,
@@ -78,14 +98,8 @@ export async function revealWithOtp({ what, email, start, verify, trigger, title
 
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
-      const code = input.value.replace(/\D/g, '');
-      note.textContent = '';
-      if (!code) {
-        err.show('Enter the 6-digit code from the email.');
-        input.focus();
-        return;
-      }
-      err.hide();
+      const code = enteredCode(input, note, err);
+      if (!code) return;
       try {
         revealed = await busy(verifyBtn, () => verify(challengeId, code));
         toast(done || `${what[0].toUpperCase()}${what.slice(1)} revealed`, 'success');

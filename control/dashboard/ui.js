@@ -350,6 +350,23 @@ export function secretDisplay(value, { label, what = 'key', testid, id } = {}) {
 }
 
 /**
+ * A creation modal's "created" state: `title`, `content` in its body and a focused Done
+ * button in its footer; then `reload()`s the list behind it.
+ * @param {ReturnType<typeof openModal>} modal
+ * @param {string} title
+ * @param {Node} content
+ * @param {() => any} reload
+ */
+export function showCreated(modal, title, content, reload) {
+  modal.setTitle(title);
+  clear(modal.body, content);
+  const done = button('Done', { variant: 'primary', 'data-autofocus': true, onClick: () => modal.close() });
+  clear(modal.footer, done);
+  done.focus();
+  reload();
+}
+
+/**
  * The "shown once" panel after creating a secret.
  * @param {string} value
  * @param {{what?: string, testid?: string, note?: string}} [options]

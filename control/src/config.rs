@@ -185,14 +185,7 @@ impl Settings {
 
     /// Resolves flags/env over the config file over defaults.
     pub fn resolve(args: SettingsArgs) -> Result<Settings, String> {
-        let file_path = args.config.clone().or_else(|| {
-            let p = PathBuf::from("keygate.toml");
-            p.exists().then_some(p)
-        });
-        let file = match &file_path {
-            Some(p) => load_file(p)?,
-            None => FileSettings::default(),
-        };
+        let file = config_file(args.config.clone())?;
         let data_dir = args
             .data_dir
             .or(file.data_dir)
@@ -205,28 +198,11 @@ impl Settings {
             .mail_outbox
             .or(file.mail_outbox)
             .unwrap_or_else(|| data_dir.join("outbox.mbox"));
-        let log_format = args
-            .log_format
-            .or(file.log_format)
-            .unwrap_or_else(|| "text".into());
-        if log_format != "text" && log_format != "json" {
-            return Err(format!(
-                "log format must be `text` or `json`, not `{log_format}`"
-            ));
-        }
+        let log_format = log_format(args.log_format.or(file.log_format))?;
         let public_url = args.public_url.or(file.public_url);
         let trusted_proxies = match args.trusted_proxies.or(file.trusted_proxies) {
             None => Vec::new(),
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    IpNet::parse(s).ok_or_else(|| {
-                        format!("KEYGATE_TRUSTED_PROXIES: `{s}` is not an IP address or CIDR range")
-                    })
-                })
-                .collect::<Result<_, _>>()?,
+            Some(list) => parse_trusted_proxies(&list)?,
         };
         let secure_cookies = args
             .secure_cookies
@@ -273,6 +249,42 @@ impl Settings {
             log_format,
         })
     }
+}
+
+/// The settings file: `path` if given, else `keygate.toml` in the working folder if there is
+/// one, else none (all defaults).
+fn config_file(path: Option<PathBuf>) -> Result<FileSettings, String> {
+    let path = path.or_else(|| {
+        let p = PathBuf::from("keygate.toml");
+        p.exists().then_some(p)
+    });
+    match &path {
+        Some(p) => load_file(p),
+        None => Ok(FileSettings::default()),
+    }
+}
+
+/// The log format: `text` (the default) or `json`.
+fn log_format(value: Option<String>) -> Result<String, String> {
+    match value.as_deref().unwrap_or("text") {
+        f @ ("text" | "json") => Ok(f.to_owned()),
+        other => Err(format!(
+            "log format must be `text` or `json`, not `{other}`"
+        )),
+    }
+}
+
+/// `KEYGATE_TRUSTED_PROXIES`: comma-separated addresses or CIDR ranges.
+fn parse_trusted_proxies(list: &str) -> Result<Vec<IpNet>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            IpNet::parse(s).ok_or_else(|| {
+                format!("KEYGATE_TRUSTED_PROXIES: `{s}` is not an IP address or CIDR range")
+            })
+        })
+        .collect()
 }
 
 /// An IP address range (`10.0.0.0/8`, `::1/128`; a bare address is a /32 or /128).

@@ -2,16 +2,15 @@
 //! API), email one-time passwords, the audit log, and the outbox that keeps the edge in sync.
 //!
 //! Every key and policy decision comes from `keygate-shared`; this crate is HTTP and storage
-//! around it. Layout: [`config`] (settings), [`db`] (SQLite or PostgreSQL), [`error`] (the one
-//! error type and its HTTP mapping), [`http`] (router and state), [`auth`] (who is calling),
-//! then one module per resource.
+//! around it, in three layers: [`http`] (router, state, who is calling, one module per
+//! resource), [`api`] (the contract types), [`store`] (SQLite or PostgreSQL storage, one module
+//! per aggregate); then [`jobs`] (background work), [`config`] (settings) and [`error`] (the one
+//! error type and its HTTP mapping).
 #![forbid(unsafe_code)]
 
 pub mod api;
-pub mod auth;
 pub mod config;
 pub mod crypto;
-pub mod dashboard;
 pub mod error;
 pub mod gateway_secrets;
 pub mod http;
@@ -21,7 +20,9 @@ pub mod mail;
 pub mod master_key;
 pub mod metrics;
 pub mod openapi;
-pub mod otp;
 pub mod store;
+
+/// The dashboard's static assets, at the path tests name them by.
+pub use http::dashboard;
 
 pub mod server;

@@ -1,8 +1,8 @@
 //! `keygate`: the control-plane command line.
 
 use clap::{Parser, Subcommand};
-use keygate_control::auth::Role;
 use keygate_control::config::{Settings, SettingsArgs};
+use keygate_control::http::auth::Role;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]

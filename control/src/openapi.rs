@@ -96,60 +96,10 @@ pub fn markdown() -> String {
     for (method, path) in operations() {
         let op = &doc["paths"][&path][&method];
         let tag = op["tags"][0].as_str().unwrap_or("other").to_owned();
-        let auth: Vec<String> = op["security"]
-            .as_array()
-            .map(|reqs| {
-                reqs.iter()
-                    .filter_map(|r| r.as_object())
-                    .flat_map(|r| r.iter())
-                    .map(|(name, scopes)| {
-                        let scopes: Vec<&str> = scopes
-                            .as_array()
-                            .map(|s| s.iter().filter_map(Value::as_str).collect())
-                            .unwrap_or_default();
-                        if scopes.is_empty() {
-                            name.clone()
-                        } else {
-                            format!("{name} [{}]", scopes.join(", "))
-                        }
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let request = schema_name(&op["requestBody"]["content"]["application/json"]["schema"]);
-        let answer = op["responses"]
-            .as_object()
-            .and_then(|r| r.iter().find(|(status, _)| status.starts_with('2')))
-            .map(
-                |(status, r)| match schema_name(&r["content"]["application/json"]["schema"]) {
-                    Some(name) => format!("{status} `{name}`"),
-                    None => status.clone(),
-                },
-            )
-            .unwrap_or_default();
-        let mut line = format!(
-            "- `{} {path}`: {}",
-            method.to_uppercase(),
-            op["summary"]
-                .as_str()
-                .unwrap_or_default()
-                .trim_end_matches('.')
-        );
-        if let Some(request) = request {
-            line.push_str(&format!("; body `{request}`"));
-        }
-        if !answer.is_empty() {
-            line.push_str(&format!("; answers {answer}"));
-        }
-        line.push_str(&format!(
-            "; auth: {}",
-            if auth.is_empty() {
-                "none".to_owned()
-            } else {
-                auth.join(" or ")
-            }
-        ));
-        by_tag.entry(tag).or_default().push(line);
+        by_tag
+            .entry(tag)
+            .or_default()
+            .push(operation_line(&method, &path, op));
     }
     for (tag, lines) in by_tag {
         out.push_str(&format!("\n## {tag}\n\n{}\n", lines.join("\n")));
@@ -157,35 +107,102 @@ pub fn markdown() -> String {
     out.push_str("\n## Types\n");
     if let Some(schemas) = doc["components"]["schemas"].as_object() {
         for (name, schema) in schemas {
-            out.push_str(&format!("\n### `{name}`\n\n"));
-            if let Some(d) = schema["description"].as_str() {
-                out.push_str(&format!("{}\n\n", d.trim()));
-            }
-            let required: Vec<&str> = schema["required"]
-                .as_array()
-                .map(|r| r.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            match schema["properties"].as_object() {
-                Some(props) => {
-                    for (field, p) in props {
-                        out.push_str(&format!(
-                            "- `{field}`{}: {}{}\n",
-                            if required.contains(&field.as_str()) {
-                                ""
-                            } else {
-                                " (optional)"
-                            },
-                            type_of(p),
-                            p["description"]
-                                .as_str()
-                                .map(|d| format!(". {}", d.trim().replace('\n', " ")))
-                                .unwrap_or_default()
-                        ));
-                    }
-                }
-                None => out.push_str(&format!("{}\n", type_of(schema))),
-            }
+            out.push_str(&type_section(name, schema));
         }
+    }
+    out
+}
+
+/// One operation's line: method, path, summary, request body, 2xx answer and auth.
+fn operation_line(method: &str, path: &str, op: &Value) -> String {
+    let summary = op["summary"].as_str().unwrap_or_default();
+    let mut line = format!(
+        "- `{} {path}`: {}",
+        method.to_uppercase(),
+        summary.trim_end_matches('.')
+    );
+    let request = schema_name(&op["requestBody"]["content"]["application/json"]["schema"]);
+    if let Some(request) = request {
+        line.push_str(&format!("; body `{request}`"));
+    }
+    let answer = answer_of(op);
+    if !answer.is_empty() {
+        line.push_str(&format!("; answers {answer}"));
+    }
+    let auth = auth_of(op);
+    let auth = if auth.is_empty() {
+        "none".to_owned()
+    } else {
+        auth.join(" or ")
+    };
+    line.push_str(&format!("; auth: {auth}"));
+    line
+}
+
+/// An operation's first 2xx status and the schema it answers with (`200 `Name``).
+fn answer_of(op: &Value) -> String {
+    op["responses"]
+        .as_object()
+        .and_then(|r| r.iter().find(|(status, _)| status.starts_with('2')))
+        .map(
+            |(status, r)| match schema_name(&r["content"]["application/json"]["schema"]) {
+                Some(name) => format!("{status} `{name}`"),
+                None => status.clone(),
+            },
+        )
+        .unwrap_or_default()
+}
+
+/// The security schemes an operation accepts, each with the scopes it needs in brackets.
+fn auth_of(op: &Value) -> Vec<String> {
+    let Some(reqs) = op["security"].as_array() else {
+        return Vec::new();
+    };
+    reqs.iter()
+        .filter_map(|r| r.as_object())
+        .flat_map(|r| r.iter())
+        .map(|(name, scopes)| {
+            let scopes: Vec<&str> = scopes
+                .as_array()
+                .map(|s| s.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if scopes.is_empty() {
+                name.clone()
+            } else {
+                format!("{name} [{}]", scopes.join(", "))
+            }
+        })
+        .collect()
+}
+
+/// A named type's section: its description, then each field with its type.
+fn type_section(name: &str, schema: &Value) -> String {
+    let mut out = format!("\n### `{name}`\n\n");
+    if let Some(d) = schema["description"].as_str() {
+        out.push_str(&format!("{}\n\n", d.trim()));
+    }
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let Some(props) = schema["properties"].as_object() else {
+        out.push_str(&format!("{}\n", type_of(schema)));
+        return out;
+    };
+    for (field, p) in props {
+        let optional = if required.contains(&field.as_str()) {
+            ""
+        } else {
+            " (optional)"
+        };
+        let description = p["description"]
+            .as_str()
+            .map(|d| format!(". {}", d.trim().replace('\n', " ")))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "- `{field}`{optional}: {}{description}\n",
+            type_of(p)
+        ));
     }
     out
 }

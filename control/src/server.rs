@@ -60,7 +60,10 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     tracing::info!(settings = ?state.settings, "starting keygate");
     // Gateway secrets whose edge copy does not open with this edge secret (set or changed
     // since) are sealed again, so the edge never has to fall back or refuse.
-    if let Err(e) = crate::gateway_secrets::reseal_for_edge(&state).await {
+    let edge_secret = state.settings.edge_secret.as_deref();
+    let resealed =
+        crate::jobs::gateway_secrets::reseal_for_edge(&state.db, &state.keys, edge_secret);
+    if let Err(e) = resealed.await {
         tracing::warn!(error = %e, "could not check the gateway secrets' edge copies");
     }
     let listener = tokio::net::TcpListener::bind(listen)

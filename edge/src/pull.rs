@@ -262,6 +262,16 @@ mod tests {
         EdgeRecord::new(digest(key), "w1".into(), KeyState::Active, 3)
     }
 
+    /// The headers of a reply at `ts` echoing `nonce`, signed `signature`, naming no key.
+    fn signed_by<'a>(ts: &'a str, nonce: &'a str, signature: &'a str) -> ReplyHeaders<'a> {
+        ReplyHeaders {
+            timestamp: Some(ts),
+            nonce: Some(nonce),
+            signature: Some(signature),
+            key_id: None,
+        }
+    }
+
     fn reply(body: &str, nonce: &str) -> (String, String) {
         let sig = signing::sign(SECRET, Purpose::PullReply, NOW, nonce, body.as_bytes());
         (body.to_owned(), sig)
@@ -294,12 +304,7 @@ mod tests {
         .unwrap();
         let (body, sig) = reply(&body, "nonce-0001");
         let ts = NOW.to_string();
-        let h = ReplyHeaders {
-            timestamp: Some(&ts),
-            nonce: Some("nonce-0001"),
-            signature: Some(&sig),
-            key_id: None,
-        };
+        let h = signed_by(&ts, "nonce-0001", &sig);
         assert_eq!(
             open_reply(&[SECRET], &d, &p, h, body.as_bytes(), NOW),
             Ok(Some(record("k")))
@@ -346,12 +351,7 @@ mod tests {
         .unwrap();
         // Signed for another request's nonce.
         let (body, sig) = reply(&good, "nonce-0002");
-        let h = ReplyHeaders {
-            timestamp: Some(&ts),
-            nonce: Some("nonce-0002"),
-            signature: Some(&sig),
-            key_id: None,
-        };
+        let h = signed_by(&ts, "nonce-0002", &sig);
         assert!(open_reply(&[SECRET], &d, &p, h, body.as_bytes(), NOW).is_err());
         // Signed with another secret.
         let forged = signing::sign(
@@ -361,12 +361,7 @@ mod tests {
             "nonce-0001",
             good.as_bytes(),
         );
-        let h = ReplyHeaders {
-            timestamp: Some(&ts),
-            nonce: Some("nonce-0001"),
-            signature: Some(&forged),
-            key_id: None,
-        };
+        let h = signed_by(&ts, "nonce-0001", &forged);
         assert_eq!(
             open_reply(&[SECRET], &d, &p, h, good.as_bytes(), NOW),
             Err(PullError::Signature(SignatureError::BadSignature))
@@ -377,12 +372,7 @@ mod tests {
         })
         .unwrap();
         let (body, sig) = reply(&other, "nonce-0001");
-        let h = ReplyHeaders {
-            timestamp: Some(&ts),
-            nonce: Some("nonce-0001"),
-            signature: Some(&sig),
-            key_id: None,
-        };
+        let h = signed_by(&ts, "nonce-0001", &sig);
         assert_eq!(
             open_reply(&[SECRET], &d, &p, h, body.as_bytes(), NOW),
             Err(PullError::BadReply)
@@ -390,12 +380,7 @@ mod tests {
         // Signed as a sync push, not as a pull reply.
         let wrong_purpose =
             signing::sign(SECRET, Purpose::Sync, NOW, "nonce-0001", good.as_bytes());
-        let h = ReplyHeaders {
-            timestamp: Some(&ts),
-            nonce: Some("nonce-0001"),
-            signature: Some(&wrong_purpose),
-            key_id: None,
-        };
+        let h = signed_by(&ts, "nonce-0001", &wrong_purpose);
         assert!(open_reply(&[SECRET], &d, &p, h, good.as_bytes(), NOW).is_err());
         assert!(open_reply(
             &[SECRET],

@@ -97,51 +97,6 @@ fn main() {
         }
     };
     use signing::Purpose::*;
-    v.signatures.push(sig(
-        Sync,
-        "edge-secret",
-        now,
-        "nonce-fresh-01",
-        body,
-        None,
-        now,
-    ));
-    v.signatures.push(sig(
-        Pull,
-        "edge-secret",
-        now,
-        "nonce-pull-001",
-        "/api/v1/edge/records/ab",
-        None,
-        now + 5,
-    ));
-    v.signatures.push(sig(
-        PullReply,
-        "edge-secret",
-        now,
-        "nonce-reply-01",
-        body,
-        None,
-        now,
-    ));
-    v.signatures.push(sig(
-        Sync,
-        "edge-secret",
-        now - 301,
-        "nonce-stale-01",
-        body,
-        None,
-        now,
-    ));
-    v.signatures.push(sig(
-        Sync,
-        "edge-secret",
-        now + 301,
-        "nonce-futur-01",
-        body,
-        None,
-        now,
-    ));
     let forged = signing::sign(
         b"wrong-secret",
         Sync,
@@ -149,27 +104,23 @@ fn main() {
         "nonce-forge-01",
         body.as_bytes(),
     );
-    v.signatures.push(sig(
-        Sync,
-        "edge-secret",
-        now,
-        "nonce-forge-01",
-        body,
-        Some(forged),
-        now,
-    ));
     let pull_tag = signing::sign(b"edge-secret", Pull, now, "nonce-cross-01", body.as_bytes());
-    v.signatures.push(sig(
-        Sync,
-        "edge-secret",
-        now,
-        "nonce-cross-01",
-        body,
-        Some(pull_tag),
-        now,
-    ));
-    v.signatures
-        .push(sig(Sync, "edge-secret", now, "short", body, None, now));
+    let pull_path = "/api/v1/edge/records/ab";
+    // (purpose, timestamp, nonce, body, tag if not the right one, verified at)
+    let cases = [
+        (Sync, now, "nonce-fresh-01", body, None, now),
+        (Pull, now, "nonce-pull-001", pull_path, None, now + 5),
+        (PullReply, now, "nonce-reply-01", body, None, now),
+        (Sync, now - 301, "nonce-stale-01", body, None, now),
+        (Sync, now + 301, "nonce-futur-01", body, None, now),
+        (Sync, now, "nonce-forge-01", body, Some(forged), now),
+        (Sync, now, "nonce-cross-01", body, Some(pull_tag), now),
+        (Sync, now, "short", body, None, now),
+    ];
+    for (purpose, ts, nonce, body, tag, at) in cases {
+        v.signatures
+            .push(sig(purpose, "edge-secret", ts, nonce, body, tag, at));
+    }
 
     for (ws, path) in [("ws_1", "/v1/charge?amount=5"), ("ws_2", "/")] {
         let signing_key = gateway::workspace_signing_key(b"edge-secret", ws);

@@ -113,101 +113,42 @@ mod tests {
         let want = [scope("orders", true)];
         assert_eq!(decide(&s, 0, &want), Status::Valid);
         assert_eq!(
-            decide(
-                &ApiKeyState {
-                    deleted: true,
-                    enabled: false,
-                    ..s
-                },
-                0,
-                &want
-            ),
-            Status::Deleted
-        );
-        assert_eq!(
-            decide(
-                &ApiKeyState {
-                    enabled: false,
-                    expires_at: Some(0),
-                    ..s
-                },
-                5,
-                &want
-            ),
-            Status::Disabled
-        );
-        assert_eq!(
-            decide(
-                &ApiKeyState {
-                    expires_at: Some(5),
-                    ..s
-                },
-                5,
-                &want
-            ),
-            Status::Expired
-        );
-        assert_eq!(
-            decide(
-                &ApiKeyState {
-                    expires_at: Some(6),
-                    ..s
-                },
-                5,
-                &want
-            ),
-            Status::Valid
-        );
-        assert_eq!(
             decide(&s, 0, &[scope("billing", true)]),
             Status::InvalidScopes
         );
-        assert_eq!(
-            decide(
-                &ApiKeyState {
-                    limit_usage: true,
-                    usage_left: Some(0),
-                    ..s
-                },
+        // The key `s` changed by the first, asked about at the second.
+        type Change = fn(&mut ApiKeyState);
+        let cases: [(Change, i64, Status); 8] = [
+            (
+                |k| (k.deleted, k.enabled) = (true, false),
                 0,
-                &want
+                Status::Deleted,
             ),
-            Status::UsageLimited
-        );
-        assert_eq!(
-            decide(
-                &ApiKeyState {
-                    limit_usage: true,
-                    usage_left: Some(1),
-                    ..s
-                },
+            (
+                |k| (k.enabled, k.expires_at) = (false, Some(0)),
+                5,
+                Status::Disabled,
+            ),
+            (|k| k.expires_at = Some(5), 5, Status::Expired),
+            (|k| k.expires_at = Some(6), 5, Status::Valid),
+            (
+                |k| (k.limit_usage, k.usage_left) = (true, Some(0)),
                 0,
-                &want
+                Status::UsageLimited,
             ),
-            Status::Valid
-        );
-        assert_eq!(
-            decide(
-                &ApiKeyState {
-                    retired_until: Some(10),
-                    ..s
-                },
-                9,
-                &want
+            (
+                |k| (k.limit_usage, k.usage_left) = (true, Some(1)),
+                0,
+                Status::Valid,
             ),
-            Status::Valid
-        );
-        assert_eq!(
-            decide(
-                &ApiKeyState {
-                    retired_until: Some(10),
-                    ..s
-                },
-                10,
-                &want
-            ),
-            Status::Invalid
-        );
+            (|k| k.retired_until = Some(10), 9, Status::Valid),
+            (|k| k.retired_until = Some(10), 10, Status::Invalid),
+        ];
+        for (change, now, status) in cases {
+            let mut key = s;
+            change(&mut key);
+            assert_eq!(decide(&key, now, &want), status, "{key:?} at {now}");
+        }
     }
 
     #[test]

@@ -18,6 +18,13 @@ pub fn run(program: &str, args: &[&str]) -> Result {
     run_with(Command::new(program).args(args))
 }
 
+/// `cargo clippy <args> -- -D warnings`.
+pub fn clippy(args: &[&str]) -> Result {
+    let mut c = Command::new("cargo");
+    c.arg("clippy").args(args).args(["--", "-D", "warnings"]);
+    run_with(&mut c)
+}
+
 /// Runs a prepared command, streaming its output.
 pub fn run_with(cmd: &mut Command) -> Result {
     if cmd.get_current_dir().is_none() {

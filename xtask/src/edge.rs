@@ -169,31 +169,8 @@ pub fn deploy_dry_run() -> Result {
 /// Clippy with `-D warnings` on the edge, for wasm32 (the runtime glue) and natively (the
 /// unit tests), then its native unit tests.
 pub fn lint_and_unit_test() -> Result {
-    cmd::run(
-        "cargo",
-        &[
-            "clippy",
-            "-p",
-            "keygate-edge",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
-    cmd::run(
-        "cargo",
-        &[
-            "clippy",
-            "-p",
-            "keygate-edge",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
+    cmd::clippy(&["-p", "keygate-edge", "--target", "wasm32-unknown-unknown"])?;
+    cmd::clippy(&["-p", "keygate-edge", "--all-targets"])?;
     cmd::run("cargo", &["test", "-p", "keygate-edge"])
 }
 

@@ -7,19 +7,7 @@ use crate::tools;
 pub fn run_suite() -> Result {
     tools::ensure_all()?;
     cmd::run("cargo", &["fmt", "--all", "--", "--check"])?;
-    cmd::run(
-        "cargo",
-        &[
-            "clippy",
-            "--workspace",
-            "--exclude",
-            "keygate-edge",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
+    cmd::clippy(&["--workspace", "--exclude", "keygate-edge", "--all-targets"])?;
     cmd::run(
         "cargo",
         &[

@@ -8,7 +8,7 @@ import { del, get, post } from '../api.js';
 /** @typedef {import('../types').Answer<'/api/v1/sdk-keys/{id}/reveal/verify', 'post'>} SdkKeyRevealed */
 import {
   append, badge, busy, button, card, cardHeader, clear, confirmDialog, emptyState, errorBox,
-  errorState, field, h, icon, openModal, pageHeader, secretDisplay, shownOnce, skeletonRows, table, timeEl, toast,
+  errorState, field, h, icon, openModal, pageHeader, secretDisplay, showCreated, shownOnce, skeletonRows, table, timeEl, toast,
 } from '../ui.js';
 import { revealWithOtp } from '../otp.js';
 import { canManage, currentUserEmail, session, wsId, wsName } from '../session.js';
@@ -202,13 +202,8 @@ function openCreate(reload) {
       /** @type {SdkKeyCreated} */
       const created = await busy(submit, () => post('/api/v1/sdk-keys', body));
       const value = created.key;
-      modal.setTitle('SDK key created');
       const info = created.sdkKey;
-      clear(modal.body, value ? shownOnce(value, { what: 'SDK key', testid: 'new-sdk-key', note: "You won't see this SDK key again without a verification code sent to your email. Store it in your backend's secret manager." }) : h('p', {}, `The key ${info.name || ''} was created.`));
-      const done = button('Done', { variant: 'primary', onClick: () => modal.close() });
-      clear(modal.footer, done);
-      done.focus();
-      reload();
+      showCreated(modal, 'SDK key created', value ? shownOnce(value, { what: 'SDK key', testid: 'new-sdk-key', note: "You won't see this SDK key again without a verification code sent to your email. Store it in your backend's secret manager." }) : h('p', {}, `The key ${info.name || ''} was created.`), reload);
     } catch (e2) {
       err.show(e2.message);
     }

@@ -2,6 +2,7 @@
 
 import { ApiError, post } from '../api.js';
 import { busy, button, clear, errorBox, field, h, icon } from '../ui.js';
+import { enteredCode } from '../otp.js';
 
 export function render(root, { expired, onSignedIn }) {
   const panel = h('div', { class: 'auth-panel' });
@@ -111,14 +112,8 @@ function codeStep(panel, { email, onSignedIn, challengeId: first }) {
   });
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
-    const code = input.value.replace(/\D/g, '');
-    note.textContent = '';
-    if (!code) {
-      err.show('Enter the 6-digit code from the email.');
-      input.focus();
-      return;
-    }
-    err.hide();
+    const code = enteredCode(input, note, err);
+    if (!code) return;
     try {
       await busy(submit, () => post('/api/v1/auth/session', { email, code, challengeId }));
       await onSignedIn();

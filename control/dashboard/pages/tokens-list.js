@@ -4,7 +4,7 @@
 import { del, post, get, ws } from '../api.js';
 import {
   append, badge, busy, button, card, cardHeader, clear, confirmDialog, emptyState, errorBox,
-  errorState, field, h, openModal, shownOnce, skeletonRows, table, timeEl, toast,
+  errorState, field, h, openModal, showCreated, shownOnce, skeletonRows, table, timeEl, toast,
 } from '../ui.js';
 import { wsId } from '../session.js';
 
@@ -101,12 +101,7 @@ function openCreate(id, reload) {
       /** @type {import('../types').Answer<'/api/v1/workspace/{id}/tokens', 'post'>} */
       const created = await busy(submit, () => post(ws(id, '/tokens'), body));
       const value = created.key;
-      modal.setTitle('Token created');
-      clear(modal.body, value ? shownOnce(value, { what: 'token', testid: 'new-token' }) : h('p', {}, 'The token was created.'));
-      const done = button('Done', { variant: 'primary', 'data-autofocus': true, onClick: () => modal.close() });
-      clear(modal.footer, done);
-      done.focus();
-      reload();
+      showCreated(modal, 'Token created', value ? shownOnce(value, { what: 'token', testid: 'new-token' }) : h('p', {}, 'The token was created.'), reload);
     } catch (e2) {
       err.show(e2.message);
     }

@@ -9,8 +9,8 @@ use utoipa_axum::routes;
 
 use crate::api::audit::{AuditPage, AuditQuery};
 use crate::api::ErrorBody;
-use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::CurrentUser;
 use crate::http::AppState;
 use crate::store;
 use crate::store::audit::AuditFilter;
@@ -87,7 +87,7 @@ fn parse_cursor(cursor: &str) -> Option<(i64, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{Principal, Role};
+    use crate::http::auth::{Principal, Role};
     use crate::store::audit::AuditEntry;
 
     #[test]

@@ -11,10 +11,10 @@ use utoipa_axum::routes;
 
 use crate::api::gateway_secrets::{GatewaySecrets, RotateGatewaySecret, WorkspaceGatewaySecret};
 use crate::api::ErrorBody;
-use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::CurrentUser;
 use crate::http::publishable_keys::OptionalJson;
-use crate::http::workspaces::find_workspace;
+use crate::http::workspaces::authorized_workspace;
 use crate::http::{AppState, ClientInfo};
 use crate::store;
 use crate::store::audit::AuditEntry;
@@ -54,8 +54,7 @@ async fn get_gateway_secret(
     client: ClientInfo,
     Path(id): Path<String>,
 ) -> ApiResult<Json<GatewaySecrets>> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::ReadGatewaySecret)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::ReadGatewaySecret).await?;
     let audit = AuditEntry::by_user(&user, "gateway_secret.read")
         .in_workspace(&workspace.id)
         .on(&workspace.id);
@@ -84,8 +83,7 @@ async fn rotate_gateway_secret(
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<RotateGatewaySecret>,
 ) -> ApiResult<Json<GatewaySecrets>> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::RotateGatewaySecret)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::RotateGatewaySecret).await?;
     let overlap = body
         .unwrap_or_default()
         .overlap_seconds

@@ -14,10 +14,10 @@ use utoipa_axum::routes;
 
 use crate::api::members::{Invite, Member, MemberAnswer, MemberList, RoleChange};
 use crate::api::{ErrorBody, Timestamp};
-use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::CurrentUser;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
-use crate::ids::{is_valid_id, new_id, now_ms};
+use crate::ids::{new_id, now_ms};
 use crate::store;
 use crate::store::audit::AuditEntry;
 use crate::store::members::MemberChange;
@@ -104,9 +104,7 @@ async fn change_role(
     JsonBody(req): JsonBody<RoleChange>,
 ) -> ApiResult<Json<MemberAnswer>> {
     user.authorize(Action::ChangeMember)?;
-    if !is_valid_id(&id) {
-        return Err(ApiError::not_found("member"));
-    }
+    validate::id(&id, "member")?;
     let role = parse_role(&req.role)?;
     let allowed = |action: Action| refusal(user.authorize(action));
     let change = MemberChange {
@@ -140,9 +138,7 @@ async fn remove(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     user.authorize(Action::ChangeMember)?;
-    if !is_valid_id(&id) {
-        return Err(ApiError::not_found("member"));
-    }
+    validate::id(&id, "member")?;
     let allowed = |action: Action| refusal(user.authorize(action));
     let change = MemberChange {
         org_id: &user.org_id,

@@ -7,10 +7,13 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod auth;
+pub mod dashboard;
 pub mod edge_sync;
 pub mod gateway_secrets;
 mod json;
 pub mod members;
+pub mod otp;
 pub mod publishable_keys;
 pub mod sdk_auth;
 pub mod sdk_keys;
@@ -100,7 +103,7 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = api().split_for_parts();
     let app = Router::new()
         .merge(api)
-        .merge(crate::dashboard::router())
+        .merge(dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -128,7 +131,7 @@ pub fn router(state: AppState) -> Router {
 pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     (
         "content-security-policy",
-        crate::dashboard::CONTENT_SECURITY_POLICY,
+        dashboard::CONTENT_SECURITY_POLICY,
     ),
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
@@ -244,7 +247,7 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<crate::api:
 /// Unknown routes: a browser navigating to a dashboard page gets the page (its own router
 /// decides what to show); everything else gets the JSON 404.
 async fn not_found(method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    if let Some(page) = crate::dashboard::fallback_page(&method, &uri, &headers) {
+    if let Some(page) = dashboard::fallback_page(&method, &uri, &headers) {
         return page;
     }
     ApiError::new(StatusCode::NOT_FOUND, "ROUTE_NOT_FOUND", "no such route").into_response()

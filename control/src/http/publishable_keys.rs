@@ -22,11 +22,10 @@ use crate::api::publishable_keys::{
     CreatedBlacklistRule, NewBlacklistRule, OnePublishableKey, RevokePublishableKey, UpdateOrigins,
 };
 use crate::api::ErrorBody;
-use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
-use crate::http::workspaces::find_workspace;
+use crate::http::auth::CurrentUser;
+use crate::http::workspaces::authorized_workspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
-use crate::ids::is_valid_id;
 use crate::store;
 use crate::store::audit::AuditEntry;
 use crate::store::publishable_keys::{NamedKey, OriginChanges};
@@ -82,8 +81,7 @@ async fn get_publishable_key(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OnePublishableKey>> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::ReadDashboard)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
     answer(&state, &user.org_id, &workspace.id).await
 }
 
@@ -106,8 +104,7 @@ async fn revoke_publishable_key(
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<RevokePublishableKey>,
 ) -> ApiResult<Json<OnePublishableKey>> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::RevokePublishableKey)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::RevokePublishableKey).await?;
     let body = body.unwrap_or_default();
     let named = NamedKey {
         id: body.key_id.as_deref(),
@@ -193,8 +190,7 @@ async fn update_origins(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UpdateOrigins>,
 ) -> ApiResult<Json<OnePublishableKey>> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::ChangeOrigins)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::ChangeOrigins).await?;
     let changes = origin_changes(body, state.settings.allow_private_origins)?;
     let audit = AuditEntry::by_user(&user, "publishable_key.origins.update")
         .in_workspace(&workspace.id)
@@ -235,8 +231,7 @@ async fn add_blacklist_rule(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<NewBlacklistRule>,
 ) -> ApiResult<(StatusCode, Json<CreatedBlacklistRule>)> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::AddBlacklistRule)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::AddBlacklistRule).await?;
     let audit = AuditEntry::by_user(&user, "blacklist.add").in_workspace(&workspace.id);
     let rule = store::publishable_keys::add_rule(
         &state.db,
@@ -269,11 +264,8 @@ async fn remove_blacklist_rule(
     client: ClientInfo,
     Path((id, rule_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::RemoveBlacklistRule)?;
-    if !is_valid_id(&rule_id) {
-        return Err(ApiError::not_found("blacklist rule"));
-    }
+    let workspace = authorized_workspace(&state, &user, &id, Action::RemoveBlacklistRule).await?;
+    validate::id(&rule_id, "blacklist rule")?;
     let audit = AuditEntry::by_user(&user, "blacklist.remove")
         .in_workspace(&workspace.id)
         .on(&rule_id);

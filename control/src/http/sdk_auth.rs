@@ -13,8 +13,8 @@ use axum::http::{header, HeaderMap};
 use keygate_shared::key::{self, KeyKind};
 use keygate_shared::scope::SdkScopes;
 
-use crate::auth::{CurrentUser, Principal, SdkCaller};
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::{CurrentUser, Principal, SdkCaller};
 use crate::http::AppState;
 use crate::ids::now_ms;
 use crate::store;

@@ -3,7 +3,7 @@
 //!
 //! An SDK key is created only from a dashboard session, never with another SDK key; its full
 //! value appears once, in the creation (or rotation) response. Showing it again needs a
-//! one-time code emailed to the signed-in user, bound to this key's id ([`crate::otp`]), and
+//! one-time code emailed to the signed-in user, bound to this key's id ([`crate::http::otp`]), and
 //! every attempt, good or bad, is audited. Members can list keys but cannot create, reveal,
 //! rotate or revoke them.
 
@@ -24,12 +24,12 @@ use crate::api::sdk_keys::{
     SdkKeyWithValue, VerifyReveal,
 };
 use crate::api::{ErrorBody, Timestamp};
-use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
-use crate::http::workspaces::find_workspace;
+use crate::http::auth::CurrentUser;
+use crate::http::otp;
+use crate::http::workspaces::{authorized_workspace, find_workspace};
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
-use crate::ids::{is_valid_id, now_ms};
-use crate::otp;
+use crate::ids::now_ms;
 use crate::store;
 use crate::store::audit::{record_now, AuditEntry};
 use crate::store::sdk_keys::{NewSdkKey, ACCESS_KEY_NAME};
@@ -49,9 +49,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// A live organisation SDK key (not an access key) of `org_id`, or 404.
 async fn find_org_key(state: &AppState, org_id: &str, id: &str) -> ApiResult<SdkKey> {
-    if !is_valid_id(id) {
-        return Err(ApiError::not_found("SDK key"));
-    }
+    validate::id(id, "SDK key")?;
     Ok(store::sdk_keys::org_key(&state.db, org_id, id).await?)
 }
 
@@ -142,8 +140,7 @@ async fn get_access_key(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SdkAccessKey>> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::ReadDashboard)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
     let key = store::sdk_keys::access_key(&state.db, &user.org_id, &workspace.id).await?;
     Ok(Json(SdkAccessKey {
         sdk_access_key: key,
@@ -167,8 +164,7 @@ async fn start_access_key_reveal(
     client: ClientInfo,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RevealChallenge>> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::RevealSdkKey)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::RevealSdkKey).await?;
     let key = store::sdk_keys::access_key(&state.db, &user.org_id, &workspace.id).await?;
     start_reveal(&state, &user, &key, &client).await
 }
@@ -191,8 +187,7 @@ async fn verify_access_key_reveal(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<VerifyReveal>,
 ) -> ApiResult<Json<SdkAccessKeyWithValue>> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::RevealSdkKey)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::RevealSdkKey).await?;
     let key = store::sdk_keys::access_key(&state.db, &user.org_id, &workspace.id).await?;
     let value = finish_reveal(&state, &user, &key, &body, &client).await?;
     Ok(Json(SdkAccessKeyWithValue {
@@ -219,8 +214,7 @@ async fn rotate_access_key(
     client: ClientInfo,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SdkAccessKeyWithValue>> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::RotateSdkAccessKey)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::RotateSdkAccessKey).await?;
     let new = NewSdkKey {
         org_id: &user.org_id,
         workspace_id: Some(&workspace.id),

@@ -19,14 +19,14 @@ use crate::api::sessions::{
     StepUpChallenge, StepUpOpened, SwitchOrganisation, Switched, VerifyCode,
 };
 use crate::api::{ErrorBody, Timestamp};
-use crate::auth::{
+use crate::error::{ApiError, ApiResult};
+use crate::http::auth::{
     cookie_name, csrf_token, session_digest, CurrentUser, CSRF_COOKIE, SESSION_COOKIE,
     SESSION_TTL_MS,
 };
-use crate::error::{ApiError, ApiResult};
+use crate::http::otp;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
-use crate::ids::{is_valid_id, new_id, now_ms};
-use crate::otp;
+use crate::ids::{new_id, now_ms};
 use crate::store;
 use crate::store::audit::{record_now, AuditEntry};
 use crate::store::sessions::{NewSession, SignInAs};
@@ -359,9 +359,7 @@ async fn switch_organisation(
     client: ClientInfo,
     JsonBody(body): JsonBody<SwitchOrganisation>,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Switched>)> {
-    if !is_valid_id(&body.organisation_id) {
-        return Err(ApiError::not_found("organisation"));
-    }
+    validate::id(&body.organisation_id, "organisation")?;
     let fresh = FreshSession::new();
     let session = fresh.opening(now_ms(), None);
     let org_id = body.organisation_id;

@@ -14,11 +14,11 @@ use crate::api::tokens::{
     CreateWorkspaceToken, CreatedWorkspaceToken, WorkspaceToken, WorkspaceTokenList,
 };
 use crate::api::{ErrorBody, Timestamp};
-use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
-use crate::http::workspaces::find_workspace;
+use crate::http::auth::CurrentUser;
+use crate::http::workspaces::authorized_workspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
-use crate::ids::{is_valid_id, new_id, now_ms};
+use crate::ids::{new_id, now_ms};
 use crate::store;
 use crate::store::audit::AuditEntry;
 
@@ -47,8 +47,7 @@ async fn list_tokens(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WorkspaceTokenList>> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::ReadDashboard)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
     let tokens = store::tokens::list(&state.db, &workspace.id, now_ms()).await?;
     Ok(Json(WorkspaceTokenList { tokens }))
 }
@@ -107,8 +106,7 @@ async fn create_token(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<CreateWorkspaceToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedWorkspaceToken>)> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::ManageTokens)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::ManageTokens).await?;
     let name = validate::name(&body.name, "token")?;
     let (kind, key_kind) = parse_kind(body.kind.as_deref())?;
     let now = now_ms();
@@ -170,11 +168,8 @@ async fn revoke_token(
     client: ClientInfo,
     Path((id, token_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::ManageTokens)?;
-    if !is_valid_id(&token_id) {
-        return Err(ApiError::not_found("token"));
-    }
+    let workspace = authorized_workspace(&state, &user, &id, Action::ManageTokens).await?;
+    validate::id(&token_id, "token")?;
     let audit = AuditEntry::by_user(&user, "workspace_token.revoke")
         .in_workspace(&workspace.id)
         .on(&token_id);

@@ -10,6 +10,16 @@ pub const MAX_NAME_CHARS: usize = 100;
 /// Longest free-text description, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 1000;
 
+/// An id from a path or body: a malformed one is `404` for `what` ("token", "member", ...),
+/// the same answer as an unknown id, so its shape tells the caller nothing.
+pub fn id(raw: &str, what: &str) -> ApiResult<()> {
+    if crate::ids::is_valid_id(raw) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(what))
+    }
+}
+
 /// A user-given name: trimmed, 1 to [`MAX_NAME_CHARS`] characters, no control characters.
 /// `400 INVALID_NAME` names `what` ("workspace", "SDK key", ...).
 pub fn name(raw: &str, what: &str) -> ApiResult<String> {

@@ -13,8 +13,8 @@ use crate::api::workspace_scopes::{
     CreateWorkspaceScope, CreatedWorkspaceScope, WorkspaceScope, WorkspaceScopeList,
 };
 use crate::api::{ErrorBody, Timestamp};
-use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::Principal;
 use crate::http::workspaces::reachable_workspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::ids::{new_id, now_ms};

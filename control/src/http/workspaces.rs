@@ -23,10 +23,10 @@ use crate::api::workspaces::{
     WorkspaceList,
 };
 use crate::api::ErrorBody;
-use crate::auth::{CurrentUser, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::{CurrentUser, Principal};
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
-use crate::ids::{is_valid_id, new_id, now_ms};
+use crate::ids::{new_id, now_ms};
 use crate::store;
 use crate::store::audit::AuditEntry;
 pub use crate::store::workspaces::ReachableWorkspace;
@@ -56,19 +56,28 @@ pub async fn reachable_workspace(
     principal: &Principal,
     workspace_id: &str,
 ) -> ApiResult<ReachableWorkspace> {
-    if !is_valid_id(workspace_id) {
-        return Err(ApiError::not_found("workspace"));
-    }
+    validate::id(workspace_id, "workspace")?;
     principal.require_workspace(workspace_id)?;
     Ok(store::workspaces::reachable(&state.db, principal.org_id(), workspace_id).await?)
 }
 
+/// The signed-in user's workspace `id` (404 as [`find_workspace`]), once the user may do
+/// `action` there (403). Dashboard workspace routes start here.
+pub async fn authorized_workspace(
+    state: &AppState,
+    user: &CurrentUser,
+    id: &str,
+    action: Action,
+) -> ApiResult<WorkspaceRow> {
+    let workspace = find_workspace(state, &user.org_id, id).await?;
+    user.authorize(action)?;
+    Ok(workspace)
+}
+
 /// Loads a workspace of `org_id`, or 404 (malformed id, unknown id or another organisation's
-/// id alike). Every dashboard workspace route starts here.
+/// id alike).
 pub async fn find_workspace(state: &AppState, org_id: &str, id: &str) -> ApiResult<WorkspaceRow> {
-    if !is_valid_id(id) {
-        return Err(ApiError::not_found("workspace"));
-    }
+    validate::id(id, "workspace")?;
     Ok(store::workspaces::find(&state.db, org_id, id).await?)
 }
 
@@ -218,9 +227,7 @@ async fn update_workspace(
     principal.require_workspace(&id)?;
     // Validate everything before touching the database.
     let changes = workspace_changes(body)?;
-    if !is_valid_id(&id) {
-        return Err(ApiError::not_found("workspace"));
-    }
+    validate::id(&id, "workspace")?;
     let audit = AuditEntry::by(&principal, "workspace.update")
         .in_workspace(&id)
         .on(&id);
@@ -272,8 +279,7 @@ async fn get_modules(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ModuleCatalogue>> {
-    let row = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::ReadDashboard)?;
+    let row = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
     let routes = store::workspaces::route_map(&state.db, &row.id).await?;
     Ok(Json(catalogue_answer(row.catalogue(), &routes)))
 }
@@ -297,8 +303,7 @@ async fn put_modules(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ModuleCatalogue>,
 ) -> ApiResult<Json<ModuleCatalogue>> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::ManageWorkspaces)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::ManageWorkspaces).await?;
     // Saved in canonical form (lowercase ASCII, escapes decoded), the form checks use; the
     // route map is validated (no ambiguous overlap) before anything is written.
     let (catalogue, routes) = catalogue_parts(body)?;
@@ -426,8 +431,7 @@ async fn classify_route(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ClassifyRequest>,
 ) -> ApiResult<Json<RouteClassification>> {
-    let workspace = find_workspace(&state, &user.org_id, &id).await?;
-    user.authorize(Action::ReadDashboard)?;
+    let workspace = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
     if body.method.len() > 16 || body.path.len() > 2048 {
         return Err(ApiError::bad_request(
             "INVALID_REQUEST",

@@ -5,9 +5,11 @@
 //! - [`deliverer`]: the edge outbox deliverer (one replica at a time);
 //! - [`retention`]: periodic sweeps of rows that have done their job (outbox, sessions, OTP
 //!   challenges and rate windows);
-//! - [`mail`]: the mail queue's sender.
+//! - [`mail`]: the mail queue's sender;
+//! - [`gateway_secrets`]: start-up backfill and re-sealing of gateway secrets for the edge.
 
 pub mod deliverer;
+pub mod gateway_secrets;
 pub mod mail;
 pub mod retention;
 

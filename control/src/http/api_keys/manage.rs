@@ -15,11 +15,11 @@ use crate::api::api_keys::{
     ApiKeyList, ApiKeyResponse, CreateApiKey, EditApiKey, RefillApiKey, RotateApiKey,
 };
 use crate::api::ErrorBody;
-use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::Principal;
 use crate::http::workspaces::{reachable_workspace, ReachableWorkspace};
-use crate::http::{AppState, ClientInfo, JsonBody};
-use crate::ids::{is_valid_id, new_id, now_ms};
+use crate::http::{validate, AppState, ClientInfo, JsonBody};
+use crate::ids::{new_id, now_ms};
 use crate::store;
 use crate::store::api_keys::{merge_scopes, ApiKeyEdit, ApiKeyRow};
 use crate::store::audit::AuditEntry;
@@ -231,9 +231,7 @@ async fn key_workspace(
     akid: &str,
 ) -> ApiResult<ReachableWorkspace> {
     let ws = reachable_workspace(state, principal, workspace_id).await?;
-    if !is_valid_id(akid) {
-        return Err(ApiError::not_found("API key"));
-    }
+    validate::id(akid, "API key")?;
     Ok(ws)
 }
 

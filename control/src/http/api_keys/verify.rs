@@ -25,8 +25,8 @@ use crate::api::api_keys::{
     RateLimitConfig, RateLimitState, VerifyApiKeyRequest, VerifyApiKeyResponse,
 };
 use crate::api::ErrorBody;
-use crate::auth::denied;
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::denied;
 use crate::http::sdk_auth::{unknown_sdk_key, Credential};
 use crate::http::{AppState, JsonBody};
 use crate::ids::now_ms;

@@ -289,8 +289,16 @@ enum UsageChange {
     Add(i64),
 }
 
-fn deleted_conflict() -> StoreError {
-    StoreError::refused(Refusal::Conflict, "KEY_DELETED", "this API key was deleted")
+/// `409 KEY_DELETED` if `key` was deleted: nothing but a repeated delete changes one.
+fn refuse_deleted(key: &ApiKeyRow) -> StoreResult<()> {
+    if key.deleted {
+        return Err(StoreError::refused(
+            Refusal::Conflict,
+            "KEY_DELETED",
+            "this API key was deleted",
+        ));
+    }
+    Ok(())
 }
 
 /// What a change does to the current row: the next row, the usage change, audit detail.
@@ -369,9 +377,7 @@ pub async fn edit(
     client: &ClientInfo,
 ) -> StoreResult<ApiKey> {
     change_key(db, workspace_id, id, audit, client, |current| {
-        if current.deleted {
-            return Err(deleted_conflict());
-        }
+        refuse_deleted(current)?;
         let mut next = current.clone();
         let mut changed = Vec::new();
         set(&mut next.name, edit.name, "name", &mut changed);
@@ -434,9 +440,7 @@ pub async fn refill(
     client: &ClientInfo,
 ) -> StoreResult<ApiKey> {
     change_key(db, workspace_id, id, audit, client, |current| {
-        if current.deleted {
-            return Err(deleted_conflict());
-        }
+        refuse_deleted(current)?;
         if !current.limit_usage {
             return Err(StoreError::refused(
                 Refusal::Invalid,
@@ -531,9 +535,7 @@ pub async fn rotate(
             .load_api_key(workspace_id, id, true)
             .await?
             .ok_or(StoreError::NotFound("API key"))?;
-        if row.deleted {
-            return Err(deleted_conflict());
-        }
+        refuse_deleted(&row)?;
         let prefix = ApiKeyPrefix::new(&row.prefix)
             .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.to_string().into())))?;
         let secret = SecretKey::generate_api_key(&prefix);

@@ -5,8 +5,8 @@
 
 use keygate_shared::otp::{self as policy, Binding, Purpose};
 
-use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::CurrentUser;
 use crate::http::{AppState, ClientInfo};
 use crate::ids::{new_id, now_ms, rfc3339};
 use crate::mail::Message;
