@@ -7,9 +7,11 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod billing_usage;
 pub mod edge_sync;
 pub mod gateway_secrets;
 mod json;
+pub mod link_tokens;
 pub mod members;
 pub mod publishable_keys;
 pub mod sdk_auth;
@@ -87,6 +89,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(sdk_keys::router())
         .merge(api_keys::router())
         .merge(tokens::router())
+        .merge(link_tokens::router())
+        .merge(billing_usage::router())
         .merge(edge_sync::router());
     OpenApiRouter::new()
         .routes(routes!(healthz))

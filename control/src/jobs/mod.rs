@@ -7,6 +7,7 @@
 //!   challenges and rate windows);
 //! - [`mail`]: the mail queue's sender.
 
+pub mod billing_usage;
 pub mod deliverer;
 pub mod mail;
 pub mod retention;
