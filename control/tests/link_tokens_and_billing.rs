@@ -23,7 +23,9 @@ async fn sdk_key(owner: &Client, scopes: &str, workspace: Option<&str>) -> Clien
 }
 
 async fn workspace(owner: &Client, name: &str) -> String {
-    let r = owner.post("/api/v1/workspace", json!({ "name": name })).await;
+    let r = owner
+        .post("/api/v1/workspace", json!({ "name": name }))
+        .await;
     assert!(r.status == 201 || r.status == 200, "{r:?}");
     r.body["workspace"]["id"].as_str().unwrap().to_owned()
 }
@@ -108,7 +110,11 @@ async fn link_tokens(server: TestServer) {
     let unknown = LinkToken::generate().expose().to_owned();
     for t in [tampered.as_str(), unknown.as_str(), "nope", "lt_"] {
         let r = a.sdk.get(&format!("/api/v1/link-token/{t}")).await;
-        assert_eq!((r.status, r.reason()), (400, "INVALID_LINK_TOKEN"), "{t}: {r:?}");
+        assert_eq!(
+            (r.status, r.reason()),
+            (400, "INVALID_LINK_TOKEN"),
+            "{t}: {r:?}"
+        );
     }
     let r = b.sdk.get(&format!("/api/v1/link-token/{token}")).await;
     assert_eq!((r.status, r.reason()), (400, "INVALID_LINK_TOKEN"), "{r:?}");
@@ -147,7 +153,10 @@ async fn link_tokens(server: TestServer) {
 
     // Bad bodies.
     for (body, reason) in [
-        (json!({ "customerId": "", "workspaceId": a.ws }), "INVALID_CUSTOMER_ID"),
+        (
+            json!({ "customerId": "", "workspaceId": a.ws }),
+            "INVALID_CUSTOMER_ID",
+        ),
         (
             json!({ "customerId": "x".repeat(257), "workspaceId": a.ws }),
             "INVALID_CUSTOMER_ID",
@@ -246,7 +255,10 @@ async fn billing_usage_is_exact_under_concurrency(server: TestServer) {
         half
     );
 }
-on_both_databases!(billing_concurrency, billing_usage_is_exact_under_concurrency);
+on_both_databases!(
+    billing_concurrency,
+    billing_usage_is_exact_under_concurrency
+);
 
 async fn billing_counts_valid_answers_per_day_per_tenant(server: TestServer) {
     let a = tenant(&server, "owner@a.example").await;
@@ -272,7 +284,12 @@ async fn billing_counts_valid_answers_per_day_per_tenant(server: TestServer) {
     assert_eq!(r.body["status"], "INVALID_SCOPES", "{r:?}");
     // Zero adds nothing; no customer id and no explicit id charges nothing.
     verify(&a.sdk, &key, json!({ "id": "bid", "usage": 0 })).await;
-    verify(&a.sdk, &key, json!({ "useCustomerIdForBilling": true, "usage": 7 })).await;
+    verify(
+        &a.sdk,
+        &key,
+        json!({ "useCustomerIdForBilling": true, "usage": 7 }),
+    )
+    .await;
     // The other workspace, same billing id: the organisation sees both.
     let (_, body) = verify(&a.sdk, &other, json!({ "id": "bid", "usage": 2 })).await;
     assert_eq!(body["status"], "VALID");
@@ -303,7 +320,10 @@ async fn billing_counts_valid_answers_per_day_per_tenant(server: TestServer) {
         ] })
     );
     // A session reads it too; a workspace-bound key sees its workspace only.
-    assert_eq!(usage(&a.owner, "bid").await["data"][0]["totalBillingUsage"], 7);
+    assert_eq!(
+        usage(&a.owner, "bid").await["data"][0]["totalBillingUsage"],
+        7
+    );
     let bound = sdk_key(&a.owner, ALL_SCOPES, Some(&a.other_ws)).await;
     assert_eq!(
         usage(&bound, "bid").await,
@@ -316,7 +336,10 @@ async fn billing_counts_valid_answers_per_day_per_tenant(server: TestServer) {
     // Reading needs api_keys read.
     let no_keys = sdk_key(&a.owner, r#"{"workspace":["read"]}"#, None).await;
     assert_eq!(no_keys.get("/api/v1/usage/bid").await.status, 403);
-    assert_eq!(server.anonymous().get("/api/v1/usage/bid").await.status, 401);
+    assert_eq!(
+        server.anonymous().get("/api/v1/usage/bid").await.status,
+        401
+    );
     let long = "x".repeat(257);
     let r = a.sdk.get(&format!("/api/v1/usage/{long}")).await;
     assert_eq!((r.status, r.reason()), (400, "INVALID_BILLING_ID"), "{r:?}");
@@ -324,8 +347,14 @@ async fn billing_counts_valid_answers_per_day_per_tenant(server: TestServer) {
     // Bad billing values: 400 with a stable reason, and nothing added.
     for (billing, reason) in [
         (json!({ "id": "bid", "usage": -1 }), "INVALID_BILLING_USAGE"),
-        (json!({ "id": "bid", "usage": 1.5 }), "INVALID_BILLING_USAGE"),
-        (json!({ "id": "bid", "usage": 1e12 }), "INVALID_BILLING_USAGE"),
+        (
+            json!({ "id": "bid", "usage": 1.5 }),
+            "INVALID_BILLING_USAGE",
+        ),
+        (
+            json!({ "id": "bid", "usage": 1e12 }),
+            "INVALID_BILLING_USAGE",
+        ),
         (json!({ "id": "", "usage": 1 }), "INVALID_BILLING_ID"),
         (json!({ "id": long, "usage": 1 }), "INVALID_BILLING_ID"),
         (json!({ "usage": 1 }), "INVALID_BILLING_ID"),
@@ -339,6 +368,12 @@ async fn billing_counts_valid_answers_per_day_per_tenant(server: TestServer) {
             "{billing}: {body}"
         );
     }
-    assert_eq!(usage(&a.sdk, "bid").await["data"][0]["totalBillingUsage"], 7);
+    assert_eq!(
+        usage(&a.sdk, "bid").await["data"][0]["totalBillingUsage"],
+        7
+    );
 }
-on_both_databases!(billing_rules, billing_counts_valid_answers_per_day_per_tenant);
+on_both_databases!(
+    billing_rules,
+    billing_counts_valid_answers_per_day_per_tenant
+);

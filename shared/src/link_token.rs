@@ -132,7 +132,9 @@ impl BillingError {
 
 /// `usage` as a count to add: a whole number from 0 to [`MAX_BILLING_USAGE`].
 pub fn check_usage(usage: f64) -> Result<i64, BillingError> {
-    if usage.is_finite() && usage.fract() == 0.0 && (0.0..=MAX_BILLING_USAGE as f64).contains(&usage)
+    if usage.is_finite()
+        && usage.fract() == 0.0
+        && (0.0..=MAX_BILLING_USAGE as f64).contains(&usage)
     {
         // In range and whole, so the cast is exact.
         Ok(usage as i64)

@@ -46,7 +46,12 @@ pub struct BillingBatcher {
 
 impl BillingBatcher {
     /// Adds `n` to `slot` and waits until the batch holding it is committed.
-    pub async fn add(self: &Arc<Self>, db: &Db, slot: UsageSlot, n: i64) -> Result<(), NotRecorded> {
+    pub async fn add(
+        self: &Arc<Self>,
+        db: &Db,
+        slot: UsageSlot,
+        n: i64,
+    ) -> Result<(), NotRecorded> {
         let (tx, rx) = oneshot::channel();
         {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());

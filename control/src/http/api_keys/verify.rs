@@ -31,9 +31,9 @@ use crate::auth::denied;
 use crate::error::{ApiError, ApiResult};
 use crate::http::billing_usage::check_billing_id;
 use crate::http::sdk_auth::{unknown_sdk_key, Credential};
-use crate::jobs::billing_usage::BillingBatcher;
 use crate::http::{AppState, JsonBody};
 use crate::ids::now_ms;
+use crate::jobs::billing_usage::BillingBatcher;
 use crate::store;
 use crate::store::api_keys::usage::UsageRecorder;
 use crate::store::api_keys::verify::VerifiableKey;
@@ -201,8 +201,8 @@ async fn find_key(
             Ok((found.caller.org_id, found.key))
         }
         Credential::Session(user) => {
-            let key = store::api_keys::verify::key_in_org(&state.db, key_digest, &user.org_id)
-                .await?;
+            let key =
+                store::api_keys::verify::key_in_org(&state.db, key_digest, &user.org_id).await?;
             Ok((user.org_id, key))
         }
     }
