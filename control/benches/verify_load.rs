@@ -11,9 +11,8 @@
 //! connections, default 32):
 //! 0. baseline: `GET /healthz` (the same HTTP stack and one `SELECT 1`), the floor of "one
 //!    database read per request" on this machine at this moment;
-//! 1. unlimited key, as fast as possible;
-//! 1b. unlimited key with `billing: {id, usage: 2}`, as fast as possible, then the stored
-//!    billing usage is checked against twice the number of `VALID` answers;
+//! 1. unlimited key, as fast as possible; then the same with `billing: {id, usage: 2}`, the
+//!    stored billing usage checked against twice the number of `VALID` answers;
 //! 2. unlimited key at a fixed rate (`KEYGATE_BENCH_RATE`, default 7,500/s: half the target),
 //!    latency measured from each send (the generator's lag behind its schedule is printed);
 //! 3. usage-limited key (huge allowance), as fast as possible, then the stored count is
