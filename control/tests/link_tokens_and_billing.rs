@@ -282,8 +282,10 @@ async fn billing_counts_valid_answers_per_day_per_tenant(server: TestServer) {
         )
         .await;
     assert_eq!(r.body["status"], "INVALID_SCOPES", "{r:?}");
-    // Zero adds nothing; no customer id and no explicit id charges nothing.
+    // Zero adds nothing; no customer id and no explicit id charges nothing (and is accepted).
     verify(&a.sdk, &key, json!({ "id": "bid", "usage": 0 })).await;
+    let (status, body) = verify(&a.sdk, &key, json!({ "usage": 9 })).await;
+    assert_eq!((status, &body["status"]), (200, &json!("VALID")), "{body}");
     verify(
         &a.sdk,
         &key,
@@ -357,7 +359,6 @@ async fn billing_counts_valid_answers_per_day_per_tenant(server: TestServer) {
         ),
         (json!({ "id": "", "usage": 1 }), "INVALID_BILLING_ID"),
         (json!({ "id": long, "usage": 1 }), "INVALID_BILLING_ID"),
-        (json!({ "usage": 1 }), "INVALID_BILLING_ID"),
         (json!({ "id": "bid", "usage": "1" }), "INVALID_BODY"),
         (json!({ "id": "bid" }), "INVALID_BODY"),
     ] {

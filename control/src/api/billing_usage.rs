@@ -7,8 +7,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerifyBilling {
-    /// The billing id to charge (1 to 256 characters); needed unless
-    /// `useCustomerIdForBilling` is true.
+    /// The billing id to charge (1 to 256 characters). With neither an id nor
+    /// `useCustomerIdForBilling: true`, nothing is charged.
     #[serde(default)]
     pub id: Option<String>,
     /// Charge the key's customer id instead of `id` (falls back to `id` when the key has no

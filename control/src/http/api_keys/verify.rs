@@ -17,7 +17,7 @@ use axum::{Extension, Json};
 use keygate_shared::api_key::{decide, RateWindow};
 use keygate_shared::authz::{self, Action};
 use keygate_shared::key::{self, KeyKind};
-use keygate_shared::link_token::{self, BillingError, MAX_BILLING_USAGE};
+use keygate_shared::link_token::{self, MAX_BILLING_USAGE};
 use keygate_shared::scope::SdkScopes;
 use keygate_shared::verdict::Status;
 
@@ -124,8 +124,9 @@ struct Charge {
 }
 
 /// `billing`, checked: `400 INVALID_BILLING_USAGE` unless `usage` is a whole number from 0
-/// to 1,000,000,000; `400 INVALID_BILLING_ID` for an id of the wrong length, or neither an
-/// id nor `useCustomerIdForBilling: true`.
+/// to 1,000,000,000; `400 INVALID_BILLING_ID` for an id of the wrong length. Neither an id
+/// nor `useCustomerIdForBilling: true` is accepted and charges nothing (as Oneloop's client
+/// may send it).
 fn check_billing(billing: Option<&VerifyBilling>) -> ApiResult<Option<Charge>> {
     let Some(b) = billing else { return Ok(None) };
     let usage = link_token::check_usage(b.usage).map_err(|e| {
@@ -137,16 +138,9 @@ fn check_billing(billing: Option<&VerifyBilling>) -> ApiResult<Option<Charge>> {
     if let Some(id) = &b.id {
         check_billing_id(id)?;
     }
-    let use_customer_id = b.use_customer_id_for_billing.unwrap_or(false);
-    if b.id.is_none() && !use_customer_id {
-        return Err(ApiError::bad_request(
-            BillingError::Id.reason(),
-            "billing needs an id or useCustomerIdForBilling: true",
-        ));
-    }
     Ok(Some(Charge {
         id: b.id.clone(),
-        use_customer_id,
+        use_customer_id: b.use_customer_id_for_billing.unwrap_or(false),
         usage,
     }))
 }
