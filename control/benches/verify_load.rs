@@ -11,7 +11,8 @@
 //! connections, default 32):
 //! 0. baseline: `GET /healthz` (the same HTTP stack and one `SELECT 1`), the floor of "one
 //!    database read per request" on this machine at this moment;
-//! 1. unlimited key, as fast as possible;
+//! 1. unlimited key, as fast as possible; then the same with `billing: {id, usage: 2}`, the
+//!    stored billing usage checked against twice the number of `VALID` answers;
 //! 2. unlimited key at a fixed rate (`KEYGATE_BENCH_RATE`, default 7,500/s: half the target),
 //!    latency measured from each send (the generator's lag behind its schedule is printed);
 //! 3. usage-limited key (huge allowance), as fast as possible, then the stored count is
@@ -84,11 +85,24 @@ async fn setup(base: &str, data_dir: &std::path::Path) -> Setup {
 
 /// One pre-serialized verify request.
 fn request_bytes(addr: SocketAddr, sdk_key: &str, key: &str) -> Arc<Vec<u8>> {
-    let body = json!({
+    request_with(addr, sdk_key, key, None)
+}
+
+/// One pre-serialized verify request, with an optional `billing` field.
+fn request_with(
+    addr: SocketAddr,
+    sdk_key: &str,
+    key: &str,
+    billing: Option<Value>,
+) -> Arc<Vec<u8>> {
+    let mut body = json!({
         "key": key,
         "requestedScopes": [{ "representation": "orders", "create": false, "read": true, "update": false, "del": false }],
-    })
-    .to_string();
+    });
+    if let Some(b) = billing {
+        body["billing"] = b;
+    }
+    let body = body.to_string();
     load::request(
         addr,
         "POST",
@@ -157,6 +171,34 @@ fn main() {
         let (t, e) = drive(s.addr, &unlimited, connections, Pace::Flat(d), verdict).await;
         report("unlimited key, max throughput", &t, e);
         assert_eq!(t.count_other_than(&["VALID"]), 0, "every answer VALID");
+
+        // Billing usage: every VALID verify waits for its group-committed increment.
+        let billed = [request_with(
+            s.addr,
+            &s.sdk_key,
+            &s.unlimited,
+            Some(json!({ "id": "bench_bid", "usage": 2 })),
+        )];
+        let (t, e) = drive(s.addr, &billed, connections, Pace::Flat(d), verdict).await;
+        report("unlimited key with billing usage, max throughput", &t, e);
+        assert_eq!(t.count_other_than(&["VALID"]), 0, "every answer VALID");
+        let usage: Value = reqwest::Client::new()
+            .get(format!("{base}/api/v1/usage/bench_bid"))
+            .bearer_auth(&s.sdk_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let total: i64 = usage["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["totalBillingUsage"].as_i64().unwrap())
+            .sum();
+        println!("  stored billing usage {total}; VALID answers {}", t.count("VALID"));
+        assert_eq!(total, 2 * t.count("VALID") as i64, "billing usage exact");
 
         let (t, e) = drive(s.addr, &unlimited, connections, Pace::Rate(rate, d), verdict).await;
         report(&format!("unlimited key, fixed {rate}/s"), &t, e);

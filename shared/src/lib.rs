@@ -46,6 +46,7 @@ pub mod clock;
 pub mod conformance;
 pub mod gateway;
 pub mod key;
+pub mod link_token;
 pub mod origin;
 pub mod otp;
 pub mod random;

@@ -245,6 +245,40 @@ await step("rotate-without-grace", async () => {
   expectEq(await status(key), "VALID", "new value");
 });
 
+await step("link-token", async () => {
+  const t = await oneloop.generateLinkToken({ customerId: "cus_42", workspaceId: ws });
+  expect(t.token.startsWith("lt_"), "a link token");
+  expect(t.expiresAt > Date.now() + 14 * 60_000, "about 15 minutes to live");
+  const v = await oneloop.validateLinkToken(t.token);
+  expectEq(v, { valid: true, expiresAt: t.expiresAt, workspaceId: ws, customerId: "cus_42" }, "validated");
+  const tampered = t.token.slice(0, -1) + (t.token.endsWith("a") ? "b" : "a");
+  let threw = null;
+  try {
+    await oneloop.validateLinkToken(tampered, { maxRetries: 0 });
+  } catch (e) {
+    threw = e;
+  }
+  expect(threw && threw.constructor.name === "BadRequestError", `BadRequestError, got ${threw}`);
+  expectEq(threw.body.error.reason, "INVALID_LINK_TOKEN", "reason");
+});
+
+await step("billing-usage", async () => {
+  const before = await oneloop.getBillingUsage("story_bid");
+  expectEq(before.data, [], "nothing yet");
+  const a = await oneloop.verifyApiKey({ key, requestedScopes: [], billing: { id: "story_bid", usage: 3 } });
+  expectEq(a.status, "VALID", "status");
+  await oneloop.verifyApiKey({ key, requestedScopes: [], billing: { useCustomerIdForBilling: true, usage: 2 } });
+  await oneloop.verifyApiKey({ key, requestedScopes: [], billing: { id: "story_bid", usage: 4 } });
+  // A refused answer adds nothing.
+  const refused = await oneloop.verifyApiKey({ key, requestedScopes: [billing], billing: { id: "story_bid", usage: 100 } });
+  expectEq(refused.status, "INVALID_SCOPES", "refused");
+  const day = new Date().toISOString().slice(0, 10);
+  const u = await oneloop.getBillingUsage("story_bid");
+  expectEq(u.data, [{ billingId: "story_bid", day, totalBillingUsage: 7 }], "usage by id");
+  const c = await oneloop.getBillingUsage("cus_42");
+  expectEq(c.data, [{ billingId: "cus_42", day, totalBillingUsage: 2 }], "usage by customer id");
+});
+
 await step("delete", async () => {
   const r = await oneloop.deleteApiKey(ws, keyId);
   expectEq(r.apiKey.deleted, true, "deleted");

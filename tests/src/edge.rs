@@ -313,7 +313,10 @@ impl Edge {
             if r.status != 500 {
                 break;
             }
-            eprintln!("copy KV: retrying after {}", String::from_utf8_lossy(&r.body));
+            eprintln!(
+                "copy KV: retrying after {}",
+                String::from_utf8_lossy(&r.body)
+            );
             std::thread::sleep(std::time::Duration::from_millis(200));
             r = self.admin("POST", &path, None);
         }

@@ -30,6 +30,8 @@ const REQUIRED_STEPS: &[&str] = &[
     "rate-limit",
     "rotate-with-grace",
     "rotate-without-grace",
+    "link-token",
+    "billing-usage",
     "delete",
     "errors",
 ];

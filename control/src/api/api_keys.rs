@@ -31,8 +31,8 @@ pub struct ApiKeyScopeSchema {
     del: bool,
 }
 
-/// `POST /api/v1/api-key/verify` (Oneloop's `VerifyApiKeyRequest`). `route` and `billing`
-/// are accepted and ignored.
+/// `POST /api/v1/api-key/verify` (Oneloop's `VerifyApiKeyRequest`). `route` is accepted and
+/// ignored; `billing` adds usage to a billing id when the answer is VALID.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerifyApiKeyRequest {
@@ -48,9 +48,9 @@ pub struct VerifyApiKeyRequest {
     /// Accepted and ignored (Oneloop's route metadata).
     #[serde(default)]
     pub route: Option<serde_json::Value>,
-    /// Accepted and ignored (Oneloop's billing metadata).
+    /// Add `usage` to a billing id (per UTC day) when the answer is VALID.
     #[serde(default)]
-    pub billing: Option<serde_json::Value>,
+    pub billing: Option<super::billing_usage::VerifyBilling>,
 }
 
 /// Oneloop's `VerifyApiKeyRequestRateLimitConfig`: at most `limit` valid verifies per second

@@ -7,8 +7,10 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod billing_usage;
 pub mod edge_sync;
 pub mod gateway_secrets;
+pub mod link_tokens;
 pub mod members;
 pub mod publishable_keys;
 pub mod sdk_keys;

@@ -8,10 +8,12 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod billing_usage;
 pub mod dashboard;
 pub mod edge_sync;
 pub mod gateway_secrets;
 mod json;
+pub mod link_tokens;
 pub mod members;
 pub mod otp;
 pub mod publishable_keys;
@@ -90,6 +92,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(sdk_keys::router())
         .merge(api_keys::router())
         .merge(tokens::router())
+        .merge(link_tokens::router())
+        .merge(billing_usage::router())
         .merge(edge_sync::router());
     OpenApiRouter::new()
         .routes(routes!(healthz))

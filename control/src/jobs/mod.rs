@@ -8,6 +8,7 @@
 //! - [`mail`]: the mail queue's sender;
 //! - [`gateway_secrets`]: start-up backfill and re-sealing of gateway secrets for the edge.
 
+pub mod billing_usage;
 pub mod deliverer;
 pub mod gateway_secrets;
 pub mod mail;

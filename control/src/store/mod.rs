@@ -26,9 +26,11 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod billing_usage;
 pub mod constraints;
 pub mod delivery;
 pub mod gateway_secrets;
+pub mod link_tokens;
 pub mod master_key;
 pub mod members;
 pub mod organisations;

@@ -17,6 +17,7 @@ use axum::{Extension, Json};
 use keygate_shared::api_key::{decide, RateWindow};
 use keygate_shared::authz::{self, Action};
 use keygate_shared::key::{self, KeyKind};
+use keygate_shared::link_token::{self, MAX_BILLING_USAGE};
 use keygate_shared::scope::SdkScopes;
 use keygate_shared::verdict::Status;
 
@@ -24,15 +25,19 @@ use super::MAX_SCOPES;
 use crate::api::api_keys::{
     RateLimitConfig, RateLimitState, VerifyApiKeyRequest, VerifyApiKeyResponse,
 };
+use crate::api::billing_usage::VerifyBilling;
 use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::denied;
+use crate::http::billing_usage::check_billing_id;
 use crate::http::sdk_auth::{unknown_sdk_key, Credential};
 use crate::http::{AppState, JsonBody};
 use crate::ids::now_ms;
+use crate::jobs::billing_usage::BillingBatcher;
 use crate::store;
 use crate::store::api_keys::usage::UsageRecorder;
 use crate::store::api_keys::verify::VerifiableKey;
+use crate::store::billing_usage::UsageSlot;
 use crate::store::sdk_keys::SdkKeyCaller;
 
 /// Longest `rateLimitConfig.id`.
@@ -52,10 +57,12 @@ const MAX_LIMIT_ID_LEN: usize = 128;
 pub(super) async fn verify(
     State(state): State<AppState>,
     Extension(usage): Extension<Arc<UsageRecorder>>,
+    Extension(billing): Extension<Arc<BillingBatcher>>,
     credential: Credential,
     JsonBody(req): JsonBody<VerifyApiKeyRequest>,
 ) -> ApiResult<Json<VerifyApiKeyResponse>> {
     check_request(&req)?;
+    let charge = check_billing(req.billing.as_ref())?;
     // A malformed key (bad shape or checksum) is INVALID without a lookup of its own; the
     // caller is still authenticated by the same single read.
     let key_digest = key::parse_as(&req.key, KeyKind::ApiKey)
@@ -63,10 +70,16 @@ pub(super) async fn verify(
         .map(|p| p.digest().to_hex())
         .unwrap_or_default();
     let now = now_ms();
-    let Some(key) = find_key(&state, credential, &key_digest, now).await? else {
+    let (org_id, key) = find_key(&state, credential, &key_digest, now).await?;
+    let Some(key) = key else {
         return Ok(Json(VerifyApiKeyResponse::invalid(req.requested_scopes)));
     };
     let verdict = judge(&state, &usage, &key, &req, now).await?;
+    if verdict.status == Status::Valid {
+        if let Some(charge) = charge {
+            charge_usage(&state, &billing, org_id, &key, charge, now).await?;
+        }
+    }
     Ok(Json(VerifyApiKeyResponse {
         api_key_id: Some(key.id),
         expires_at: key.expires_at,
@@ -100,14 +113,77 @@ fn check_request(req: &VerifyApiKeyRequest) -> ApiResult<()> {
     Ok(())
 }
 
-/// The API key in the caller's reach, if any. An SDK key is looked up together with the
-/// API key (one read), must hold `api_keys` read or write, and has its use recorded.
+/// A checked `billing` field: the units to add and where.
+struct Charge {
+    /// The explicit billing id.
+    id: Option<String>,
+    /// Charge the key's customer id instead, when it has one.
+    use_customer_id: bool,
+    /// Units to add.
+    usage: i64,
+}
+
+/// `billing`, checked: `400 INVALID_BILLING_USAGE` unless `usage` is a whole number from 0
+/// to 1,000,000,000; `400 INVALID_BILLING_ID` for an id of the wrong length. Neither an id
+/// nor `useCustomerIdForBilling: true` is accepted and charges nothing (as Oneloop's client
+/// may send it).
+fn check_billing(billing: Option<&VerifyBilling>) -> ApiResult<Option<Charge>> {
+    let Some(b) = billing else { return Ok(None) };
+    let usage = link_token::check_usage(b.usage).map_err(|e| {
+        ApiError::bad_request(
+            e.reason(),
+            format!("billing.usage is a whole number from 0 to {MAX_BILLING_USAGE}"),
+        )
+    })?;
+    if let Some(id) = &b.id {
+        check_billing_id(id)?;
+    }
+    Ok(Some(Charge {
+        id: b.id.clone(),
+        use_customer_id: b.use_customer_id_for_billing.unwrap_or(false),
+        usage,
+    }))
+}
+
+/// Adds a VALID verify's billing usage to its billing id for today (UTC), and waits for the
+/// batch holding it to be committed (`crate::jobs::billing_usage`).
+async fn charge_usage(
+    state: &AppState,
+    billing: &Arc<BillingBatcher>,
+    org_id: String,
+    key: &VerifiableKey,
+    charge: Charge,
+    now: i64,
+) -> ApiResult<()> {
+    let target = link_token::billing_target(
+        charge.id.as_deref(),
+        charge.use_customer_id,
+        key.customer_id.as_deref(),
+    );
+    let Some(billing_id) = target.filter(|_| charge.usage > 0) else {
+        return Ok(());
+    };
+    let slot = UsageSlot {
+        org_id,
+        workspace_id: key.workspace_id.clone(),
+        billing_id: billing_id.to_owned(),
+        day: link_token::day_number(now),
+    };
+    billing
+        .add(&state.db, slot, charge.usage)
+        .await
+        .map_err(|e| ApiError::internal(e.0))
+}
+
+/// The caller's organisation and the API key in the caller's reach, if any. An SDK key is
+/// looked up together with the API key (one read), must hold `api_keys` read or write, and
+/// has its use recorded.
 async fn find_key(
     state: &AppState,
     credential: Credential,
     key_digest: &str,
     now: i64,
-) -> ApiResult<Option<VerifiableKey>> {
+) -> ApiResult<(String, Option<VerifiableKey>)> {
     match credential {
         Credential::SdkKey(presented) => {
             let found =
@@ -116,10 +192,12 @@ async fn find_key(
                     .ok_or_else(unknown_sdk_key)?;
             may_verify(&found.caller)?;
             store::sdk_keys::record_use(&state.db, &found.caller, now).await?;
-            Ok(found.key)
+            Ok((found.caller.org_id, found.key))
         }
         Credential::Session(user) => {
-            Ok(store::api_keys::verify::key_in_org(&state.db, key_digest, &user.org_id).await?)
+            let key =
+                store::api_keys::verify::key_in_org(&state.db, key_digest, &user.org_id).await?;
+            Ok((user.org_id, key))
         }
     }
 }

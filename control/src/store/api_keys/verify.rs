@@ -26,6 +26,8 @@ use crate::with_db;
 pub struct VerifiableKey {
     /// Its id.
     pub id: String,
+    /// Its workspace.
+    pub workspace_id: String,
     /// The platform's customer.
     pub customer_id: Option<String>,
     /// What it grants (an unreadable column grants nothing: fail closed).
@@ -127,6 +129,7 @@ fn reachable(key: KeyColumns, bound_workspace: Option<&str>) -> Option<Verifiabl
     }
     Some(VerifiableKey {
         id,
+        workspace_id,
         customer_id: key.k_customer_id,
         scopes: serde_json::from_str(key.k_scopes.as_deref().unwrap_or("[]")).unwrap_or_default(),
         enabled: key.k_enabled.unwrap_or(false),
