@@ -54,11 +54,15 @@ impl Modify for SecuritySchemes {
 }
 
 /// The document.
-pub fn document() -> Value {
-    let mut doc = Document::openapi();
-    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    doc.merge(crate::http::api().into_openapi());
-    serde_json::to_value(doc).expect("an OpenAPI document serializes")
+/// Built once per process: it depends only on the code.
+pub fn document() -> &'static Value {
+    static DOCUMENT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+        let mut doc = Document::openapi();
+        doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+        doc.merge(crate::http::api().into_openapi());
+        serde_json::to_value(doc).expect("an OpenAPI document serializes")
+    });
+    &DOCUMENT
 }
 
 /// Every operation the document lists, as (lower-case method, path), sorted.
@@ -250,6 +254,6 @@ fn type_of(schema: &Value) -> String {
     get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")),
 )]
-pub async fn serve() -> Json<Value> {
+pub async fn serve() -> Json<&'static Value> {
     Json(document())
 }

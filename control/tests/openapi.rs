@@ -148,7 +148,7 @@ async fn the_document_and_the_router_list_the_same_operations() {
 #[tokio::test]
 async fn described_operations_name_their_bodies() {
     let doc = keygate_control::openapi::document();
-    for (method, path) in documented(&doc) {
+    for (method, path) in documented(doc) {
         if !path.starts_with("/api/") {
             continue;
         }

@@ -7,7 +7,7 @@ use keygate_shared::verdict::Status;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::Timestamp;
+use super::{present, Timestamp};
 
 /// One grant of an API key on a workspace scope (Oneloop's `ApiKeyScope`; documentation
 /// only: the wire type is `keygate_shared::scope::ApiKeyScope`).
@@ -258,15 +258,6 @@ pub struct EditApiKey {
     /// Default grace period of its rotations, in milliseconds.
     #[serde(default)]
     pub rotation_grace_period_ms: Option<i64>,
-}
-
-/// For PATCH bodies: a present field (even `null`) is `Some(..)`.
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    <Option<T> as Deserialize>::deserialize(d).map(Some)
 }
 
 /// keygate's extension to rotate: how long the old value keeps verifying. Given in the body
