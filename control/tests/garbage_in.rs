@@ -97,3 +97,22 @@ async fn garbage_never_gets_a_5xx() {
     // The server is still healthy and the owner still signed in.
     assert_eq!(owner.get("/api/v1/me").await.status, 200);
 }
+
+#[tokio::test]
+async fn a_path_segment_that_is_not_utf8_gets_a_json_error() {
+    let server = TestServer::start().await;
+    let owner = server.sign_in("owner@example.com").await;
+    for path in [
+        "/api/v1/usage/%00%ff",
+        "/api/v1/workspace/%ff",
+        "/api/v1/link-token/%c3%28",
+    ] {
+        let r = owner.get(path).await;
+        assert_eq!(
+            (r.status, r.reason()),
+            (400, "INVALID_REQUEST"),
+            "{path}: {r:?}"
+        );
+        assert_eq!(r.body["error"]["code"], 400, "{path}");
+    }
+}

@@ -113,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(limit_body))
         .layer(axum::middleware::from_fn(no_store))
+        .layer(axum::middleware::from_fn(json_rejections))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             edge_sync::wake_after_writes,
@@ -146,6 +147,28 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
         "camera=(), microphone=(), geolocation=(), payment=()",
     ),
 ];
+
+/// axum's own extractor rejections (a path segment that is not UTF-8, say) answer in plain
+/// text; on the API every error leaves in keygate's JSON shape instead, as
+/// `INVALID_REQUEST` with the rejection's (bounded) text.
+async fn json_rejections(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    let plain_text = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/plain"));
+    if !(api && plain_text && res.status().is_client_error()) {
+        return res;
+    }
+    let status = res.status();
+    let text = axum::body::to_bytes(res.into_body(), 4096)
+        .await
+        .unwrap_or_default();
+    let message: String = String::from_utf8_lossy(&text).chars().take(200).collect();
+    ApiError::new(status, "INVALID_REQUEST", message).into_response()
+}
 
 /// API answers are never cached (`Cache-Control: no-store`): several carry secrets (a new
 /// SDK key, a revealed one, a gateway signing secret) and none is worth a stale copy.
