@@ -69,20 +69,28 @@ async function dashboard(method, path, body) {
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
-function newestCode() {
-  const mbox = readFileSync(outbox, "utf8");
-  const messages = mbox.split("\nFrom ").filter((m) => m.includes(`To: ${email}`));
-  const last = messages[messages.length - 1] || "";
-  const line = last.split("\n").map((l) => l.trim()).find((l) => /^\d{6}$/.test(l));
-  if (!line) throw new Error("no sign-in code in the outbox");
-  return line;
+// The code is mailed by a background queue, off the request path: wait up to 10 s for it.
+async function newestCode() {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    let mbox = "";
+    try {
+      mbox = readFileSync(outbox, "utf8");
+    } catch {}
+    const messages = mbox.split("\nFrom ").filter((m) => m.includes(`To: ${email}`));
+    const last = messages[messages.length - 1] || "";
+    const line = last.split("\n").map((l) => l.trim()).find((l) => /^\d{6}$/.test(l));
+    if (line) return line;
+    if (Date.now() > deadline) throw new Error("no sign-in code in the outbox within 10 s");
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 let sdkKey = "";
 await step("sign-in-and-create-sdk-key", async () => {
   let r = await dashboard("POST", "/api/v1/auth/otp", { email });
   expectEq(r.status, 202, "otp status");
-  r = await dashboard("POST", "/api/v1/auth/session", { email, code: newestCode() });
+  r = await dashboard("POST", "/api/v1/auth/session", { email, code: await newestCode() });
   expectEq(r.status, 201, "session status");
   csrf = r.body.csrfToken;
   r = await dashboard("POST", "/api/v1/sdk-keys", {
