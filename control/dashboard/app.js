@@ -5,7 +5,7 @@
 import { ApiError, del, get, onStepUpRequired, post } from './api.js';
 import { confirmWithOtp } from './otp.js';
 import { loadWorkspaces, session, wsId, wsName } from './session.js';
-import { append, busy, button, clear, errorBox, errorState, field, h, icon, loadingState, openModal, toast } from './ui.js';
+import { append, busy, button, clear, errorBox, errorState, field, h, icon, loadingState, openModal, requiredText, toast } from './ui.js';
 import * as signinPage from './pages/signin.js';
 import * as tokensPage from './pages/tokens.js';
 import * as modulesPage from './pages/modules.js';
@@ -340,12 +340,8 @@ function workspaceForm(onDone) {
   const form = h('form', { class: 'stack', novalidate: true }, field('Workspace name', name, { hint: 'Each workspace gets its own publishable key and SDK access key.' }), err);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
-    const value = name.value.trim();
-    if (!value) {
-      err.show('Give the workspace a name.');
-      name.focus();
-      return;
-    }
+    const value = requiredText(name, err, 'Give the workspace a name.');
+    if (!value) return;
     err.hide();
     try {
       /** @type {import('./types').Answer<'/api/v1/workspace', 'post'>} */

@@ -37,6 +37,47 @@ export function enteredCode(input, note, err) {
 }
 
 /**
+ * The input a code is typed into.
+ * @param {string} testid its `data-testid`
+ * @returns {HTMLInputElement}
+ */
+export function codeInput(testid) {
+  return h('input', {
+    class: 'input input-code mono',
+    name: 'code',
+    inputmode: 'numeric',
+    autocomplete: 'one-time-code',
+    maxlength: '9',
+    placeholder: '123456',
+    'data-autofocus': true,
+    'data-testid': testid,
+    required: true,
+  });
+}
+
+/**
+ * Shows why a code was refused: a spent, expired or locked challenge goes to `onDead` (with
+ * the sentence saying which), a wrong code asks to check the email, anything else shows its
+ * message.
+ * @param {unknown} error what the verify call threw
+ * @param {{input: HTMLInputElement, err: ReturnType<typeof errorBox>,
+ *   onDead: (why: string) => void}} parts
+ */
+export function explainCodeError(error, { input, err, onDead }) {
+  const reason = error instanceof ApiError ? error.reason : '';
+  if (DEAD_CHALLENGE[reason]) {
+    onDead(DEAD_CHALLENGE[reason]);
+  } else if (WRONG_CODE.has(reason) || (error instanceof ApiError && error.status === 401)) {
+    err.show("That code isn't right. Check the latest email from keygate and try again.");
+    input.select();
+    input.focus();
+  } else {
+    err.show(error instanceof Error ? error.message : String(error));
+    input.focus();
+  }
+}
+
+/**
  * Sends a code (start) and opens the verification modal. Resolves with the revealed secret, or
  * null when the user cancels. Throws when no code could be sent at all.
  * @param {{what: string, email: string, start: () => Promise<any>,
@@ -59,17 +100,7 @@ export async function revealWithOtp({ what, email, start, verify, trigger, title
       h('strong', {}, email || 'your email address'),
       `. Enter it to ${purpose || `reveal the ${what}`}. The code expires in 10 minutes.`,
     );
-    const input = h('input', {
-      class: 'input input-code mono',
-      name: 'code',
-      inputmode: 'numeric',
-      autocomplete: 'one-time-code',
-      maxlength: '9',
-      placeholder: '123456',
-      'data-autofocus': true,
-      'data-testid': 'otp-code',
-      required: true,
-    });
+    const input = codeInput('otp-code');
     const err = errorBox();
     err.dataset.testid = 'otp-error';
     const note = h('p', { class: 'form-note', role: 'status' });
@@ -105,21 +136,17 @@ export async function revealWithOtp({ what, email, start, verify, trigger, title
         toast(done || `${what[0].toUpperCase()}${what.slice(1)} revealed`, 'success');
         modal.close();
       } catch (e2) {
-        const reason = e2 instanceof ApiError ? e2.reason : '';
-        if (DEAD_CHALLENGE[reason]) {
-          setDead(true);
-          const again = button('Send a new code', { variant: 'secondary', small: true, 'data-testid': 'otp-resend' });
-          again.addEventListener('click', () => sendNew(again));
-          err.show(`${DEAD_CHALLENGE[reason]} Request a new code to continue.`, h('div', { class: 'form-error-action' }, again));
-          again.focus();
-        } else if (WRONG_CODE.has(reason)) {
-          err.show("That code isn't right. Check the latest email from keygate and try again.");
-          input.select();
-          input.focus();
-        } else {
-          err.show(e2.message);
-          input.focus();
-        }
+        explainCodeError(e2, {
+          input,
+          err,
+          onDead: (why) => {
+            setDead(true);
+            const again = button('Send a new code', { variant: 'secondary', small: true, 'data-testid': 'otp-resend' });
+            again.addEventListener('click', () => sendNew(again));
+            err.show(`${why} Request a new code to continue.`, h('div', { class: 'form-error-action' }, again));
+            again.focus();
+          },
+        });
       }
     });
     append(modal.body, form);

@@ -441,6 +441,46 @@ export function errorState(error, retry) {
   );
 }
 
+/**
+ * A list loader: fills `area` with `render(items)` from `fetchItems()`, the empty state
+ * `empty` when there are none, or the error with a retry. Returns it, to call again after a
+ * change.
+ * @template T
+ * @param {HTMLElement} area
+ * @param {() => Promise<T[]>} fetchItems
+ * @param {(items: T[]) => Node} render
+ * @param {Parameters<typeof emptyState>[0]} empty
+ * @returns {() => Promise<void>}
+ */
+export function listLoader(area, fetchItems, render, empty) {
+  const load = async () => {
+    try {
+      const items = await fetchItems();
+      clear(area, items.length ? render(items) : emptyState(empty));
+    } catch (e) {
+      clear(area, errorState(e, load));
+    }
+  };
+  return load;
+}
+
+/**
+ * The trimmed text of a required field, or null after saying what is missing in `err`.
+ * @param {HTMLInputElement} input
+ * @param {{show: (message: string) => void}} err
+ * @param {string} message what to say when it is empty
+ * @returns {string | null}
+ */
+export function requiredText(input, err, message) {
+  const value = input.value.trim();
+  if (!value) {
+    err.show(message);
+    input.focus();
+    return null;
+  }
+  return value;
+}
+
 /* ---------- Formatting ---------- */
 
 const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });

@@ -2,10 +2,7 @@
 // manage members; the server enforces it, the page only hides what would be refused.
 
 import { del, get, patch, post } from '../api.js';
-import {
-  badge, busy, button, card, cardHeader, clear, confirmDialog, emptyState, errorBox, errorState,
-  field, h, pageHeader, skeletonRows, table, timeEl, toast,
-} from '../ui.js';
+import { badge, busy, button, card, cardHeader, clear, confirmDialog, errorBox, field, h, listLoader, pageHeader, skeletonRows, table, timeEl, toast } from '../ui.js';
 import { canManage, session } from '../session.js';
 
 const ROLES = [
@@ -57,16 +54,16 @@ export async function render(main) {
     card(cardHeader('Members'), listArea),
   );
 
-  async function load() {
-    try {
+  const load = listLoader(
+    listArea,
+    async () => {
       /** @type {import('../types').Answer<'/api/v1/members', 'get'>} */
       const data = await get('/api/v1/members');
-      const members = data.members;
-      clear(listArea, members.length ? memberTable(members) : emptyState({ iconName: 'users', title: 'No members', text: 'Invite a colleague above.' }));
-    } catch (e) {
-      clear(listArea, errorState(e, load));
-    }
-  }
+      return data.members;
+    },
+    memberTable,
+    { iconName: 'users', title: 'No members', text: 'Invite a colleague above.' },
+  );
 
   function memberTable(members) {
     const me = session.user?.id;

@@ -6,10 +6,7 @@ import { del, get, post } from '../api.js';
 /** @typedef {import('../types').Answer<'/api/v1/sdk-keys', 'get'>} SdkKeyList */
 /** @typedef {import('../types').Answer<'/api/v1/sdk-keys', 'post'>} SdkKeyCreated */
 /** @typedef {import('../types').Answer<'/api/v1/sdk-keys/{id}/reveal/verify', 'post'>} SdkKeyRevealed */
-import {
-  append, badge, busy, button, card, cardHeader, clear, confirmDialog, emptyState, errorBox,
-  errorState, field, h, icon, openModal, pageHeader, secretDisplay, showCreated, shownOnce, skeletonRows, table, timeEl, toast,
-} from '../ui.js';
+import { append, badge, busy, button, card, cardHeader, clear, confirmDialog, errorBox, field, h, icon, listLoader, openModal, pageHeader, requiredText, secretDisplay, showCreated, shownOnce, skeletonRows, table, timeEl, toast } from '../ui.js';
 import { revealWithOtp } from '../otp.js';
 import { canManage, currentUserEmail, session, wsId, wsName } from '../session.js';
 
@@ -36,16 +33,16 @@ export async function render(main) {
     card(cardHeader('Keys', null, create), listArea),
   );
 
-  async function load() {
-    try {
+  const load = listLoader(
+    listArea,
+    async () => {
       /** @type {SdkKeyList} */
       const data = await get('/api/v1/sdk-keys');
-      const keys = data.sdkKeys;
-      clear(listArea, keys.length ? keyTable(keys) : emptyState({ iconName: 'shield', title: 'No SDK keys yet', text: 'Create one for each backend service, with only the scopes it needs.' }));
-    } catch (e) {
-      clear(listArea, errorState(e, load));
-    }
-  }
+      return data.sdkKeys;
+    },
+    keyTable,
+    { iconName: 'shield', title: 'No SDK keys yet', text: 'Create one for each backend service, with only the scopes it needs.' },
+  );
 
   function keyTable(keys) {
     return table(
@@ -181,11 +178,8 @@ function openCreate(reload) {
   submit.setAttribute('form', form.id);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
-    if (!name.value.trim()) {
-      err.show('Give the key a name.');
-      name.focus();
-      return;
-    }
+    const keyName = requiredText(name, err, 'Give the key a name.');
+    if (!keyName) return;
     const scopes = {};
     for (const [scope] of SCOPES) {
       scopes[scope] = ['read', 'write'].filter((p) => boxes[`${scope}.${p}`].checked);
@@ -196,7 +190,7 @@ function openCreate(reload) {
       return;
     }
     err.hide();
-    const body = { name: name.value.trim(), scopes };
+    const body = { name: keyName, scopes };
     if (workspace.value) body.workspaceId = workspace.value;
     try {
       /** @type {SdkKeyCreated} */

@@ -1,8 +1,8 @@
 // Sign-in by emailed code: email -> POST /api/v1/auth/otp, code -> POST /api/v1/auth/session.
 
-import { ApiError, post } from '../api.js';
+import { post } from '../api.js';
 import { busy, button, clear, errorBox, field, h, icon } from '../ui.js';
-import { enteredCode } from '../otp.js';
+import { codeInput, enteredCode, explainCodeError } from '../otp.js';
 
 export function render(root, { expired, onSignedIn }) {
   const panel = h('div', { class: 'auth-panel' });
@@ -73,16 +73,7 @@ function emailStep(panel, { expired, onSignedIn, email = '' }) {
 // against it, never against someone else's request for the same address.
 function codeStep(panel, { email, onSignedIn, challengeId: first }) {
   let challengeId = first || undefined;
-  const input = h('input', {
-    class: 'input input-code mono',
-    name: 'code',
-    inputmode: 'numeric',
-    autocomplete: 'one-time-code',
-    maxlength: '9',
-    required: true,
-    placeholder: '123456',
-    'data-testid': 'signin-code',
-  });
+  const input = codeInput('signin-code');
   const err = errorBox();
   const note = h('p', { class: 'form-note', role: 'status' });
   const submit = button('Sign in', { variant: 'primary', type: 'submit', 'data-testid': 'signin-submit' });
@@ -118,18 +109,14 @@ function codeStep(panel, { email, onSignedIn, challengeId: first }) {
       await busy(submit, () => post('/api/v1/auth/session', { email, code, challengeId }));
       await onSignedIn();
     } catch (e2) {
-      const reason = e2 instanceof ApiError ? e2.reason : '';
-      if (['OTP_EXPIRED', 'OTP_CONSUMED', 'OTP_TOO_MANY_ATTEMPTS'].includes(reason)) {
-        err.show('This code no longer works. Send a new code and use the newest email.');
-        resend.focus();
-      } else if (reason === 'OTP_INVALID' || (e2 instanceof ApiError && e2.status === 401)) {
-        err.show("That code isn't right. Check the email and try again.");
-        input.select();
-        input.focus();
-      } else {
-        err.show(e2.message);
-        input.focus();
-      }
+      explainCodeError(e2, {
+        input,
+        err,
+        onDead: (why) => {
+          err.show(`${why} Send a new code and use the newest email.`);
+          resend.focus();
+        },
+      });
     }
   });
   input.focus();

@@ -2,10 +2,7 @@
 // only ever shows masks.
 
 import { del, post, get, ws } from '../api.js';
-import {
-  append, badge, busy, button, card, cardHeader, clear, confirmDialog, emptyState, errorBox,
-  errorState, field, h, openModal, showCreated, shownOnce, skeletonRows, table, timeEl, toast,
-} from '../ui.js';
+import { append, badge, busy, button, card, cardHeader, clear, confirmDialog, errorBox, field, h, listLoader, openModal, requiredText, showCreated, shownOnce, skeletonRows, table, timeEl, toast } from '../ui.js';
 import { wsId } from '../session.js';
 
 const EXPIRY = [
@@ -25,16 +22,16 @@ export async function render(panel, { workspace }) {
     card(cardHeader('Workspace tokens', 'Tokens and secrets for integrations of this workspace. Each value is shown once, when it is created.', create), listArea),
   );
 
-  async function load() {
-    try {
+  const load = listLoader(
+    listArea,
+    async () => {
       /** @type {import('../types').Answer<'/api/v1/workspace/{id}/tokens', 'get'>} */
       const data = await get(ws(id, '/tokens'));
-      const tokens = data.tokens;
-      clear(listArea, tokens.length ? tokenTable(tokens) : emptyState({ title: 'No tokens yet', text: 'Create a token to let an integration call keygate on behalf of this workspace.' }));
-    } catch (e) {
-      clear(listArea, errorState(e, load));
-    }
-  }
+      return data.tokens;
+    },
+    tokenTable,
+    { title: 'No tokens yet', text: 'Create a token to let an integration call keygate on behalf of this workspace.' },
+  );
 
   function tokenTable(tokens) {
     return table(
@@ -89,13 +86,10 @@ function openCreate(id, reload) {
   submit.setAttribute('form', form.id);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
-    if (!name.value.trim()) {
-      err.show('Give the token a name.');
-      name.focus();
-      return;
-    }
+    const tokenName = requiredText(name, err, 'Give the token a name.');
+    if (!tokenName) return;
     err.hide();
-    const body = { name: name.value.trim(), kind: kind.value };
+    const body = { name: tokenName, kind: kind.value };
     if (expiry.value) body.expiresAt = new Date(Date.now() + Number(expiry.value) * 86400000).toISOString();
     try {
       /** @type {import('../types').Answer<'/api/v1/workspace/{id}/tokens', 'post'>} */

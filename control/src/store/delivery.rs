@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use keygate_shared::key::KeyDigest;
 
-use crate::store::audit::ClientInfo;
-use crate::store::outbox::{DeliveryAudit, OutboxError, OutboxStore};
+use crate::store::outbox::{DeliveryAudit, DeliveryEvent, OutboxError, OutboxStore};
 use crate::store::{Db, StoreResult, WriteTx};
 use crate::with_db;
 
@@ -52,25 +51,25 @@ pub async fn due(db: &Db, now: i64, limit: usize) -> StoreResult<Vec<Pending>> {
         .collect())
 }
 
-/// Reserves rows for this replica until `until` (Unix ms), counting an attempt on each.
+/// Reserves rows for this replica until `until` (Unix ms), counting an attempt on each, in
+/// one statement.
 pub async fn lease(db: &Db, ids: &[i64], until: i64) -> StoreResult<()> {
-    Ok(with_db!(db, |pool| {
-        async {
-            let mut tx = pool.begin_write().await?;
-            for id in ids {
-                sqlx::query(
-                    "UPDATE edge_outbox SET next_attempt_at = $1, attempts = attempts + 1
-                      WHERE id = $2",
-                )
-                .bind(until)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await
+    if ids.is_empty() {
+        return Ok(());
+    }
+    with_db!(db, |pool| {
+        let mut tx = pool.begin_write().await?;
+        let mut query = sqlx::QueryBuilder::new("UPDATE edge_outbox SET next_attempt_at = ");
+        query.push_bind(until);
+        query.push(", attempts = attempts + 1 WHERE id IN (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
         }
-        .await
-    })?)
+        query.push(")").build().execute(&mut *tx).await?;
+        tx.commit().await?;
+    });
+    Ok(())
 }
 
 /// Marks each (digest, version) delivered at `now`, with every older pending row of the key.
@@ -113,7 +112,6 @@ pub struct DeadLetterNote<'a> {
 /// Sets one row aside as a dead letter at `now`, supersedes the key's older pending rows and
 /// audits it (actor: the edge deliverer), in one transaction.
 pub async fn set_aside(db: &Db, letter: &DeadLetterNote<'_>, now: i64) -> StoreResult<()> {
-    let client = ClientInfo::default();
     Ok(with_db!(db, |pool| {
         async {
             let mut tx = pool.begin_write().await?;
@@ -137,16 +135,15 @@ pub async fn set_aside(db: &Db, letter: &DeadLetterNote<'_>, now: i64) -> StoreR
             .bind(letter.version)
             .execute(&mut *tx)
             .await?;
-            tx.as_mut()
-                .audit_delivery(
-                    letter.workspace_id,
-                    "edge deliverer",
-                    "edge_record.dead_letter",
-                    letter.digest,
-                    serde_json::json!({"version": letter.version, "reason": letter.reason}),
-                    &client,
-                )
-                .await?;
+            let event = DeliveryEvent {
+                workspace_id: letter.workspace_id,
+                key_digest: letter.digest,
+                version: letter.version,
+                reason: letter.reason,
+                actor: "edge deliverer",
+                action: "edge_record.dead_letter",
+            };
+            tx.as_mut().audit_delivery(&event).await?;
             tx.commit().await
         }
         .await

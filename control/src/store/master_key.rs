@@ -7,16 +7,48 @@ use crate::with_db;
 
 /// One sealed column.
 pub struct SealedColumn {
-    /// Name shown in reports.
+    /// Name shown in reports (`table.column`).
     pub name: &'static str,
-    /// `SELECT id, <context part>, <sealed> ... WHERE id > $1 AND <sealed> NOT LIKE $2 ORDER BY id LIMIT $3`.
-    select: &'static str,
-    /// `UPDATE ... SET <sealed> = $1 WHERE id = $2 AND <sealed> = $3`.
-    update: &'static str,
-    /// The status query: (key id or '' for values without one, count).
-    count: &'static str,
+    /// The table.
+    table: &'static str,
+    /// The sealed column.
+    sealed: &'static str,
+    /// The column that, with the row id, makes the sealing context.
+    context_part: &'static str,
     /// The sealing context from (id, context part).
     context: fn(&str, &str) -> String,
+}
+
+impl SealedColumn {
+    /// Up to `$3` (id, context part, sealed) rows after id `$1` whose value is not `LIKE $2`.
+    fn select(&self) -> String {
+        let Self {
+            table,
+            sealed,
+            context_part,
+            ..
+        } = self;
+        format!(
+            "SELECT id, {context_part}, {sealed} FROM {table}
+              WHERE id > $1 AND {sealed} NOT LIKE $2 ORDER BY id LIMIT $3"
+        )
+    }
+
+    /// Sets the value to `$1` in row `$2` only if it still is `$3`.
+    fn update(&self) -> String {
+        let Self { table, sealed, .. } = self;
+        format!("UPDATE {table} SET {sealed} = $1 WHERE id = $2 AND {sealed} = $3")
+    }
+
+    /// (key id or '' for values without one, count).
+    fn count(&self) -> String {
+        let Self { table, sealed, .. } = self;
+        format!(
+            "SELECT CASE WHEN substr({sealed}, 1, 4) = 'mk1:' THEN substr({sealed}, 5, 16)
+                         ELSE '' END AS kid, COUNT(*)
+               FROM {table} GROUP BY 1 ORDER BY 1"
+        )
+    }
 }
 
 /// Every column holding values sealed under the master key:
@@ -25,22 +57,16 @@ pub struct SealedColumn {
 pub const COLUMNS: [SealedColumn; 2] = [
     SealedColumn {
         name: "sdk_keys.key_sealed",
-        select: "SELECT id, id, key_sealed FROM sdk_keys
-                  WHERE id > $1 AND key_sealed NOT LIKE $2 ORDER BY id LIMIT $3",
-        update: "UPDATE sdk_keys SET key_sealed = $1 WHERE id = $2 AND key_sealed = $3",
-        count: "SELECT CASE WHEN substr(key_sealed, 1, 4) = 'mk1:' THEN substr(key_sealed, 5, 16)
-                            ELSE '' END AS kid, COUNT(*)
-                  FROM sdk_keys GROUP BY 1 ORDER BY 1",
+        table: "sdk_keys",
+        sealed: "key_sealed",
+        context_part: "id",
         context: |id, _| id.to_owned(),
     },
     SealedColumn {
         name: "gateway_secrets.sealed",
-        select: "SELECT id, workspace_id, sealed FROM gateway_secrets
-                  WHERE id > $1 AND sealed NOT LIKE $2 ORDER BY id LIMIT $3",
-        update: "UPDATE gateway_secrets SET sealed = $1 WHERE id = $2 AND sealed = $3",
-        count: "SELECT CASE WHEN substr(sealed, 1, 4) = 'mk1:' THEN substr(sealed, 5, 16)
-                            ELSE '' END AS kid, COUNT(*)
-                  FROM gateway_secrets GROUP BY 1 ORDER BY 1",
+        table: "gateway_secrets",
+        sealed: "sealed",
+        context_part: "workspace_id",
         context: |id, workspace_id| format!("gateway-secret:{workspace_id}:{id}"),
     },
 ];
@@ -72,19 +98,20 @@ pub async fn reseal_batch(
     Ok(with_db!(db, |pool| {
         async {
             let mut tx = pool.begin_write().await?;
-            let rows: Vec<(String, String, String)> = sqlx::query_as(column.select)
+            let rows: Vec<(String, String, String)> = sqlx::query_as(&column.select())
                 .bind(cursor)
                 .bind(done_pattern)
                 .bind(batch_size)
                 .fetch_all(&mut *tx)
                 .await?;
             let mut outcome = BatchOutcome::default();
+            let update = column.update();
             for (id, ctx, sealed) in &rows {
                 let Some(fresh) = reseal(sealed, &(column.context)(id, ctx)) else {
                     outcome.unopenable += 1;
                     continue;
                 };
-                let n = sqlx::query(column.update)
+                let n = sqlx::query(&update)
                     .bind(&fresh)
                     .bind(id)
                     .bind(sealed)
@@ -108,7 +135,7 @@ pub async fn reseal_batch(
 /// How many values of `column` are sealed under each master key id (`""`: sealed before
 /// key ids).
 pub async fn sealed_counts(db: &Db, column: &SealedColumn) -> StoreResult<Vec<(String, u64)>> {
-    let rows: Vec<(String, i64)> = with_db!(db, |pool| sqlx::query_as(column.count)
+    let rows: Vec<(String, i64)> = with_db!(db, |pool| sqlx::query_as(&column.count())
         .fetch_all(pool)
         .await)?;
     Ok(rows

@@ -273,7 +273,6 @@ pub async fn retry_dead_letters(
         .iter()
         .filter(|d| digest.is_none_or(|want| want.to_hex() == d.key_digest))
         .collect();
-    let client = ClientInfo::default();
     Ok(with_db!(db, |pool| {
         async {
             let mut tx = pool.begin_write().await?;
@@ -288,16 +287,15 @@ pub async fn retry_dead_letters(
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-                tx.as_mut()
-                    .audit_delivery(
-                        &letter.workspace_id,
-                        actor,
-                        "edge_record.retry",
-                        &letter.key_digest,
-                        serde_json::json!({"version": letter.version, "reason": letter.reason}),
-                        &client,
-                    )
-                    .await?;
+                let event = DeliveryEvent {
+                    workspace_id: &letter.workspace_id,
+                    key_digest: &letter.key_digest,
+                    version: letter.version,
+                    reason: &letter.reason,
+                    actor,
+                    action: "edge_record.retry",
+                };
+                tx.as_mut().audit_delivery(&event).await?;
             }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(n)
@@ -306,44 +304,46 @@ pub async fn retry_dead_letters(
     })?)
 }
 
+/// An edge delivery event for the audit log: a record of `key_digest` at `version` set aside
+/// or retried, for `reason`.
+#[derive(Debug)]
+pub struct DeliveryEvent<'a> {
+    /// The key's workspace (its organisation owns the row).
+    pub workspace_id: &'a str,
+    /// The key's digest (hex), the row's target.
+    pub key_digest: &'a str,
+    /// The record's version.
+    pub version: i64,
+    /// Why it was set aside.
+    pub reason: &'a str,
+    /// Who acted: the deliverer, or the operator's command.
+    pub actor: &'a str,
+    /// `edge_record.dead_letter` or `edge_record.retry`.
+    pub action: &'a str,
+}
+
 /// Audit rows about edge delivery on either backend, in the organisation owning the
 /// workspace; the actor is the system, not a user (`actor_id` is `system`).
 #[allow(async_fn_in_trait)]
 pub trait DeliveryAudit {
     /// Inserts one audit row in the workspace's organisation (nothing if it no longer exists).
-    async fn audit_delivery(
-        &mut self,
-        workspace_id: &str,
-        actor: &str,
-        action: &str,
-        key_digest: &str,
-        detail: serde_json::Value,
-        client: &ClientInfo,
-    ) -> Result<(), sqlx::Error>;
+    async fn audit_delivery(&mut self, event: &DeliveryEvent<'_>) -> Result<(), sqlx::Error>;
 }
 
 impl_for_both_backends!(DeliveryAudit {
-    async fn audit_delivery(
-        &mut self,
-        workspace_id: &str,
-        actor: &str,
-        action: &str,
-        key_digest: &str,
-        detail: serde_json::Value,
-        client: &ClientInfo,
-    ) -> Result<(), sqlx::Error> {
+    async fn audit_delivery(&mut self, event: &DeliveryEvent<'_>) -> Result<(), sqlx::Error> {
         use crate::store::audit::{AuditEntry, AuditStore};
         let org: Option<String> = sqlx::query_scalar("SELECT org_id FROM workspaces WHERE id = $1")
-            .bind(workspace_id)
+            .bind(event.workspace_id)
             .fetch_optional(&mut *self)
             .await?;
         let Some(org) = org else { return Ok(()) };
         let entry = AuditEntry {
-            workspace_id: Some(workspace_id),
-            target: Some(key_digest),
-            detail,
-            ..AuditEntry::new(&org, "system", actor, action)
+            workspace_id: Some(event.workspace_id),
+            target: Some(event.key_digest),
+            detail: serde_json::json!({"version": event.version, "reason": event.reason}),
+            ..AuditEntry::new(&org, "system", event.actor, event.action)
         };
-        self.record_audit(&entry, client).await
+        self.record_audit(&entry, &ClientInfo::default()).await
     }
 });
