@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::gateway_secrets::{GatewaySecrets, RotateGatewaySecret, WorkspaceGatewaySecret};
+use crate::api::paths::WorkspacePath;
 use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::CurrentUser;
@@ -41,7 +42,7 @@ fn answer(gateway_secrets: Vec<WorkspaceGatewaySecret>) -> Json<GatewaySecrets> 
 /// The workspace's gateway signing secrets.
 #[utoipa::path(
     get, path = "/workspace/{id}/gateway-secret", tag = "gateway",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     responses(
         (status = 200, description = "The live secrets, newest (current) first; the read is audited", body = GatewaySecrets),
         (status = "4XX", description = "Not an owner or admin, or no such workspace", body = ErrorBody),
@@ -52,7 +53,7 @@ async fn get_gateway_secret(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<GatewaySecrets>> {
     let workspace = authorized_workspace(&state, &user, &id, Action::ReadGatewaySecret).await?;
     let audit = AuditEntry::by_user(&user, "gateway_secret.read")
@@ -67,7 +68,7 @@ async fn get_gateway_secret(
 /// Rotate the gateway signing secret.
 #[utoipa::path(
     post, path = "/workspace/{id}/gateway-secret/rotate", tag = "gateway",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     request_body(content = Option<RotateGatewaySecret>, description = "Optional: how long the previous secrets stay live (default a day)"),
     responses(
         (status = 200, description = "The live secrets, the new current one first", body = GatewaySecrets),
@@ -80,7 +81,7 @@ async fn rotate_gateway_secret(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
     OptionalJson(body): OptionalJson<RotateGatewaySecret>,
 ) -> ApiResult<Json<GatewaySecrets>> {
     let workspace = authorized_workspace(&state, &user, &id, Action::RotateGatewaySecret).await?;

@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::members::{Invite, Member, MemberAnswer, MemberList, RoleChange};
+use crate::api::paths::MemberPath;
 use crate::api::{ErrorBody, Timestamp};
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::CurrentUser;
@@ -87,7 +88,7 @@ async fn invite(
 /// Change a member's role.
 #[utoipa::path(
     patch, path = "/members/{id}", tag = "members",
-    params(("id" = String, Path, description = "The member")),
+    params(MemberPath),
     request_body = RoleChange,
     responses(
         (status = 200, description = "The member as changed", body = MemberAnswer),
@@ -100,7 +101,7 @@ async fn change_role(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(MemberPath { id }): Path<MemberPath>,
     JsonBody(req): JsonBody<RoleChange>,
 ) -> ApiResult<Json<MemberAnswer>> {
     user.authorize(Action::ChangeMember)?;
@@ -123,7 +124,7 @@ async fn change_role(
 /// Their sessions end at once.
 #[utoipa::path(
     delete, path = "/members/{id}", tag = "members",
-    params(("id" = String, Path, description = "The member")),
+    params(MemberPath),
     responses(
         (status = 204, description = "Removed"),
         (status = 409, description = "`LAST_OWNER`: an organisation keeps at least one owner", body = ErrorBody),
@@ -135,7 +136,7 @@ async fn remove(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(MemberPath { id }): Path<MemberPath>,
 ) -> ApiResult<StatusCode> {
     user.authorize(Action::ChangeMember)?;
     validate::id(&id, "member")?;

@@ -18,6 +18,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::api::paths::{BlacklistRulePath, WorkspacePath};
 use crate::api::publishable_keys::{
     CreatedBlacklistRule, NewBlacklistRule, OnePublishableKey, RevokePublishableKey, UpdateOrigins,
 };
@@ -69,7 +70,7 @@ async fn answer(state: &AppState, org_id: &str, id: &str) -> ApiResult<Json<OneP
 /// Get the publishable key, its blacklist and origins.
 #[utoipa::path(
     get, path = "/workspace/{id}/publishable-key", tag = "publishable key",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     responses(
         (status = 200, description = "The live publishable key", body = OnePublishableKey),
         (status = "4XX", description = "Not signed in, or no such workspace", body = ErrorBody),
@@ -79,7 +80,7 @@ async fn answer(state: &AppState, org_id: &str, id: &str) -> ApiResult<Json<OneP
 async fn get_publishable_key(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<OnePublishableKey>> {
     let workspace = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
     answer(&state, &user.org_id, &workspace.id).await
@@ -88,7 +89,7 @@ async fn get_publishable_key(
 /// Replace the publishable key; the old one stops working at once.
 #[utoipa::path(
     post, path = "/workspace/{id}/publishable-key/revoke", tag = "publishable key",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     request_body(content = Option<RevokePublishableKey>, description = "Optional: the key meant (by id or value); without a body, the live key"),
     responses(
         (status = 200, description = "The new live key", body = OnePublishableKey),
@@ -101,7 +102,7 @@ async fn revoke_publishable_key(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
     OptionalJson(body): OptionalJson<RevokePublishableKey>,
 ) -> ApiResult<Json<OnePublishableKey>> {
     let workspace = authorized_workspace(&state, &user, &id, Action::RevokePublishableKey).await?;
@@ -175,7 +176,7 @@ fn origin_changes(body: UpdateOrigins, allow_private: bool) -> ApiResult<OriginC
 /// Set the allowed origins, origin URL and cookie forwarding.
 #[utoipa::path(
     patch, path = "/workspace/{id}/publishable-key", tag = "publishable key",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     request_body = UpdateOrigins,
     responses(
         (status = 200, description = "The key as it is now", body = OnePublishableKey),
@@ -187,7 +188,7 @@ async fn update_origins(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<UpdateOrigins>,
 ) -> ApiResult<Json<OnePublishableKey>> {
     let workspace = authorized_workspace(&state, &user, &id, Action::ChangeOrigins).await?;
@@ -215,7 +216,7 @@ async fn update_origins(
 /// Add a blacklist rule (`*` blocks the whole module).
 #[utoipa::path(
     post, path = "/workspace/{id}/publishable-key/blacklist", tag = "publishable key",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     request_body = NewBlacklistRule,
     responses(
         (status = 201, description = "The new rule", body = CreatedBlacklistRule),
@@ -228,7 +229,7 @@ async fn add_blacklist_rule(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<NewBlacklistRule>,
 ) -> ApiResult<(StatusCode, Json<CreatedBlacklistRule>)> {
     let workspace = authorized_workspace(&state, &user, &id, Action::AddBlacklistRule).await?;
@@ -248,10 +249,7 @@ async fn add_blacklist_rule(
 /// Remove a blacklist rule.
 #[utoipa::path(
     delete, path = "/workspace/{id}/publishable-key/blacklist/{ruleId}", tag = "publishable key",
-    params(
-        ("id" = String, Path, description = "The workspace"),
-        ("ruleId" = String, Path, description = "The rule"),
-    ),
+    params(BlacklistRulePath),
     responses(
         (status = 204, description = "Removed"),
         (status = "4XX", description = "Not allowed, or no such workspace or rule", body = ErrorBody),
@@ -262,7 +260,7 @@ async fn remove_blacklist_rule(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path((id, rule_id)): Path<(String, String)>,
+    Path(BlacklistRulePath { id, rule_id }): Path<BlacklistRulePath>,
 ) -> ApiResult<StatusCode> {
     let workspace = authorized_workspace(&state, &user, &id, Action::RemoveBlacklistRule).await?;
     validate::id(&rule_id, "blacklist rule")?;

@@ -19,6 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use zeroize::Zeroizing;
 
+use crate::api::paths::{SdkKeyPath, WorkspacePath};
 use crate::api::sdk_keys::{
     CreateSdkKey, RevealChallenge, SdkAccessKey, SdkAccessKeyWithValue, SdkKey, SdkKeyList,
     SdkKeyWithValue, VerifyReveal,
@@ -128,7 +129,7 @@ async fn finish_reveal(
 /// The workspace's SDK access key, masked.
 #[utoipa::path(
     get, path = "/workspace/{id}/sdk-access-key", tag = "sdk keys",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     responses(
         (status = 200, description = "The access key, masked", body = SdkAccessKey),
         (status = "4XX", description = "Not signed in, or no such workspace or key", body = ErrorBody),
@@ -138,7 +139,7 @@ async fn finish_reveal(
 async fn get_access_key(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<SdkAccessKey>> {
     let workspace = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
     let key = store::sdk_keys::access_key(&state.db, &user.org_id, &workspace.id).await?;
@@ -151,7 +152,7 @@ async fn get_access_key(
 #[utoipa::path(
     post, path = "/workspace/{id}/sdk-access-key/reveal", tag = "sdk keys",
     description = "No request body. Emails a code to the signed-in user.",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     responses(
         (status = 200, description = "The challenge to answer", body = RevealChallenge),
         (status = "4XX", description = "Not allowed, too many codes, or no such workspace or key", body = ErrorBody),
@@ -162,7 +163,7 @@ async fn start_access_key_reveal(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<RevealChallenge>> {
     let workspace = authorized_workspace(&state, &user, &id, Action::RevealSdkKey).await?;
     let key = store::sdk_keys::access_key(&state.db, &user.org_id, &workspace.id).await?;
@@ -172,7 +173,7 @@ async fn start_access_key_reveal(
 /// Reveal the workspace's SDK access key with the emailed code.
 #[utoipa::path(
     post, path = "/workspace/{id}/sdk-access-key/reveal/verify", tag = "sdk keys",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     request_body = VerifyReveal,
     responses(
         (status = 200, description = "The key's value", body = SdkAccessKeyWithValue),
@@ -184,7 +185,7 @@ async fn verify_access_key_reveal(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<VerifyReveal>,
 ) -> ApiResult<Json<SdkAccessKeyWithValue>> {
     let workspace = authorized_workspace(&state, &user, &id, Action::RevealSdkKey).await?;
@@ -200,7 +201,7 @@ async fn verify_access_key_reveal(
 #[utoipa::path(
     post, path = "/workspace/{id}/sdk-access-key/rotate", tag = "sdk keys",
     description = "No request body. Needs an open step-up window.",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     responses(
         (status = 200, description = "The new key, its value shown once", body = SdkAccessKeyWithValue),
         (status = 409, description = "`KEY_ALREADY_ROTATED`: a concurrent rotation won", body = ErrorBody),
@@ -212,7 +213,7 @@ async fn rotate_access_key(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<SdkAccessKeyWithValue>> {
     let workspace = authorized_workspace(&state, &user, &id, Action::RotateSdkAccessKey).await?;
     let new = NewSdkKey {
@@ -312,7 +313,7 @@ async fn create_sdk_key(
 /// Revoke an SDK key.
 #[utoipa::path(
     delete, path = "/sdk-keys/{id}", tag = "sdk keys",
-    params(("id" = String, Path, description = "The SDK key")),
+    params(SdkKeyPath),
     responses(
         (status = 204, description = "Revoked; it stops working at once"),
         (status = "4XX", description = "Not allowed, or no such key", body = ErrorBody),
@@ -323,7 +324,7 @@ async fn revoke_sdk_key(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(SdkKeyPath { id }): Path<SdkKeyPath>,
 ) -> ApiResult<StatusCode> {
     let key = find_org_key(&state, &user.org_id, &id).await?;
     user.authorize(Action::RevokeSdkKey)?;
@@ -339,7 +340,7 @@ async fn revoke_sdk_key(
 #[utoipa::path(
     post, path = "/sdk-keys/{id}/reveal", tag = "sdk keys",
     description = "No request body. Emails a code to the signed-in user.",
-    params(("id" = String, Path, description = "The SDK key")),
+    params(SdkKeyPath),
     responses(
         (status = 200, description = "The challenge to answer", body = RevealChallenge),
         (status = "4XX", description = "Not allowed, too many codes, or no such key", body = ErrorBody),
@@ -350,7 +351,7 @@ async fn start_sdk_key_reveal(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(SdkKeyPath { id }): Path<SdkKeyPath>,
 ) -> ApiResult<Json<RevealChallenge>> {
     let key = find_org_key(&state, &user.org_id, &id).await?;
     user.authorize(Action::RevealSdkKey)?;
@@ -360,7 +361,7 @@ async fn start_sdk_key_reveal(
 /// Reveal an SDK key with the emailed code.
 #[utoipa::path(
     post, path = "/sdk-keys/{id}/reveal/verify", tag = "sdk keys",
-    params(("id" = String, Path, description = "The SDK key")),
+    params(SdkKeyPath),
     request_body = VerifyReveal,
     responses(
         (status = 200, description = "The key's value", body = SdkKeyWithValue),
@@ -372,7 +373,7 @@ async fn verify_sdk_key_reveal(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(SdkKeyPath { id }): Path<SdkKeyPath>,
     JsonBody(body): JsonBody<VerifyReveal>,
 ) -> ApiResult<Json<SdkKeyWithValue>> {
     let key = find_org_key(&state, &user.org_id, &id).await?;

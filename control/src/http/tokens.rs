@@ -10,6 +10,7 @@ use keygate_shared::key::{KeyKind, SecretKey};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::api::paths::{TokenPath, WorkspacePath};
 use crate::api::tokens::{
     CreateWorkspaceToken, CreatedWorkspaceToken, WorkspaceToken, WorkspaceTokenList,
 };
@@ -35,7 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Workspace tokens and secrets, masked.
 #[utoipa::path(
     get, path = "/workspace/{id}/tokens", tag = "tokens",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     responses(
         (status = 200, description = "Live tokens and secrets, oldest first", body = WorkspaceTokenList),
         (status = "4XX", description = "Not signed in, or no such workspace", body = ErrorBody),
@@ -45,7 +46,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn list_tokens(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<WorkspaceTokenList>> {
     let workspace = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
     let tokens = store::tokens::list(&state.db, &workspace.id, now_ms()).await?;
@@ -91,7 +92,7 @@ fn parse_kind(raw: Option<&str>) -> ApiResult<(&'static str, KeyKind)> {
 /// Create a workspace token or secret; the value is shown once.
 #[utoipa::path(
     post, path = "/workspace/{id}/tokens", tag = "tokens",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     request_body = CreateWorkspaceToken,
     responses(
         (status = 201, description = "The new token, its value shown once", body = CreatedWorkspaceToken),
@@ -103,7 +104,7 @@ async fn create_token(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<CreateWorkspaceToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedWorkspaceToken>)> {
     let workspace = authorized_workspace(&state, &user, &id, Action::ManageTokens).await?;
@@ -152,10 +153,7 @@ async fn create_token(
 /// Revoke a workspace token or secret.
 #[utoipa::path(
     delete, path = "/workspace/{id}/tokens/{tokenId}", tag = "tokens",
-    params(
-        ("id" = String, Path, description = "The workspace"),
-        ("tokenId" = String, Path, description = "The token"),
-    ),
+    params(TokenPath),
     responses(
         (status = 204, description = "Revoked"),
         (status = "4XX", description = "Not allowed, or no such workspace or token", body = ErrorBody),
@@ -166,7 +164,7 @@ async fn revoke_token(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path((id, token_id)): Path<(String, String)>,
+    Path(TokenPath { id, token_id }): Path<TokenPath>,
 ) -> ApiResult<StatusCode> {
     let workspace = authorized_workspace(&state, &user, &id, Action::ManageTokens).await?;
     validate::id(&token_id, "token")?;

@@ -9,6 +9,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::api::paths::WorkspacePath;
 use crate::api::workspace_scopes::{
     CreateWorkspaceScope, CreatedWorkspaceScope, WorkspaceScope, WorkspaceScopeList,
 };
@@ -31,7 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// List workspace scopes.
 #[utoipa::path(
     get, path = "/workspace/{id}/scopes", tag = "workspace scopes",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     responses(
         (status = 200, description = "The workspace's scopes, oldest first", body = WorkspaceScopeList),
         (status = "4XX", description = "Not signed in, missing scope, or no such workspace", body = ErrorBody),
@@ -41,7 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn list_scopes(
     State(state): State<AppState>,
     principal: Principal,
-    Path(workspace_id): Path<String>,
+    Path(WorkspacePath { id: workspace_id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<WorkspaceScopeList>> {
     principal.authorize(Action::ReadWorkspaceScopes)?;
     let ws = reachable_workspace(&state, &principal, &workspace_id).await?;
@@ -52,7 +53,7 @@ async fn list_scopes(
 /// Create a workspace scope.
 #[utoipa::path(
     post, path = "/workspace/{id}/scope", tag = "workspace scopes",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     request_body = CreateWorkspaceScope,
     responses(
         (status = 200, description = "The new scope", body = CreatedWorkspaceScope),
@@ -65,7 +66,7 @@ async fn create_scope(
     State(state): State<AppState>,
     principal: Principal,
     client: ClientInfo,
-    Path(workspace_id): Path<String>,
+    Path(WorkspacePath { id: workspace_id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<CreateWorkspaceScope>,
 ) -> ApiResult<Json<CreatedWorkspaceScope>> {
     principal.authorize(Action::ManageWorkspaceScopes)?;

@@ -17,6 +17,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::api::paths::WorkspacePath;
 use crate::api::workspaces::{
     CatalogueFunctionality, CatalogueModule, ClassifiedAction, ClassifyRequest, CreateWorkspace,
     MappedFunctionality, ModuleCatalogue, OneWorkspace, RouteClassification, UpdateWorkspace,
@@ -103,7 +104,7 @@ async fn list_workspaces(
 /// Get a workspace.
 #[utoipa::path(
     get, path = "/workspace/{id}", tag = "workspaces",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     responses(
         (status = 200, description = "The workspace", body = OneWorkspace),
         (status = "4XX", description = "Not signed in, missing scope, or no such workspace", body = ErrorBody),
@@ -113,7 +114,7 @@ async fn list_workspaces(
 async fn get_workspace(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<OneWorkspace>> {
     principal.authorize(Action::ReadWorkspaces)?;
     principal.require_workspace(&id)?;
@@ -208,7 +209,7 @@ fn new_workspace(body: CreateWorkspace, org_id: &str) -> ApiResult<WorkspaceRow>
 /// Update a workspace's name and defaults.
 #[utoipa::path(
     patch, path = "/workspace/{id}", tag = "workspaces",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     request_body = UpdateWorkspace,
     responses(
         (status = 200, description = "The workspace as it is now", body = OneWorkspace),
@@ -220,7 +221,7 @@ async fn update_workspace(
     State(state): State<AppState>,
     principal: Principal,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<UpdateWorkspace>,
 ) -> ApiResult<Json<OneWorkspace>> {
     principal.authorize(Action::ManageWorkspaces)?;
@@ -267,7 +268,7 @@ fn workspace_changes(body: UpdateWorkspace) -> ApiResult<WorkspaceChanges> {
 /// Get the module/functionality catalogue.
 #[utoipa::path(
     get, path = "/workspace/{id}/modules", tag = "workspaces",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     responses(
         (status = 200, description = "The catalogue, each functionality with its routes if it has any", body = ModuleCatalogue),
         (status = "4XX", description = "Not signed in, or no such workspace", body = ErrorBody),
@@ -277,7 +278,7 @@ fn workspace_changes(body: UpdateWorkspace) -> ApiResult<WorkspaceChanges> {
 async fn get_modules(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<ModuleCatalogue>> {
     let row = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
     let routes = store::workspaces::route_map(&state.db, &row.id).await?;
@@ -287,7 +288,7 @@ async fn get_modules(
 /// Replace the catalogue and its route map.
 #[utoipa::path(
     put, path = "/workspace/{id}/modules", tag = "workspaces",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     request_body = ModuleCatalogue,
     responses(
         (status = 200, description = "The catalogue as saved (canonical names)", body = ModuleCatalogue),
@@ -300,7 +301,7 @@ async fn put_modules(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<ModuleCatalogue>,
 ) -> ApiResult<Json<ModuleCatalogue>> {
     let workspace = authorized_workspace(&state, &user, &id, Action::ManageWorkspaces).await?;
@@ -417,7 +418,7 @@ fn catalogue_parts(body: ModuleCatalogue) -> ApiResult<(Catalogue, Vec<RouteBind
 /// Classify a request under the route map.
 #[utoipa::path(
     post, path = "/workspace/{id}/routes/classify", tag = "workspaces",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     request_body = ClassifyRequest,
     responses(
         (status = 200, description = "Which action the method and path resolve to under the saved route map, and whether the publishable key may call it", body = RouteClassification),
@@ -428,7 +429,7 @@ fn catalogue_parts(body: ModuleCatalogue) -> ApiResult<(Catalogue, Vec<RouteBind
 async fn classify_route(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<ClassifyRequest>,
 ) -> ApiResult<Json<RouteClassification>> {
     let workspace = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;

@@ -14,6 +14,7 @@ use super::{MAX_CUSTOMER_ID_LEN, MAX_GRACE_MS, MAX_NAME_LEN, MAX_SCOPES, MAX_USA
 use crate::api::api_keys::{
     ApiKeyList, ApiKeyResponse, CreateApiKey, EditApiKey, RefillApiKey, RotateApiKey,
 };
+use crate::api::paths::{ApiKeyPath, WorkspacePath};
 use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::Principal;
@@ -205,7 +206,7 @@ pub(super) async fn create(
 /// List a workspace's API keys.
 #[utoipa::path(
     get, path = "/workspace/{id}/api-key", tag = "api keys",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     responses(
         (status = 200, description = "Keys not deleted, oldest first", body = ApiKeyList),
         (status = "4XX", description = "Missing scope, or no such workspace", body = ErrorBody),
@@ -215,7 +216,7 @@ pub(super) async fn create(
 pub(super) async fn list(
     State(state): State<AppState>,
     principal: Principal,
-    Path(workspace_id): Path<String>,
+    Path(WorkspacePath { id: workspace_id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<ApiKeyList>> {
     principal.authorize(Action::ReadApiKeys)?;
     let ws = reachable_workspace(&state, &principal, &workspace_id).await?;
@@ -238,10 +239,7 @@ async fn key_workspace(
 /// Get an API key (deleted keys too, with `deleted: true`).
 #[utoipa::path(
     get, path = "/workspace/{id}/api-key/{akid}", tag = "api keys",
-    params(
-        ("id" = String, Path, description = "The workspace"),
-        ("akid" = String, Path, description = "The API key"),
-    ),
+    params(ApiKeyPath),
     responses(
         (status = 200, description = "The key", body = ApiKeyResponse),
         (status = "4XX", description = "Missing scope, or no such workspace or key", body = ErrorBody),
@@ -251,7 +249,10 @@ async fn key_workspace(
 pub(super) async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
-    Path((workspace_id, akid)): Path<(String, String)>,
+    Path(ApiKeyPath {
+        id: workspace_id,
+        akid,
+    }): Path<ApiKeyPath>,
 ) -> ApiResult<Json<ApiKeyResponse>> {
     principal.authorize(Action::ReadApiKeys)?;
     let ws = key_workspace(&state, &principal, &workspace_id, &akid).await?;
@@ -294,10 +295,7 @@ async fn check_edit(
 /// Edit an API key: name, enabled, expiry, scopes, usage, customer, grace period.
 #[utoipa::path(
     patch, path = "/workspace/{id}/api-key/{akid}", tag = "api keys",
-    params(
-        ("id" = String, Path, description = "The workspace"),
-        ("akid" = String, Path, description = "The API key"),
-    ),
+    params(ApiKeyPath),
     request_body = EditApiKey,
     responses(
         (status = 200, description = "The key as changed", body = ApiKeyResponse),
@@ -310,7 +308,10 @@ pub(super) async fn edit(
     State(state): State<AppState>,
     principal: Principal,
     client: ClientInfo,
-    Path((workspace_id, akid)): Path<(String, String)>,
+    Path(ApiKeyPath {
+        id: workspace_id,
+        akid,
+    }): Path<ApiKeyPath>,
     JsonBody(body): JsonBody<EditApiKey>,
 ) -> ApiResult<Json<ApiKeyResponse>> {
     principal.authorize(Action::ManageApiKeys)?;
@@ -327,10 +328,7 @@ pub(super) async fn edit(
 /// Delete an API key for good; the next verify says `DELETED`.
 #[utoipa::path(
     delete, path = "/workspace/{id}/api-key/{akid}", tag = "api keys",
-    params(
-        ("id" = String, Path, description = "The workspace"),
-        ("akid" = String, Path, description = "The API key"),
-    ),
+    params(ApiKeyPath),
     responses(
         (status = 200, description = "The deleted key (deleting again answers the same)", body = ApiKeyResponse),
         (status = "4XX", description = "Missing scope, or no such workspace or key", body = ErrorBody),
@@ -341,7 +339,10 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     principal: Principal,
     client: ClientInfo,
-    Path((workspace_id, akid)): Path<(String, String)>,
+    Path(ApiKeyPath {
+        id: workspace_id,
+        akid,
+    }): Path<ApiKeyPath>,
 ) -> ApiResult<Json<ApiKeyResponse>> {
     principal.authorize(Action::ManageApiKeys)?;
     let ws = key_workspace(&state, &principal, &workspace_id, &akid).await?;
@@ -376,8 +377,7 @@ fn parse_optional_body<T: for<'de> serde::Deserialize<'de> + Default>(
     post, path = "/workspace/{id}/api-key/{akid}/rotate", tag = "api keys",
     description = "The body is optional (empty: the key's own grace period).",
     params(
-        ("id" = String, Path, description = "The workspace"),
-        ("akid" = String, Path, description = "The API key"),
+        ApiKeyPath,
         ("gracePeriodMs" = Option<i64>, Query, description = "How long the old value keeps verifying, ms (the body's wins)"),
     ),
     request_body = RotateApiKey,
@@ -392,7 +392,10 @@ pub(super) async fn rotate(
     State(state): State<AppState>,
     principal: Principal,
     client: ClientInfo,
-    Path((workspace_id, akid)): Path<(String, String)>,
+    Path(ApiKeyPath {
+        id: workspace_id,
+        akid,
+    }): Path<ApiKeyPath>,
     query: Result<Query<RotateApiKey>, QueryRejection>,
     body: Bytes,
 ) -> ApiResult<Json<ApiKeyResponse>> {
@@ -420,10 +423,7 @@ pub(super) async fn rotate(
 /// Add uses to a usage-limited key's allowance.
 #[utoipa::path(
     post, path = "/workspace/{id}/api-key/{akid}/refill", tag = "api keys",
-    params(
-        ("id" = String, Path, description = "The workspace"),
-        ("akid" = String, Path, description = "The API key"),
-    ),
+    params(ApiKeyPath),
     request_body = RefillApiKey,
     responses(
         (status = 200, description = "The key as refilled", body = ApiKeyResponse),
@@ -436,7 +436,10 @@ pub(super) async fn refill(
     State(state): State<AppState>,
     principal: Principal,
     client: ClientInfo,
-    Path((workspace_id, akid)): Path<(String, String)>,
+    Path(ApiKeyPath {
+        id: workspace_id,
+        akid,
+    }): Path<ApiKeyPath>,
     JsonBody(body): JsonBody<RefillApiKey>,
 ) -> ApiResult<Json<ApiKeyResponse>> {
     principal.authorize(Action::ManageApiKeys)?;
