@@ -24,7 +24,7 @@ const WRONG_CODE = new Set(['OTP_INVALID', 'OTP_MISMATCH', 'INVALID_CODE', 'OTP_
  * @param {ReturnType<typeof errorBox>} err
  * @returns {string | null}
  */
-export function enteredCode(input, note, err) {
+function enteredCode(input, note, err) {
   const code = input.value.replace(/\D/g, '');
   note.textContent = '';
   if (!code) {
@@ -63,7 +63,7 @@ export function codeInput(testid) {
  * @param {{input: HTMLInputElement, err: ReturnType<typeof errorBox>,
  *   onDead: (why: string) => void}} parts
  */
-export function explainCodeError(error, { input, err, onDead }) {
+function explainCodeError(error, { input, err, onDead }) {
   const reason = error instanceof ApiError ? error.reason : '';
   if (DEAD_CHALLENGE[reason]) {
     onDead(DEAD_CHALLENGE[reason]);
@@ -75,6 +75,27 @@ export function explainCodeError(error, { input, err, onDead }) {
     err.show(error instanceof Error ? error.message : String(error));
     input.focus();
   }
+}
+
+/**
+ * Handles a code form's submit: reads the code (asking for it when missing), hands it to
+ * `send`, and explains a refusal (see `explainCodeError`).
+ * @param {HTMLFormElement} form
+ * @param {{input: HTMLInputElement, note: HTMLElement, err: ReturnType<typeof errorBox>,
+ *   onDead: (why: string) => void}} parts
+ * @param {(code: string) => Promise<void>} send
+ */
+export function onCodeSubmit(form, parts, send) {
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const code = enteredCode(parts.input, parts.note, parts.err);
+    if (!code) return;
+    try {
+      await send(code);
+    } catch (error) {
+      explainCodeError(error, parts);
+    }
+  });
 }
 
 /**
@@ -127,27 +148,17 @@ export async function revealWithOtp({ what, email, start, verify, trigger, title
       }
     }
 
-    form.addEventListener('submit', async (e) => {
-      e.preventDefault();
-      const code = enteredCode(input, note, err);
-      if (!code) return;
-      try {
-        revealed = await busy(verifyBtn, () => verify(challengeId, code));
-        toast(done || `${what[0].toUpperCase()}${what.slice(1)} revealed`, 'success');
-        modal.close();
-      } catch (e2) {
-        explainCodeError(e2, {
-          input,
-          err,
-          onDead: (why) => {
-            setDead(true);
-            const again = button('Send a new code', { variant: 'secondary', small: true, 'data-testid': 'otp-resend' });
-            again.addEventListener('click', () => sendNew(again));
-            err.show(`${why} Request a new code to continue.`, h('div', { class: 'form-error-action' }, again));
-            again.focus();
-          },
-        });
-      }
+    const onDead = (why) => {
+      setDead(true);
+      const again = button('Send a new code', { variant: 'secondary', small: true, 'data-testid': 'otp-resend' });
+      again.addEventListener('click', () => sendNew(again));
+      err.show(`${why} Request a new code to continue.`, h('div', { class: 'form-error-action' }, again));
+      again.focus();
+    };
+    onCodeSubmit(form, { input, note, err, onDead }, async (code) => {
+      revealed = await busy(verifyBtn, () => verify(challengeId, code));
+      toast(done || `${what[0].toUpperCase()}${what.slice(1)} revealed`, 'success');
+      modal.close();
     });
     append(modal.body, form);
     verifyBtn.setAttribute('form', form.id);

@@ -2,7 +2,7 @@
 
 import { post } from '../api.js';
 import { busy, button, clear, errorBox, field, h, icon } from '../ui.js';
-import { codeInput, enteredCode, explainCodeError } from '../otp.js';
+import { codeInput, onCodeSubmit } from '../otp.js';
 
 export function render(root, { expired, onSignedIn }) {
   const panel = h('div', { class: 'auth-panel' });
@@ -101,23 +101,13 @@ function codeStep(panel, { email, onSignedIn, challengeId: first }) {
       err.show(e.message);
     }
   });
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const code = enteredCode(input, note, err);
-    if (!code) return;
-    try {
-      await busy(submit, () => post('/api/v1/auth/session', { email, code, challengeId }));
-      await onSignedIn();
-    } catch (e2) {
-      explainCodeError(e2, {
-        input,
-        err,
-        onDead: (why) => {
-          err.show(`${why} Send a new code and use the newest email.`);
-          resend.focus();
-        },
-      });
-    }
+  const onDead = (why) => {
+    err.show(`${why} Send a new code and use the newest email.`);
+    resend.focus();
+  };
+  onCodeSubmit(form, { input, note, err, onDead }, async (code) => {
+    await busy(submit, () => post('/api/v1/auth/session', { email, code, challengeId }));
+    await onSignedIn();
   });
   input.focus();
 }

@@ -10,7 +10,7 @@ use crate::api::Timestamp;
 use crate::ids::{new_id, now_ms};
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
 use crate::store::organisations::{self, member_exists, OrganisationStore};
-use crate::store::{Db, Refusal, StoreError, StoreResult, WriteTx};
+use crate::store::{rows_by_id, Db, Refusal, StoreError, StoreResult, WriteTx};
 use crate::with_db;
 
 type MemberRow = (String, String, String, i64, Option<i64>);
@@ -27,15 +27,9 @@ fn from_row((id, email, role, created_at, last_sign_in_at): MemberRow) -> Member
 
 /// Organisation `org_id`'s members, oldest first.
 pub async fn list(db: &Db, org_id: &str) -> StoreResult<Vec<Member>> {
-    let rows: Vec<MemberRow> = with_db!(db, |pool| {
-        sqlx::query_as(
-            "SELECT id, email, role, created_at, last_sign_in_at
-               FROM users WHERE org_id = $1 ORDER BY created_at, id",
-        )
-        .bind(org_id)
-        .fetch_all(pool)
-        .await
-    })?;
+    let sql = "SELECT id, email, role, created_at, last_sign_in_at
+               FROM users WHERE org_id = $1 ORDER BY created_at, id";
+    let rows: Vec<MemberRow> = rows_by_id(db, sql, org_id).await?;
     Ok(rows.into_iter().map(from_row).collect())
 }
 

@@ -255,6 +255,21 @@ macro_rules! impl_for_both_backends {
     };
 }
 
+/// Every row `sql` selects with `$1` bound to `id`, decoded as `R`: the read behind each
+/// "the X of this organisation (or workspace)" list.
+pub async fn rows_by_id<R>(db: &Db, sql: &str, id: &str) -> StoreResult<Vec<R>>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+{
+    Ok(with_db!(db, |pool| sqlx::query_as(sql)
+        .bind(id)
+        .fetch_all(pool)
+        .await)?)
+}
+
 /// Why a storage call failed. Everything but [`StoreError::Database`] is the caller's to
 /// fix and becomes a 4xx; `crate::error` holds the one mapping to HTTP.
 #[derive(Debug)]

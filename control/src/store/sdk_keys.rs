@@ -17,7 +17,7 @@ use crate::ids::new_id;
 use crate::impl_for_both_backends;
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
 use crate::store::constraints::{is_missing_parent, violated, SDK_ONE_ACCESS_KEY};
-use crate::store::{Db, StoreError, StoreResult, WriteTx};
+use crate::store::{rows_by_id, Db, StoreError, StoreResult, WriteTx};
 use crate::with_db;
 
 /// The name of every workspace's SDK access key.
@@ -209,9 +209,7 @@ pub async fn list(db: &Db, org_id: &str) -> StoreResult<Vec<SdkKey>> {
           WHERE org_id = $1 AND is_access_key = FALSE AND revoked_at IS NULL
           ORDER BY created_at, id"
     );
-    let rows: Vec<SdkKeyRow> = with_db!(db, |pool| {
-        sqlx::query_as(&sql).bind(org_id).fetch_all(pool).await
-    })?;
+    let rows: Vec<SdkKeyRow> = rows_by_id(db, &sql, org_id).await?;
     rows.into_iter().map(SdkKey::try_from).collect()
 }
 

@@ -8,7 +8,7 @@ use crate::api::Timestamp;
 use crate::ids::rfc3339;
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
 use crate::store::constraints::is_missing_parent;
-use crate::store::{Db, StoreError, StoreResult, WriteTx};
+use crate::store::{rows_by_id, Db, StoreError, StoreResult, WriteTx};
 use crate::with_db;
 
 #[derive(sqlx::FromRow)]
@@ -42,16 +42,10 @@ impl TokenRow {
 
 /// The workspace's live tokens, oldest first (`expired` as of `now`).
 pub async fn list(db: &Db, workspace_id: &str, now: i64) -> StoreResult<Vec<WorkspaceToken>> {
-    let rows: Vec<TokenRow> = with_db!(db, |pool| {
-        sqlx::query_as(
-            "SELECT id, kind, name, key_prefix, key_last4, created_at, expires_at, last_used_at
+    let sql = "SELECT id, kind, name, key_prefix, key_last4, created_at, expires_at, last_used_at
                FROM workspace_tokens WHERE workspace_id = $1 AND revoked_at IS NULL
-              ORDER BY created_at, id",
-        )
-        .bind(workspace_id)
-        .fetch_all(pool)
-        .await
-    })?;
+              ORDER BY created_at, id";
+    let rows: Vec<TokenRow> = rows_by_id(db, sql, workspace_id).await?;
     Ok(rows.into_iter().map(|r| r.into_token(now)).collect())
 }
 

@@ -4,7 +4,7 @@ use crate::api::workspace_scopes::WorkspaceScope;
 use crate::api::Timestamp;
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
 use crate::store::constraints::{violated, SCOPE_REPRESENTATION};
-use crate::store::{Db, StoreError, StoreResult, WriteTx};
+use crate::store::{rows_by_id, Db, StoreError, StoreResult, WriteTx};
 use crate::with_db;
 
 type ScopeRow = (String, String, String, Option<String>, i64, i64);
@@ -24,15 +24,9 @@ fn from_row(
 
 /// The workspace's scopes, oldest first.
 pub async fn list(db: &Db, workspace_id: &str) -> StoreResult<Vec<WorkspaceScope>> {
-    let rows: Vec<ScopeRow> = with_db!(db, |pool| {
-        sqlx::query_as(
-            "SELECT id, name, representation, description, created_at, updated_at
-               FROM workspace_scopes WHERE workspace_id = $1 ORDER BY created_at, id",
-        )
-        .bind(workspace_id)
-        .fetch_all(pool)
-        .await
-    })?;
+    let sql = "SELECT id, name, representation, description, created_at, updated_at
+               FROM workspace_scopes WHERE workspace_id = $1 ORDER BY created_at, id";
+    let rows: Vec<ScopeRow> = rows_by_id(db, sql, workspace_id).await?;
     Ok(rows.into_iter().map(from_row).collect())
 }
 

@@ -228,11 +228,10 @@ pub(super) async fn list(
 async fn key_workspace(
     state: &AppState,
     principal: &Principal,
-    workspace_id: &str,
-    akid: &str,
+    key: &ApiKeyPath,
 ) -> ApiResult<ReachableWorkspace> {
-    let ws = reachable_workspace(state, principal, workspace_id).await?;
-    validate::id(akid, "API key")?;
+    let ws = reachable_workspace(state, principal, &key.id).await?;
+    validate::id(&key.akid, "API key")?;
     Ok(ws)
 }
 
@@ -249,14 +248,11 @@ async fn key_workspace(
 pub(super) async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
-    Path(ApiKeyPath {
-        id: workspace_id,
-        akid,
-    }): Path<ApiKeyPath>,
+    Path(key): Path<ApiKeyPath>,
 ) -> ApiResult<Json<ApiKeyResponse>> {
     principal.authorize(Action::ReadApiKeys)?;
-    let ws = key_workspace(&state, &principal, &workspace_id, &akid).await?;
-    let api_key = store::api_keys::get(&state.db, &ws.id, &akid).await?;
+    let ws = key_workspace(&state, &principal, &key).await?;
+    let api_key = store::api_keys::get(&state.db, &ws.id, &key.akid).await?;
     Ok(Json(ApiKeyResponse { api_key }))
 }
 
@@ -308,20 +304,17 @@ pub(super) async fn edit(
     State(state): State<AppState>,
     principal: Principal,
     client: ClientInfo,
-    Path(ApiKeyPath {
-        id: workspace_id,
-        akid,
-    }): Path<ApiKeyPath>,
+    Path(key): Path<ApiKeyPath>,
     JsonBody(body): JsonBody<EditApiKey>,
 ) -> ApiResult<Json<ApiKeyResponse>> {
     principal.authorize(Action::ManageApiKeys)?;
     // Validate everything that needs no row first, so a bad request changes nothing.
-    let edit = check_edit(&state, &principal, &workspace_id, body).await?;
-    let ws = key_workspace(&state, &principal, &workspace_id, &akid).await?;
+    let edit = check_edit(&state, &principal, &key.id, body).await?;
+    let ws = key_workspace(&state, &principal, &key).await?;
     let audit = AuditEntry::by(&principal, "api_key.edit")
         .in_workspace(&ws.id)
-        .on(&akid);
-    let api_key = store::api_keys::edit(&state.db, &ws.id, &akid, edit, audit, &client).await?;
+        .on(&key.akid);
+    let api_key = store::api_keys::edit(&state.db, &ws.id, &key.akid, edit, audit, &client).await?;
     Ok(Json(ApiKeyResponse { api_key }))
 }
 
@@ -339,17 +332,14 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     principal: Principal,
     client: ClientInfo,
-    Path(ApiKeyPath {
-        id: workspace_id,
-        akid,
-    }): Path<ApiKeyPath>,
+    Path(key): Path<ApiKeyPath>,
 ) -> ApiResult<Json<ApiKeyResponse>> {
     principal.authorize(Action::ManageApiKeys)?;
-    let ws = key_workspace(&state, &principal, &workspace_id, &akid).await?;
+    let ws = key_workspace(&state, &principal, &key).await?;
     let audit = AuditEntry::by(&principal, "api_key.delete")
         .in_workspace(&ws.id)
-        .on(&akid);
-    let api_key = store::api_keys::delete(&state.db, &ws.id, &akid, audit, &client).await?;
+        .on(&key.akid);
+    let api_key = store::api_keys::delete(&state.db, &ws.id, &key.akid, audit, &client).await?;
     Ok(Json(ApiKeyResponse { api_key }))
 }
 
@@ -392,10 +382,7 @@ pub(super) async fn rotate(
     State(state): State<AppState>,
     principal: Principal,
     client: ClientInfo,
-    Path(ApiKeyPath {
-        id: workspace_id,
-        akid,
-    }): Path<ApiKeyPath>,
+    Path(key): Path<ApiKeyPath>,
     query: Result<Query<RotateApiKey>, QueryRejection>,
     body: Bytes,
 ) -> ApiResult<Json<ApiKeyResponse>> {
@@ -412,11 +399,12 @@ pub(super) async fn rotate(
         .or(from_query.grace_period_ms)
         .map(check_grace)
         .transpose()?;
-    let ws = key_workspace(&state, &principal, &workspace_id, &akid).await?;
+    let ws = key_workspace(&state, &principal, &key).await?;
     let audit = AuditEntry::by(&principal, "api_key.rotate")
         .in_workspace(&ws.id)
-        .on(&akid);
-    let api_key = store::api_keys::rotate(&state.db, &ws.id, &akid, grace, audit, &client).await?;
+        .on(&key.akid);
+    let api_key =
+        store::api_keys::rotate(&state.db, &ws.id, &key.akid, grace, audit, &client).await?;
     Ok(Json(ApiKeyResponse { api_key }))
 }
 
@@ -436,10 +424,7 @@ pub(super) async fn refill(
     State(state): State<AppState>,
     principal: Principal,
     client: ClientInfo,
-    Path(ApiKeyPath {
-        id: workspace_id,
-        akid,
-    }): Path<ApiKeyPath>,
+    Path(key): Path<ApiKeyPath>,
     JsonBody(body): JsonBody<RefillApiKey>,
 ) -> ApiResult<Json<ApiKeyResponse>> {
     principal.authorize(Action::ManageApiKeys)?;
@@ -449,11 +434,12 @@ pub(super) async fn refill(
             format!("amount is a whole number from 1 to {MAX_USAGE}"),
         ));
     }
-    let ws = key_workspace(&state, &principal, &workspace_id, &akid).await?;
+    let ws = key_workspace(&state, &principal, &key).await?;
     let audit = AuditEntry::by(&principal, "api_key.refill")
         .in_workspace(&ws.id)
-        .on(&akid);
+        .on(&key.akid);
     let amount = (body.amount, MAX_USAGE);
-    let api_key = store::api_keys::refill(&state.db, &ws.id, &akid, amount, audit, &client).await?;
+    let api_key =
+        store::api_keys::refill(&state.db, &ws.id, &key.akid, amount, audit, &client).await?;
     Ok(Json(ApiKeyResponse { api_key }))
 }

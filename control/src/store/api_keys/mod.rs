@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::api::api_keys::ApiKey;
 use crate::api::Timestamp;
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
-use crate::store::{Db, Refusal, StoreError, StoreResult, WriteTx};
+use crate::store::{rows_by_id, Db, Refusal, StoreError, StoreResult, WriteTx};
 use crate::{impl_for_both_backends, with_db};
 
 /// The columns of [`ApiKeyRow`], in order.
@@ -215,16 +215,12 @@ pub async fn create(
 
 /// The workspace's keys that are not deleted, oldest first.
 pub async fn list(db: &Db, workspace_id: &str) -> StoreResult<Vec<ApiKey>> {
-    let rows: Vec<ApiKeyRow> = with_db!(db, |pool| {
-        sqlx::query_as(concat!(
-            "SELECT ",
-            key_columns!(),
-            " FROM api_keys WHERE workspace_id = $1 AND NOT deleted ORDER BY created_at, id"
-        ))
-        .bind(workspace_id)
-        .fetch_all(pool)
-        .await
-    })?;
+    let sql = concat!(
+        "SELECT ",
+        key_columns!(),
+        " FROM api_keys WHERE workspace_id = $1 AND NOT deleted ORDER BY created_at, id"
+    );
+    let rows: Vec<ApiKeyRow> = rows_by_id(db, sql, workspace_id).await?;
     Ok(rows.iter().map(ApiKeyRow::view).collect())
 }
 
