@@ -135,11 +135,16 @@ fn init_logging(format: &str) {
     }
 }
 
-async fn add_user(args: SettingsArgs, email: &str, role: &str) -> Result<(), String> {
+/// The settings, logging and state of a one-shot command.
+async fn command_state(args: SettingsArgs) -> Result<keygate_control::http::AppState, String> {
     let settings = Settings::resolve(args)?;
     init_logging(&settings.log_format);
+    keygate_control::server::build_state(settings).await
+}
+
+async fn add_user(args: SettingsArgs, email: &str, role: &str) -> Result<(), String> {
     let role = Role::parse(role).ok_or("role must be owner, admin or member")?;
-    let state = keygate_control::server::build_state(settings).await?;
+    let state = command_state(args).await?;
     let (id, _org) = keygate_control::http::members::add_member(&state.db, None, email, role)
         .await
         .map_err(|e| e.message)?;
@@ -148,9 +153,7 @@ async fn add_user(args: SettingsArgs, email: &str, role: &str) -> Result<(), Str
 }
 
 async fn add_org(args: SettingsArgs, name: &str, owner: &str) -> Result<(), String> {
-    let settings = Settings::resolve(args)?;
-    init_logging(&settings.log_format);
-    let state = keygate_control::server::build_state(settings).await?;
+    let state = command_state(args).await?;
     let (org, _) = keygate_control::http::members::create_organisation(&state.db, name, owner)
         .await
         .map_err(|e| e.message)?;
@@ -159,9 +162,7 @@ async fn add_org(args: SettingsArgs, name: &str, owner: &str) -> Result<(), Stri
 }
 
 async fn list_dead_letters(args: SettingsArgs, json: bool) -> Result<(), String> {
-    let settings = Settings::resolve(args)?;
-    init_logging(&settings.log_format);
-    let state = keygate_control::server::build_state(settings).await?;
+    let state = command_state(args).await?;
     let letters = keygate_control::store::outbox::dead_letters(&state.db)
         .await
         .map_err(|e| e.to_string())?;
@@ -194,9 +195,7 @@ async fn retry_dead_letters(args: SettingsArgs, digest: Option<String>) -> Resul
         ),
         None => None,
     };
-    let settings = Settings::resolve(args)?;
-    init_logging(&settings.log_format);
-    let state = keygate_control::server::build_state(settings).await?;
+    let state = command_state(args).await?;
     let n = keygate_control::store::outbox::retry_dead_letters(
         &state.db,
         digest.as_ref(),
@@ -260,9 +259,7 @@ async fn rotate_master_key(
 }
 
 async fn keys_status(args: SettingsArgs, json: bool) -> Result<(), String> {
-    let settings = Settings::resolve(args)?;
-    init_logging(&settings.log_format);
-    let state = keygate_control::server::build_state(settings).await?;
+    let state = command_state(args).await?;
     let status = keygate_control::master_key::status(&state.db, &state.keys, Some(&state.settings))
         .await
         .map_err(|e| e.to_string())?;

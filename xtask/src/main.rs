@@ -8,8 +8,8 @@
 //!
 //! Plain `std::process` with no dependencies, so it builds in seconds on a fresh machine.
 
+mod bench_load;
 mod cmd;
-mod control_bench;
 mod dashboard;
 mod edge;
 mod fuzz;
@@ -17,7 +17,6 @@ mod postgres;
 mod run;
 mod test;
 mod tools;
-mod verify_bench;
 
 use std::process::ExitCode;
 
@@ -33,8 +32,8 @@ fn main() -> ExitCode {
         Some("bench-edge") => edge::bench(&args[1..]),
         Some("deploy-dry-run") => edge::install_and_build().and_then(|()| edge::deploy_dry_run()),
         Some("edge-dev") => edge::dev(&args[1..]),
-        Some("bench-verify") => verify_bench::run_bench(&args[1..]),
-        Some("bench-control") => control_bench::run_bench(&args[1..]),
+        Some("bench-verify") => bench_load::run_bench("bench-verify", "verify_load", &args[1..]),
+        Some("bench-control") => bench_load::run_bench("bench-control", "control_load", &args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("dashboard-types") => dashboard::run(&args[1..]),
         Some("schemathesis") => test::schemathesis(&args[1..]),
