@@ -43,13 +43,10 @@ pub struct VerifyApiKeyRequest {
     #[schema(value_type = Vec<ApiKeyScopeSchema>)]
     pub requested_scopes: Vec<ApiKeyScope>,
     /// Count this call against a per-second limit.
-    #[serde(default)]
     pub rate_limit_config: Option<RateLimitConfig>,
     /// Accepted and ignored (Oneloop's route metadata).
-    #[serde(default)]
     pub route: Option<serde_json::Value>,
     /// Add `usage` to a billing id (per UTC day) when the answer is VALID.
-    #[serde(default)]
     pub billing: Option<super::billing_usage::VerifyBilling>,
 }
 
@@ -199,32 +196,24 @@ pub struct CreateApiKey {
     /// The workspace it belongs to.
     pub workspace_id: String,
     /// The prefix of its values; default: the workspace's, else `key`.
-    #[serde(default)]
     pub prefix: Option<String>,
     /// Expiry, Unix milliseconds; default: the workspace's default lifetime, if any.
-    #[serde(default)]
     pub expires_at: Option<i64>,
     /// A usage allowance (0 to 10^12); absent: unlimited.
-    #[serde(default)]
     pub total_usage_allowed: Option<i64>,
     /// What it grants: scopes the workspace defines. At most 100.
     #[serde(default)]
     #[schema(value_type = Vec<ApiKeyScopeSchema>)]
     pub scopes: Vec<ApiKeyScope>,
     /// Default `true`.
-    #[serde(default)]
     pub enabled: Option<bool>,
     /// The platform's customer, at most 256 characters.
-    #[serde(default)]
     pub customer_id: Option<String>,
     /// Default grace period of its rotations, 0 to 30 days in milliseconds.
-    #[serde(default)]
     pub rotation_grace_period_ms: Option<i64>,
     /// Accepted and ignored.
-    #[serde(default)]
     pub metadata: Option<serde_json::Value>,
     /// Accepted and ignored.
-    #[serde(default)]
     pub external_meter_id: Option<serde_json::Value>,
 }
 
@@ -234,13 +223,10 @@ pub struct CreateApiKey {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EditApiKey {
     /// 1 to 200 characters (trimmed).
-    #[serde(default)]
     pub name: Option<String>,
     /// Switch it on or off.
-    #[serde(default)]
     pub enabled: Option<bool>,
     /// Replace what it grants.
-    #[serde(default)]
     #[schema(value_type = Option<Vec<ApiKeyScopeSchema>>)]
     pub scopes: Option<Vec<ApiKeyScope>>,
     /// Expiry, Unix milliseconds; `null`: never.
@@ -256,7 +242,6 @@ pub struct EditApiKey {
     #[schema(value_type = Option<String>)]
     pub customer_id: Option<Option<String>>,
     /// Default grace period of its rotations, in milliseconds.
-    #[serde(default)]
     pub rotation_grace_period_ms: Option<i64>,
 }
 
@@ -267,7 +252,6 @@ pub struct EditApiKey {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RotateApiKey {
     /// 0 to 30 days, in milliseconds.
-    #[serde(default)]
     pub grace_period_ms: Option<i64>,
 }
 

@@ -9,11 +9,9 @@ use utoipa::ToSchema;
 pub struct VerifyBilling {
     /// The billing id to charge (1 to 256 characters). With neither an id nor
     /// `useCustomerIdForBilling: true`, nothing is charged.
-    #[serde(default)]
     pub id: Option<String>,
     /// Charge the key's customer id instead of `id` (falls back to `id` when the key has no
     /// customer id).
-    #[serde(default)]
     pub use_customer_id_for_billing: Option<bool>,
     /// Units to add: a whole number from 0 to 1,000,000,000 (`400 INVALID_BILLING_USAGE`
     /// otherwise).

@@ -36,6 +36,5 @@ pub struct GatewaySecrets {
 pub struct RotateGatewaySecret {
     /// How long the previous secrets stay live, in seconds: 0 to 2,592,000 (30 days);
     /// default 86,400.
-    #[serde(default)]
     pub overlap_seconds: Option<u64>,
 }

@@ -54,10 +54,8 @@ pub struct OnePublishableKey {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RevokePublishableKey {
     /// The key's row id.
-    #[serde(default)]
     pub key_id: Option<String>,
     /// Or the key itself.
-    #[serde(default)]
     pub key: Option<String>,
 }
 
@@ -66,14 +64,12 @@ pub struct RevokePublishableKey {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateOrigins {
     /// At most 50 origins (`https://app.example.com`, `https://*.example.com`).
-    #[serde(default)]
     pub allowed_origins: Option<Vec<String>>,
     /// An http(s) URL without credentials, query or fragment; `null` or blank removes it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub origin_url: Option<Option<String>>,
     /// Whether the gateway passes cookies through.
-    #[serde(default)]
     pub forward_cookies: Option<bool>,
 }
 

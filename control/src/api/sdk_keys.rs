@@ -52,7 +52,6 @@ pub struct CreateSdkKey {
     #[schema(value_type = Object)]
     pub scopes: SdkScopes,
     /// Bind it to this workspace; absent: the whole organisation.
-    #[serde(default)]
     pub workspace_id: Option<String>,
 }
 

@@ -37,7 +37,6 @@ pub struct SignIn {
     /// The `challengeId` of the code request this browser made. With it, wrong guesses count
     /// only against this browser's own challenge; without it (older clients), the newest
     /// pending challenge this client asked for is judged.
-    #[serde(default)]
     pub challenge_id: Option<String>,
 }
 

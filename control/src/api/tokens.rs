@@ -46,10 +46,8 @@ pub struct CreateWorkspaceToken {
     /// 1 to 100 characters (trimmed).
     pub name: String,
     /// `token` (default) or `secret`.
-    #[serde(default)]
     pub kind: Option<String>,
     /// RFC 3339, in the future, at most ten years ahead; absent: never expires.
-    #[serde(default)]
     pub expires_at: Option<String>,
 }
 

@@ -41,7 +41,6 @@ pub struct CreateWorkspaceScope {
     /// 1 to 64 characters of letters, digits, `_`, `-`, `.`, `:` and `/`.
     pub representation: String,
     /// At most 1,000 characters; blank means none.
-    #[serde(default)]
     pub description: Option<String>,
 }
 

@@ -58,19 +58,15 @@ pub struct CreateWorkspace {
     /// 1 to 100 characters (trimmed).
     pub name: String,
     /// `live` (default) or `test`.
-    #[serde(default)]
     pub environment: Option<String>,
     /// 1 to 24 lowercase letters, digits and single underscores, starting with a letter.
-    #[serde(default)]
     pub default_key_prefix: Option<String>,
     /// At most 100 IP addresses or CIDR blocks.
     #[serde(default, rename = "defaultAllowedIPs")]
     pub default_allowed_ips: Option<Vec<String>>,
     /// 1 to 1,000,000 per second.
-    #[serde(default)]
     pub default_rate_limit_per_second: Option<i64>,
     /// Milliseconds, positive.
-    #[serde(default)]
     pub default_expiration: Option<i64>,
 }
 
@@ -81,7 +77,6 @@ pub struct CreateWorkspace {
 #[serde(rename_all = "camelCase")]
 pub struct UpdateWorkspace {
     /// A new name, 1 to 100 characters (trimmed).
-    #[serde(default)]
     pub name: Option<String>,
     /// A new key prefix, or `null` for none.
     #[serde(default, deserialize_with = "present")]
