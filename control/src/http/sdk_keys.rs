@@ -54,6 +54,17 @@ async fn find_org_key(state: &AppState, org_id: &str, id: &str) -> ApiResult<Sdk
     Ok(store::sdk_keys::org_key(&state.db, org_id, id).await?)
 }
 
+/// The SDK access key of the user's workspace `id`, once the user may do `action` there.
+async fn workspace_access_key(
+    state: &AppState,
+    user: &CurrentUser,
+    id: &str,
+    action: Action,
+) -> ApiResult<SdkKey> {
+    let workspace = authorized_workspace(state, user, id, action).await?;
+    Ok(store::sdk_keys::access_key(&state.db, &user.org_id, &workspace.id).await?)
+}
+
 /// The audit entry of `action` on `key` by `user`, in the key's workspace if it has one.
 fn audit_on<'a>(user: &'a CurrentUser, key: &'a SdkKey, action: &'a str) -> AuditEntry<'a> {
     AuditEntry {
@@ -141,8 +152,7 @@ async fn get_access_key(
     user: CurrentUser,
     Path(WorkspacePath { id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<SdkAccessKey>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
-    let key = store::sdk_keys::access_key(&state.db, &user.org_id, &workspace.id).await?;
+    let key = workspace_access_key(&state, &user, &id, Action::ReadDashboard).await?;
     Ok(Json(SdkAccessKey {
         sdk_access_key: key,
     }))
@@ -165,8 +175,7 @@ async fn start_access_key_reveal(
     client: ClientInfo,
     Path(WorkspacePath { id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<RevealChallenge>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::RevealSdkKey).await?;
-    let key = store::sdk_keys::access_key(&state.db, &user.org_id, &workspace.id).await?;
+    let key = workspace_access_key(&state, &user, &id, Action::RevealSdkKey).await?;
     start_reveal(&state, &user, &key, &client).await
 }
 
@@ -188,8 +197,7 @@ async fn verify_access_key_reveal(
     Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<VerifyReveal>,
 ) -> ApiResult<Json<SdkAccessKeyWithValue>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::RevealSdkKey).await?;
-    let key = store::sdk_keys::access_key(&state.db, &user.org_id, &workspace.id).await?;
+    let key = workspace_access_key(&state, &user, &id, Action::RevealSdkKey).await?;
     let value = finish_reveal(&state, &user, &key, &body, &client).await?;
     Ok(Json(SdkAccessKeyWithValue {
         key: value.as_str().to_owned(),
