@@ -12,6 +12,7 @@ pub mod edge_sync;
 pub mod gateway_secrets;
 pub mod link_tokens;
 pub mod members;
+pub mod portal;
 pub mod publishable_keys;
 pub mod sdk_keys;
 pub mod sessions;
