@@ -125,7 +125,7 @@ function renderPortal(session) {
       h(
         'header',
         { class: 'portal-top' },
-        h('div', { class: 'brand portal-brand' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }, icon('key', 'brand-icon')), h('span', { class: 'brand-name' }, session.workspaceName)),
+        h('div', { class: 'brand portal-brand' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }, icon('key', 'icon brand-icon')), h('span', { class: 'brand-name' }, session.workspaceName)),
         h('p', { class: 'muted portal-who', 'data-testid': 'portal-customer' }, 'Signed in as ', h('strong', {}, session.customerId), ' · link valid until ', h('time', { datetime: until.toISOString() }, until.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' }))),
       ),
       card(cardHeader('Your API keys', 'Keys you use to call this service. A key’s value is shown once, when you create or roll it.', create), listArea),

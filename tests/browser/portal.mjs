@@ -4,7 +4,8 @@
 //
 // Environment: KEYGATE_URL, KEYGATE_SDK_KEY (to verify keys the way a platform's backend does),
 // PORTAL_ALICE and PORTAL_BOB (link tokens of two customers of one workspace), PORTAL_EXPIRED (an
-// expired one), KEYGATE_STEPS (which steps), KEYGATE_ARTIFACTS (screenshots: portal-*.png).
+// expired one), KEYGATE_COOKIE and KEYGATE_WORKSPACE (an owner's dashboard session and the
+// workspace, for the policy page), KEYGATE_STEPS (which steps), KEYGATE_ARTIFACTS (screenshots: portal-*.png).
 //
 // Every step prints one JSON line {"step", "ok", "error"?, "screenshot"?}; the process exits 0
 // only when every step passed.
@@ -18,6 +19,8 @@ const SDK_KEY = process.env.KEYGATE_SDK_KEY;
 const ALICE = process.env.PORTAL_ALICE;
 const BOB = process.env.PORTAL_BOB;
 const EXPIRED = process.env.PORTAL_EXPIRED;
+const COOKIE = process.env.KEYGATE_COOKIE || '';
+const WORKSPACE = process.env.KEYGATE_WORKSPACE;
 const ARTIFACTS = process.env.KEYGATE_ARTIFACTS || 'target/screenshots';
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const ONLY = process.env.KEYGATE_STEPS ? new Set(process.env.KEYGATE_STEPS.split(',')) : null;
@@ -188,6 +191,29 @@ try {
     await shot(page, 'portal-expired');
     await page.setViewportSize({ width: 390, height: 844 });
     await shot(page, 'portal-phone-expired');
+  });
+
+  await step('policy-page', () => page, async () => {
+    page = await context.newPage();
+    watch(page);
+    await context.addCookies(COOKIE.split('; ').filter(Boolean).map((c) => {
+      const at = c.indexOf('=');
+      return { name: c.slice(0, at), value: c.slice(at + 1), url: BASE };
+    }));
+    await page.goto(`/w/${WORKSPACE}/portal`);
+    await page.getByRole('heading', { name: 'Customer portal', level: 1 }).waitFor();
+    expect(await page.getByTestId('policy-orders-read').isChecked(), 'the saved policy is not shown');
+    expect(!(await page.getByTestId('policy-orders-del').isChecked()), 'a right the policy does not grant is shown');
+    await page.getByTestId('policy-maxLiveKeys').fill('4');
+    await page.getByTestId('policy-save').click();
+    await page.getByText('Portal policy saved').waitFor();
+    await shot(page, 'portal-policy-page', true);
+    const session = await fetch(`${BASE}/api/v1/portal/session`, { headers: { Authorization: `Bearer ${ALICE}` } }).then((r) => r.json());
+    expect(session.policy.maxLiveKeys === 4, `the portal did not get the new policy: ${JSON.stringify(session.policy)}`);
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow <= 0, `the policy page scrolls sideways at 390px (${overflow}px too wide)`);
+    await shot(page, 'portal-policy-phone', true);
   });
 
   await step('no-console-errors', () => page, async () => {

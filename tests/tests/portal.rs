@@ -7,7 +7,7 @@
 //! Debian's Chromium driven by `playwright-core` opens `/portal#token=…`, creates a key (value
 //! shown once, copied), rolls it, revokes it (each checked with a real verify), checks that the
 //! second customer sees none of the first's keys, the phone width, and the expired link's
-//! message. Screenshots go to `target/screenshots/portal-*.png`.
+//! message, and the dashboard's portal policy page. Screenshots go to `target/screenshots/portal-*.png`.
 //!
 //! Needs `/usr/bin/chromium`, `node` and the npm packages (`cargo xtask install`).
 
@@ -23,6 +23,7 @@ const STEPS: &[&str] = &[
     "another-customer-sees-none-of-it",
     "phone-width",
     "expired-link",
+    "policy-page",
     "no-console-errors",
 ];
 
@@ -96,6 +97,8 @@ fn customers_manage_their_own_keys_in_a_real_browser() {
         .env("PORTAL_ALICE", &alice)
         .env("PORTAL_BOB", &bob)
         .env("PORTAL_EXPIRED", &expired)
+        .env("KEYGATE_COOKIE", owner.cookie())
+        .env("KEYGATE_WORKSPACE", &ws)
         .env("KEYGATE_ARTIFACTS", root.join("target/screenshots"))
         .env("KEYGATE_STEPS", STEPS.join(","))
         .current_dir(&root)
