@@ -141,7 +141,7 @@ async fn list_keys(
 }
 
 /// Scopes well formed and at most [`MAX_SCOPES`] (whether allowed is the policy's call).
-fn check_scopes(scopes: &[ApiKeyScope]) -> ApiResult<()> {
+pub(crate) fn check_scopes(scopes: &[ApiKeyScope]) -> ApiResult<()> {
     validate::bounded(scopes, "scopes", MAX_SCOPES, "TOO_MANY_SCOPES")?;
     if scopes
         .iter()

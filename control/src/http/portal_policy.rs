@@ -7,7 +7,6 @@ use axum::extract::{Path, State};
 use axum::Json;
 use keygate_shared::authz::Action;
 use keygate_shared::portal::{check_policy, PortalPolicy};
-use keygate_shared::scope::is_valid_representation;
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,10 +14,10 @@ use utoipa_axum::routes;
 use crate::api::portal::{PortalPolicyBody, PortalPolicyResponse};
 use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::http::api_keys::MAX_SCOPES;
 use crate::http::auth::CurrentUser;
+use crate::http::portal::check_scopes;
 use crate::http::workspaces::authorized_workspace;
-use crate::http::{validate, AppState, ClientInfo, JsonBody};
+use crate::http::{AppState, ClientInfo, JsonBody};
 use crate::store;
 use crate::store::audit::AuditEntry;
 
@@ -78,22 +77,7 @@ async fn checked_policy(
             "maxExpiryMs is 1 ms to 10 years, maxUsage 0 to 10^12, maxLiveKeys 0 to 100",
         )
     })?;
-    validate::bounded(
-        &policy.allowed_scopes,
-        "allowedScopes",
-        MAX_SCOPES,
-        "TOO_MANY_SCOPES",
-    )?;
-    if policy
-        .allowed_scopes
-        .iter()
-        .any(|s| !is_valid_representation(&s.representation))
-    {
-        return Err(ApiError::bad_request(
-            "INVALID_REPRESENTATION",
-            "a scope representation is 1 to 64 characters of letters, digits, `_`, `-`, `.`, `:` and `/`",
-        ));
-    }
+    check_scopes(&policy.allowed_scopes)?;
     let defined = store::api_keys::defined_scopes(&state.db, workspace_id).await?;
     if policy
         .allowed_scopes
