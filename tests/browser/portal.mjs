@@ -32,6 +32,7 @@ const consoleProblems = [];
 
 async function step(name, page, fn) {
   if (ONLY && !ONLY.has(name)) return;
+  const started = Date.now();
   const result = { step: name, ok: true };
   try {
     await fn();
@@ -44,6 +45,7 @@ async function step(name, page, fn) {
   } catch {
     /* the page may be gone */
   }
+  result.ms = Date.now() - started;
   results.push(result);
   console.log(JSON.stringify(result));
 }
