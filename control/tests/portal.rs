@@ -436,3 +436,39 @@ async fn expired_tokens_are_swept(server: &TestServer, a: &Tenant) {
     assert_eq!(r.reason(), "LINK_TOKEN_EXPIRED", "{r:?}");
     assert_eq!(live.get("/api/v1/portal/session").await.status, 200);
 }
+
+/// Concurrent creates of one customer never hold more keys than the policy allows: the count
+/// is taken in the creating transaction with the workspace row held.
+async fn concurrent_creates_respect_the_key_limit(server: TestServer) {
+    let a = tenant(&server, "owner@a.example").await;
+    let policy =
+        json!({ "allowedScopes": [], "maxExpiryMs": null, "maxUsage": null, "maxLiveKeys": 3 });
+    let r = a
+        .owner
+        .put(&format!("/api/v1/workspace/{}/portal-policy", a.ws), policy)
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let (alice, _) = portal(&server, &a.sdk, &a.ws, "alice").await;
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let alice = alice.clone();
+            tokio::spawn(async move { create(&alice, json!({ "name": format!("k{i}") })).await })
+        })
+        .collect();
+    let mut created = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            200 => created += 1,
+            409 => assert_eq!(r.reason(), "TOO_MANY_KEYS", "{r:?}"),
+            _ => panic!("unexpected answer: {r:?}"),
+        }
+    }
+    assert_eq!(created, 3);
+    let r = alice.get("/api/v1/portal/api-key").await;
+    assert_eq!(r.body["apiKeys"].as_array().unwrap().len(), 3, "{r:?}");
+}
+on_both_databases!(
+    portal_key_limit_races,
+    concurrent_creates_respect_the_key_limit
+);
