@@ -10,9 +10,7 @@
 // Every step prints one JSON line {"step", "ok", "error"?, "screenshot"?}; the process exits 0
 // only when every step passed.
 
-import { chromium } from 'playwright-core';
-import fs from 'node:fs';
-import path from 'node:path';
+import { expect, harness, launch } from './harness.mjs';
 
 const BASE = (process.env.KEYGATE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
 const SDK_KEY = process.env.KEYGATE_SDK_KEY;
@@ -22,43 +20,9 @@ const EXPIRED = process.env.PORTAL_EXPIRED;
 const COOKIE = process.env.KEYGATE_COOKIE || '';
 const WORKSPACE = process.env.KEYGATE_WORKSPACE;
 const ARTIFACTS = process.env.KEYGATE_ARTIFACTS || 'target/screenshots';
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const ONLY = process.env.KEYGATE_STEPS ? new Set(process.env.KEYGATE_STEPS.split(',')) : null;
 const TIMEOUT = 15_000;
-fs.mkdirSync(ARTIFACTS, { recursive: true });
-
-const results = [];
-const consoleProblems = [];
-
-async function step(name, page, fn) {
-  if (ONLY && !ONLY.has(name)) return;
-  const started = Date.now();
-  const result = { step: name, ok: true };
-  try {
-    await fn();
-  } catch (e) {
-    result.ok = false;
-    result.error = String(e && e.message ? e.message : e).split('\n').slice(0, 12).join('\n');
-  }
-  try {
-    result.screenshot = await shot(page(), `portal-step-${name}`, true);
-  } catch {
-    /* the page may be gone */
-  }
-  result.ms = Date.now() - started;
-  results.push(result);
-  console.log(JSON.stringify(result));
-}
-
-async function shot(page, name, fullPage = false) {
-  const file = path.join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage, animations: 'disabled' });
-  return file;
-}
-
-function expect(cond, message) {
-  if (!cond) throw new Error(message);
-}
+const { step, shot, watch, finish, consoleProblems } = harness({ artifacts: ARTIFACTS, prefix: 'portal-step', only: ONLY });
 
 /** What the platform's backend learns when it verifies `key` with its SDK key. */
 async function verify(key) {
@@ -70,24 +34,13 @@ async function verify(key) {
   return (await res.json()).status;
 }
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 
-let exitCode = 1;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, baseURL: BASE });
   context.setDefaultTimeout(TIMEOUT);
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE });
   let page = await context.newPage();
-  const watch = (p) => {
-    p.on('console', (msg) => {
-      if (msg.type() === 'error') consoleProblems.push(`console: ${msg.text()}`);
-    });
-    p.on('pageerror', (err) => consoleProblems.push(`page error: ${err.message}`));
-  };
   watch(page);
   const modal = () => page.getByRole('dialog');
   const rows = () => page.getByTestId('portal-keys').locator('tbody tr');
@@ -223,9 +176,7 @@ try {
     const real = consoleProblems.filter((p) => !/status of 401/.test(p));
     expect(real.length === 0, real.join('\n'));
   });
-  exitCode = results.every((r) => r.ok) ? 0 : 1;
 } finally {
   await browser.close();
 }
-console.log(JSON.stringify({ summary: { passed: results.filter((r) => r.ok).length, failed: results.filter((r) => !r.ok).length } }));
-process.exit(exitCode);
+process.exit(finish());

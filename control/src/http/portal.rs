@@ -17,7 +17,7 @@ use keygate_shared::key::{ApiKeyPrefix, SecretKey};
 use keygate_shared::portal::{
     self, may_create, CreateRequest, PortalRefusal, MAX_WRITES_PER_TOKEN,
 };
-use keygate_shared::scope::{is_valid_representation, ApiKeyScope};
+use keygate_shared::scope::ApiKeyScope;
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -26,7 +26,6 @@ use crate::api::api_keys::{ApiKey, ApiKeyResponse};
 use crate::api::portal::{PortalCreateKey, PortalKeyList, PortalRotateKey, PortalSession};
 use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::http::api_keys::MAX_SCOPES;
 use crate::http::portal_auth::PortalCaller;
 use crate::http::portal_policy::policy_in_force;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
@@ -140,21 +139,6 @@ async fn list_keys(
     Ok(Json(PortalKeyList { api_keys }))
 }
 
-/// Scopes well formed and at most [`MAX_SCOPES`] (whether allowed is the policy's call).
-pub(crate) fn check_scopes(scopes: &[ApiKeyScope]) -> ApiResult<()> {
-    validate::bounded(scopes, "scopes", MAX_SCOPES, "TOO_MANY_SCOPES")?;
-    if scopes
-        .iter()
-        .any(|s| !is_valid_representation(&s.representation))
-    {
-        return Err(ApiError::bad_request(
-            "INVALID_REPRESENTATION",
-            "a scope representation is 1 to 64 characters of letters, digits, `_`, `-`, `.`, `:` and `/`",
-        ));
-    }
-    Ok(())
-}
-
 /// The row of a new key for the caller, before the policy fills in expiry and allowance.
 async fn new_key_row(
     state: &AppState,
@@ -215,7 +199,7 @@ async fn create_key(
     JsonBody(body): JsonBody<PortalCreateKey>,
 ) -> ApiResult<Json<ApiKeyResponse>> {
     let name = validate::name(&body.name, "API key")?;
-    check_scopes(&body.scopes)?;
+    validate::api_key_scopes(&body.scopes)?;
     let (policy, _) = policy_in_force(&state, &caller.customer.workspace_id).await?;
     spend_change(&state, &caller).await?;
     let (row, secret) = new_key_row(&state, &caller, name, &body.scopes).await?;

@@ -15,7 +15,7 @@ use crate::api::portal::{PortalPolicyBody, PortalPolicyResponse};
 use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::CurrentUser;
-use crate::http::portal::check_scopes;
+use crate::http::validate;
 use crate::http::workspaces::authorized_workspace;
 use crate::http::{AppState, ClientInfo, JsonBody};
 use crate::store;
@@ -77,7 +77,7 @@ async fn checked_policy(
             "maxExpiryMs is 1 ms to 10 years, maxUsage 0 to 10^12, maxLiveKeys 0 to 100",
         )
     })?;
-    check_scopes(&policy.allowed_scopes)?;
+    validate::api_key_scopes(&policy.allowed_scopes)?;
     let defined = store::api_keys::defined_scopes(&state.db, workspace_id).await?;
     if policy
         .allowed_scopes
