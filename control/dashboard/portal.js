@@ -9,7 +9,7 @@
 
 import {
   append, badge, busy, button, card, cardHeader, clear, confirmDialog, emptyState, errorBox,
-  errorState, field, h, icon, openModal, showCreated, shownOnce, skeletonRows, table, timeEl, toast,
+  errorState, field, filledIn, h, icon, openModal, showCreated, shownOnce, skeletonRows, table, timeEl, toast,
 } from './ui.js';
 
 const STORAGE = 'keygate_portal_token';
@@ -215,11 +215,7 @@ function openCreate(session, reload) {
   submit.setAttribute('form', form.id);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
-    if (!name.value.trim()) {
-      err.show('Give the key a name.');
-      name.focus();
-      return;
-    }
+    if (!filledIn(name, err, 'Give the key a name.')) return;
     err.hide();
     /** @type {import('./types').Body<'/api/v1/portal/api-key', 'post'>} */
     const body = { name: name.value.trim(), scopes: boxes.filter((b) => b.box.checked).map((b) => b.scope) };

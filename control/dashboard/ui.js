@@ -149,6 +149,19 @@ export function errorBox() {
   return box;
 }
 
+/**
+ * Whether `input` holds text; if not, shows `message` in `err` and focuses the input.
+ * @param {HTMLInputElement} input
+ * @param {ReturnType<typeof errorBox>} err
+ * @param {string} message
+ */
+export function filledIn(input, err, message) {
+  if (input.value.trim()) return true;
+  err.show(message);
+  input.focus();
+  return false;
+}
+
 /* ---------- Modals ---------- */
 
 const FOCUSABLE =
