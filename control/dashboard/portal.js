@@ -9,7 +9,7 @@
 
 import {
   append, badge, busy, button, card, cardHeader, clear, confirmDialog, emptyState, errorBox,
-  errorState, field, filledIn, h, icon, openModal, showCreated, shownOnce, skeletonRows, table, timeEl, toast,
+  errorState, field, h, icon, openModal, requiredText, showCreated, shownOnce, skeletonRows, table, timeEl, toast,
 } from './ui.js';
 
 const STORAGE = 'keygate_portal_token';
@@ -215,10 +215,11 @@ function openCreate(session, reload) {
   submit.setAttribute('form', form.id);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
-    if (!filledIn(name, err, 'Give the key a name.')) return;
+    const given = requiredText(name, err, 'Give the key a name.');
+    if (!given) return;
     err.hide();
     /** @type {import('./types').Body<'/api/v1/portal/api-key', 'post'>} */
-    const body = { name: name.value.trim(), scopes: boxes.filter((b) => b.box.checked).map((b) => b.scope) };
+    const body = { name: given, scopes: boxes.filter((b) => b.box.checked).map((b) => b.scope) };
     // The last choice (the longest allowed, or never) is the server's default: send nothing.
     if (expiry.selectedIndex < expiry.options.length - 1) body.expiresAt = Date.now() + Number(expiry.value);
     try {

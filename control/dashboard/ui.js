@@ -149,19 +149,6 @@ export function errorBox() {
   return box;
 }
 
-/**
- * Whether `input` holds text; if not, shows `message` in `err` and focuses the input.
- * @param {HTMLInputElement} input
- * @param {ReturnType<typeof errorBox>} err
- * @param {string} message
- */
-export function filledIn(input, err, message) {
-  if (input.value.trim()) return true;
-  err.show(message);
-  input.focus();
-  return false;
-}
-
 /* ---------- Modals ---------- */
 
 const FOCUSABLE =
@@ -452,6 +439,23 @@ export function errorState(error, retry) {
     h('p', {}, error?.message || String(error)),
     retry ? button('Try again', { iconName: 'refresh', onClick: retry }) : null,
   );
+}
+
+/**
+ * The trimmed text of a required field, or null after saying what is missing in `err`.
+ * @param {HTMLInputElement} input
+ * @param {{show: (message: string) => void}} err
+ * @param {string} message what to say when it is empty
+ * @returns {string | null}
+ */
+export function requiredText(input, err, message) {
+  const value = input.value.trim();
+  if (!value) {
+    err.show(message);
+    input.focus();
+    return null;
+  }
+  return value;
 }
 
 /* ---------- Formatting ---------- */
