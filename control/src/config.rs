@@ -62,6 +62,10 @@ pub struct SettingsArgs {
     /// (the client IP that rate limits and the audit log use) [default: none].
     #[arg(long, env = "KEYGATE_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
+    /// How long a link token (the customer portal's) lives, in seconds, 1 to 86400
+    /// [default: 900].
+    #[arg(long, env = "KEYGATE_LINK_TOKEN_TTL_SECS")]
+    pub link_token_ttl_secs: Option<u64>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "KEYGATE_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -89,6 +93,7 @@ struct FileSettings {
     allow_private_origins: Option<bool>,
     public_url: Option<String>,
     trusted_proxies: Option<String>,
+    link_token_ttl_secs: Option<u64>,
     log_format: Option<String>,
 }
 
@@ -125,6 +130,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// How long a link token lives, in milliseconds.
+    pub link_token_ttl_ms: i64,
     /// `text` or `json`.
     pub log_format: String,
 }
@@ -246,6 +253,9 @@ impl Settings {
                 .unwrap_or(false),
             public_url,
             trusted_proxies,
+            link_token_ttl_ms: link_token_ttl_ms(
+                args.link_token_ttl_secs.or(file.link_token_ttl_secs),
+            )?,
             log_format,
         })
     }
@@ -261,6 +271,17 @@ fn config_file(path: Option<PathBuf>) -> Result<FileSettings, String> {
     match &path {
         Some(p) => load_file(p),
         None => Ok(FileSettings::default()),
+    }
+}
+
+/// `KEYGATE_LINK_TOKEN_TTL_SECS` in milliseconds: 1 s to a day, 15 minutes by default.
+fn link_token_ttl_ms(secs: Option<u64>) -> Result<i64, String> {
+    match secs {
+        None => Ok(keygate_shared::link_token::DEFAULT_TTL_MS),
+        Some(s @ 1..=86_400) => Ok(s as i64 * 1000),
+        Some(s) => Err(format!(
+            "the link token lifetime is 1 to 86400 seconds, not {s}"
+        )),
     }
 }
 

@@ -47,6 +47,17 @@ impl Modify for SecuritySchemes {
             ),
         );
         components.add_security_scheme(
+            "linkToken",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A customer's link token, lt_... (the customer portal)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
             "edgeSignature",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-keygate-signature"))),
         );

@@ -86,6 +86,11 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let otp_sweeper = tokio::spawn(jobs::retention::run_otp_sweeper(
         state.db.clone(),
         jobs::retention::SWEEP_INTERVAL,
+        stop_rx.clone(),
+    ));
+    let link_token_sweeper = tokio::spawn(jobs::link_tokens::run(
+        state.db.clone(),
+        jobs::link_tokens::SWEEP_INTERVAL,
         stop_rx,
     ));
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -97,6 +102,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let _ = deliverer.await;
     let _ = sweeper.await;
     let _ = otp_sweeper.await;
+    let _ = link_token_sweeper.await;
     // Codes already promised go out, unless the mail server hangs.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), mail.flushed()).await;
     db.close().await;

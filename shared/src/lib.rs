@@ -15,6 +15,7 @@
 //! - [`api_key`]: the verify decision for customer API keys;
 //! - [`signing`] and [`gateway`]: HMAC-signed messages between the parts and to origins;
 //! - [`otp`]: one-time passwords; [`conformance`]: the shared test vectors;
+//! - [`portal`]: what a customer may do in the self-serve portal (policy, ownership, framing);
 //! - [`authz`]: who may do what (role x action), step-up, SDK-key scope gating.
 //!
 //! ```
@@ -49,6 +50,7 @@ pub mod key;
 pub mod link_token;
 pub mod origin;
 pub mod otp;
+pub mod portal;
 pub mod random;
 pub mod record;
 pub mod route;

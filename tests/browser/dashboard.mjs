@@ -9,7 +9,7 @@
 // {"summary": {...}}. The process exits 0 only when every step passed. One-time codes are read
 // from the server's mbox outbox, as a person would read their email.
 
-import { chromium } from 'playwright-core';
+import { expect, harness, launch } from './harness.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +27,6 @@ if (!OUTBOX) {
   console.error('KEYGATE_OUTBOX must name the server mail outbox (mbox)');
   process.exit(2);
 }
-fs.mkdirSync(ARTIFACTS, { recursive: true });
 
 /* ---------- mail ---------- */
 
@@ -80,65 +79,14 @@ function decodeMessage(raw) {
 
 /* ---------- harness ---------- */
 
-const results = [];
-const consoleProblems = [];
+const { step, shot, watch, finish, consoleProblems } = harness({ artifacts: ARTIFACTS, prefix: 'dashboard', only: ONLY });
+const browser = await launch(CHROMIUM);
 
-async function step(name, page, fn) {
-  if (ONLY && !ONLY.has(name)) return;
-  const started = Date.now();
-  const result = { step: name, ok: true };
-  try {
-    await fn();
-  } catch (e) {
-    result.ok = false;
-    result.error = String(e && e.message ? e.message : e).split('\n').slice(0, 12).join('\n');
-  }
-  try {
-    result.screenshot = await shot(page, `dashboard-${name}`, true);
-  } catch {
-    /* the page may be gone */
-  }
-  result.ms = Date.now() - started;
-  results.push(result);
-  console.log(JSON.stringify(result));
-}
-
-/** Saves ARTIFACTS/<name>.png with animations finished, so nothing is caught half-faded. */
-async function shot(page, name, fullPage = false) {
-  const file = path.join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage, animations: 'disabled' });
-  return file;
-}
-
-function expect(cond, message) {
-  if (!cond) throw new Error(message);
-}
-
-// Playwright adds --headless and a fresh temporary --user-data-dir itself; the other flags keep
-// Chromium from reaching for the internet (see shared TOOLCHAIN notes).
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
-
-let exitCode = 1;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, baseURL: BASE });
   context.setDefaultTimeout(TIMEOUT);
   const page = await context.newPage();
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') consoleProblems.push(`console: ${msg.text()}`);
-  });
-  page.on('pageerror', (err) => consoleProblems.push(`page error: ${err.message}`));
+  watch(page);
 
   const modal = () => page.getByRole('dialog');
   let workspacePath = null;
@@ -597,10 +545,7 @@ try {
     const real = consoleProblems.filter((p) => !/status of 4\d\d/.test(p));
     expect(real.length === 0, real.join('\n'));
   });
-  exitCode = results.every((r) => r.ok) ? 0 : 1;
 } finally {
   await browser.close();
 }
-const summary = { passed: results.filter((r) => r.ok).length, failed: results.filter((r) => !r.ok).length };
-console.log(JSON.stringify({ summary }));
-process.exit(exitCode);
+process.exit(finish());

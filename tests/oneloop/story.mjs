@@ -253,8 +253,10 @@ await step("rotate-without-grace", async () => {
   expectEq(await status(key), "VALID", "new value");
 });
 
+let linkToken = "";
 await step("link-token", async () => {
   const t = await oneloop.generateLinkToken({ customerId: "cus_42", workspaceId: ws });
+  linkToken = t.token;
   expect(t.token.startsWith("lt_"), "a link token");
   expect(t.expiresAt > Date.now() + 14 * 60_000, "about 15 minutes to live");
   const v = await oneloop.validateLinkToken(t.token);
@@ -268,6 +270,17 @@ await step("link-token", async () => {
   }
   expect(threw && threw.constructor.name === "BadRequestError", `BadRequestError, got ${threw}`);
   expectEq(threw.body.error.reason, "INVALID_LINK_TOKEN", "reason");
+});
+
+// The customer portal's API, with the token the client generated: customer 42 sees its key.
+await step("customer-portal", async () => {
+  const portal = (path) =>
+    nativeFetch(`${base}/api/v1/portal${path}`, { headers: { authorization: `Bearer ${linkToken}` } }).then((r) => r.json());
+  const session = await portal("/session");
+  expectEq([session.customerId, session.workspaceId], ["cus_42", ws], "the token's customer");
+  const { apiKeys } = await portal("/api-key");
+  expect(apiKeys.some((k) => k.id === keyId && k.key === undefined), "customer 42's key, masked");
+  expect(apiKeys.every((k) => k.customerId === "cus_42"), "only customer 42's keys");
 });
 
 await step("billing-usage", async () => {

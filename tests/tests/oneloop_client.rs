@@ -31,6 +31,7 @@ const REQUIRED_STEPS: &[&str] = &[
     "rotate-with-grace",
     "rotate-without-grace",
     "link-token",
+    "customer-portal",
     "billing-usage",
     "delete",
     "errors",

@@ -13,6 +13,7 @@ pub mod gateway_secrets;
 pub mod link_tokens;
 pub mod members;
 pub mod paths;
+pub mod portal;
 pub mod publishable_keys;
 pub mod sdk_keys;
 pub mod sessions;

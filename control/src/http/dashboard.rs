@@ -74,6 +74,9 @@ static ASSETS: &[Asset] = assets! {
     "pages/signin.js" => JS,
     "pages/tokens-list.js" => JS,
     "pages/tokens.js" => JS,
+    "pages/portal-policy.js" => JS,
+    "portal.html" => "text/html; charset=utf-8",
+    "portal.js" => JS,
 };
 
 /// Strong ETags, computed once: the first 16 bytes of each asset's SHA-256.
@@ -117,7 +120,9 @@ pub fn fallback_page(method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<
     navigable.then(|| serve("index.html", headers).unwrap_or_else(missing))
 }
 
-fn serve(path: &str, request: &HeaderMap) -> Option<Response> {
+/// One embedded asset with its content type, `ETag` and `Cache-Control: no-cache` (304 when
+/// `request` already holds it); `None` for a path that is not embedded.
+pub(crate) fn serve(path: &str, request: &HeaderMap) -> Option<Response> {
     let i = ASSETS.iter().position(|a| a.path == path)?;
     let asset = &ASSETS[i];
     let etag = &ETAGS[i];

@@ -52,7 +52,7 @@ fn check_customer_id(id: &str) -> ApiResult<()> {
 /// Generate a link token.
 #[utoipa::path(
     post, path = "/link-token", tag = "link tokens",
-    description = "A token bound to (workspace, customer), valid for 15 minutes; only its digest is kept.",
+    description = "A token bound to (workspace, customer), valid for 15 minutes (`KEYGATE_LINK_TOKEN_TTL_SECS`); only its digest is kept.",
     request_body = GenerateLinkToken,
     responses(
         (status = 200, description = "The token, shown once", body = GeneratedLinkToken),
@@ -78,7 +78,7 @@ async fn generate(
         customer_id: body.customer_id,
         created_by: principal.actor_id().to_owned(),
         created_at: now,
-        expires_at: now + link_token::DEFAULT_TTL_MS,
+        expires_at: now + state.settings.link_token_ttl_ms,
     };
     let audit = AuditEntry::by(&principal, "link_token.create")
         .in_workspace(&row.workspace_id)

@@ -16,6 +16,10 @@ mod json;
 pub mod link_tokens;
 pub mod members;
 pub mod otp;
+pub mod portal;
+mod portal_auth;
+pub mod portal_page;
+pub mod portal_policy;
 pub mod publishable_keys;
 pub mod sdk_auth;
 pub mod sdk_keys;
@@ -94,6 +98,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(tokens::router())
         .merge(link_tokens::router())
         .merge(billing_usage::router())
+        .merge(portal::router())
+        .merge(portal_policy::router())
         .merge(edge_sync::router());
     OpenApiRouter::new()
         .routes(routes!(healthz))
@@ -108,6 +114,7 @@ pub fn router(state: AppState) -> Router {
     let app = Router::new()
         .merge(api)
         .merge(dashboard::router())
+        .merge(portal_page::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -122,15 +129,17 @@ pub fn router(state: AppState) -> Router {
     SECURITY_HEADERS
         .iter()
         .fold(app, |app, (name, value)| {
-            app.layer(SetResponseHeaderLayer::overriding(
+            app.layer(SetResponseHeaderLayer::if_not_present(
                 header::HeaderName::from_static(name),
                 HeaderValue::from_static(value),
             ))
         })
+        .layer(axum::middleware::from_fn(portal_page::allow_framing))
         .with_state(state)
 }
 
-/// The security headers every answer carries, set by tower-http's `SetResponseHeaderLayer`:
+/// The security headers every answer carries (unless its handler set its own, as the portal
+/// page does for its CSP and referrer policy), set by tower-http's `SetResponseHeaderLayer`:
 /// the dashboard's Content-Security-Policy, no sniffing, no framing, same-origin referrers and
 /// opener, no powerful browser features.
 pub const SECURITY_HEADERS: &[(&str, &str)] = &[

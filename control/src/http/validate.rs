@@ -104,6 +104,31 @@ pub fn bounded<T>(items: &[T], field: &str, max: usize, reason: &'static str) ->
     Ok(())
 }
 
+/// API-key scopes: at most [`MAX_SCOPES`] (`400 TOO_MANY_SCOPES`), each representation well
+/// formed (`400 INVALID_REPRESENTATION`). Whether the workspace defines them is the caller's
+/// question (it needs the database).
+///
+/// [`MAX_SCOPES`]: crate::http::api_keys::MAX_SCOPES
+pub fn api_key_scopes(scopes: &[keygate_shared::scope::ApiKeyScope]) -> ApiResult<()> {
+    use crate::http::api_keys::MAX_SCOPES;
+    if scopes.len() > MAX_SCOPES {
+        return Err(ApiError::bad_request(
+            "TOO_MANY_SCOPES",
+            format!("a key grants at most {MAX_SCOPES} scopes"),
+        ));
+    }
+    if scopes
+        .iter()
+        .any(|s| !keygate_shared::scope::is_valid_representation(&s.representation))
+    {
+        return Err(ApiError::bad_request(
+            "INVALID_REPRESENTATION",
+            "a scope representation is 1 to 64 characters of letters, digits, `_`, `-`, `.`, `:` and `/`",
+        ));
+    }
+    Ok(())
+}
+
 /// For PATCH bodies: "absent" versus "null" (defined with the contract types).
 pub use crate::api::present;
 

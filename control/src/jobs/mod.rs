@@ -6,11 +6,13 @@
 //! - [`retention`]: periodic sweeps of rows that have done their job (outbox, sessions, OTP
 //!   challenges and rate windows);
 //! - [`mail`]: the mail queue's sender;
+//! - [`link_tokens`]: the sweep of expired link tokens;
 //! - [`gateway_secrets`]: start-up backfill and re-sealing of gateway secrets for the edge.
 
 pub mod billing_usage;
 pub mod deliverer;
 pub mod gateway_secrets;
+pub mod link_tokens;
 pub mod mail;
 pub mod retention;
 

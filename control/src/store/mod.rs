@@ -36,6 +36,7 @@ pub mod members;
 pub mod organisations;
 pub mod otp;
 pub mod outbox;
+pub mod portal;
 pub mod publishable_keys;
 pub mod retention;
 pub mod sdk_keys;

@@ -7,10 +7,10 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use keygate_shared::authz::Action;
 use keygate_shared::key::{ApiKeyPrefix, SecretKey};
-use keygate_shared::scope::{is_valid_representation, ApiKeyScope};
+use keygate_shared::scope::ApiKeyScope;
 use serde_json::json;
 
-use super::{MAX_CUSTOMER_ID_LEN, MAX_GRACE_MS, MAX_NAME_LEN, MAX_SCOPES, MAX_USAGE};
+use super::{MAX_CUSTOMER_ID_LEN, MAX_GRACE_MS, MAX_NAME_LEN, MAX_USAGE};
 use crate::api::api_keys::{
     ApiKeyList, ApiKeyResponse, CreateApiKey, EditApiKey, RefillApiKey, RotateApiKey,
 };
@@ -84,21 +84,7 @@ async fn check_scopes(
     workspace_id: &str,
     scopes: Vec<ApiKeyScope>,
 ) -> ApiResult<String> {
-    if scopes.len() > MAX_SCOPES {
-        return Err(ApiError::bad_request(
-            "TOO_MANY_SCOPES",
-            format!("a key grants at most {MAX_SCOPES} scopes"),
-        ));
-    }
-    if scopes
-        .iter()
-        .any(|s| !is_valid_representation(&s.representation))
-    {
-        return Err(ApiError::bad_request(
-            "INVALID_REPRESENTATION",
-            "a scope representation is 1 to 64 characters of letters, digits, `_`, `-`, `.`, `:` and `/`",
-        ));
-    }
+    validate::api_key_scopes(&scopes)?;
     if !scopes.is_empty() {
         let defined = store::api_keys::defined_scopes(&state.db, workspace_id).await?;
         if let Some(unknown) = scopes.iter().find(|s| !defined.contains(&s.representation)) {

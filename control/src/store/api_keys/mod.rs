@@ -173,16 +173,15 @@ pub async fn defined_scopes(db: &Db, workspace_id: &str) -> StoreResult<Vec<Stri
     })?)
 }
 
-/// Stores a new key `row` whose first value has digest `digest`, with its audit row.
-pub async fn create(
-    db: &Db,
-    row: &ApiKeyRow,
-    digest: &str,
-    audit: &AuditEntry<'_>,
-    client: &ClientInfo,
-) -> StoreResult<()> {
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+/// Inserting a new key inside the caller's transaction (`&mut *tx`).
+#[allow(async_fn_in_trait)]
+pub trait InsertApiKey {
+    /// Inserts key `row` and its first value (digest `digest`).
+    async fn insert_api_key(&mut self, row: &ApiKeyRow, digest: &str) -> Result<(), sqlx::Error>;
+}
+
+impl_for_both_backends!(InsertApiKey {
+    async fn insert_api_key(&mut self, row: &ApiKeyRow, digest: &str) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO api_keys
                  (id, org_id, workspace_id, name, prefix, key_last4, customer_id, scopes, enabled,
@@ -204,9 +203,23 @@ pub async fn create(
         .bind(row.usage_left)
         .bind(row.rotation_grace_ms)
         .bind(row.created_at)
-        .execute(&mut *tx)
+        .execute(&mut *self)
         .await?;
-        tx.add_value(&row.id, digest, row.created_at).await?;
+        self.add_value(&row.id, digest, row.created_at).await
+    }
+});
+
+/// Stores a new key `row` whose first value has digest `digest`, with its audit row.
+pub async fn create(
+    db: &Db,
+    row: &ApiKeyRow,
+    digest: &str,
+    audit: &AuditEntry<'_>,
+    client: &ClientInfo,
+) -> StoreResult<()> {
+    with_db!(db, |pool| {
+        let mut tx = pool.begin_write().await?;
+        tx.insert_api_key(row, digest).await?;
         tx.record_audit(audit, client).await?;
         tx.commit().await
     })?;
