@@ -1,9 +1,9 @@
 //! Small helpers between the Workers runtime and the edge's pure modules: reading a bounded
 //! body, answering JSON, reading the configuration and the clock. Compiled for wasm only.
 
-use std::rc::Rc;
-
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -175,16 +175,55 @@ pub fn health() -> web_sys::Response {
     json_raw(200, r#"{"status":"ok"}"#).unwrap_or_else(|e| error_raw(&e))
 }
 
-/// Adds CORS headers echoing `origin` (when one is allowed) to a JavaScript response we built.
-pub fn with_cors_raw(resp: &web_sys::Response, origin: Option<&str>) -> Result<(), ApiError> {
-    let Some(origin) = origin else {
-        return Ok(());
-    };
-    let h = resp.headers();
-    h.set("access-control-allow-origin", origin)
-        .map_err(worker::Error::from)?;
-    h.append("vary", "Origin").map_err(worker::Error::from)?;
-    Ok(())
+/// Most distinct [`verdict_raw`] inits kept (status x lookup x allowed origin); past it the
+/// cache starts over, so an isolate that sees many origins still uses bounded memory.
+const MAX_VERDICT_INITS: usize = 256;
+
+/// What a [`verdict_raw`] init depends on: status, lookup, allowed origin.
+type VerdictShape = (u16, &'static str, Option<String>);
+
+thread_local! {
+    /// [`verdict_raw`]'s inits.
+    static VERDICT_INITS: RefCell<HashMap<VerdictShape, web_sys::ResponseInit>> =
+        RefCell::new(HashMap::new());
+}
+
+/// A check's JSON answer with its `lookup` header and, when an origin is allowed, the CORS
+/// headers echoing it (`access-control-allow-origin`, `vary: Origin`): one
+/// `new Response(body, init)` call, with the init (and its headers) made once per
+/// combination and reused, since the constructor copies them.
+pub fn verdict_raw(
+    status: u16,
+    body: &str,
+    lookup: &'static str,
+    origin: Option<&str>,
+) -> Result<web_sys::Response, ApiError> {
+    let key = (status, lookup, origin.map(str::to_owned));
+    let init = VERDICT_INITS.with(|inits| {
+        if let Some(init) = inits.borrow().get(&key) {
+            return init.clone();
+        }
+        let headers = js_sys::Object::new();
+        let set = |k: &str, v: &str| js_sys::Reflect::set(&headers, &k.into(), &v.into());
+        let _ = set("content-type", "application/json");
+        let _ = set("cache-control", "no-store");
+        let _ = set(crate::check::HEADER_LOOKUP, lookup);
+        if let Some(origin) = origin {
+            let _ = set("access-control-allow-origin", origin);
+            let _ = set("vary", "Origin");
+        }
+        let init = web_sys::ResponseInit::new();
+        init.set_status(status);
+        init.set_headers(&headers);
+        let mut inits = inits.borrow_mut();
+        if inits.len() >= MAX_VERDICT_INITS {
+            inits.clear();
+        }
+        inits.insert(key, init.clone());
+        init
+    });
+    web_sys::Response::new_with_opt_str_and_init(Some(body), &init)
+        .map_err(|e| ApiError::from(worker::Error::from(e)))
 }
 
 /// The error answer for `e`, as a JavaScript response.

@@ -57,6 +57,33 @@ fn merge(total: &mut LoadReport, part: LoadReport) {
     }
 }
 
+/// Slices per round: a round alternates between the two workers every `ROUND / SLICES`
+/// (A B B A A B ...), so load from other processes on a shared machine falls on both alike.
+const SLICES: u32 = 6;
+
+/// One round of `req` against keygate and the baseline: `SLICES` alternating slices each,
+/// starting with the baseline on odd rounds. Returns (keygate, baseline).
+fn paired_round(
+    keygate: SocketAddr,
+    baseline: SocketAddr,
+    req: &[u8],
+    connections: usize,
+    round: usize,
+) -> (LoadReport, LoadReport) {
+    let mut totals = [LoadReport::default(), LoadReport::default()];
+    let slice = ROUND / SLICES;
+    for i in 0..SLICES as usize {
+        let first = (round + i / 2 + i % 2) % 2;
+        for w in [first, 1 - first] {
+            let addr = [keygate, baseline][w];
+            let r = load::run(addr, req, connections, slice, MAX_REQUESTS_PER_ROUND);
+            merge(&mut totals[w], r);
+        }
+    }
+    let [k, b] = totals;
+    (k, b)
+}
+
 fn statuses(r: &LoadReport) -> Vec<u16> {
     r.statuses.keys().copied().collect()
 }
@@ -114,7 +141,7 @@ fn check_throughput_against_a_javascript_baseline_and_revocation_latency() {
 
     println!(
         "\nedge throughput on workerd's direct sockets (miniflare 4.20260730.0), {connections} keep-alive \
-         connections, {rounds} alternating rounds of {ROUND:?}; keygate (Rust/wasm) vs the \
+         connections, {rounds} alternating rounds of {ROUND:?} ({SLICES} interleaved slices per worker); keygate (Rust/wasm) vs the \
          hand-written JS baseline (tests/edge/baseline-worker.mjs):"
     );
     let routes: [(&str, &[u8], u16); 3] = [
@@ -126,16 +153,7 @@ fn check_throughput_against_a_javascript_baseline_and_revocation_latency() {
     let mut totals: Vec<[LoadReport; 2]> = vec![Default::default(); routes.len()];
     for round in 0..rounds {
         for (i, (name, req, status)) in routes.iter().enumerate() {
-            // Alternate which worker goes first, so drift on the shared machine evens out.
-            let (k, b) = if round % 2 == 0 {
-                let k = load::run(keygate, req, connections, ROUND, MAX_REQUESTS_PER_ROUND);
-                let b = load::run(baseline, req, connections, ROUND, MAX_REQUESTS_PER_ROUND);
-                (k, b)
-            } else {
-                let b = load::run(baseline, req, connections, ROUND, MAX_REQUESTS_PER_ROUND);
-                let k = load::run(keygate, req, connections, ROUND, MAX_REQUESTS_PER_ROUND);
-                (k, b)
-            };
+            let (k, b) = paired_round(keygate, baseline, req, connections, round);
             line(&format!("keygate  {name} #{round}"), &k);
             line(&format!("baseline {name} #{round}"), &b);
             assert_eq!(statuses(&k), vec![*status], "keygate {name}");
@@ -545,44 +563,12 @@ fn through_wrangler_dev_against_the_javascript_baseline() {
     }
     println!(
         "\nedge throughput through `wrangler dev` (4.164.0, its proxy included), {connections} \
-         keep-alive connections, {rounds} alternating rounds of {ROUND:?}:"
+         keep-alive connections, {rounds} alternating rounds of {ROUND:?} ({SLICES} interleaved slices per worker):"
     );
     for (name, req) in [("healthz", &health), ("check", &check)] {
         let mut ratios = Vec::new();
         for round in 0..rounds {
-            let (k, b) = if round % 2 == 0 {
-                let k = load::run(
-                    keygate.addr,
-                    req,
-                    connections,
-                    ROUND,
-                    MAX_REQUESTS_PER_ROUND,
-                );
-                let b = load::run(
-                    baseline.addr,
-                    req,
-                    connections,
-                    ROUND,
-                    MAX_REQUESTS_PER_ROUND,
-                );
-                (k, b)
-            } else {
-                let b = load::run(
-                    baseline.addr,
-                    req,
-                    connections,
-                    ROUND,
-                    MAX_REQUESTS_PER_ROUND,
-                );
-                let k = load::run(
-                    keygate.addr,
-                    req,
-                    connections,
-                    ROUND,
-                    MAX_REQUESTS_PER_ROUND,
-                );
-                (k, b)
-            };
+            let (k, b) = paired_round(keygate.addr, baseline.addr, req, connections, round);
             line(&format!("keygate  {name} #{round}"), &k);
             line(&format!("baseline {name} #{round}"), &b);
             assert_eq!(statuses(&k), vec![200], "keygate {name}");
