@@ -47,6 +47,11 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+fn list(ratios: &[f64]) -> String {
+    let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    shown.join(", ")
+}
+
 fn merge(total: &mut LoadReport, part: LoadReport) {
     total.requests += part.requests;
     total.errors += part.errors;
@@ -61,27 +66,94 @@ fn merge(total: &mut LoadReport, part: LoadReport) {
 /// (A B B A A B ...), so load from other processes on a shared machine falls on both alike.
 const SLICES: u32 = 6;
 
+/// One round of one route: what each worker answered, and the CPU time the worker processes
+/// spent meanwhile.
+struct Pair {
+    keygate: LoadReport,
+    baseline: LoadReport,
+    /// Seconds of CPU (user + system) used by this test's child processes (workerd, and
+    /// miniflare's or wrangler's Node, mostly idle on direct sockets) during each worker's
+    /// slices: (keygate, baseline).
+    cpu: [f64; 2],
+}
+
+impl Pair {
+    /// Requests answered per CPU second, keygate / baseline: what a request costs the
+    /// runtime, which other processes on a loaded machine disturb far less than req/s.
+    fn cpu_ratio(&self) -> f64 {
+        let per_cpu = |r: &LoadReport, cpu: f64| r.requests as f64 / cpu.max(1e-3);
+        per_cpu(&self.keygate, self.cpu[0]) / per_cpu(&self.baseline, self.cpu[1])
+    }
+}
+
+/// Linux clock ticks per second for `/proc/*/stat` times (`getconf CLK_TCK`; 100 on every
+/// Linux this runs on).
+const CLOCK_TICKS: f64 = 100.0;
+
+/// CPU seconds used so far by every descendant of this process (this process's own load
+/// generator threads are not counted). From `/proc`; 0 where there is none.
+fn descendants_cpu() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    // pid -> (parent, ticks); the fields after the parenthesised command name.
+    let mut procs = std::collections::HashMap::new();
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        // After the name: state, ppid, ... utime and stime (fields 4, 14 and 15 of stat).
+        procs.insert(pid, (num(1) as u32, num(11) + num(12)));
+    }
+    let mut total = 0;
+    let mut frontier = vec![std::process::id()];
+    while let Some(parent) = frontier.pop() {
+        for (pid, (ppid, ticks)) in &procs {
+            if *ppid == parent {
+                total += ticks;
+                frontier.push(*pid);
+            }
+        }
+    }
+    total as f64 / CLOCK_TICKS
+}
+
 /// One round of `req` against keygate and the baseline: `SLICES` alternating slices each,
-/// starting with the baseline on odd rounds. Returns (keygate, baseline).
+/// starting with the baseline on odd rounds.
 fn paired_round(
     keygate: SocketAddr,
     baseline: SocketAddr,
     req: &[u8],
     connections: usize,
     round: usize,
-) -> (LoadReport, LoadReport) {
+) -> Pair {
     let mut totals = [LoadReport::default(), LoadReport::default()];
+    let mut cpu = [0.0; 2];
     let slice = ROUND / SLICES;
     for i in 0..SLICES as usize {
         let first = (round + i / 2 + i % 2) % 2;
         for w in [first, 1 - first] {
             let addr = [keygate, baseline][w];
+            let before = descendants_cpu();
             let r = load::run(addr, req, connections, slice, MAX_REQUESTS_PER_ROUND);
+            cpu[w] += descendants_cpu() - before;
             merge(&mut totals[w], r);
         }
     }
-    let [k, b] = totals;
-    (k, b)
+    let [keygate, baseline] = totals;
+    Pair {
+        keygate,
+        baseline,
+        cpu,
+    }
 }
 
 fn statuses(r: &LoadReport) -> Vec<u16> {
@@ -150,10 +222,13 @@ fn check_throughput_against_a_javascript_baseline_and_revocation_latency() {
         ("malformed", &malformed, 401),
     ];
     let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); routes.len()];
+    let mut cpu_ratios: Vec<Vec<f64>> = vec![Vec::new(); routes.len()];
     let mut totals: Vec<[LoadReport; 2]> = vec![Default::default(); routes.len()];
     for round in 0..rounds {
         for (i, (name, req, status)) in routes.iter().enumerate() {
-            let (k, b) = paired_round(keygate, baseline, req, connections, round);
+            let pair = paired_round(keygate, baseline, req, connections, round);
+            cpu_ratios[i].push(pair.cpu_ratio());
+            let (k, b) = (pair.keygate, pair.baseline);
             line(&format!("keygate  {name} #{round}"), &k);
             line(&format!("baseline {name} #{round}"), &b);
             assert_eq!(statuses(&k), vec![*status], "keygate {name}");
@@ -172,12 +247,11 @@ fn check_throughput_against_a_javascript_baseline_and_revocation_latency() {
         line(&format!("baseline {name} (all)"), &totals[i][1]);
         let m = median(ratios[i].clone());
         println!(
-            "  {name}: keygate/baseline req/s, median of {rounds} rounds: {m:.2}x (rounds: {})",
-            ratios[i]
-                .iter()
-                .map(|r| format!("{r:.2}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "  {name}: keygate/baseline req/s, median of {rounds} rounds: {m:.2}x (rounds: {}); \
+             requests per CPU second: {:.2}x (rounds: {})",
+            list(&ratios[i]),
+            median(cpu_ratios[i].clone()),
+            list(&cpu_ratios[i]),
         );
         medians.push(m);
     }
@@ -566,9 +640,11 @@ fn through_wrangler_dev_against_the_javascript_baseline() {
          keep-alive connections, {rounds} alternating rounds of {ROUND:?} ({SLICES} interleaved slices per worker):"
     );
     for (name, req) in [("healthz", &health), ("check", &check)] {
-        let mut ratios = Vec::new();
+        let (mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
         for round in 0..rounds {
-            let (k, b) = paired_round(keygate.addr, baseline.addr, req, connections, round);
+            let pair = paired_round(keygate.addr, baseline.addr, req, connections, round);
+            cpu_ratios.push(pair.cpu_ratio());
+            let (k, b) = (pair.keygate, pair.baseline);
             line(&format!("keygate  {name} #{round}"), &k);
             line(&format!("baseline {name} #{round}"), &b);
             assert_eq!(statuses(&k), vec![200], "keygate {name}");
@@ -576,8 +652,12 @@ fn through_wrangler_dev_against_the_javascript_baseline() {
             ratios.push(k.rps() / b.rps());
         }
         println!(
-            "  {name} through wrangler dev: keygate/baseline req/s, median of {rounds} rounds: {:.2}x",
-            median(ratios)
+            "  {name} through wrangler dev: keygate/baseline req/s, median of {rounds} rounds: {:.2}x \
+             (rounds: {}); requests per CPU second (wrangler's proxy included): {:.2}x (rounds: {})",
+            median(ratios.clone()),
+            list(&ratios),
+            median(cpu_ratios.clone()),
+            list(&cpu_ratios),
         );
     }
 }
