@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use futures_util::StreamExt;
 use serde::Serialize;
-use worker::wasm_bindgen::JsCast;
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
 use worker::{js_sys, web_sys, Env, Headers, Request, Response};
 
 use crate::config::Config;
@@ -48,9 +48,37 @@ pub fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }
 
-/// A header of the JavaScript request, if present.
-pub fn raw_header(req: &web_sys::Request, name: &str) -> Option<String> {
-    req.headers().get(name).ok().flatten()
+#[wasm_bindgen]
+extern "C" {
+    /// A request's `Headers`, seen through [`get_named`] only.
+    #[wasm_bindgen(js_name = Headers)]
+    type NamedHeaders;
+
+    /// `Headers.prototype.get` with the name already a JavaScript string (web-sys's `get`
+    /// decodes the name from wasm memory on every call, and wraps the call in a catch it
+    /// does not need for a valid name).
+    #[wasm_bindgen(method, js_name = get)]
+    fn get_named(this: &NamedHeaders, name: &JsValue) -> Option<String>;
+}
+
+thread_local! {
+    /// The header names [`raw_header`] has read, as JavaScript strings.
+    static HEADER_NAMES: RefCell<Vec<(&'static str, JsValue)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A header of the JavaScript request, if present. `name` is a valid lowercase header name.
+pub fn raw_header(req: &web_sys::Request, name: &'static str) -> Option<String> {
+    let name = HEADER_NAMES.with(|names| {
+        if let Some((_, js)) = names.borrow().iter().find(|(n, _)| *n == name) {
+            return js.clone();
+        }
+        let js = JsValue::from_str(name);
+        names.borrow_mut().push((name, js.clone()));
+        js
+    });
+    req.headers()
+        .unchecked_into::<NamedHeaders>()
+        .get_named(&name)
 }
 
 /// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, and
