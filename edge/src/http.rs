@@ -175,14 +175,22 @@ thread_local! {
     static JSON_INITS: RefCell<Vec<(u16, web_sys::ResponseInit)>> = const { RefCell::new(Vec::new()) };
 }
 
+/// `content-type: application/json`, `cache-control: no-store`, as a `Headers` object: what
+/// the cached inits hold (the `Response` constructor copies a `Headers` object for less than
+/// it takes to read a plain object's properties).
+fn json_headers() -> web_sys::Headers {
+    let headers = web_sys::Headers::new().expect("a Headers object");
+    let _ = headers.set("content-type", "application/json");
+    let _ = headers.set("cache-control", "no-store");
+    headers
+}
+
 fn json_init(status: u16) -> web_sys::ResponseInit {
     JSON_INITS.with(|inits| {
         if let Some((_, init)) = inits.borrow().iter().find(|(s, _)| *s == status) {
             return init.clone();
         }
-        let headers = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&headers, &"content-type".into(), &"application/json".into());
-        let _ = js_sys::Reflect::set(&headers, &"cache-control".into(), &"no-store".into());
+        let headers = json_headers();
         let init = web_sys::ResponseInit::new();
         init.set_status(status);
         init.set_headers(&headers);
@@ -231,14 +239,11 @@ pub fn verdict_raw(
         if let Some(init) = inits.borrow().get(&key) {
             return init.clone();
         }
-        let headers = js_sys::Object::new();
-        let set = |k: &str, v: &str| js_sys::Reflect::set(&headers, &k.into(), &v.into());
-        let _ = set("content-type", "application/json");
-        let _ = set("cache-control", "no-store");
-        let _ = set(crate::check::HEADER_LOOKUP, lookup);
+        let headers = json_headers();
+        let _ = headers.set(crate::check::HEADER_LOOKUP, lookup);
         if let Some(origin) = origin {
-            let _ = set("access-control-allow-origin", origin);
-            let _ = set("vary", "Origin");
+            let _ = headers.set("access-control-allow-origin", origin);
+            let _ = headers.set("vary", "Origin");
         }
         let init = web_sys::ResponseInit::new();
         init.set_status(status);
