@@ -206,9 +206,28 @@ pub fn json_raw(status: u16, body: &str) -> Result<web_sys::Response, ApiError> 
         .map_err(|e| ApiError::from(worker::Error::from(e)))
 }
 
-/// `GET /healthz`'s answer.
+#[wasm_bindgen]
+extern "C" {
+    /// A `Response` made by [`PlainResponse::new_response`].
+    #[wasm_bindgen(js_name = Response)]
+    type PlainResponse;
+
+    /// `new Response(body, init)` with the body already a JavaScript value and no catch
+    /// wrapper: only for a valid status with headers that were already accepted (a cached
+    /// init), where the constructor cannot throw.
+    #[wasm_bindgen(constructor, js_class = "Response")]
+    fn new_response(body: &JsValue, init: &web_sys::ResponseInit) -> PlainResponse;
+}
+
+thread_local! {
+    /// `GET /healthz`'s body, as a JavaScript string.
+    static HEALTH_BODY: JsValue = JsValue::from_str(r#"{"status":"ok"}"#);
+}
+
+/// `GET /healthz`'s answer: `{"status":"ok"}` with the JSON headers, from a cached body and
+/// init.
 pub fn health() -> web_sys::Response {
-    json_raw(200, r#"{"status":"ok"}"#).unwrap_or_else(|e| error_raw(&e))
+    HEALTH_BODY.with(|body| PlainResponse::new_response(body, &json_init(200)).unchecked_into())
 }
 
 /// Most distinct [`verdict_raw`] inits kept (status x lookup x allowed origin); past it the
@@ -255,8 +274,9 @@ pub fn verdict_raw(
         inits.insert(key, init.clone());
         init
     });
-    web_sys::Response::new_with_opt_str_and_init(Some(body), &init)
-        .map_err(|e| ApiError::from(worker::Error::from(e)))
+    // A verdict's status (200, 401, 403) and headers the init already accepted: the
+    // constructor cannot throw.
+    Ok(PlainResponse::new_response(&JsValue::from_str(body), &init).unchecked_into())
 }
 
 /// The error answer for `e`, as a JavaScript response.
