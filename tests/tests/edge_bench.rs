@@ -47,6 +47,16 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Worker variables for a diagnostic run, from `KEYGATE_BENCH_EDGE_VARS=NAME=value,...`
+/// (e.g. `KEYGATE_CHANGES_POLL_MS=60000,KEYGATE_CHANGES_MAX_AGE_MS=60000`); none by default.
+fn extra_vars() -> std::collections::BTreeMap<String, String> {
+    let spec = std::env::var("KEYGATE_BENCH_EDGE_VARS").unwrap_or_default();
+    spec.split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
 fn list(ratios: &[f64]) -> String {
     let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
     shown.join(", ")
@@ -171,6 +181,7 @@ fn statuses(r: &LoadReport) -> Vec<u16> {
 fn check_throughput_against_a_javascript_baseline_and_revocation_latency() {
     let edge = Edge::start(EdgeOptions {
         baseline: true,
+        vars: extra_vars(),
         ..EdgeOptions::default()
     });
     let keygate = addr_of(&edge.direct["keygate"]);
