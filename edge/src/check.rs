@@ -110,19 +110,20 @@ impl Source {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use runtime::{decide, handle, lookup, Decision};
+pub use runtime::{answer, body_is_simple, decide, handle, lookup, Answer, Decision};
 
 #[cfg(target_arch = "wasm32")]
 mod runtime {
     use std::rc::Rc;
 
+    use futures_util::future::LocalBoxFuture;
     use keygate_shared::check::{check, CheckRequest};
     use keygate_shared::key::{self, KeyDigest, KeyKind};
     use keygate_shared::record::CompiledRecord;
     use keygate_shared::verdict::Verdict;
     use worker::{web_sys, Env};
 
-    use super::{parse_check_body, Source, HEADER_LOOKUP, HEADER_PUBLISHABLE_KEY, MAX_CHECK_BODY};
+    use super::{parse_check_body, Source, HEADER_PUBLISHABLE_KEY, MAX_CHECK_BODY};
     use crate::cache::{with_cache, Cached};
     use crate::config::Config;
     use crate::error::ApiError;
@@ -141,16 +142,22 @@ mod runtime {
         pub source: Source,
     }
 
+    /// The record for `digest` if this isolate's cache can answer (no await), else `None`.
+    pub fn cached(digest: &KeyDigest) -> Option<(Option<Rc<CompiledRecord>>, Source)> {
+        match with_cache(|c| c.get(digest, now_ms()))? {
+            Cached::Found(r) => Some((Some(r), Source::Cache)),
+            Cached::Absent => Some((None, Source::Cache)),
+        }
+    }
+
     /// The record for `digest`: isolate cache, then KV, then a pull.
     pub async fn lookup(
         env: &Env,
         config: &Config,
         digest: &KeyDigest,
     ) -> Result<(Option<Rc<CompiledRecord>>, Source), ApiError> {
-        match with_cache(|c| c.get(digest, now_ms())) {
-            Some(Cached::Found(r)) => return Ok((Some(r), Source::Cache)),
-            Some(Cached::Absent) => return Ok((None, Source::Cache)),
-            None => {}
+        if let Some(hit) = cached(digest) {
+            return Ok(hit);
         }
         let store = Store::from_env(env)?;
         // KV's copy may be older than what the change log taught this isolate: merge.
@@ -187,6 +194,27 @@ mod runtime {
         Ok((found, source))
     }
 
+    /// A check as far as it can go without waiting: decided when the key is malformed or
+    /// this isolate's cache knows its record, else the digest to look up.
+    pub fn decide_now(request: &CheckRequest) -> Result<Decision, KeyDigest> {
+        let Ok(parsed) = key::parse_as(request.key, KeyKind::Publishable) else {
+            return Ok(Decision {
+                verdict: check(request, None),
+                record: None,
+                source: Source::NotLookedUp,
+            });
+        };
+        let digest = parsed.digest();
+        match cached(&digest) {
+            Some((record, source)) => Ok(Decision {
+                verdict: check(request, record.as_deref()),
+                record,
+                source,
+            }),
+            None => Err(digest),
+        }
+    }
+
     /// Decides a check: parse the key (no lookup if it is malformed), find its record, and
     /// let `keygate_shared::check` decide.
     pub async fn decide(
@@ -203,14 +231,11 @@ mod runtime {
             functionality,
             origin,
         };
-        let Ok(parsed) = key::parse_as(key, KeyKind::Publishable) else {
-            return Ok(Decision {
-                verdict: check(&request, None),
-                record: None,
-                source: Source::NotLookedUp,
-            });
+        let digest = match decide_now(&request) {
+            Ok(decision) => return Ok(decision),
+            Err(digest) => digest,
         };
-        let (record, source) = lookup(env, config, &parsed.digest()).await?;
+        let (record, source) = lookup(env, config, &digest).await?;
         Ok(Decision {
             verdict: check(&request, record.as_deref()),
             record,
@@ -218,32 +243,81 @@ mod runtime {
         })
     }
 
-    /// `POST /v1/check`, on the JavaScript request (no `worker::Request` conversion).
+    /// `POST /v1/check`, on the JavaScript request (no `worker::Request` conversion), when
+    /// its body has not been read yet (no or an unusual `Content-Length`: see [`answer`]).
     pub async fn handle(req: &web_sys::Request, env: &Env) -> Result<web_sys::Response, ApiError> {
         let body = http::read_raw_body(req, MAX_CHECK_BODY).await?;
-        let input = parse_check_body(&body, || raw_header(req, HEADER_PUBLISHABLE_KEY))?;
+        match answer(req, &body, env) {
+            Answer::Now(resp) => resp,
+            Answer::Later(later) => later.await,
+        }
+    }
+
+    /// A check answer: ready now, or after a KV read or a pull.
+    pub enum Answer {
+        /// Decided without waiting (malformed key, isolate cache hit, bad body).
+        Now(Result<web_sys::Response, ApiError>),
+        /// The record must be looked up first.
+        Later(LocalBoxFuture<'static, Result<web_sys::Response, ApiError>>),
+    }
+
+    /// `POST /v1/check` once its body has been read (the worker's entry module reads it when
+    /// [`body_is_simple`] says so, then calls this synchronously): with a malformed key or
+    /// a record in this isolate's cache, the answer is ready at once, with no Rust future.
+    pub fn answer(req: &web_sys::Request, body: &[u8], env: &Env) -> Answer {
+        let input = match parse_check_body(body, || raw_header(req, HEADER_PUBLISHABLE_KEY)) {
+            Ok(input) => input,
+            Err(e) => return Answer::Now(Err(e)),
+        };
         let origin = raw_header(req, "origin");
-        let config = http::config(env);
-        let d = decide(
-            env,
-            &config,
-            &input.key,
-            &input.module,
-            &input.functionality,
-            origin.as_deref(),
-        )
-        .await?;
+        let request = CheckRequest {
+            key: &input.key,
+            module: &input.module,
+            functionality: &input.functionality,
+            origin: origin.as_deref(),
+        };
+        let digest = match decide_now(&request) {
+            Ok(d) => return Answer::Now(respond(&d, origin.as_deref())),
+            Err(digest) => digest,
+        };
+        let env = env.clone();
+        Answer::Later(Box::pin(async move {
+            let config = http::config(&env);
+            let (record, source) = lookup(&env, &config, &digest).await?;
+            let request = CheckRequest {
+                key: &input.key,
+                module: &input.module,
+                functionality: &input.functionality,
+                origin: origin.as_deref(),
+            };
+            let d = Decision {
+                verdict: check(&request, record.as_deref()),
+                record,
+                source,
+            };
+            respond(&d, origin.as_deref())
+        }))
+    }
+
+    /// Whether the check body can be read in one piece before calling [`answer`]: a
+    /// `Content-Length` between 1 and [`MAX_CHECK_BODY`]. Anything else (chunked, empty,
+    /// too large, unreadable) takes [`handle`], which answers those cases.
+    pub fn body_is_simple(req: &web_sys::Request) -> bool {
+        raw_header(req, "content-length")
+            .and_then(|len| len.trim().parse::<usize>().ok())
+            .is_some_and(|len| (1..=MAX_CHECK_BODY).contains(&len))
+    }
+
+    /// The verdict as the JSON answer, with the lookup header and CORS.
+    fn respond(d: &Decision, origin: Option<&str>) -> Result<web_sys::Response, ApiError> {
         let body = serde_json::to_string(&d.verdict.response())
             .map_err(|_| ApiError::new(500, "INTERNAL", "encoding failed"))?;
-        let resp = http::json_raw(d.verdict.http_status(), &body)?;
-        resp.headers()
-            .set(HEADER_LOOKUP, d.source.as_str())
-            .map_err(worker::Error::from)?;
-        http::with_cors_raw(
-            &resp,
-            cors::allowed_origin(origin.as_deref(), d.record.as_deref()),
-        )?;
-        Ok(resp)
+        http::verdict_raw(
+            d.verdict.http_status(),
+            &body,
+            d.source.as_str(),
+            cors::allowed_origin(origin, d.record.as_deref()),
+        )
     }
 }
 

@@ -1,13 +1,13 @@
 //! Small helpers between the Workers runtime and the edge's pure modules: reading a bounded
 //! body, answering JSON, reading the configuration and the clock. Compiled for wasm only.
 
-use std::rc::Rc;
-
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use futures_util::StreamExt;
 use serde::Serialize;
-use worker::wasm_bindgen::JsCast;
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
 use worker::{js_sys, web_sys, Env, Headers, Request, Response};
 
 use crate::config::Config;
@@ -48,9 +48,37 @@ pub fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }
 
-/// A header of the JavaScript request, if present.
-pub fn raw_header(req: &web_sys::Request, name: &str) -> Option<String> {
-    req.headers().get(name).ok().flatten()
+#[wasm_bindgen]
+extern "C" {
+    /// A request's `Headers`, seen through [`get_named`] only.
+    #[wasm_bindgen(js_name = Headers)]
+    type NamedHeaders;
+
+    /// `Headers.prototype.get` with the name already a JavaScript string (web-sys's `get`
+    /// decodes the name from wasm memory on every call, and wraps the call in a catch it
+    /// does not need for a valid name).
+    #[wasm_bindgen(method, js_name = get)]
+    fn get_named(this: &NamedHeaders, name: &JsValue) -> Option<String>;
+}
+
+thread_local! {
+    /// The header names [`raw_header`] has read, as JavaScript strings.
+    static HEADER_NAMES: RefCell<Vec<(&'static str, JsValue)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A header of the JavaScript request, if present. `name` is a valid lowercase header name.
+pub fn raw_header(req: &web_sys::Request, name: &'static str) -> Option<String> {
+    let name = HEADER_NAMES.with(|names| {
+        if let Some((_, js)) = names.borrow().iter().find(|(n, _)| *n == name) {
+            return js.clone();
+        }
+        let js = JsValue::from_str(name);
+        names.borrow_mut().push((name, js.clone()));
+        js
+    });
+    req.headers()
+        .unchecked_into::<NamedHeaders>()
+        .get_named(&name)
 }
 
 /// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, and
@@ -147,14 +175,22 @@ thread_local! {
     static JSON_INITS: RefCell<Vec<(u16, web_sys::ResponseInit)>> = const { RefCell::new(Vec::new()) };
 }
 
+/// `content-type: application/json`, `cache-control: no-store`, as a `Headers` object: what
+/// the cached inits hold (the `Response` constructor copies a `Headers` object for less than
+/// it takes to read a plain object's properties).
+fn json_headers() -> web_sys::Headers {
+    let headers = web_sys::Headers::new().expect("a Headers object");
+    let _ = headers.set("content-type", "application/json");
+    let _ = headers.set("cache-control", "no-store");
+    headers
+}
+
 fn json_init(status: u16) -> web_sys::ResponseInit {
     JSON_INITS.with(|inits| {
         if let Some((_, init)) = inits.borrow().iter().find(|(s, _)| *s == status) {
             return init.clone();
         }
-        let headers = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&headers, &"content-type".into(), &"application/json".into());
-        let _ = js_sys::Reflect::set(&headers, &"cache-control".into(), &"no-store".into());
+        let headers = json_headers();
         let init = web_sys::ResponseInit::new();
         init.set_status(status);
         init.set_headers(&headers);
@@ -170,21 +206,77 @@ pub fn json_raw(status: u16, body: &str) -> Result<web_sys::Response, ApiError> 
         .map_err(|e| ApiError::from(worker::Error::from(e)))
 }
 
-/// `GET /healthz`'s answer.
-pub fn health() -> web_sys::Response {
-    json_raw(200, r#"{"status":"ok"}"#).unwrap_or_else(|e| error_raw(&e))
+#[wasm_bindgen]
+extern "C" {
+    /// A `Response` made by [`PlainResponse::new_response`].
+    #[wasm_bindgen(js_name = Response)]
+    type PlainResponse;
+
+    /// `new Response(body, init)` with the body already a JavaScript value and no catch
+    /// wrapper: only for a valid status with headers that were already accepted (a cached
+    /// init), where the constructor cannot throw.
+    #[wasm_bindgen(constructor, js_class = "Response")]
+    fn new_response(body: &JsValue, init: &web_sys::ResponseInit) -> PlainResponse;
 }
 
-/// Adds CORS headers echoing `origin` (when one is allowed) to a JavaScript response we built.
-pub fn with_cors_raw(resp: &web_sys::Response, origin: Option<&str>) -> Result<(), ApiError> {
-    let Some(origin) = origin else {
-        return Ok(());
-    };
-    let h = resp.headers();
-    h.set("access-control-allow-origin", origin)
-        .map_err(worker::Error::from)?;
-    h.append("vary", "Origin").map_err(worker::Error::from)?;
-    Ok(())
+thread_local! {
+    /// `GET /healthz`'s body, as a JavaScript string.
+    static HEALTH_BODY: JsValue = JsValue::from_str(r#"{"status":"ok"}"#);
+}
+
+/// `GET /healthz`'s answer: `{"status":"ok"}` with the JSON headers, from a cached body and
+/// init.
+pub fn health() -> web_sys::Response {
+    HEALTH_BODY.with(|body| PlainResponse::new_response(body, &json_init(200)).unchecked_into())
+}
+
+/// Most distinct [`verdict_raw`] inits kept (status x lookup x allowed origin); past it the
+/// cache starts over, so an isolate that sees many origins still uses bounded memory.
+const MAX_VERDICT_INITS: usize = 256;
+
+/// What a [`verdict_raw`] init depends on: status, lookup, allowed origin.
+type VerdictShape = (u16, &'static str, Option<String>);
+
+thread_local! {
+    /// [`verdict_raw`]'s inits.
+    static VERDICT_INITS: RefCell<HashMap<VerdictShape, web_sys::ResponseInit>> =
+        RefCell::new(HashMap::new());
+}
+
+/// A check's JSON answer with its `lookup` header and, when an origin is allowed, the CORS
+/// headers echoing it (`access-control-allow-origin`, `vary: Origin`): one
+/// `new Response(body, init)` call, with the init (and its headers) made once per
+/// combination and reused, since the constructor copies them.
+pub fn verdict_raw(
+    status: u16,
+    body: &str,
+    lookup: &'static str,
+    origin: Option<&str>,
+) -> Result<web_sys::Response, ApiError> {
+    let key = (status, lookup, origin.map(str::to_owned));
+    let init = VERDICT_INITS.with(|inits| {
+        if let Some(init) = inits.borrow().get(&key) {
+            return init.clone();
+        }
+        let headers = json_headers();
+        let _ = headers.set(crate::check::HEADER_LOOKUP, lookup);
+        if let Some(origin) = origin {
+            let _ = headers.set("access-control-allow-origin", origin);
+            let _ = headers.set("vary", "Origin");
+        }
+        let init = web_sys::ResponseInit::new();
+        init.set_status(status);
+        init.set_headers(&headers);
+        let mut inits = inits.borrow_mut();
+        if inits.len() >= MAX_VERDICT_INITS {
+            inits.clear();
+        }
+        inits.insert(key, init.clone());
+        init
+    });
+    // A verdict's status (200, 401, 403) and headers the init already accepted: the
+    // constructor cannot throw.
+    Ok(PlainResponse::new_response(&JsValue::from_str(body), &init).unchecked_into())
 }
 
 /// The error answer for `e`, as a JavaScript response.

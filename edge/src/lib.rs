@@ -38,6 +38,9 @@ pub mod view;
 
 /// `GET /__keygate/selftest`: runs keygate-shared's conformance vectors inside the runtime.
 pub const SELFTEST_PATH: &str = "/__keygate/selftest";
+/// `POST /__keygate/selftest/trap`: panics on purpose (a wasm trap), so a test can show that
+/// the next request is served by a fresh instance. Only with the self-test enabled.
+pub const TRAP_PATH: &str = "/__keygate/selftest/trap";
 
 /// The path of an already-serialised WHATWG URL (what `Request.url` returns), without query
 /// or fragment and without parsing the URL again: the first `/` after the host starts the
@@ -62,14 +65,17 @@ mod router {
     use worker::{web_sys, Context, Env, Method, Request, Response};
 
     use crate::error::ApiError;
-    use crate::{check, cors, gateway, http, path_of, sync, view, SELFTEST_PATH};
+    use crate::{check, cors, gateway, http, path_of, sync, view, SELFTEST_PATH, TRAP_PATH};
 
     /// The worker's `fetch` handler, exported by hand rather than with `#[event(fetch)]`, so
     /// the hot paths pay no more glue than they need (see `edge/README.md`, "Figures"):
     /// - `GET /healthz` answers synchronously: no Rust future, no promise, no microtask, and
     ///   no conversion of the request into a `worker::Request` (which reads its method, URL,
     ///   headers and `cf` from JavaScript);
-    /// - `POST /v1/check` works on the JavaScript request directly;
+    /// - `POST /v1/check` with a fresh view of recent changes and a plain `Content-Length`
+    ///   body returns `undefined`: the entry module (`edge/js/entry.mjs`) then reads the
+    ///   body and calls [`check_body`], synchronous up to a KV read. Other checks work on
+    ///   the JavaScript request in a Rust future;
     /// - every other route goes through [`route`] as before.
     ///
     /// Unread request bodies are drained after answering, as before.
@@ -81,34 +87,54 @@ mod router {
         if path == "/healthz" && (method == "GET" || method == "HEAD") && raw.body().is_none() {
             return http::health().into();
         }
-        let is_check = method == "POST" && path == "/v1/check";
-        let path = path.to_owned();
-        worker::wasm_bindgen_futures::future_to_promise(async move {
-            let ctx = Context::new(ctx);
-            let resp = if is_check {
-                check_route(&raw, &env, &ctx).await
-            } else {
-                route(Request::from(Clone::clone(&raw)), &path, &env, &ctx)
-                    .await
-                    .map(web_sys::Response::from)
+        let ctx = Context::new(ctx);
+        if method == "POST" && path == "/v1/check" {
+            let refresh = view::before_lookup(&env, &ctx);
+            if refresh.is_none() && check::body_is_simple(&raw) {
+                return JsValue::UNDEFINED;
             }
-            .unwrap_or_else(|e| http::error_raw(&e));
+            let req = Clone::clone(&raw);
+            return respond_later(raw, async move {
+                if let Some(refresh) = refresh {
+                    refresh.await?;
+                }
+                check::handle(&req, &env).await
+            });
+        }
+        let path = path.to_owned();
+        let req = Request::from(Clone::clone(&raw));
+        respond_later(raw, async move {
+            route(req, &path, &env, &ctx)
+                .await
+                .map(web_sys::Response::from)
+        })
+    }
+
+    /// `POST /v1/check` once the entry module has read its body (see [`fetch`]): the answer
+    /// (a `Response`), or a promise of it when the record must be looked up first.
+    #[wasm_bindgen(js_name = checkBody)]
+    pub fn check_body(raw: web_sys::Request, body: &[u8], env: Env) -> JsValue {
+        match check::answer(&raw, body, &env) {
+            check::Answer::Now(resp) => resp.unwrap_or_else(|e| http::error_raw(&e)).into(),
+            check::Answer::Later(later) => worker::wasm_bindgen_futures::future_to_promise(async {
+                Ok(later.await.unwrap_or_else(|e| http::error_raw(&e)).into())
+            })
+            .into(),
+        }
+    }
+
+    /// The promise of `answer`'s response (errors answered as JSON), draining what is left
+    /// of the request body afterwards.
+    fn respond_later(
+        raw: web_sys::Request,
+        answer: impl std::future::Future<Output = Result<web_sys::Response, ApiError>> + 'static,
+    ) -> JsValue {
+        worker::wasm_bindgen_futures::future_to_promise(async move {
+            let resp = answer.await.unwrap_or_else(|e| http::error_raw(&e));
             http::drain_unread_body(&raw).await;
             Ok(resp.into())
         })
         .into()
-    }
-
-    /// `POST /v1/check`: the view of recent changes made fresh, then the check.
-    async fn check_route(
-        raw: &web_sys::Request,
-        env: &Env,
-        ctx: &Context,
-    ) -> Result<web_sys::Response, ApiError> {
-        if let Some(refresh) = view::before_lookup(env, ctx) {
-            refresh.await?;
-        }
-        check::handle(raw, env).await
     }
 
     async fn route(
@@ -136,6 +162,9 @@ mod router {
             (Method::Post, sync::PATH) => sync::handle(req, env).await,
             (_, sync::PATH) => Err(ApiError::method_not_allowed("POST")),
             (Method::Get, SELFTEST_PATH) if http::config(env).selftest => selftest(),
+            (Method::Post, TRAP_PATH) if http::config(env).selftest => {
+                panic!("keygate: trap requested by {TRAP_PATH}")
+            }
             _ if gatewayed => gateway::handle(req, env).await,
             _ => Err(ApiError::not_found()),
         }

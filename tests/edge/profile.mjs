@@ -18,7 +18,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-const build = path.join(root, "edge", "build");
+// KEYGATE_EDGE_BUILD=DIR profiles another build (e.g. a copy of edge/build from before a change).
+const build = path.resolve(process.env.KEYGATE_EDGE_BUILD ?? path.join(root, "edge", "build"));
 const route = process.argv[2] ?? "check";
 const seconds = Number(process.argv[3] ?? 5);
 const out = process.argv[4] ?? path.join(root, "target", `edge-${route}.cpuprofile`);
@@ -183,6 +184,10 @@ try {
   console.log(
     `${route}: ${n} requests in ${seconds} s (${Math.round(n / seconds)} req/s while profiling), statuses ${JSON.stringify(statuses)}`,
   );
+  // The worker thread's busy time per request: what a request costs the isolate, less
+  // sensitive to other load on the machine than requests per second.
+  const idle = [...byFn].filter(([name]) => name.startsWith("(idle)")).reduce((a, [, t]) => a + t, 0);
+  console.log(`busy: ${((total - idle) / n).toFixed(1)} us of worker-thread time per request`);
   console.log(`self time by function (of ${(total / 1000).toFixed(0)} ms sampled):`);
   for (const [name, t] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
     console.log(`  ${((100 * t) / total).toFixed(1).padStart(5)} %  ${name}`);

@@ -27,6 +27,9 @@
 // `unsafeDirectSockets`), so a benchmark measures workerd and not miniflare's Node proxy. The
 // first line then also carries {"direct": {"keygate": url, "baseline": url}}. With
 // KEYGATE_EDGE_INSPECTOR=PORT workerd's V8 inspector listens on that loopback port (profiling).
+// With KEYGATE_EDGE_COMPARE_BUILD=DIR as well, the second worker is not the JavaScript
+// baseline but another build of keygate (e.g. a copy of edge/build from before a change), so
+// the same benchmark measures one build against the other in one run.
 import { Miniflare, Log, LogLevel } from "miniflare";
 import http from "node:http";
 import path from "node:path";
@@ -51,6 +54,9 @@ const common = {
 const log = new Log(process.env.KEYGATE_EDGE_LOG === "debug" ? LogLevel.DEBUG : LogLevel.WARN);
 
 const baseline = !locations && process.env.KEYGATE_EDGE_BASELINE === "1";
+const compareBuild = process.env.KEYGATE_EDGE_COMPARE_BUILD
+  ? path.resolve(process.env.KEYGATE_EDGE_COMPARE_BUILD)
+  : null;
 const inspectorPort = process.env.KEYGATE_EDGE_INSPECTOR
   ? Number(process.env.KEYGATE_EDGE_INSPECTOR)
   : undefined;
@@ -72,14 +78,25 @@ if (baseline) {
         bindings,
         unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
       },
-      {
-        name: "baseline",
-        modules: true,
-        scriptPath: path.join(root, "tests", "edge", "baseline-worker.mjs"),
-        compatibilityDate: "2025-09-01",
-        kvNamespaces: { KEYGATE_KV: "kv-bench" },
-        unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
-      },
+      compareBuild
+        ? {
+            ...common,
+            modulesRoot: compareBuild,
+            modules: modules.map((m) => ({ ...m, path: path.join(compareBuild, path.basename(m.path)) })),
+            name: "baseline",
+            kvNamespaces: { KEYGATE_KV: "kv-bench" },
+            durableObjects: { KEYGATE_CHANGES: "RecentChanges" },
+            bindings,
+            unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+          }
+        : {
+            name: "baseline",
+            modules: true,
+            scriptPath: path.join(root, "tests", "edge", "baseline-worker.mjs"),
+            compatibilityDate: "2025-09-01",
+            kvNamespaces: { KEYGATE_KV: "kv-bench" },
+            unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+          },
     ],
   };
 } else if (locations) {

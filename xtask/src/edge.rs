@@ -1,10 +1,11 @@
 //! The edge worker's automation: its tools, its wasm build, its lints and its benchmark.
 //!
-//! worker-build would download `wasm-bindgen`, `wasm-opt` and `esbuild` from GitHub, which a
-//! machine that reaches only package registries cannot do (edge/README.md, "Toolchain notes"). So the tools come
-//! from registries instead: `wasm-bindgen-cli` and `worker-build` through `cargo install`
-//! (only when missing or at another version), `wasm-opt` (binaryen) and `esbuild` from the
-//! pinned npm packages, and the build points worker-build at them.
+//! The build is the four steps worker-build would run (cargo, wasm-bindgen, wasm-opt, esbuild),
+//! run here with tools from registries only (worker-build would download `wasm-bindgen`,
+//! `wasm-opt` and `esbuild` from GitHub; edge/README.md, "Toolchain notes"):
+//! `wasm-bindgen-cli` through `cargo install` (only when missing or at another version),
+//! `wasm-opt` (binaryen) and `esbuild` from the pinned npm packages. Its entry module is ours
+//! (`edge/js/entry.mjs`), not worker-build's generated shim (see edge/README.md, "Figures").
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,8 +14,6 @@ use crate::cmd::{self, root, run_with, Result};
 
 /// Must equal the `wasm-bindgen` library version pinned in `edge/Cargo.toml`.
 pub const WASM_BINDGEN_VERSION: &str = "0.2.129";
-/// Must match the `worker` crate version pinned in `edge/Cargo.toml`.
-pub const WORKER_BUILD_VERSION: &str = "0.8.7";
 
 fn cargo_bin(name: &str) -> PathBuf {
     let home = std::env::var_os("CARGO_HOME")
@@ -48,11 +47,10 @@ fn ensure_cargo_tool(bin: &str, krate: &str, version: &str) -> Result {
     )
 }
 
-/// `wasm-bindgen-cli` and `worker-build` at the pinned versions (about 5 minutes the first
-/// time, nothing afterwards), and the pinned npm packages.
+/// `wasm-bindgen-cli` at the pinned version (a few minutes the first time, nothing
+/// afterwards), and the pinned npm packages.
 pub fn ensure_tools() -> Result {
     ensure_cargo_tool("wasm-bindgen", "wasm-bindgen-cli", WASM_BINDGEN_VERSION)?;
-    ensure_cargo_tool("worker-build", "worker-build", WORKER_BUILD_VERSION)?;
     ensure_npm_packages()
 }
 
@@ -113,6 +111,7 @@ fn build_is_fresh() -> bool {
     };
     [
         "edge/src",
+        "edge/js",
         "edge/Cargo.toml",
         "shared/src",
         "shared/testdata",
@@ -125,28 +124,113 @@ fn build_is_fresh() -> bool {
     .all(|m| m <= built)
 }
 
+/// `wasm-opt` flags for the worker: size first (`-Oz`), with the wasm features workerd runs
+/// (an explicit list rather than `--all-features`, so binaryen never emits an encoding the
+/// runtime does not know yet; the same list worker-build used). The name section is kept
+/// (`--debuginfo`), so a panic's stack trace names Rust functions.
+const WASM_OPT_FLAGS: &[&str] = &[
+    "-Oz",
+    "--enable-mutable-globals",
+    "--enable-sign-ext",
+    "--enable-nontrapping-float-to-int",
+    "--enable-bulk-memory",
+    "--enable-multivalue",
+    "--enable-reference-types",
+    "--enable-exception-handling",
+    "--debuginfo",
+];
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
 /// Builds the worker into `edge/build` (`index.js`, `index_bg.wasm`) with local tools only,
-/// optimised for size; skipped when the build is newer than every source.
+/// optimised for size; skipped when the build is newer than every source. The steps:
+/// `cargo build` for wasm32, `wasm-bindgen --target module` (with the reset function that
+/// trap recovery uses), `wasm-opt`, then esbuild bundles the entry module `edge/js/entry.mjs`
+/// (the worker's `fetch` and the Durable Object class) with wasm-bindgen's glue.
 pub fn build() -> Result {
     if build_is_fresh() {
         eprintln!("edge/build is up to date");
         return Ok(());
     }
-    let npm_bin = npm_bin_dir();
+    let root = root();
     run_with(
-        Command::new(cargo_bin("worker-build"))
-            .arg("--release")
-            .current_dir(root().join("edge"))
-            .env("PATH", path_with_npm_bin())
-            .env("WASM_BINDGEN_BIN", cargo_bin("wasm-bindgen"))
-            .env("WASM_OPT_BIN", npm_bin.join("wasm-opt"))
-            .env("ESBUILD_BIN", npm_bin.join("esbuild"))
+        Command::new("cargo")
+            .args([
+                "build",
+                "--lib",
+                "--release",
+                "--target",
+                "wasm32-unknown-unknown",
+            ])
+            .args(["-p", "keygate-edge"])
+            // wasm-bindgen's macros use js-sys's futures (as worker-build set it).
+            .env("WASM_BINDGEN_USE_JS_SYS", "1")
             // Size over speed for the whole dependency graph of this one build; the
             // workspace's release profile (used by the control plane) is left alone.
             .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s")
             .env("CARGO_PROFILE_RELEASE_LTO", "fat")
             .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1"),
+    )?;
+    let staging = target_dir().join("edge-build");
+    let _ = std::fs::remove_dir_all(&staging);
+    let wasm = target_dir().join("wasm32-unknown-unknown/release/keygate_edge.wasm");
+    run_with(
+        Command::new(cargo_bin("wasm-bindgen"))
+            .arg(&wasm)
+            .arg("--out-dir")
+            .arg(&staging)
+            .args([
+                "--out-name",
+                "index",
+                "--target",
+                "module",
+                "--no-typescript",
+            ])
+            .arg("--experimental-reset-state-function"),
+    )?;
+    let glue = staging.join("index_bg.wasm");
+    run_with(
+        Command::new(npm_bin_dir().join("wasm-opt"))
+            .arg(&glue)
+            .arg("-o")
+            .arg(staging.join("index_bg.opt.wasm"))
+            .args(WASM_OPT_FLAGS)
+            .env("PATH", path_with_npm_bin()),
+    )?;
+    std::fs::copy(root.join("edge/js/entry.mjs"), staging.join("entry.mjs"))
+        .map_err(|e| format!("edge/js/entry.mjs: {e}"))?;
+    run_with(
+        Command::new(npm_bin_dir().join("esbuild"))
+            .args(["entry.mjs", "--bundle", "--format=esm", "--minify"])
+            .args(["--external:./index_bg.wasm", "--external:cloudflare:*"])
+            .arg("--outfile=bundle.js")
+            .current_dir(&staging)
+            .env("PATH", path_with_npm_bin()),
+    )?;
+    publish_build(&staging)
+}
+
+/// Moves the finished build into `edge/build`: the bundle (its source-phase wasm import made
+/// a plain one, which wrangler and miniflare load as a compiled module) and the optimised wasm.
+fn publish_build(staging: &Path) -> Result {
+    let out = root().join("edge/build");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let io = |e: std::io::Error| format!("edge build: {e}");
+    let bundle = std::fs::read_to_string(staging.join("bundle.js")).map_err(io)?;
+    std::fs::write(
+        out.join("index.js"),
+        bundle.replace("import source ", "import "),
     )
+    .map_err(io)?;
+    std::fs::copy(staging.join("index_bg.opt.wasm"), out.join("index_bg.wasm")).map_err(io)?;
+    // Left over from worker-build's layout.
+    let _ = std::fs::remove_dir_all(out.join("worker"));
+    let _ = std::fs::remove_file(out.join("package.json"));
+    Ok(())
 }
 
 /// `wrangler deploy --dry-run` into a temporary folder, offline: proves that `wrangler.toml`
