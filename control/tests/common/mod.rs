@@ -14,19 +14,32 @@ use keygate_control::config::{Settings, SettingsArgs};
 use keygate_control::http::{self, AppState};
 use serde_json::Value;
 
-/// Runs an `async fn(TestServer)` scenario on SQLite and on PostgreSQL.
+/// Runs a scenario twice, on SQLite and on a fresh PostgreSQL database (skipped, with a loud
+/// note, when none is configured).
+///
+/// - `on_both_databases!(name, scenario)`: `async fn scenario(TestServer)`, default settings;
+/// - `on_both_databases!(name, scenario, |url| start)`: `start` builds the scenario's argument
+///   from `url` (`None`: SQLite) inside the generated `mod name`, e.g. `|url| url` for an
+///   `async fn scenario(Option<String>)`, or `|url| super::server(url).await`.
 #[macro_export]
 macro_rules! on_both_databases {
     ($name:ident, $scenario:ident) => {
+        $crate::on_both_databases!($name, $scenario, |url| {
+            $crate::common::TestServer::start_with(url, Default::default()).await
+        });
+    };
+    ($name:ident, $scenario:ident, |$url:ident| $start:expr) => {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$scenario($crate::common::TestServer::start().await).await
+                let $url: Option<String> = None;
+                super::$scenario($start).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(server) = $crate::common::TestServer::start_postgres().await {
-                    super::$scenario(server).await
+                if let Some(url) = $crate::common::TestServer::new_postgres_database().await {
+                    let $url = Some(url);
+                    super::$scenario($start).await
                 }
             }
         }
@@ -353,5 +366,23 @@ impl Client {
     /// DELETE.
     pub async fn delete(&self, path: &str) -> Resp {
         self.send("DELETE", path, None).await
+    }
+
+    /// `POST /api/v1/auth/session`: redeems an emailed `code` for `email` (no challenge id).
+    pub async fn redeem(&self, email: &str, code: &str) -> Resp {
+        self.post(
+            "/api/v1/auth/session",
+            serde_json::json!({"email": email, "code": code}),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/members`: invites `email` with `role`.
+    pub async fn invite(&self, email: &str, role: &str) -> Resp {
+        self.post(
+            "/api/v1/members",
+            serde_json::json!({"email": email, "role": role}),
+        )
+        .await
     }
 }

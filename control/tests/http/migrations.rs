@@ -6,11 +6,9 @@
 //! The PostgreSQL half needs `KEYGATE_TEST_POSTGRES_URL` (`cargo xtask with-postgres`); without
 //! it only the SQLite checks run, with a printed note.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::TestServer;
+use crate::common::TestServer;
 use keygate_control::store::{constraints, Db};
 
 /// Differences that are intended, each with why. Entries are the lines the comparison prints

@@ -1,12 +1,9 @@
 //! Workspace tokens and secrets over HTTP: shown once, stored as a digest, listed masked,
 //! revoked; bad input, roles and tenant isolation.
 
-mod common;
-mod keys_support;
-
-use common::{captured_logs, TestServer};
+use crate::common::{captured_logs, TestServer};
+use crate::keys_support::*;
 use keygate_control::with_db;
-use keys_support::*;
 use serde_json::json;
 
 async fn tokens_are_shown_once_and_stored_as_digests(server: TestServer) {
@@ -108,8 +105,7 @@ async fn tokens_are_shown_once_and_stored_as_digests(server: TestServer) {
 on_both_databases!(lifecycle, tokens_are_shown_once_and_stored_as_digests);
 
 async fn bad_token_input_gets_clear_4xx_answers(server: TestServer) {
-    let owner = server.sign_in("owner@example.com").await;
-    let id = workspace_id(&owner, "Shop").await;
+    let (owner, id) = owner_with_workspace(&server, "Shop").await;
     let path = format!("/api/v1/workspace/{id}/tokens");
     for (body, reason) in [
         (json!({"name": ""}), "INVALID_NAME"),

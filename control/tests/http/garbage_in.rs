@@ -1,9 +1,7 @@
 //! Every route, called with garbage by a signed-in owner and by an all-scopes SDK key,
 //! answers a 4xx in the JSON error shape: never a 5xx, never a panic, never HTML.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use serde_json::json;
 
 const ALL: &str = r#"{"workspace":["read","write"],"workspace_scopes":["read","write"],"api_keys":["read","write"]}"#;

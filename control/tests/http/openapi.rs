@@ -1,11 +1,9 @@
 //! `/openapi.json` and the router list the same operations, and described operations carry
 //! their request and response schemas.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::TestServer;
+use crate::common::TestServer;
 
 /// The public HTTP contract: every operation the server answers. Adding a route means adding
 /// it here and to the document (by registering it with `routes!`); the two tests below fail

@@ -1,8 +1,6 @@
 //! Signing in and out with emailed codes, over HTTP against the real server.
 
-mod common;
-
-use common::{captured_logs, TestServer};
+use crate::common::{captured_logs, TestServer};
 use serde_json::json;
 
 async fn first_sign_in_creates_the_organisation_and_owner(server: TestServer) {
@@ -34,12 +32,7 @@ async fn strangers_get_a_202_but_no_code(server: TestServer) {
     assert_eq!(r.status, 202);
     assert!(!server.outbox().await.contains("To: stranger@example.com"));
     // Guessing a code for the stranger gets the same answer as a wrong code.
-    let r = anon
-        .post(
-            "/api/v1/auth/session",
-            json!({"email": "stranger@example.com", "code": "123456"}),
-        )
-        .await;
+    let r = anon.redeem("stranger@example.com", "123456").await;
     assert_eq!(r.status, 401, "{r:?}");
     assert_eq!(r.reason(), "OTP_INVALID");
 }
@@ -50,12 +43,7 @@ async fn codes_are_single_use_and_die_after_five_wrong_tries(server: TestServer)
     let anon = server.anonymous();
     // Reuse of the code just used.
     let used = server.outbox_code("owner@example.com").await;
-    let r = anon
-        .post(
-            "/api/v1/auth/session",
-            json!({"email": "owner@example.com", "code": used}),
-        )
-        .await;
+    let r = anon.redeem("owner@example.com", &used).await;
     assert_eq!(r.status, 401, "a used code must not sign in again: {r:?}");
 
     anon.post("/api/v1/auth/otp", json!({"email": "owner@example.com"}))
@@ -63,29 +51,14 @@ async fn codes_are_single_use_and_die_after_five_wrong_tries(server: TestServer)
     let code = server.outbox_code("owner@example.com").await;
     let wrong = if code == "000000" { "000001" } else { "000000" };
     for i in 0..4 {
-        let r = anon
-            .post(
-                "/api/v1/auth/session",
-                json!({"email": "owner@example.com", "code": wrong}),
-            )
-            .await;
+        let r = anon.redeem("owner@example.com", wrong).await;
         assert_eq!(r.status, 401, "try {i}: {r:?}");
         assert_eq!(r.reason(), "OTP_INVALID");
     }
-    let r = anon
-        .post(
-            "/api/v1/auth/session",
-            json!({"email": "owner@example.com", "code": wrong}),
-        )
-        .await;
+    let r = anon.redeem("owner@example.com", wrong).await;
     assert_eq!(r.status, 410, "{r:?}");
     assert_eq!(r.reason(), "OTP_TOO_MANY_ATTEMPTS");
-    let r = anon
-        .post(
-            "/api/v1/auth/session",
-            json!({"email": "owner@example.com", "code": code}),
-        )
-        .await;
+    let r = anon.redeem("owner@example.com", &code).await;
     assert_eq!(
         r.status, 410,
         "the right code is dead after five wrong ones: {r:?}"

@@ -2,12 +2,9 @@
 //! each workspace's SDK access key (reveal, rotate), roles, isolation, and no secret at rest
 //! or in logs.
 
-mod common;
-mod keys_support;
-
-use common::{captured_logs, Client, TestServer};
+use crate::common::{captured_logs, Client, TestServer};
+use crate::keys_support::*;
 use keygate_control::with_db;
-use keys_support::*;
 use serde_json::{json, Value};
 
 async fn create_key(owner: &Client, body: Value) -> (String, String) {
@@ -317,8 +314,7 @@ async fn revealing_needs_the_emailed_code_for_that_very_key(server: TestServer) 
 on_both_databases!(reveal, revealing_needs_the_emailed_code_for_that_very_key);
 
 async fn the_workspace_access_key_is_revealed_and_rotated(server: TestServer) {
-    let owner = server.sign_in("owner@example.com").await;
-    let id = workspace_id(&owner, "Shop").await;
+    let (owner, id) = owner_with_workspace(&server, "Shop").await;
     let base = format!("/api/v1/workspace/{id}/sdk-access-key");
     let info = owner.get(&base).await;
     assert_eq!(info.status, 200, "{info:?}");

@@ -1,18 +1,11 @@
 //! Members (invite, roles, removal) and the audit log, over HTTP.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use serde_json::json;
 
 async fn owners_invite_and_members_cannot_manage(server: TestServer) {
     let owner = server.sign_in("owner@example.com").await;
-    let r = owner
-        .post(
-            "/api/v1/members",
-            json!({"email": "Admin@Example.com", "role": "admin"}),
-        )
-        .await;
+    let r = owner.invite("Admin@Example.com", "admin").await;
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(r.body["member"]["email"], "admin@example.com");
     let r = owner
@@ -23,12 +16,7 @@ async fn owners_invite_and_members_cannot_manage(server: TestServer) {
         .post("/api/v1/members", json!({"email": "member@example.com"}))
         .await;
     assert_eq!((r.status, r.reason()), (409, "MEMBER_EXISTS"));
-    let r = owner
-        .post(
-            "/api/v1/members",
-            json!({"email": "x@example.com", "role": "god"}),
-        )
-        .await;
+    let r = owner.invite("x@example.com", "god").await;
     assert_eq!((r.status, r.reason()), (400, "INVALID_ROLE"));
 
     // Invited people can now sign in; members cannot manage members.

@@ -2,9 +2,7 @@
 //! every role (owner, admin, member session) and with SDK keys, on the real server, on both
 //! databases; and the step-up window on the calls that need it.
 
-mod common;
-
-use common::{Client, Resp, TestServer};
+use crate::common::{Client, Resp, TestServer};
 use serde_json::{json, Value};
 
 /// Closes every session's step-up window (signing in opened it).
@@ -410,9 +408,7 @@ async fn every_route_answers_every_role_as_the_table_says(server: TestServer) {
         ("admin@example.com", "admin"),
         ("member@example.com", "member"),
     ] {
-        let r = owner
-            .post("/api/v1/members", json!({"email": email, "role": role}))
-            .await;
+        let r = owner.invite(email, role).await;
         assert_eq!(r.status, 201, "{r:?}");
     }
     let admin = server.sign_in("admin@example.com").await;

@@ -2,11 +2,9 @@
 //! SMTP client to a server on loopback (a minimal RFC 5321 receiver in this test), not to the
 //! outbox file.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
-use common::TestServer;
+use crate::common::TestServer;
 use keygate_control::config::SettingsArgs;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -108,12 +106,7 @@ async fn sign_in_codes_go_out_over_smtp() {
         .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
         .expect("the code is in the body")
         .to_owned();
-    let r = anon
-        .post(
-            "/api/v1/auth/session",
-            json!({"email": "owner@example.com", "code": code}),
-        )
-        .await;
+    let r = anon.redeem("owner@example.com", &code).await;
     assert_eq!(r.status, 201, "{r:?}");
 }
 
@@ -141,9 +134,9 @@ async fn an_unreachable_smtp_server_is_logged_without_its_password() {
     assert_eq!(r.status, 202, "{r:?}");
     assert!(!r.text.contains("hunter2pass"));
     server.state.mail.flushed().await;
-    assert!(common::captured_logs().contains("sending an email failed"));
+    assert!(crate::common::captured_logs().contains("sending an email failed"));
     assert!(
-        !common::captured_logs().contains("hunter2pass"),
+        !crate::common::captured_logs().contains("hunter2pass"),
         "the SMTP password was logged"
     );
 }

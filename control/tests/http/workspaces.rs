@@ -1,11 +1,8 @@
 //! Workspaces over HTTP: the Oneloop routes, what creating a workspace sets up, the catalogue,
 //! roles, scopes and tenant isolation.
 
-mod common;
-mod keys_support;
-
-use common::TestServer;
-use keys_support::*;
+use crate::common::TestServer;
+use crate::keys_support::*;
 use serde_json::json;
 
 async fn creating_a_workspace_sets_up_its_keys_in_one_go(server: TestServer) {
@@ -71,8 +68,7 @@ async fn creating_a_workspace_sets_up_its_keys_in_one_go(server: TestServer) {
 on_both_databases!(create, creating_a_workspace_sets_up_its_keys_in_one_go);
 
 async fn workspaces_are_listed_read_and_patched_like_oneloop(server: TestServer) {
-    let owner = server.sign_in("owner@example.com").await;
-    let a = workspace_id(&owner, "A").await;
+    let (owner, a) = owner_with_workspace(&server, "A").await;
     let b = workspace_id(&owner, "B").await;
     let list = owner.get("/api/v1/workspace").await;
     assert_eq!(list.status, 200);
@@ -225,8 +221,7 @@ async fn bad_workspace_input_gets_clear_4xx_answers(server: TestServer) {
 on_both_databases!(bad_input, bad_workspace_input_gets_clear_4xx_answers);
 
 async fn another_organisation_sees_nothing(server: TestServer) {
-    let owner = server.sign_in("owner@example.com").await;
-    let id = workspace_id(&owner, "Mine").await;
+    let (owner, id) = owner_with_workspace(&server, "Mine").await;
     let stranger = other_org_owner(&server, "boss@other.example").await;
     let unknown = stranger
         .get(&format!("/api/v1/workspace/{UNKNOWN_ID}"))
@@ -316,8 +311,7 @@ async fn members_read_but_only_admins_change(server: TestServer) {
 on_both_databases!(roles, members_read_but_only_admins_change);
 
 async fn sdk_keys_need_the_workspace_scope_and_stay_in_their_workspace(server: TestServer) {
-    let owner = server.sign_in("owner@example.com").await;
-    let a = workspace_id(&owner, "A").await;
+    let (owner, a) = owner_with_workspace(&server, "A").await;
     let b = workspace_id(&owner, "B").await;
     let make = |scopes: serde_json::Value, ws: Option<&str>| {
         let mut body = json!({"name": "backend", "scopes": scopes});
@@ -380,8 +374,7 @@ on_both_databases!(
 );
 
 async fn the_catalogue_is_validated_and_guards_blacklist_rules(server: TestServer) {
-    let owner = server.sign_in("owner@example.com").await;
-    let id = workspace_id(&owner, "Shop").await;
+    let (owner, id) = owner_with_workspace(&server, "Shop").await;
     let path = format!("/api/v1/workspace/{id}/modules");
     assert_eq!(owner.get(&path).await.body, json!({"modules": []}));
     let catalogue = json!({"modules": [
@@ -462,8 +455,7 @@ on_both_databases!(
 );
 
 async fn route_maps_are_validated_stored_classified_and_sent_to_the_edge(server: TestServer) {
-    let owner = server.sign_in("owner@example.com").await;
-    let id = workspace_id(&owner, "Shop").await;
+    let (owner, id) = owner_with_workspace(&server, "Shop").await;
     let path = format!("/api/v1/workspace/{id}/modules");
     let mapped = json!({"modules": [
         {"name": "billing", "functionalities": [

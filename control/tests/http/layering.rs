@@ -5,7 +5,7 @@
 //! - `src/api/` (the contract types) is plain data: no storage, no HTTP, no `sqlx`.
 //! - `src/jobs/` (background work) takes a storage handle, never the HTTP state.
 //!
-//! Run it alone with `cargo test -p keygate-control --test layering`.
+//! Run it alone with `cargo test -p keygate-control --test http layering`.
 
 use std::path::{Path, PathBuf};
 

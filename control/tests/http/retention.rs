@@ -1,8 +1,6 @@
 //! Retention sweeps delete what has done its job and nothing else.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use keygate_control::store::retention::{sweep, OUTBOX_KEEP_MS};
 use keygate_control::with_db;
 use serde_json::json;

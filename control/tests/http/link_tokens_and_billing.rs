@@ -3,9 +3,7 @@
 //! errors; billing usage exact under concurrent verifies, VALID answers only, per UTC day,
 //! tenant isolation and bad `billing` values.
 
-mod common;
-
-use common::{Client, TestServer};
+use crate::common::{Client, TestServer};
 use keygate_shared::link_token::{day_number, day_string, LinkToken};
 use serde_json::{json, Value};
 

@@ -1,9 +1,7 @@
 //! Every answer of the server carries the security headers: dashboard pages and assets, API
 //! answers and errors alike (one tower-http layer over the whole router).
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use keygate_control::http::SECURITY_HEADERS;
 
 #[tokio::test]

@@ -1,13 +1,10 @@
 //! The publishable key over HTTP: viewing, revoking (also concurrently), blacklist rules,
 //! origins, the edge outbox rows each change writes, roles and tenant isolation.
 
-mod common;
-mod keys_support;
-
-use common::{Client, TestServer};
+use crate::common::{Client, TestServer};
+use crate::keys_support::*;
 use keygate_control::config::SettingsArgs;
 use keygate_control::with_db;
-use keys_support::*;
 use serde_json::{json, Value};
 
 fn pk_path(id: &str, rest: &str) -> String {
@@ -21,8 +18,7 @@ async fn current(client: &Client, id: &str) -> Value {
 }
 
 async fn shop(server: &TestServer) -> (Client, String) {
-    let owner = server.sign_in("owner@example.com").await;
-    let id = workspace_id(&owner, "Shop").await;
+    let (owner, id) = owner_with_workspace(server, "Shop").await;
     let r = owner
         .put(
             &format!("/api/v1/workspace/{id}/modules"),
@@ -456,14 +452,13 @@ on_both_databases!(roles_and_isolation, members_read_and_strangers_see_nothing);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_publishable_key_no_longer_carries_a_gateway_signing_secret() {
-    // Each workspace's own secret lives behind GET .../gateway-secret (tests/gateway.rs).
+    // Each workspace's own secret lives behind GET .../gateway-secret (gateway.rs).
     let args = SettingsArgs {
         edge_secret: Some("edge-secret-for-tests-0123456789abcdef".into()),
         ..SettingsArgs::default()
     };
     let server = TestServer::start_with(None, args).await;
-    let owner = server.sign_in("owner@example.com").await;
-    let id = workspace_id(&owner, "Gateway").await;
+    let (owner, id) = owner_with_workspace(&server, "Gateway").await;
     let r = owner.get(&pk_path(&id, "")).await;
     assert!(r.body["publishableKey"].get("signingSecret").is_none());
     let derived = keygate_shared::gateway::workspace_signing_key(

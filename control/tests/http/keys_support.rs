@@ -60,6 +60,13 @@ pub async fn create_workspace(client: &Client, name: &str) -> Value {
     r.body["workspace"].clone()
 }
 
+/// `owner@example.com`, signed in, and a new workspace named `name`: (owner, workspace id).
+pub async fn owner_with_workspace(server: &TestServer, name: &str) -> (Client, String) {
+    let owner = server.sign_in("owner@example.com").await;
+    let id = workspace_id(&owner, name).await;
+    (owner, id)
+}
+
 /// Same, returning only the id.
 pub async fn workspace_id(client: &Client, name: &str) -> String {
     create_workspace(client, name).await["id"]

@@ -3,9 +3,7 @@
 //! (never a hint the object exists), lists never show the other tenant's objects, a foreign
 //! API key never verifies, and nothing of the first organisation changes.
 
-mod common;
-
-use common::{Client, Resp, TestServer};
+use crate::common::{Client, Resp, TestServer};
 use serde_json::{json, Value};
 
 const ALL: &str = r#"{"workspace":["read","write"],"workspace_scopes":["read","write"],"api_keys":["read","write"]}"#;

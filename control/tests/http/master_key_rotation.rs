@@ -4,14 +4,11 @@
 //! then the old key retired: every SDK key and gateway secret still reveals, nothing is
 //! sealed under the old key, no secret reached the output.
 
-mod common;
-mod keys_support;
-
-use common::{captured_logs, TestServer};
+use crate::common::{captured_logs, TestServer};
+use crate::keys_support::*;
 use keygate_control::config::SettingsArgs;
 use keygate_control::crypto::{sealed_key_id, Keys};
 use keygate_control::with_db;
-use keys_support::*;
 use serde_json::{json, Value};
 
 const OLD: &str = "1111111111111111111111111111111111111111111111111111111111111111";
@@ -75,7 +72,7 @@ async fn sealed_ids(server: &TestServer) -> Vec<Option<String>> {
         .collect()
 }
 
-async fn reveal(server: &TestServer, owner: &common::Client, id: &str) -> String {
+async fn reveal(server: &TestServer, owner: &crate::common::Client, id: &str) -> String {
     let r = owner
         .post(&format!("/api/v1/sdk-keys/{id}/reveal"), json!({}))
         .await;

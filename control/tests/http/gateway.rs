@@ -3,13 +3,10 @@
 //! in, actions are saved in canonical form, and each workspace's own gateway signing secret
 //! (read, rotated with an overlap, delivered sealed in the edge record).
 
-mod common;
-mod keys_support;
-
-use common::{Client, TestServer};
+use crate::common::{Client, TestServer};
+use crate::keys_support::*;
 use keygate_control::config::SettingsArgs;
 use keygate_shared::gateway::{self, GatewaySecret, SealedGatewaySecret};
-use keys_support::*;
 use serde_json::{json, Value};
 
 const EDGE_SECRET: &str = "edge-secret-for-gateway-tests-0123456789";
@@ -36,24 +33,12 @@ async fn with_edge(database_url: Option<String>) -> TestServer {
 /// Like `on_both_databases!`, with an edge secret configured.
 macro_rules! on_both_databases_with_edge {
     ($name:ident, $scenario:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$scenario(super::with_edge(None).await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(url) = super::TestServer::new_postgres_database().await {
-                    super::$scenario(super::with_edge(Some(url)).await).await
-                }
-            }
-        }
+        on_both_databases!($name, $scenario, |url| super::with_edge(url).await);
     };
 }
 
 async fn private_origin_urls_are_refused_on_save(server: TestServer) {
-    let owner = server.sign_in("owner@example.com").await;
-    let id = workspace_id(&owner, "Shop").await;
+    let (owner, id) = owner_with_workspace(&server, "Shop").await;
     for bad in [
         "http://api.example.com",
         "https://127.0.0.1:9000",
@@ -112,8 +97,7 @@ async fn the_operator_may_allow_private_origin_urls_for_development() {
         },
     )
     .await;
-    let owner = server.sign_in("owner@example.com").await;
-    let id = workspace_id(&owner, "Dev").await;
+    let (owner, id) = owner_with_workspace(&server, "Dev").await;
     for ok in ["http://127.0.0.1:9000", "http://localhost:3000/api"] {
         let r = owner
             .patch(&pk_path(&id, ""), json!({ "originUrl": ok }))
@@ -177,8 +161,7 @@ on_both_databases!(
 );
 
 async fn actions_are_saved_in_canonical_form(server: TestServer) {
-    let owner = server.sign_in("owner@example.com").await;
-    let id = workspace_id(&owner, "Shop").await;
+    let (owner, id) = owner_with_workspace(&server, "Shop").await;
     let r = owner
         .put(
             &format!("/api/v1/workspace/{id}/modules"),
@@ -422,7 +405,7 @@ async fn each_workspace_has_its_own_rotatable_gateway_secret(server: TestServer)
         .collect();
     assert_eq!(events.len(), 11, "{events:?}");
     assert!(!format!("{events:?}").contains(&secret));
-    assert!(!common::captured_logs().contains(&secret));
+    assert!(!crate::common::captured_logs().contains(&secret));
 }
 on_both_databases_with_edge!(
     gateway_secrets,
@@ -430,8 +413,7 @@ on_both_databases_with_edge!(
 );
 
 async fn parallel_first_reads_make_one_secret(server: TestServer) {
-    let owner = server.sign_in("owner@example.com").await;
-    let id = workspace_id(&owner, "Shop").await;
+    let (owner, id) = owner_with_workspace(&server, "Shop").await;
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let (c, path) = (owner.clone(), secret_path(&id, ""));
@@ -460,8 +442,7 @@ on_both_databases_with_edge!(parallel_first_reads, parallel_first_reads_make_one
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_made_without_an_edge_secret_reach_the_edge_once_one_is_set() {
     let server = TestServer::start().await;
-    let owner = server.sign_in("owner@example.com").await;
-    let id = workspace_id(&owner, "Shop").await;
+    let (owner, id) = owner_with_workspace(&server, "Shop").await;
     let secrets = secrets_of(&get_secret(&owner, &id).await);
     assert!(edge_secrets(&outbox(&server, &id).await.last().unwrap().2).is_empty());
     // The operator configures the edge: start-up seals the secret for it.
@@ -500,8 +481,7 @@ async fn rotating_needs_a_workspace_of_ones_own_organisation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_secrets_are_delivered_with_an_edge_configured() {
     let server = with_edge(None).await;
-    let owner = server.sign_in("owner@example.com").await;
-    let id = workspace_id(&owner, "Shop").await;
+    let (owner, id) = owner_with_workspace(&server, "Shop").await;
     let secret = secrets_of(&get_secret(&owner, &id).await)[0].clone();
     let sealed = edge_secrets(&outbox(&server, &id).await.last().unwrap().2);
     assert_eq!(sealed[0].kid, secret.0);
@@ -521,8 +501,7 @@ fn with_edge_secret(server: &TestServer, edge_secret: &str) -> keygate_control::
 }
 
 async fn a_new_workspace_owns_a_gateway_secret_from_creation(server: TestServer) {
-    let owner = server.sign_in("owner@example.com").await;
-    let id = workspace_id(&owner, "Shop").await;
+    let (owner, id) = owner_with_workspace(&server, "Shop").await;
     // Before anyone reads it, the new key's one edge record carries the workspace's own
     // secret, sealed for the edge.
     let records = outbox(&server, &id).await;
@@ -547,8 +526,7 @@ on_both_databases_with_edge!(
 );
 
 async fn rotating_the_edge_secret_keeps_each_workspace_s_signing_key(server: TestServer) {
-    let owner = server.sign_in("owner@example.com").await;
-    let id = workspace_id(&owner, "Shop").await;
+    let (owner, id) = owner_with_workspace(&server, "Shop").await;
     let before = secrets_of(&get_secret(&owner, &id).await);
     let state = with_edge_secret(&server, NEW_EDGE_SECRET);
     assert_eq!(

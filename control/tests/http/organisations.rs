@@ -2,9 +2,7 @@
 //! the address has an account elsewhere; each membership has its own role; the switcher moves
 //! a browser between them and each sees only its own organisation.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use serde_json::json;
 
 async fn one_address_belongs_to_several_organisations(server: TestServer) {
@@ -19,18 +17,8 @@ async fn one_address_belongs_to_several_organisations(server: TestServer) {
     let beta = server.sign_in("boss@beta.com").await;
 
     // Inviting an address that has an account elsewhere answers exactly like a new one.
-    let known = beta
-        .post(
-            "/api/v1/members",
-            json!({"email": "ada@alpha.com", "role": "member"}),
-        )
-        .await;
-    let fresh = beta
-        .post(
-            "/api/v1/members",
-            json!({"email": "new@beta.com", "role": "member"}),
-        )
-        .await;
+    let known = beta.invite("ada@alpha.com", "member").await;
+    let fresh = beta.invite("new@beta.com", "member").await;
     assert_eq!((known.status, fresh.status), (201, 201), "{known:?}");
     let shape = |v: &serde_json::Value| {
         let mut keys: Vec<String> = v["member"].as_object().unwrap().keys().cloned().collect();
@@ -38,12 +26,7 @@ async fn one_address_belongs_to_several_organisations(server: TestServer) {
         keys
     };
     assert_eq!(shape(&known.body), shape(&fresh.body));
-    let again = beta
-        .post(
-            "/api/v1/members",
-            json!({"email": "ada@alpha.com", "role": "admin"}),
-        )
-        .await;
+    let again = beta.invite("ada@alpha.com", "admin").await;
     assert_eq!((again.status, again.reason()), (409, "MEMBER_EXISTS"));
 
     // Ada's next sign-in lands in the organisation she used last; both are listed with roles.

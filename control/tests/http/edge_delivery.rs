@@ -6,19 +6,17 @@
 //! and catch up with an edge that holds newer ones; with two replicas on one PostgreSQL only
 //! one delivers at a time so no older version can overtake a newer one.
 
-mod common;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::{Client, TestServer};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use common::{Client, TestServer};
 use keygate_control::config::SettingsArgs;
 use keygate_shared::key::KeyDigest;
 use keygate_shared::record::{HeldRecord, SyncAck, SyncBatch};
@@ -172,6 +170,34 @@ fn edge_args(edge_url: &str) -> SettingsArgs {
     }
 }
 
+/// A control plane (on `db`, `None`: SQLite) delivering to a fresh recording receiver that
+/// refuses its first `fail_first` requests, and the owner, signed in.
+async fn delivering(db: Option<String>, fail_first: usize) -> (TestServer, Client, Shared) {
+    let (edge_url, rx) = receiver(fail_first).await;
+    let server = TestServer::start_with(db, edge_args(&edge_url)).await;
+    let owner = server.sign_in("owner@example.com").await;
+    (server, owner, rx)
+}
+
+/// The two workspaces of the dead-letter scenarios, delivered: (shop, blog) and their keys'
+/// digests.
+async fn shop_and_blog(server: &TestServer, owner: &Client) -> ([String; 2], [String; 2]) {
+    let shop = workspace(owner).await;
+    let blog = workspace(owner).await;
+    until_delivered(server).await;
+    let keys = [
+        key_digest(owner, &shop).await,
+        key_digest(owner, &blog).await,
+    ];
+    ([shop, blog], keys)
+}
+
+async fn dead_letters(server: &TestServer) -> Vec<keygate_control::store::outbox::DeadLetter> {
+    keygate_control::store::outbox::dead_letters(&server.state.db)
+        .await
+        .unwrap()
+}
+
 async fn pending(server: &TestServer) -> i64 {
     keygate_control::with_db!(&server.state.db, |pool| {
         sqlx::query_scalar::<_, i64>(
@@ -223,9 +249,7 @@ fn assert_ordered_once(rx: &Received) {
 }
 
 async fn delivered_in_order_once_and_retried_until_acknowledged(server_db: Option<String>) {
-    let (edge_url, rx) = receiver(3).await;
-    let server = TestServer::start_with(server_db, edge_args(&edge_url)).await;
-    let owner = server.sign_in("owner@example.com").await;
+    let (server, owner, rx) = delivering(server_db, 3).await;
     let ws = workspace(&owner).await;
     for f in ["a", "b"] {
         let r = owner
@@ -269,17 +293,11 @@ async fn delivered_in_order_once_and_retried_until_acknowledged(server_db: Optio
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_delivers_in_order_once_and_retries() {
-    delivered_in_order_once_and_retried_until_acknowledged(None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_delivers_in_order_once_and_retries() {
-    if let Some(db) = TestServer::new_postgres_database().await {
-        delivered_in_order_once_and_retried_until_acknowledged(Some(db)).await;
-    }
-}
+on_both_databases!(
+    delivers_in_order_once_and_retries,
+    delivered_in_order_once_and_retried_until_acknowledged,
+    |url| url
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_on_one_postgres_deliver_one_at_a_time_in_order() {
@@ -458,14 +476,8 @@ async fn audit_actions(server: &TestServer) -> Vec<(String, Option<String>, Stri
 }
 
 async fn refused_records_are_set_aside_visibly_retryable_and_hold_up_nobody(db: Option<String>) {
-    let (edge_url, rx) = receiver(0).await;
-    let server = TestServer::start_with(db, edge_args(&edge_url)).await;
-    let owner = server.sign_in("owner@example.com").await;
-    let shop = workspace(&owner).await;
-    let blog = workspace(&owner).await;
-    until_delivered(&server).await;
-    let shop_key = key_digest(&owner, &shop).await;
-    let blog_key = key_digest(&owner, &blog).await;
+    let (server, owner, rx) = delivering(db, 0).await;
+    let ([shop, blog], [shop_key, blog_key]) = shop_and_blog(&server, &owner).await;
 
     // The edge cannot take the shop's record: it is set aside, the blog's revocation passes.
     with_receiver(&rx, |r| r.reject_digest = Some(shop_key.clone())).await;
@@ -475,9 +487,7 @@ async fn refused_records_are_set_aside_visibly_retryable_and_hold_up_nobody(db: 
     let new_blog_key = key_digest(&owner, &blog).await;
     until_received(&rx, &new_blog_key, "active", Duration::from_secs(5)).await;
     until_delivered(&server).await;
-    let dead = keygate_control::store::outbox::dead_letters(&server.state.db)
-        .await
-        .unwrap();
+    let dead = dead_letters(&server).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0].key_digest, shop_key);
     assert_eq!(dead[0].workspace_id, shop);
@@ -526,12 +536,7 @@ async fn refused_records_are_set_aside_visibly_retryable_and_hold_up_nobody(db: 
         .records
         .iter()
         .any(|(_, d, s, rules)| *d == shop_key && s == "active" && *rules == 1));
-    assert!(
-        keygate_control::store::outbox::dead_letters(&server.state.db)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(dead_letters(&server).await.is_empty());
     assert!(audit_actions(&server)
         .await
         .iter()
@@ -566,29 +571,18 @@ async fn refused_records_are_set_aside_visibly_retryable_and_hold_up_nobody(db: 
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(
-        keygate_control::store::outbox::dead_letters(&server.state.db)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(dead_letters(&server).await.is_empty());
     with_receiver(&rx, |r| r.reject_digest = None).await;
     until_received(&rx, &shop_key, "revoked", Duration::from_secs(5)).await;
     until_delivered(&server).await;
     assert_ordered_once(&rx.lock().unwrap());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_refused_records_are_set_aside_and_retryable() {
-    refused_records_are_set_aside_visibly_retryable_and_hold_up_nobody(None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_refused_records_are_set_aside_and_retryable() {
-    if let Some(db) = TestServer::new_postgres_database().await {
-        refused_records_are_set_aside_visibly_retryable_and_hold_up_nobody(Some(db)).await;
-    }
-}
+on_both_databases!(
+    refused_records_are_set_aside_and_retryable,
+    refused_records_are_set_aside_visibly_retryable_and_hold_up_nobody,
+    |url| url
+);
 
 async fn clock_row(server: &TestServer) -> i64 {
     keygate_control::with_db!(&server.state.db, |pool| {
@@ -610,9 +604,7 @@ async fn set_clock_row(server: &TestServer, last: i64) {
 }
 
 async fn a_database_behind_the_edge_catches_up_and_still_revokes(db: Option<String>) {
-    let (edge_url, rx) = receiver(0).await;
-    let server = TestServer::start_with(db, edge_args(&edge_url)).await;
-    let owner = server.sign_in("owner@example.com").await;
+    let (server, owner, rx) = delivering(db, 0).await;
     let ws = workspace(&owner).await;
     until_delivered(&server).await;
     let key = key_digest(&owner, &ws).await;
@@ -660,17 +652,11 @@ async fn a_database_behind_the_edge_catches_up_and_still_revokes(db: Option<Stri
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_a_database_behind_the_edge_catches_up_and_still_revokes() {
-    a_database_behind_the_edge_catches_up_and_still_revokes(None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_a_database_behind_the_edge_catches_up_and_still_revokes() {
-    if let Some(db) = TestServer::new_postgres_database().await {
-        a_database_behind_the_edge_catches_up_and_still_revokes(Some(db)).await;
-    }
-}
+on_both_databases!(
+    a_database_behind_the_edge_catches_up_and_still_revokes,
+    a_database_behind_the_edge_catches_up_and_still_revokes,
+    |url| url
+);
 
 async fn outbox_versions(server: &TestServer) -> Vec<i64> {
     keygate_control::with_db!(&server.state.db, |pool| {
@@ -714,17 +700,11 @@ async fn versions_never_go_backwards(db: Option<String>) {
     assert_eq!(&last[11..], &[ahead + 1, ahead + 2], "{last:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_versions_never_go_backwards() {
-    versions_never_go_backwards(None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_versions_never_go_backwards() {
-    if let Some(db) = TestServer::new_postgres_database().await {
-        versions_never_go_backwards(Some(db)).await;
-    }
-}
+on_both_databases!(
+    versions_never_go_backwards,
+    versions_never_go_backwards,
+    |url| url
+);
 
 async fn rule_count(server: &TestServer, ws: &str) -> i64 {
     keygate_control::with_db!(&server.state.db, |pool| {
@@ -795,9 +775,7 @@ on_both_databases!(
 );
 
 async fn an_outage_coalesces_and_everything_arrives_within_seconds_of_recovery(db: Option<String>) {
-    let (edge_url, rx) = receiver(0).await;
-    let server = TestServer::start_with(db, edge_args(&edge_url)).await;
-    let owner = server.sign_in("owner@example.com").await;
+    let (server, owner, rx) = delivering(db, 0).await;
     let big = workspace(&owner).await;
     catalogue(&owner, &big, 3, 20).await;
     let small = workspace(&owner).await;
@@ -836,17 +814,11 @@ async fn an_outage_coalesces_and_everything_arrives_within_seconds_of_recovery(d
     assert_ordered_once(&r);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_an_outage_coalesces_and_everything_arrives_within_seconds() {
-    an_outage_coalesces_and_everything_arrives_within_seconds_of_recovery(None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_an_outage_coalesces_and_everything_arrives_within_seconds() {
-    if let Some(db) = TestServer::new_postgres_database().await {
-        an_outage_coalesces_and_everything_arrives_within_seconds_of_recovery(Some(db)).await;
-    }
-}
+on_both_databases!(
+    an_outage_coalesces_and_everything_arrives_within_seconds,
+    an_outage_coalesces_and_everything_arrives_within_seconds_of_recovery,
+    |url| url
+);
 
 #[test]
 fn backoff_doubles_and_is_capped_at_two_seconds() {
@@ -858,22 +830,14 @@ fn backoff_doubles_and_is_capped_at_two_seconds() {
 }
 
 async fn records_refused_in_the_ack_or_unreadable_are_set_aside(server_db: Option<String>) {
-    let (edge_url, rx) = receiver(0).await;
-    let server = TestServer::start_with(server_db, edge_args(&edge_url)).await;
-    let owner = server.sign_in("owner@example.com").await;
-    let shop = workspace(&owner).await;
-    let blog = workspace(&owner).await;
-    until_delivered(&server).await;
-    let shop_key = key_digest(&owner, &shop).await;
-    let blog_key = key_digest(&owner, &blog).await;
+    let (server, owner, rx) = delivering(server_db, 0).await;
+    let ([shop, blog], [shop_key, blog_key]) = shop_and_blog(&server, &owner).await;
     // The edge acknowledges the batch but refuses the shop's record in it.
     with_receiver(&rx, |r| r.ack_refuse_digest = Some(shop_key.clone())).await;
     add_rule(&owner, &shop, "billing", "a").await;
     add_rule(&owner, &blog, "billing", "a").await;
     until_delivered(&server).await;
-    let dead = keygate_control::store::outbox::dead_letters(&server.state.db)
-        .await
-        .unwrap();
+    let dead = dead_letters(&server).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(
         (dead[0].key_digest.as_str(), dead[0].reason.as_str()),
@@ -896,12 +860,7 @@ async fn records_refused_in_the_ack_or_unreadable_are_set_aside(server_db: Optio
     with_receiver(&rx, |r| r.ack_refuse_digest = None).await;
     add_rule(&owner, &shop, "billing", "b").await;
     until_delivered(&server).await;
-    assert!(
-        keygate_control::store::outbox::dead_letters(&server.state.db)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(dead_letters(&server).await.is_empty());
     // A row that no longer reads as a record is set aside, not resent forever.
     keygate_control::with_db!(&server.state.db, |pool| {
         sqlx::query(
@@ -916,21 +875,13 @@ async fn records_refused_in_the_ack_or_unreadable_are_set_aside(server_db: Optio
     });
     server.state.edge_wakeup.notify_one();
     until_delivered(&server).await;
-    let dead = keygate_control::store::outbox::dead_letters(&server.state.db)
-        .await
-        .unwrap();
+    let dead = dead_letters(&server).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0].reason, "UNREADABLE_RECORD");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_records_refused_in_the_ack_or_unreadable_are_set_aside() {
-    records_refused_in_the_ack_or_unreadable_are_set_aside(None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_records_refused_in_the_ack_or_unreadable_are_set_aside() {
-    if let Some(db) = TestServer::new_postgres_database().await {
-        records_refused_in_the_ack_or_unreadable_are_set_aside(Some(db)).await;
-    }
-}
+on_both_databases!(
+    records_refused_in_the_ack_or_unreadable_are_set_aside,
+    records_refused_in_the_ack_or_unreadable_are_set_aside,
+    |url| url
+);

@@ -7,9 +7,7 @@
 //! Requests come through a "proxy" (`KEYGATE_TRUSTED_PROXIES=127.0.0.1`) so each can name its
 //! client IP in `X-Forwarded-For`, as many attackers on many networks would.
 
-mod common;
-
-use common::{Client, TestServer};
+use crate::common::{Client, TestServer};
 use keygate_control::config::SettingsArgs;
 use serde_json::json;
 
@@ -26,18 +24,7 @@ async fn server(url: Option<String>) -> TestServer {
 
 macro_rules! on_both_behind_a_proxy {
     ($name:ident, $scenario:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$scenario(super::server(None).await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(url) = crate::common::TestServer::new_postgres_database().await {
-                    super::$scenario(super::server(Some(url)).await).await
-                }
-            }
-        }
+        on_both_databases!($name, $scenario, |url| super::server(url).await);
     };
 }
 
@@ -91,12 +78,7 @@ async fn strangers_cannot_lock_the_owner_out_or_flood_the_mailbox(server: TestSe
             assert!(r.status == 401 || r.status == 410, "{r:?}");
         }
         // Without a challenge id, only challenges this network asked for are judged.
-        let r = attacker
-            .post(
-                "/api/v1/auth/session",
-                json!({"email": OWNER, "code": wrong_code(&code)}),
-            )
-            .await;
+        let r = attacker.redeem(OWNER, wrong_code(&code)).await;
         assert_eq!(r.status, 410, "{r:?}");
     }
     assert_eq!(
@@ -226,9 +208,9 @@ on_both_behind_a_proxy!(
     parallel_guesses_get_exactly_five_judgements
 );
 
-async fn futures_join_all<F: std::future::Future<Output = common::Resp> + Send + 'static>(
+async fn futures_join_all<F: std::future::Future<Output = crate::common::Resp> + Send + 'static>(
     futures: impl Iterator<Item = F>,
-) -> Vec<common::Resp> {
+) -> Vec<crate::common::Resp> {
     let handles: Vec<_> = futures.map(tokio::spawn).collect();
     let mut out = Vec::new();
     for h in handles {
@@ -241,12 +223,7 @@ async fn futures_join_all<F: std::future::Future<Output = common::Resp> + Send +
 /// at once leave exactly one owner.
 async fn racing_demotions_keep_an_owner(server: TestServer) {
     let a = server.sign_in(OWNER).await;
-    let r = a
-        .post(
-            "/api/v1/members",
-            json!({"email": "b@example.com", "role": "owner"}),
-        )
-        .await;
+    let r = a.invite("b@example.com", "owner").await;
     assert_eq!(r.status, 201, "{r:?}");
     let b_id = r.body["member"]["id"].as_str().unwrap().to_owned();
     let a_id = a.get("/api/v1/me").await.body["user"]["id"]

@@ -2,9 +2,7 @@
 //! status, rotation with a grace period, usage limits (exactly, under concurrency), rate
 //! limits, SDK-key scopes, tenant isolation and every error path.
 
-mod common;
-
-use common::{Client, Resp, TestServer};
+use crate::common::{Client, Resp, TestServer};
 use keygate_shared::key::{ApiKeyPrefix, SecretKey};
 use serde_json::{json, Value};
 
