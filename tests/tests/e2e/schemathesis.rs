@@ -29,7 +29,7 @@ fn fuzz(
 ) {
     let base = &kg.url;
     // Path parameters named `id` get the real workspace, so writes reach real rows (random
-    // ids are the 404 path, which `control/tests/garbage_in.rs` walks).
+    // ids are the 404 path, which `control/tests/http/garbage_in.rs` walks).
     let config = kg.data_dir.join("schemathesis.toml");
     std::fs::write(
         &config,
