@@ -46,6 +46,9 @@ macro_rules! on_both_databases {
     };
 }
 
+/// Every SDK-key scope (`Client::sdk_key` takes scopes in this JSON form).
+pub const ALL_SCOPES: &str = r#"{"workspace":["read","write"],"workspace_scopes":["read","write"],"api_keys":["read","write"]}"#;
+
 static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
 static INIT: Once = Once::new();
 
@@ -366,6 +369,27 @@ impl Client {
     /// DELETE.
     pub async fn delete(&self, path: &str) -> Resp {
         self.send("DELETE", path, None).await
+    }
+
+    /// Creates an SDK key named `backend` with `scopes` (JSON text such as [`ALL_SCOPES`]),
+    /// bound to `workspace` if given; returns the key, shown once.
+    pub async fn sdk_key(&self, scopes: &str, workspace: Option<&str>) -> String {
+        let scopes: Value = serde_json::from_str(scopes).expect("scopes are JSON");
+        let mut body = serde_json::json!({ "name": "backend", "scopes": scopes });
+        if let Some(w) = workspace {
+            body["workspaceId"] = serde_json::json!(w);
+        }
+        let r = self.post("/api/v1/sdk-keys", body).await;
+        assert_eq!(r.status, 201, "create SDK key: {r:?}");
+        r.body["key"]
+            .as_str()
+            .expect("the key is shown once")
+            .to_owned()
+    }
+
+    /// A client authenticating with a new SDK key (see [`Client::sdk_key`]).
+    pub async fn sdk_client(&self, scopes: &str, workspace: Option<&str>) -> Client {
+        self.with_bearer(&self.sdk_key(scopes, workspace).await)
     }
 
     /// `POST /api/v1/auth/session`: redeems an emailed `code` for `email` (no challenge id).

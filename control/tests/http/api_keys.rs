@@ -2,11 +2,9 @@
 //! status, rotation with a grace period, usage limits (exactly, under concurrency), rate
 //! limits, SDK-key scopes, tenant isolation and every error path.
 
-use crate::common::{Client, Resp, TestServer};
+use crate::common::{Client, Resp, TestServer, ALL_SCOPES};
 use keygate_shared::key::{ApiKeyPrefix, SecretKey};
 use serde_json::{json, Value};
-
-const ALL_SCOPES: &str = r#"{"workspace":["read","write"],"workspace_scopes":["read","write"],"api_keys":["read","write"]}"#;
 
 /// A signed-in owner, a workspace with scopes `orders` and `billing`, and an SDK key with
 /// every scope.
@@ -15,20 +13,6 @@ struct World {
     owner: Client,
     sdk: Client,
     ws: String,
-}
-
-async fn sdk_key(owner: &Client, scopes: &str, workspace: Option<&str>) -> String {
-    let mut body =
-        json!({ "name": "backend", "scopes": serde_json::from_str::<Value>(scopes).unwrap() });
-    if let Some(w) = workspace {
-        body["workspaceId"] = json!(w);
-    }
-    let r = owner.post("/api/v1/sdk-keys", body).await;
-    assert_eq!(r.status, 201, "create SDK key: {r:?}");
-    r.body["key"]
-        .as_str()
-        .expect("the key is shown once")
-        .to_owned()
 }
 
 async fn workspace(owner: &Client, body: Value) -> String {
@@ -43,7 +27,7 @@ async fn workspace(owner: &Client, body: Value) -> String {
 async fn world(server: TestServer) -> World {
     let owner = server.sign_in("owner@example.com").await;
     let ws = workspace(&owner, json!({ "name": "Shop" })).await;
-    let sdk = owner.with_bearer(&sdk_key(&owner, ALL_SCOPES, None).await);
+    let sdk = owner.with_bearer(&owner.sdk_key(ALL_SCOPES, None).await);
     for rep in ["orders", "billing"] {
         let r = sdk
             .post(
@@ -575,16 +559,13 @@ async fn sdk_key_scopes_gate_every_call(server: TestServer) {
     let (id, key) = w.create_key(json!({})).await;
     let ws = &w.ws;
     let read_only = w.owner.with_bearer(
-        &sdk_key(
-            &w.owner,
-            r#"{"api_keys":["read"],"workspace_scopes":["read"]}"#,
-            None,
-        )
-        .await,
+        &w.owner
+            .sdk_key(r#"{"api_keys":["read"],"workspace_scopes":["read"]}"#, None)
+            .await,
     );
     let nothing = w
         .owner
-        .with_bearer(&sdk_key(&w.owner, r#"{"workspace":["read"]}"#, None).await);
+        .with_bearer(&w.owner.sdk_key(r#"{"workspace":["read"]}"#, None).await);
     let body =
         json!({ "name": "k", "workspaceId": ws, "scopes": [], "enabled": true, "customerId": "c" });
     let key_path = format!("/api/v1/workspace/{ws}/api-key/{id}");
@@ -673,7 +654,7 @@ async fn callers_reach_only_their_workspace_and_organisation(server: TestServer)
     // A key bound to the other workspace sees nothing of the first one.
     let bound = w
         .owner
-        .with_bearer(&sdk_key(&w.owner, ALL_SCOPES, Some(&other_ws)).await);
+        .with_bearer(&w.owner.sdk_key(ALL_SCOPES, Some(&other_ws)).await);
     for r in [
         bound.get(&format!("/api/v1/workspace/{}/api-key", w.ws)).await,
         bound.get(&w.key_path(&id)).await,

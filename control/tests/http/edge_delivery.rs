@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::{Client, TestServer};
+use crate::keys_support::revoke_publishable_key;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -198,6 +199,18 @@ async fn dead_letters(server: &TestServer) -> Vec<keygate_control::store::outbox
         .unwrap()
 }
 
+/// Two control planes on one PostgreSQL database delivering to one receiver, the owner signed
+/// in on each, and a workspace.
+async fn two_replicas(db: String) -> ([TestServer; 2], [Client; 2], String, Shared) {
+    let (edge_url, rx) = receiver(0).await;
+    let a = TestServer::start_with(Some(db.clone()), edge_args(&edge_url)).await;
+    let b = TestServer::start_with(Some(db), edge_args(&edge_url)).await;
+    let owner_a = a.sign_in("owner@example.com").await;
+    let owner_b = b.sign_in("owner@example.com").await;
+    let ws = workspace(&owner_a).await;
+    ([a, b], [owner_a, owner_b], ws, rx)
+}
+
 async fn pending(server: &TestServer) -> i64 {
     keygate_control::with_db!(&server.state.db, |pool| {
         sqlx::query_scalar::<_, i64>(
@@ -260,13 +273,7 @@ async fn delivered_in_order_once_and_retried_until_acknowledged(server_db: Optio
             .await;
         assert!(r.status < 300, "{r:?}");
     }
-    let r = owner
-        .post(
-            &format!("/api/v1/workspace/{ws}/publishable-key/revoke"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
+    revoke_publishable_key(&owner, &ws).await;
     until_delivered(&server).await;
     {
         let rx = rx.lock().unwrap();
@@ -304,12 +311,7 @@ async fn two_replicas_on_one_postgres_deliver_one_at_a_time_in_order() {
     let Some(db) = TestServer::new_postgres_database().await else {
         return;
     };
-    let (edge_url, rx) = receiver(0).await;
-    let a = TestServer::start_with(Some(db.clone()), edge_args(&edge_url)).await;
-    let b = TestServer::start_with(Some(db), edge_args(&edge_url)).await;
-    let owner_a = a.sign_in("owner@example.com").await;
-    let owner_b = b.sign_in("owner@example.com").await;
-    let ws = workspace(&owner_a).await;
+    let ([a, _b], [owner_a, owner_b], ws, rx) = two_replicas(db).await;
     // Both replicas change the same key's blacklist at the same time.
     let mut tasks = Vec::new();
     for (i, f) in ["a", "b", "c", "d", "e", "f", "g", "h"]
@@ -351,12 +353,7 @@ async fn a_write_on_either_replica_reaches_the_edge_without_waiting_for_a_poll()
     let Some(db) = TestServer::new_postgres_database().await else {
         return;
     };
-    let (edge_url, rx) = receiver(0).await;
-    let a = TestServer::start_with(Some(db.clone()), edge_args(&edge_url)).await;
-    let b = TestServer::start_with(Some(db), edge_args(&edge_url)).await;
-    let owner_a = a.sign_in("owner@example.com").await;
-    let owner_b = b.sign_in("owner@example.com").await;
-    let ws = workspace(&owner_a).await;
+    let ([a, _b], [owner_a, owner_b], ws, rx) = two_replicas(db).await;
     until_delivered(&a).await;
     // Whichever replica delivers, the other one's writes must wake it through the database
     // (NOTIFY), not wait for its 250 ms poll.
@@ -427,16 +424,6 @@ async fn add_rule(client: &Client, ws: &str, module: &str, functionality: &str) 
     assert!(r.status < 300, "{r:?}");
 }
 
-async fn revoke(client: &Client, ws: &str) {
-    let r = client
-        .post(
-            &format!("/api/v1/workspace/{ws}/publishable-key/revoke"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-}
-
 /// The digest (hex) of a workspace's live publishable key.
 async fn key_digest(client: &Client, ws: &str) -> String {
     let r = client
@@ -482,7 +469,7 @@ async fn refused_records_are_set_aside_visibly_retryable_and_hold_up_nobody(db: 
     // The edge cannot take the shop's record: it is set aside, the blog's revocation passes.
     with_receiver(&rx, |r| r.reject_digest = Some(shop_key.clone())).await;
     add_rule(&owner, &shop, "billing", "a").await;
-    revoke(&owner, &blog).await;
+    revoke_publishable_key(&owner, &blog).await;
     until_received(&rx, &blog_key, "revoked", Duration::from_secs(5)).await;
     let new_blog_key = key_digest(&owner, &blog).await;
     until_received(&rx, &new_blog_key, "active", Duration::from_secs(5)).await;
@@ -546,7 +533,7 @@ async fn refused_records_are_set_aside_visibly_retryable_and_hold_up_nobody(db: 
     // and meanwhile other keys' changes keep arriving.
     let shop_key = key_digest(&owner, &shop).await;
     with_receiver(&rx, |r| r.reject_digest = Some(shop_key.clone())).await;
-    revoke(&owner, &shop).await;
+    revoke_publishable_key(&owner, &shop).await;
     add_rule(&owner, &blog, "billing", "c").await;
     let before = rx.lock().unwrap().rejected;
     // The revocation is refused again and again while the blog's change still arrives (a
@@ -615,7 +602,7 @@ async fn a_database_behind_the_edge_catches_up_and_still_revokes(db: Option<Stri
         r.held.insert(key.clone(), ahead);
     })
     .await;
-    revoke(&owner, &ws).await;
+    revoke_publishable_key(&owner, &ws).await;
     until_delivered(&server).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -689,13 +676,13 @@ async fn versions_never_go_backwards(db: Option<String>) {
     assert!(versions[0] as u64 > now - (60_000 << keygate_shared::clock::COUNTER_BITS));
     // A restore that lost the clock row's progress: the wall clock keeps versions ahead.
     set_clock_row(&server, 0).await;
-    revoke(&owner, &ws).await;
+    revoke_publishable_key(&owner, &ws).await;
     let after = outbox_versions(&server).await;
     assert!(after[9] > versions[8] && after[10] > after[9], "{after:?}");
     // A clock that ran ahead of the wall clock keeps counting from there.
     let ahead = after[10] + (1 << 30);
     set_clock_row(&server, ahead).await;
-    revoke(&owner, &ws).await;
+    revoke_publishable_key(&owner, &ws).await;
     let last = outbox_versions(&server).await;
     assert_eq!(&last[11..], &[ahead + 1, ahead + 2], "{last:?}");
 }
@@ -760,13 +747,7 @@ async fn a_blacklist_over_the_limit_is_refused_and_nothing_is_written(server: Te
     );
     assert_eq!(outbox_versions(&server).await.len(), rows_before);
     // Removing rules is always possible, and revoking is never refused.
-    let r = owner
-        .post(
-            &format!("/api/v1/workspace/{ws}/publishable-key/revoke"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
+    revoke_publishable_key(&owner, &ws).await;
 }
 
 on_both_databases!(
@@ -788,7 +769,7 @@ async fn an_outage_coalesces_and_everything_arrives_within_seconds_of_recovery(d
             add_rule(&owner, &big, &format!("m{m}"), &format!("f{f}")).await;
         }
     }
-    revoke(&owner, &small).await;
+    revoke_publishable_key(&owner, &small).await;
     // Let every row fail a few times and reach the backoff cap.
     tokio::time::sleep(Duration::from_millis(3_000)).await;
     let during = rx.lock().unwrap().records.len();

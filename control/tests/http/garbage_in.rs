@@ -1,29 +1,15 @@
 //! Every route, called with garbage by a signed-in owner and by an all-scopes SDK key,
 //! answers a 4xx in the JSON error shape: never a 5xx, never a panic, never HTML.
 
-use crate::common::TestServer;
+use crate::common::{TestServer, ALL_SCOPES};
+use crate::keys_support::owner_with_workspace;
 use serde_json::json;
-
-const ALL: &str = r#"{"workspace":["read","write"],"workspace_scopes":["read","write"],"api_keys":["read","write"]}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_never_gets_a_5xx() {
     let server = TestServer::start().await;
-    let owner = server.sign_in("owner@example.com").await;
-    let ws = owner
-        .post("/api/v1/workspace", json!({"name": "Shop"}))
-        .await
-        .body["workspace"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = owner
-        .post(
-            "/api/v1/sdk-keys",
-            json!({"name": "b", "scopes": serde_json::from_str::<serde_json::Value>(ALL).unwrap()}),
-        )
-        .await;
-    let sdk = owner.with_bearer(r.body["key"].as_str().unwrap());
+    let (owner, ws) = owner_with_workspace(&server, "Shop").await;
+    let sdk = owner.sdk_client(ALL_SCOPES, None).await;
     let long = "x".repeat(5000);
     let ids = [
         ws.as_str(),

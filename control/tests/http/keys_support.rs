@@ -5,7 +5,7 @@
 use keygate_control::with_db;
 use serde_json::{json, Value};
 
-use crate::common::{Client, TestServer};
+use crate::common::{Client, Resp, TestServer};
 
 /// The signed-in user's organisation id.
 pub async fn org_of(client: &Client) -> String {
@@ -65,6 +65,40 @@ pub async fn owner_with_workspace(server: &TestServer, name: &str) -> (Client, S
     let owner = server.sign_in("owner@example.com").await;
     let id = workspace_id(&owner, name).await;
     (owner, id)
+}
+
+/// Revokes (rotates) a workspace's publishable key; asserts the 200.
+pub async fn revoke_publishable_key(client: &Client, ws: &str) {
+    let r = client
+        .post(
+            &format!("/api/v1/workspace/{ws}/publishable-key/revoke"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// Reveals a secret behind `base` (an SDK key, `/api/v1/sdk-keys/{id}`, or a workspace's
+/// access key) as `owner@example.com`: asks for a code, then verifies it. Asserts both 200s
+/// and returns the verify answer (the key is its `key`).
+pub async fn reveal(server: &TestServer, client: &Client, base: &str) -> Resp {
+    let r = client.post(&format!("{base}/reveal"), json!({})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let challenge = r.body["challengeId"].as_str().unwrap().to_owned();
+    let code = server.outbox_code("owner@example.com").await;
+    let r = client
+        .post(
+            &format!("{base}/reveal/verify"),
+            json!({"challengeId": challenge, "code": code}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    r
+}
+
+/// The actions of an organisation's audit events, newest first.
+pub async fn audit_actions(server: &TestServer, org: &str) -> Vec<String> {
+    audit(server, org).await.into_iter().map(|e| e.0).collect()
 }
 
 /// Same, returning only the id.

@@ -3,22 +3,9 @@
 //! errors; billing usage exact under concurrent verifies, VALID answers only, per UTC day,
 //! tenant isolation and bad `billing` values.
 
-use crate::common::{Client, TestServer};
+use crate::common::{Client, TestServer, ALL_SCOPES};
 use keygate_shared::link_token::{day_number, day_string, LinkToken};
 use serde_json::{json, Value};
-
-const ALL_SCOPES: &str = r#"{"workspace":["read","write"],"workspace_scopes":["read","write"],"api_keys":["read","write"]}"#;
-
-async fn sdk_key(owner: &Client, scopes: &str, workspace: Option<&str>) -> Client {
-    let mut body =
-        json!({ "name": "backend", "scopes": serde_json::from_str::<Value>(scopes).unwrap() });
-    if let Some(w) = workspace {
-        body["workspaceId"] = json!(w);
-    }
-    let r = owner.post("/api/v1/sdk-keys", body).await;
-    assert_eq!(r.status, 201, "create SDK key: {r:?}");
-    owner.with_bearer(r.body["key"].as_str().unwrap())
-}
 
 async fn workspace(owner: &Client, name: &str) -> String {
     let r = owner
@@ -46,7 +33,7 @@ async fn tenant(server: &TestServer, email: &str) -> Tenant {
     let owner = server.sign_in(email).await;
     let ws = workspace(&owner, "Shop").await;
     let other_ws = workspace(&owner, "Other").await;
-    let sdk = sdk_key(&owner, ALL_SCOPES, None).await;
+    let sdk = owner.sdk_client(ALL_SCOPES, None).await;
     Tenant {
         owner,
         sdk,
@@ -123,7 +110,7 @@ async fn link_tokens(server: TestServer) {
     assert_eq!(status, 404, "{body}");
 
     // A workspace-bound SDK key: only its own workspace.
-    let bound = sdk_key(&a.owner, ALL_SCOPES, Some(&a.other_ws)).await;
+    let bound = a.owner.sdk_client(ALL_SCOPES, Some(&a.other_ws)).await;
     let (status, _) = link_token(&bound, &a.ws, "cus_1").await;
     assert_eq!(status, 404);
     let r = bound.get(&format!("/api/v1/link-token/{token}")).await;
@@ -135,12 +122,12 @@ async fn link_tokens(server: TestServer) {
     assert_eq!(r.body["customerId"], "cus_2", "{r:?}");
 
     // Scopes: write to create, read to validate.
-    let read_only = sdk_key(&a.owner, r#"{"api_keys":["read"]}"#, None).await;
+    let read_only = a.owner.sdk_client(r#"{"api_keys":["read"]}"#, None).await;
     let (status, body) = link_token(&read_only, &a.ws, "cus_1").await;
     assert_eq!(status, 403, "{body}");
     let r = read_only.get(&format!("/api/v1/link-token/{token}")).await;
     assert_eq!(r.status, 200, "{r:?}");
-    let no_keys = sdk_key(&a.owner, r#"{"workspace":["read"]}"#, None).await;
+    let no_keys = a.owner.sdk_client(r#"{"workspace":["read"]}"#, None).await;
     let r = no_keys.get(&format!("/api/v1/link-token/{token}")).await;
     assert_eq!(r.status, 403, "{r:?}");
     let r = server
@@ -324,7 +311,7 @@ async fn billing_counts_valid_answers_per_day_per_tenant(server: TestServer) {
         usage(&a.owner, "bid").await["data"][0]["totalBillingUsage"],
         7
     );
-    let bound = sdk_key(&a.owner, ALL_SCOPES, Some(&a.other_ws)).await;
+    let bound = a.owner.sdk_client(ALL_SCOPES, Some(&a.other_ws)).await;
     assert_eq!(
         usage(&bound, "bid").await,
         json!({ "data": [{ "billingId": "bid", "day": today(), "totalBillingUsage": 2 }] })
@@ -334,7 +321,7 @@ async fn billing_counts_valid_answers_per_day_per_tenant(server: TestServer) {
     assert_eq!(usage(&b.owner, "bid").await, json!({ "data": [] }));
 
     // Reading needs api_keys read.
-    let no_keys = sdk_key(&a.owner, r#"{"workspace":["read"]}"#, None).await;
+    let no_keys = a.owner.sdk_client(r#"{"workspace":["read"]}"#, None).await;
     assert_eq!(no_keys.get("/api/v1/usage/bid").await.status, 403);
     assert_eq!(
         server.anonymous().get("/api/v1/usage/bid").await.status,

@@ -72,25 +72,15 @@ async fn sealed_ids(server: &TestServer) -> Vec<Option<String>> {
         .collect()
 }
 
-async fn reveal(server: &TestServer, owner: &crate::common::Client, id: &str) -> String {
-    let r = owner
-        .post(&format!("/api/v1/sdk-keys/{id}/reveal"), json!({}))
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let challenge = r.body["challengeId"].as_str().unwrap().to_owned();
-    let code = server.outbox_code("owner@example.com").await;
-    let r = owner
-        .post(
-            &format!("/api/v1/sdk-keys/{id}/reveal/verify"),
-            json!({"challengeId": challenge, "code": code}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
+async fn reveal_key(server: &TestServer, owner: &crate::common::Client, id: &str) -> String {
+    let r = reveal(server, owner, &format!("/api/v1/sdk-keys/{id}")).await;
     r.body["key"].as_str().unwrap().to_owned()
 }
 
 async fn scenario(db_url: String) {
     let work = tempfile::tempdir().unwrap();
+    // `keygate <args>` mid-rotation: the new master key, the old one as previous.
+    let rotating = |args: &[&str]| keygate(&db_url, work.path(), (NEW, Some(OLD)), args);
     let old_kid = Keys::from_master(&master(OLD)).key_id().to_owned();
     let new_kid = Keys::from_master(&master(NEW)).key_id().to_owned();
 
@@ -146,30 +136,20 @@ async fn scenario(db_url: String) {
     drop(before);
 
     // An interrupted run: two rows per batch, one batch.
-    let (ok, out, err) = keygate(
-        &db_url,
-        work.path(),
-        (NEW, Some(OLD)),
-        &[
-            "rotate-master-key",
-            "--batch-size",
-            "2",
-            "--max-batches",
-            "1",
-            "--json",
-        ],
-    );
+    let (ok, out, err) = rotating(&[
+        "rotate-master-key",
+        "--batch-size",
+        "2",
+        "--max-batches",
+        "1",
+        "--json",
+    ]);
     assert!(ok, "{out}\n{err}");
     let report: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(report["resealed"], 2, "{report}");
     assert_eq!(report["stoppedEarly"], true);
     assert_eq!(report["remaining"], total as u64 - 2);
-    let (ok, status, err) = keygate(
-        &db_url,
-        work.path(),
-        (NEW, Some(OLD)),
-        &["keys", "status", "--json"],
-    );
+    let (ok, status, err) = rotating(&["keys", "status", "--json"]);
     assert!(ok, "{err}");
     let status: Value = serde_json::from_str(status.trim()).unwrap();
     assert_eq!(status["masterKeyId"], new_kid.as_str());
@@ -201,29 +181,19 @@ async fn scenario(db_url: String) {
     );
     assert_eq!(r.body["key"], keys[0].1.as_str());
     for (id, key) in &keys[1..] {
-        assert_eq!(&reveal(&during, &owner, id).await, key);
+        assert_eq!(&reveal_key(&during, &owner, id).await, key);
     }
     drop(during);
 
     // The resumed run finishes; a rerun has nothing left to do.
-    let (ok, out, err) = keygate(
-        &db_url,
-        work.path(),
-        (NEW, Some(OLD)),
-        &["rotate-master-key", "--batch-size", "2"],
-    );
+    let (ok, out, err) = rotating(&["rotate-master-key", "--batch-size", "2"]);
     assert!(ok, "{out}\n{err}");
     assert!(
         out.contains(&format!("re-sealed {} value(s)", total - 2)),
         "{out}"
     );
     assert!(out.contains("0 remaining"), "{out}");
-    let (ok, out, _) = keygate(
-        &db_url,
-        work.path(),
-        (NEW, Some(OLD)),
-        &["rotate-master-key"],
-    );
+    let (ok, out, _) = rotating(&["rotate-master-key"]);
     assert!(ok && out.contains("re-sealed 0 value(s)"), "{out}");
     for (_, key) in &keys {
         assert!(
@@ -239,7 +209,7 @@ async fn scenario(db_url: String) {
         .iter()
         .all(|k| k.as_deref() == Some(new_kid.as_str())));
     let owner = after.sign_in("owner@example.com").await;
-    assert_eq!(&reveal(&after, &owner, &keys[3].0).await, &keys[3].1);
+    assert_eq!(&reveal_key(&after, &owner, &keys[3].0).await, &keys[3].1);
     let gateway_after: Value = owner
         .get(&format!("/api/v1/workspace/{ws}/gateway-secret"))
         .await

@@ -284,11 +284,7 @@ async fn blacklist_rules_come_from_the_catalogue(server: TestServer) {
         .delete(&pk_path(&other, &format!("/blacklist/{orders_rule}")))
         .await;
     assert_eq!(r.status, 404);
-    let actions: Vec<String> = audit(&server, &org)
-        .await
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
+    let actions = audit_actions(&server, &org).await;
     assert!(actions.contains(&"blacklist.add".to_owned()));
     assert!(actions.contains(&"blacklist.remove".to_owned()));
 }
@@ -432,13 +428,9 @@ async fn members_read_and_strangers_see_nothing(server: TestServer) {
     assert_eq!(view["blacklist"].as_array().unwrap().len(), 1);
     assert_eq!(keys_of(&server, &id).await.len(), 1);
     // SDK keys never reach the dashboard routes.
-    let r = owner
-        .post(
-            "/api/v1/sdk-keys",
-            json!({"name": "b", "scopes": {"workspace": ["read", "write"]}}),
-        )
+    let backend = owner
+        .sdk_client(r#"{"workspace": ["read", "write"]}"#, None)
         .await;
-    let backend = owner.with_bearer(r.body["key"].as_str().unwrap());
     assert_eq!(backend.get(&pk_path(&id, "")).await.status, 401);
     assert_eq!(
         backend

@@ -1,9 +1,9 @@
 //! Retention sweeps delete what has done its job and nothing else.
 
 use crate::common::TestServer;
+use crate::keys_support::{owner_with_workspace, revoke_publishable_key};
 use keygate_control::store::retention::{sweep, OUTBOX_KEEP_MS};
 use keygate_control::with_db;
-use serde_json::json;
 
 async fn count(server: &TestServer, sql: &'static str) -> i64 {
     with_db!(&server.state.db, |pool| sqlx::query_scalar::<_, i64>(sql)
@@ -13,22 +13,9 @@ async fn count(server: &TestServer, sql: &'static str) -> i64 {
 }
 
 async fn old_rows_go_and_live_rows_stay(server: TestServer) {
-    let owner = server.sign_in("owner@example.com").await;
-    let ws = owner
-        .post("/api/v1/workspace", json!({"name": "Shop"}))
-        .await
-        .body["workspace"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (owner, ws) = owner_with_workspace(&server, "Shop").await;
     for _ in 0..3 {
-        let r = owner
-            .post(
-                &format!("/api/v1/workspace/{ws}/publishable-key/revoke"),
-                json!({}),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{r:?}");
+        revoke_publishable_key(&owner, &ws).await;
     }
     let signed_out = server.sign_in("owner@example.com").await;
     assert_eq!(signed_out.delete("/api/v1/auth/session").await.status, 204);

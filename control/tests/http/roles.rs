@@ -3,6 +3,7 @@
 //! databases; and the step-up window on the calls that need it.
 
 use crate::common::{Client, Resp, TestServer};
+use crate::keys_support::reveal;
 use serde_json::{json, Value};
 
 /// Closes every session's step-up window (signing in opened it).
@@ -645,19 +646,12 @@ async fn secrets_need_a_step_up_window(server: TestServer) {
 
     // A verified reveal opens the window too.
     let key_id = r_id(&owner.get("/api/v1/sdk-keys").await);
-    let r = other_session
-        .post(&format!("/api/v1/sdk-keys/{key_id}/reveal"), json!({}))
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let challenge = r.body["challengeId"].as_str().unwrap().to_owned();
-    let code = server.outbox_code("owner@example.com").await;
-    let r = other_session
-        .post(
-            &format!("/api/v1/sdk-keys/{key_id}/reveal/verify"),
-            json!({"challengeId": challenge, "code": code}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
+    let r = reveal(
+        &server,
+        &other_session,
+        &format!("/api/v1/sdk-keys/{key_id}"),
+    )
+    .await;
     assert_eq!(r.headers["cache-control"], "no-store");
     let r = other_session.post("/api/v1/sdk-keys", create).await;
     assert_eq!(r.status, 201, "{r:?}");

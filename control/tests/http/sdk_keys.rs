@@ -107,11 +107,7 @@ async fn sdk_keys_are_shown_once_stored_sealed_and_revocable(server: TestServer)
         404
     );
 
-    let actions: Vec<String> = audit(&server, &org)
-        .await
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
+    let actions = audit_actions(&server, &org).await;
     assert!(actions.contains(&"sdk_key.create".to_owned()));
     assert!(actions.contains(&"sdk_key.revoke".to_owned()));
     assert!(
@@ -322,17 +318,7 @@ async fn the_workspace_access_key_is_revealed_and_rotated(server: TestServer) {
     assert_eq!(info["workspaceId"], id.as_str());
     assert_eq!(info["isAccessKey"], true);
 
-    let r = owner.post(&format!("{base}/reveal"), json!({})).await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let challenge = r.body["challengeId"].as_str().unwrap().to_owned();
-    let code = server.outbox_code("owner@example.com").await;
-    let r = owner
-        .post(
-            &format!("{base}/reveal/verify"),
-            json!({"challengeId": challenge, "code": code}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
+    let r = reveal(&server, &owner, &base).await;
     let old = r.body["key"].as_str().unwrap().to_owned();
     assert_eq!(
         keygate_shared::key::mask(&old),

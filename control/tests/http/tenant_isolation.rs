@@ -3,10 +3,8 @@
 //! (never a hint the object exists), lists never show the other tenant's objects, a foreign
 //! API key never verifies, and nothing of the first organisation changes.
 
-use crate::common::{Client, Resp, TestServer};
+use crate::common::{Client, Resp, TestServer, ALL_SCOPES};
 use serde_json::{json, Value};
-
-const ALL: &str = r#"{"workspace":["read","write"],"workspace_scopes":["read","write"],"api_keys":["read","write"]}"#;
 
 struct Tenant {
     session: Client,
@@ -14,14 +12,7 @@ struct Tenant {
 }
 
 async fn tenant(server: &TestServer, session: Client) -> Tenant {
-    let r = session
-        .post(
-            "/api/v1/sdk-keys",
-            json!({"name": "backend", "scopes": serde_json::from_str::<Value>(ALL).unwrap()}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    let sdk = session.with_bearer(r.body["key"].as_str().unwrap());
+    let sdk = session.sdk_client(ALL_SCOPES, None).await;
     let _ = server;
     Tenant { session, sdk }
 }

@@ -172,13 +172,9 @@ async fn members_list_and_strangers_see_nothing(server: TestServer) {
         404
     );
     // SDK keys cannot manage tokens.
-    let r = owner
-        .post(
-            "/api/v1/sdk-keys",
-            json!({"name": "b", "scopes": {"workspace": ["read", "write"]}}),
-        )
+    let backend = owner
+        .sdk_client(r#"{"workspace": ["read", "write"]}"#, None)
         .await;
-    let backend = owner.with_bearer(r.body["key"].as_str().unwrap());
     assert_eq!(backend.get(&path).await.status, 401);
     assert_eq!(
         owner.get(&path).await.body["tokens"]
