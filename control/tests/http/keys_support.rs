@@ -86,14 +86,19 @@ pub async fn reveal(server: &TestServer, client: &Client, base: &str) -> Resp {
     assert_eq!(r.status, 200, "{r:?}");
     let challenge = r.body["challengeId"].as_str().unwrap().to_owned();
     let code = server.outbox_code("owner@example.com").await;
-    let r = client
+    let r = reveal_verify(client, base, &challenge, &code).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    r
+}
+
+/// `POST {base}/reveal/verify` with a challenge and its code.
+pub async fn reveal_verify(client: &Client, base: &str, challenge: &str, code: &str) -> Resp {
+    client
         .post(
             &format!("{base}/reveal/verify"),
             json!({"challengeId": challenge, "code": code}),
         )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    r
+        .await
 }
 
 /// The actions of an organisation's audit events, newest first.

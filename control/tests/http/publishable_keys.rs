@@ -19,6 +19,12 @@ async fn current(client: &Client, id: &str) -> Value {
 
 async fn shop(server: &TestServer) -> (Client, String) {
     let (owner, id) = owner_with_workspace(server, "Shop").await;
+    shop_catalogue(&owner, &id).await;
+    (owner, id)
+}
+
+/// Sets the shop's catalogue: billing (charge, refund) and orders (list).
+async fn shop_catalogue(owner: &Client, id: &str) {
     let r = owner
         .put(
             &format!("/api/v1/workspace/{id}/modules"),
@@ -29,7 +35,6 @@ async fn shop(server: &TestServer) -> (Client, String) {
         )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
-    (owner, id)
 }
 
 async fn revoking_replaces_the_key_and_tells_the_edge_in_order(server: TestServer) {
@@ -521,16 +526,7 @@ async fn concurrent_changes_leave_the_edge_with_the_final_state(server: TestServ
                 204
             );
         }
-        let r = owner
-            .put(
-                &format!("/api/v1/workspace/{id}/modules"),
-                json!({"modules": [
-                    {"name": "billing", "functionalities": ["charge", "refund"]},
-                    {"name": "orders", "functionalities": ["list"]}
-                ]}),
-            )
-            .await;
-        assert_eq!(r.status, 200);
+        shop_catalogue(&owner, &id).await;
     }
 }
 on_both_databases!(

@@ -319,68 +319,57 @@ fn routes(ids: &Ids) -> Vec<Route> {
     ]
 }
 
+/// Sends a setup request with a JSON body; asserts it succeeded.
+async fn made(owner: &Client, method: &str, path: &str, body: Value) -> Resp {
+    let body = serde_json::to_vec(&body).unwrap();
+    let r = owner
+        .send(method, path, Some(("application/json", body)))
+        .await;
+    assert!(r.status < 300, "{method} {path}: {r:?}");
+    r
+}
+
 async fn setup(server: &TestServer, owner: &Client) -> Ids {
-    let r = owner
-        .post("/api/v1/workspace", json!({"name": "Shop"}))
-        .await;
-    assert!(r.status < 300, "{r:?}");
+    let r = made(owner, "POST", "/api/v1/workspace", json!({"name": "Shop"})).await;
     let ws = r.body["workspace"]["id"].as_str().unwrap().to_owned();
-    let r = owner
-        .post(
-            &format!("/api/v1/workspace/{ws}/scope"),
-            json!({"name": "orders", "representation": "orders"}),
-        )
-        .await;
-    assert!(r.status < 300, "{r:?}");
-    let r = owner
-        .post(
-            "/api/v1/api-key",
-            json!({"name": "k", "workspaceId": ws, "customerId": "cus_1", "enabled": true,
-                   "scopes": [{"representation": "orders", "create": true, "read": true, "update": false, "del": false}]}),
-        )
-        .await;
-    assert!(r.status < 300, "{r:?}");
+    let scope = json!({"name": "orders", "representation": "orders"});
+    made(
+        owner,
+        "POST",
+        &format!("/api/v1/workspace/{ws}/scope"),
+        scope,
+    )
+    .await;
+    let api_key = json!({"name": "k", "workspaceId": ws, "customerId": "cus_1", "enabled": true,
+        "scopes": [{"representation": "orders", "create": true, "read": true, "update": false, "del": false}]});
+    let r = made(owner, "POST", "/api/v1/api-key", api_key).await;
     let api_key = r.body["apiKey"]["id"].as_str().unwrap().to_owned();
-    let r = owner
-        .post(
-            &format!("/api/v1/workspace/{ws}/tokens"),
-            json!({"name": "t"}),
-        )
-        .await;
-    assert!(r.status < 300, "{r:?}");
+    let tokens = format!("/api/v1/workspace/{ws}/tokens");
+    let r = made(owner, "POST", &tokens, json!({"name": "t"})).await;
     let token = r.body["token"]["id"].as_str().unwrap().to_owned();
-    let r = owner
-        .post(
-            "/api/v1/sdk-keys",
-            json!({"name": "b", "scopes": {"workspace": ["read"]}}),
-        )
-        .await;
+    let sdk_key = json!({"name": "b", "scopes": {"workspace": ["read"]}});
+    let r = made(owner, "POST", "/api/v1/sdk-keys", sdk_key).await;
     assert_eq!(r.status, 201, "{r:?}");
     let sdk_key = r.body["sdkKey"]["id"].as_str().unwrap().to_owned();
-    let r = owner
-        .put(
-            &format!("/api/v1/workspace/{ws}/modules"),
-            json!({"modules": [{"name": "billing", "functionalities": ["charge", "refund"]}]}),
-        )
-        .await;
-    assert!(r.status < 300, "{r:?}");
-    let r = owner
-        .post(
-            &format!("/api/v1/workspace/{ws}/publishable-key/blacklist"),
-            json!({"module": "billing", "functionality": "charge"}),
-        )
-        .await;
-    assert!(r.status < 300, "{r:?}");
+    let catalogue =
+        json!({"modules": [{"name": "billing", "functionalities": ["charge", "refund"]}]});
+    made(
+        owner,
+        "PUT",
+        &format!("/api/v1/workspace/{ws}/modules"),
+        catalogue,
+    )
+    .await;
+    let rule = json!({"module": "billing", "functionality": "charge"});
+    let blacklist = format!("/api/v1/workspace/{ws}/publishable-key/blacklist");
+    let r = made(owner, "POST", &blacklist, rule).await;
     let rule = r.body["rule"]["id"]
         .as_str()
         .or_else(|| r.body["id"].as_str())
         .unwrap_or_else(|| panic!("rule id in {r:?}"))
         .to_owned();
     let r = owner
-        .post(
-            "/api/v1/members",
-            json!({"email": format!("target-{ws}@example.com"), "role": "admin"}),
-        )
+        .invite(&format!("target-{ws}@example.com"), "admin")
         .await;
     assert_eq!(r.status, 201, "{r:?}");
     let member = r.body["member"]["id"].as_str().unwrap().to_owned();

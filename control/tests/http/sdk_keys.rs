@@ -309,6 +309,16 @@ async fn revealing_needs_the_emailed_code_for_that_very_key(server: TestServer) 
 }
 on_both_databases!(reveal, revealing_needs_the_emailed_code_for_that_very_key);
 
+/// How many live access keys a workspace has.
+async fn live_access_keys(server: &TestServer, id: &str) -> i64 {
+    count(
+        server,
+        "SELECT COUNT(*) FROM sdk_keys WHERE workspace_id = $1 AND is_access_key = TRUE AND revoked_at IS NULL",
+        id,
+    )
+    .await
+}
+
 async fn the_workspace_access_key_is_revealed_and_rotated(server: TestServer) {
     let (owner, id) = owner_with_workspace(&server, "Shop").await;
     let base = format!("/api/v1/workspace/{id}/sdk-access-key");
@@ -355,20 +365,9 @@ async fn the_workspace_access_key_is_revealed_and_rotated(server: TestServer) {
             .status,
         200
     );
-    let r = owner
-        .post(
-            &format!("{base}/reveal/verify"),
-            json!({"challengeId": pending, "code": pending_code}),
-        )
-        .await;
+    let r = reveal_verify(&owner, &base, &pending, &pending_code).await;
     assert_eq!(r.status, 404, "{r:?}");
-    let live: i64 = count(
-        &server,
-        "SELECT COUNT(*) FROM sdk_keys WHERE workspace_id = $1 AND is_access_key = TRUE AND revoked_at IS NULL",
-        &id,
-    )
-    .await;
-    assert_eq!(live, 1);
+    assert_eq!(live_access_keys(&server, &id).await, 1);
 
     // Concurrent rotations never leave two live access keys.
     let tasks: Vec<_> = (0..4)
@@ -381,13 +380,7 @@ async fn the_workspace_access_key_is_revealed_and_rotated(server: TestServer) {
         let r = t.await.unwrap();
         assert!(r.status == 200 || r.status == 409, "{r:?}");
     }
-    let live: i64 = count(
-        &server,
-        "SELECT COUNT(*) FROM sdk_keys WHERE workspace_id = $1 AND is_access_key = TRUE AND revoked_at IS NULL",
-        &id,
-    )
-    .await;
-    assert_eq!(live, 1);
+    assert_eq!(live_access_keys(&server, &id).await, 1);
     assert!(!captured_logs().contains(&new[8..]));
 }
 on_both_databases!(access_key, the_workspace_access_key_is_revealed_and_rotated);

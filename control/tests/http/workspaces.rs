@@ -1,7 +1,7 @@
 //! Workspaces over HTTP: the Oneloop routes, what creating a workspace sets up, the catalogue,
 //! roles, scopes and tenant isolation.
 
-use crate::common::TestServer;
+use crate::common::{Client, TestServer};
 use crate::keys_support::*;
 use serde_json::json;
 
@@ -373,9 +373,15 @@ on_both_databases!(
     sdk_keys_need_the_workspace_scope_and_stay_in_their_workspace
 );
 
-async fn the_catalogue_is_validated_and_guards_blacklist_rules(server: TestServer) {
-    let (owner, id) = owner_with_workspace(&server, "Shop").await;
+/// The owner, signed in, a workspace `Shop` and the path of its catalogue.
+async fn owner_and_catalogue_path(server: &TestServer) -> (Client, String, String) {
+    let (owner, id) = owner_with_workspace(server, "Shop").await;
     let path = format!("/api/v1/workspace/{id}/modules");
+    (owner, id, path)
+}
+
+async fn the_catalogue_is_validated_and_guards_blacklist_rules(server: TestServer) {
+    let (owner, id, path) = owner_and_catalogue_path(&server).await;
     assert_eq!(owner.get(&path).await.body, json!({"modules": []}));
     let catalogue = json!({"modules": [
         {"name": "billing", "functionalities": ["charge", "refund"]},
@@ -455,8 +461,7 @@ on_both_databases!(
 );
 
 async fn route_maps_are_validated_stored_classified_and_sent_to_the_edge(server: TestServer) {
-    let (owner, id) = owner_with_workspace(&server, "Shop").await;
-    let path = format!("/api/v1/workspace/{id}/modules");
+    let (owner, id, path) = owner_and_catalogue_path(&server).await;
     let mapped = json!({"modules": [
         {"name": "billing", "functionalities": [
             "charge",
