@@ -366,6 +366,11 @@ impl Client {
     pub async fn put(&self, path: &str, body: Value) -> Resp {
         self.send("PUT", path, Self::json(body)).await
     }
+    /// POST with a raw body of `content_type`.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<Vec<u8>>) -> Resp {
+        self.send("POST", path, Some((content_type, body.into())))
+            .await
+    }
     /// DELETE.
     pub async fn delete(&self, path: &str) -> Resp {
         self.send("DELETE", path, None).await

@@ -955,11 +955,7 @@ async fn bad_requests_get_clean_errors(server: TestServer) {
     assert_eq!(r.status, 415, "{r:?}");
     let r = w
         .sdk
-        .send(
-            "POST",
-            verify,
-            Some(("application/json", b"{\"key\":".to_vec())),
-        )
+        .post_raw(verify, "application/json", b"{\"key\":".to_vec())
         .await;
     assert_eq!((r.status, r.reason()), (400, "MALFORMED_JSON"), "{r:?}");
     let r = w.sdk.post(verify, json!({ "requestedScopes": [] })).await;

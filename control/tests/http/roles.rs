@@ -319,6 +319,16 @@ fn routes(ids: &Ids) -> Vec<Route> {
     ]
 }
 
+/// `POST /api/v1/auth/step-up/verify` with a challenge and its code.
+async fn step_up_verify(client: &Client, challenge: &str, code: &str) -> Resp {
+    client
+        .post(
+            "/api/v1/auth/step-up/verify",
+            json!({"challengeId": challenge, "code": code}),
+        )
+        .await
+}
+
 /// Sends a setup request with a JSON body; asserts it succeeded.
 async fn made(owner: &Client, method: &str, path: &str, body: Value) -> Resp {
     let body = serde_json::to_vec(&body).unwrap();
@@ -469,12 +479,7 @@ async fn step_up(server: &TestServer, client: &Client) {
     assert_eq!(r.status, 200, "{r:?}");
     let challenge = r.body["challengeId"].as_str().unwrap().to_owned();
     let code = server.outbox_code(&email).await;
-    let r = client
-        .post(
-            "/api/v1/auth/step-up/verify",
-            json!({"challengeId": challenge, "code": code}),
-        )
-        .await;
+    let r = step_up_verify(client, &challenge, &code).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body["stepUpUntil"].is_string());
 }
@@ -607,19 +612,9 @@ async fn secrets_need_a_step_up_window(server: TestServer) {
         "STEP_UP_REQUIRED"
     );
     // The other session cannot redeem this session's challenge.
-    let r = other_session
-        .post(
-            "/api/v1/auth/step-up/verify",
-            json!({"challengeId": challenge, "code": code}),
-        )
-        .await;
+    let r = step_up_verify(&other_session, &challenge, &code).await;
     assert_eq!((r.status, r.reason()), (404, "OTP_NOT_FOUND"), "{r:?}");
-    let r = owner
-        .post(
-            "/api/v1/auth/step-up/verify",
-            json!({"challengeId": challenge, "code": code}),
-        )
-        .await;
+    let r = step_up_verify(&owner, &challenge, &code).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(owner.get("/api/v1/me").await.body["stepUpUntil"].is_string());
     let r = owner.post(&rotate, json!({})).await;

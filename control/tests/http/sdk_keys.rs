@@ -179,20 +179,16 @@ async fn bad_sdk_key_input_gets_clear_4xx_answers(server: TestServer) {
         assert_eq!(r.reason(), reason, "{body}");
     }
     let r = owner
-        .send(
-            "POST",
+        .post_raw(
             "/api/v1/sdk-keys",
-            Some(("application/json", b"{\"name\"".to_vec())),
+            "application/json",
+            b"{\"name\"".to_vec(),
         )
         .await;
     assert_eq!((r.status, r.reason()), (400, "MALFORMED_JSON"));
     let big = format!("{{\"name\":\"{}\"}}", "y".repeat(100_000));
     let r = owner
-        .send(
-            "POST",
-            "/api/v1/sdk-keys",
-            Some(("application/json", big.into_bytes())),
-        )
+        .post_raw("/api/v1/sdk-keys", "application/json", big.into_bytes())
         .await;
     assert_eq!(r.status, 413);
     assert_eq!(

@@ -176,28 +176,24 @@ async fn bad_workspace_input_gets_clear_4xx_answers(server: TestServer) {
             .is_some_and(|m| !m.is_empty()));
     }
     let r = owner
-        .send(
-            "POST",
+        .post_raw(
             "/api/v1/workspace",
-            Some(("application/json", b"{\"name\":".to_vec())),
+            "application/json",
+            b"{\"name\":".to_vec(),
         )
         .await;
     assert_eq!((r.status, r.reason()), (400, "MALFORMED_JSON"), "{r:?}");
     let r = owner
-        .send(
-            "POST",
+        .post_raw(
             "/api/v1/workspace",
-            Some(("text/plain", b"{\"name\":\"x\"}".to_vec())),
+            "text/plain",
+            b"{\"name\":\"x\"}".to_vec(),
         )
         .await;
     assert_eq!(r.status, 415, "{r:?}");
     let huge = format!("{{\"name\":\"{}\"}}", "x".repeat(70 * 1024));
     let r = owner
-        .send(
-            "POST",
-            "/api/v1/workspace",
-            Some(("application/json", huge.into_bytes())),
-        )
+        .post_raw("/api/v1/workspace", "application/json", huge.into_bytes())
         .await;
     assert_eq!(r.status, 413, "{r:?}");
     // Nothing half-made.
