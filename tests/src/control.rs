@@ -13,11 +13,16 @@ use serde_json::Value;
 
 use crate::edge::root;
 
-/// Builds the `keygate` binary once per test process and returns its path.
+/// Builds the `keygate` binary once per test process and returns its path; with
+/// `KEYGATE_BINARY` set (`cargo xtask test` sets it once its one build has made every binary),
+/// that binary, unbuilt.
 pub fn binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
+            if let Some(built) = std::env::var_os("KEYGATE_BINARY") {
+                return PathBuf::from(built);
+            }
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
                 .args([
@@ -421,6 +426,33 @@ impl Session {
         let (status, body) = self.send("GET", path, None);
         assert!((200..300).contains(&status), "GET {path}: {status} {body}");
         body
+    }
+
+    /// Creates a workspace named `name`; its id.
+    pub fn create_workspace(&self, name: &str) -> String {
+        let w = self.write(
+            "POST",
+            "/api/v1/workspace",
+            serde_json::json!({"name": name}),
+        );
+        w["workspace"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The live publishable key of workspace `ws`.
+    pub fn publishable_key(&self, ws: &str) -> String {
+        self.get(&format!("/api/v1/workspace/{ws}/publishable-key"))["publishableKey"]["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Revokes (rotates) the publishable key of workspace `ws`.
+    pub fn revoke(&self, ws: &str) {
+        self.write(
+            "POST",
+            &format!("/api/v1/workspace/{ws}/publishable-key/revoke"),
+            serde_json::json!({}),
+        );
     }
 
     /// A write, asserting 2xx; the JSON body.

@@ -36,6 +36,9 @@ pub fn run_suite() -> Result {
     let mut test = std::process::Command::new("cargo");
     test.args(test_args);
     test.env("KEYGATE_SCHEMATHESIS", schemathesis);
+    // The end-to-end tests run the `keygate` this build made instead of building their own
+    // (which, with the features of `-p keygate-control` alone, would compile it again).
+    test.env("KEYGATE_BINARY", cmd::root().join("target/debug/keygate"));
     if let Some(c) = &cluster {
         test.env("KEYGATE_TEST_POSTGRES_URL", &c.url);
     }

@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keygate_shared::record::{EdgeRecord, KeyState};
-use keygate_tests::control::{binary, free_port, ControlOptions, Keygate, Session};
-use keygate_tests::edge::{Edge, EdgeOptions};
+use keygate_tests::control::{binary, free_port, Keygate};
+use keygate_tests::edge::Edge;
+use keygate_tests::system::{control_delivering_to, edge_pulling_from};
 use serde_json::json;
 
 const SECRET: &str = "e2e-delivery-faults-secret-0123456789abcdef";
@@ -135,31 +136,10 @@ impl Drop for Proxy {
 /// The worker, a proxy in front of it, and a control plane delivering through the proxy.
 fn system() -> (Edge, Proxy, Keygate) {
     let control_port = free_port();
-    let edge = Edge::start(EdgeOptions {
-        secret: SECRET.into(),
-        control_url: Some(format!("http://127.0.0.1:{control_port}")),
-        ..EdgeOptions::default()
-    });
+    let edge = edge_pulling_from(SECRET, control_port);
     let proxy = Proxy::start(&edge.url);
-    let control = Keygate::start(ControlOptions {
-        port: Some(control_port),
-        edge_url: Some(proxy.url.clone()),
-        edge_secret: Some(SECRET.into()),
-        ..ControlOptions::default()
-    });
+    let control = control_delivering_to(SECRET, control_port, &proxy.url);
     (edge, proxy, control)
-}
-
-fn workspace(session: &Session, name: &str) -> String {
-    let w = session.write("POST", "/api/v1/workspace", json!({"name": name}));
-    w["workspace"]["id"].as_str().unwrap().to_owned()
-}
-
-fn publishable_key(session: &Session, ws: &str) -> String {
-    session.get(&format!("/api/v1/workspace/{ws}/publishable-key"))["publishableKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 fn digest(key: &str) -> String {
@@ -241,8 +221,8 @@ fn outbox_cli(control: &Keygate, args: &[&str]) -> String {
 fn an_outage_during_a_large_blacklist_edit_delays_no_revocation() {
     let (edge, proxy, control) = system();
     let owner = control.sign_in("owner@example.com");
-    let big = workspace(&owner, "Catalogue");
-    let small = workspace(&owner, "Shop");
+    let big = owner.create_workspace("Catalogue");
+    let small = owner.create_workspace("Shop");
     let modules: Vec<String> = (0..10).map(|m| long_name("m", m)).collect();
     let functionalities: Vec<String> = (0..60).map(|f| long_name("f", f)).collect();
     let catalogue: Vec<_> = modules
@@ -254,8 +234,8 @@ fn an_outage_during_a_large_blacklist_edit_delays_no_revocation() {
         &format!("/api/v1/workspace/{big}/modules"),
         json!({ "modules": catalogue }),
     );
-    let big_key = publishable_key(&owner, &big);
-    let small_key = publishable_key(&owner, &small);
+    let big_key = owner.publishable_key(&big);
+    let small_key = owner.publishable_key(&small);
     until_verdict(
         &edge,
         &big_key,
@@ -284,12 +264,8 @@ fn an_outage_during_a_large_blacklist_edit_delays_no_revocation() {
         }
     }
     eprintln!("600 rule changes took {:?}", edit.elapsed());
-    owner.write(
-        "POST",
-        &format!("/api/v1/workspace/{small}/publishable-key/revoke"),
-        json!({}),
-    );
-    let new_small_key = publishable_key(&owner, &small);
+    owner.revoke(&small);
+    let new_small_key = owner.publishable_key(&small);
     // Long enough for every pending row to back off to the cap.
     std::thread::sleep(Duration::from_secs(3));
     let during = edge.check(&small_key, "billing", "charge", None);
@@ -333,15 +309,15 @@ fn an_outage_during_a_large_blacklist_edit_delays_no_revocation() {
 fn a_record_the_edge_refuses_is_set_aside_and_the_rest_arrives() {
     let (edge, proxy, control) = system();
     let owner = control.sign_in("owner@example.com");
-    let a = workspace(&owner, "A");
-    let b = workspace(&owner, "B");
+    let a = owner.create_workspace("A");
+    let b = owner.create_workspace("B");
     owner.write(
         "PUT",
         &format!("/api/v1/workspace/{a}/modules"),
         json!({"modules": [{"name": "billing", "functionalities": ["refund"]}]}),
     );
-    let a_key = publishable_key(&owner, &a);
-    let b_key = publishable_key(&owner, &b);
+    let a_key = owner.publishable_key(&a);
+    let b_key = owner.publishable_key(&b);
     until_verdict(
         &edge,
         &a_key,
@@ -363,11 +339,7 @@ fn a_record_the_edge_refuses_is_set_aside_and_the_rest_arrives() {
         &format!("/api/v1/workspace/{a}/publishable-key/blacklist"),
         json!({"module": "billing", "functionality": "refund"}),
     );
-    owner.write(
-        "POST",
-        &format!("/api/v1/workspace/{b}/publishable-key/revoke"),
-        json!({}),
-    );
+    owner.revoke(&b);
     until_verdict(
         &edge,
         &b_key,
@@ -375,7 +347,7 @@ fn a_record_the_edge_refuses_is_set_aside_and_the_rest_arrives() {
         "REVOKED",
         Duration::from_secs(5),
     );
-    let new_b = publishable_key(&owner, &b);
+    let new_b = owner.publishable_key(&b);
     until_verdict(
         &edge,
         &new_b,
@@ -455,8 +427,8 @@ fn a_record_the_edge_refuses_is_set_aside_and_the_rest_arrives() {
 fn a_fresh_database_against_an_edge_holding_higher_versions_still_revokes() {
     let (edge, _proxy, control) = system();
     let owner = control.sign_in("owner@example.com");
-    let ws = workspace(&owner, "Shop");
-    let key = publishable_key(&owner, &ws);
+    let ws = owner.create_workspace("Shop");
+    let key = owner.publishable_key(&ws);
     until_verdict(
         &edge,
         &key,
@@ -475,12 +447,8 @@ fn a_fresh_database_against_an_edge_holding_higher_versions_still_revokes() {
         ahead,
     );
     assert_eq!(edge.sync(&[held]).status, 200);
-    owner.write(
-        "POST",
-        &format!("/api/v1/workspace/{ws}/publishable-key/revoke"),
-        json!({}),
-    );
-    let new_key = publishable_key(&owner, &ws);
+    owner.revoke(&ws);
+    let new_key = owner.publishable_key(&ws);
     let took = until_verdict(
         &edge,
         &key,
@@ -553,13 +521,13 @@ fn copy_database(from: &std::path::Path, to: &std::path::Path) {
 fn a_database_restored_from_a_backup_still_revokes() {
     let (edge, _proxy, mut control) = system();
     let owner = control.sign_in("owner@example.com");
-    let ws = workspace(&owner, "Shop");
+    let ws = owner.create_workspace("Shop");
     owner.write(
         "PUT",
         &format!("/api/v1/workspace/{ws}/modules"),
         json!({"modules": [{"name": "billing", "functionalities": ["refund", "charge"]}]}),
     );
-    let key = publishable_key(&owner, &ws);
+    let key = owner.publishable_key(&ws);
     until_verdict(
         &edge,
         &key,
@@ -600,12 +568,8 @@ fn a_database_restored_from_a_backup_still_revokes() {
         json!([]),
         "the restored database has not seen the rules"
     );
-    owner.write(
-        "POST",
-        &format!("/api/v1/workspace/{ws}/publishable-key/revoke"),
-        json!({}),
-    );
-    let new_key = publishable_key(&owner, &ws);
+    owner.revoke(&ws);
+    let new_key = owner.publishable_key(&ws);
     let took = until_verdict(
         &edge,
         &key,

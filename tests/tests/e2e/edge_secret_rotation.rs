@@ -12,19 +12,13 @@ use keygate_tests::control::{
     binary, free_port, new_postgres_database, ControlOptions, Keygate, Session,
 };
 use keygate_tests::edge::{signed_headers, Edge, EdgeOptions};
-use serde_json::json;
 
 const OLD: &str = "e2e-rotation-old-edge-secret-0123456789abcdef";
 const NEW: &str = "e2e-rotation-new-edge-secret-fedcba9876543210";
 
 fn workspace(session: &Session, name: &str) -> (String, String) {
-    let w = session.write("POST", "/api/v1/workspace", json!({"name": name}));
-    let id = w["workspace"]["id"].as_str().unwrap().to_owned();
-    let key = session.get(&format!("/api/v1/workspace/{id}/publishable-key"))["publishableKey"]
-        ["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = session.create_workspace(name);
+    let key = session.publishable_key(&id);
     (id, key)
 }
 
@@ -107,20 +101,12 @@ fn rotate_while_delivering(database_url: Option<String>) {
 
     // Revokes in flight while the control plane switches to the new secret.
     for (id, _) in &keys[..6] {
-        owner.write(
-            "POST",
-            &format!("/api/v1/workspace/{id}/publishable-key/revoke"),
-            json!({}),
-        );
+        owner.revoke(id);
     }
     control.restart_with(NEW, &[("KEYGATE_EDGE_SECRET_PREVIOUS", OLD)]);
     let owner = control.sign_in("owner@example.com");
     for (id, _) in &keys[6..] {
-        owner.write(
-            "POST",
-            &format!("/api/v1/workspace/{id}/publishable-key/revoke"),
-            json!({}),
-        );
+        owner.revoke(id);
     }
     for (_, key) in &keys {
         until_verdict(&edge, key, "REVOKED", Duration::from_secs(15));

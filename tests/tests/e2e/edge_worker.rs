@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use keygate_shared::record::KeyState;
 use keygate_shared::signing::Purpose;
-use keygate_tests::edge::servers::{Control, Origin, PullMode};
+use keygate_tests::edge::servers::{Control, PullMode};
 use keygate_tests::edge::{
-    fresh_nonce, new_key, now_secs, record, signed_headers, sync_body, with_rule, Edge,
-    EdgeOptions, TEST_SECRET,
+    add_rule, fresh_nonce, gateway_to_origin, new_key, now_secs, record, signed_headers, sync_body,
+    with_rule, Edge, EdgeOptions, TEST_SECRET,
 };
 
 #[test]
@@ -453,12 +453,10 @@ fn bad_requests_get_stable_4xx_json_errors() {
 
 #[test]
 fn gateway_forwards_allowed_requests_signed_and_never_forwards_refused_ones() {
-    let edge = Edge::start_default();
-    let origin = Origin::start(TEST_SECRET, "ws_gw");
-    let key = new_key();
-    let mut r = with_rule(record(&key, "ws_gw", 1), "billing", "refund");
-    r.origin_url = Some(format!("{}/api", origin.url));
-    assert_eq!(edge.sync(&[r]).status, 200);
+    let (edge, origin, key) = gateway_to_origin("ws_gw", |r| {
+        add_rule(r, "billing", "refund");
+        r.origin_url = r.origin_url.take().map(|u| u + "/api");
+    });
 
     let body = br#"{"amount": 42}"#;
     let reply = edge.request(

@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keygate_shared::gateway::{self, GatewaySecret};
-use keygate_tests::control::{free_port, ControlOptions, Keygate};
 use keygate_tests::edge::servers::Origin;
-use keygate_tests::edge::{new_key, now_secs, record, with_rule, Edge, EdgeOptions, TEST_SECRET};
+use keygate_tests::edge::{
+    add_rule, gateway_to_origin, new_key, now_secs, record, Edge, EdgeOptions, TEST_SECRET,
+};
 use serde_json::json;
 
 fn gateway_call(edge: &Edge, path: &str, key: &str) -> keygate_tests::edge::Reply {
@@ -17,12 +18,9 @@ fn gateway_call(edge: &Edge, path: &str, key: &str) -> keygate_tests::edge::Repl
 
 #[test]
 fn blacklisted_actions_are_refused_in_every_case_and_encoding() {
-    let edge = Edge::start_default();
-    let origin = Origin::start(TEST_SECRET, "ws_case");
-    let key = new_key();
-    let mut r = with_rule(record(&key, "ws_case", 1), "billing", "refund");
-    r.origin_url = Some(origin.url.clone());
-    assert_eq!(edge.sync(&[r]).status, 200);
+    let (edge, origin, key) = gateway_to_origin("ws_case", |r| {
+        add_rule(r, "billing", "refund");
+    });
 
     for path in [
         "/x/Billing/refund/v1/refunds",
@@ -41,7 +39,7 @@ fn blacklisted_actions_are_refused_in_every_case_and_encoding() {
             ),
             "{path}: {} {}",
             reply.status,
-            String::from_utf8_lossy(&reply.body)
+            reply.text()
         );
     }
     // The same through /v1/check.
@@ -60,12 +58,7 @@ fn blacklisted_actions_are_refused_in_every_case_and_encoding() {
 
     // An allowed action in another case reaches the origin under its canonical labels.
     let reply = gateway_call(&edge, "/x/Billing/CHARGE/v1/charges", key.expose());
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let got = origin.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].headers["x-keygate-module"], "billing");
@@ -75,12 +68,10 @@ fn blacklisted_actions_are_refused_in_every_case_and_encoding() {
 
 #[test]
 fn rest_paths_that_could_reach_another_path_never_reach_the_origin() {
-    let edge = Edge::start_default();
-    let origin = Origin::start(TEST_SECRET, "ws_rest");
-    let key = new_key();
-    let mut r = with_rule(record(&key, "ws_rest", 1), "billing", "refund");
-    r.origin_url = Some(format!("{}/public", origin.url));
-    assert_eq!(edge.sync(&[r]).status, 200);
+    let (edge, origin, key) = gateway_to_origin("ws_rest", |r| {
+        add_rule(r, "billing", "refund");
+        r.origin_url = r.origin_url.take().map(|u| u + "/public");
+    });
     for rest in [
         "..%2F..%2Fadmin",
         "..%2fadmin",
@@ -98,7 +89,7 @@ fn rest_paths_that_could_reach_another_path_never_reach_the_origin() {
             (reply.status, reply.reason().as_str()),
             (400, "INVALID_PATH"),
             "{rest}: {}",
-            String::from_utf8_lossy(&reply.body)
+            reply.text()
         );
     }
     // Even without a valid key: judged before any lookup.
@@ -106,12 +97,7 @@ fn rest_paths_that_could_reach_another_path_never_reach_the_origin() {
     assert_eq!(reply.status, 400);
     assert!(origin.received().is_empty(), "{:?}", origin.received());
     let reply = gateway_call(&edge, "/x/billing/charge/a/b.c/%20x", key.expose());
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(origin.received()[0].path_and_query, "/public/a/b.c/%20x");
 
     // Plain dot segments (`..`, `%2e%2e`, `.%2E`) are resolved by the runtime's URL parser
@@ -126,15 +112,10 @@ fn rest_paths_that_could_reach_another_path_never_reach_the_origin() {
         (reply.status, reply.verdict().as_str()),
         (403, "BLACKLISTED"),
         "{}",
-        String::from_utf8_lossy(&reply.body)
+        reply.text()
     );
     let reply = gateway_call(&edge, "/x/billing/charge/%2e%2e/.%2e/x/y/z", key.expose());
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let got = origin.received();
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[1].path_and_query, "/public/z");
@@ -144,12 +125,7 @@ fn rest_paths_that_could_reach_another_path_never_reach_the_origin() {
 
 #[test]
 fn cookies_cross_the_gateway_only_when_the_workspace_forwards_them() {
-    let edge = Edge::start_default();
-    let origin = Origin::start(TEST_SECRET, "ws_cookie");
-    let key = new_key();
-    let mut r = record(&key, "ws_cookie", 1);
-    r.origin_url = Some(origin.url.clone());
-    assert_eq!(edge.sync(&[r.clone()]).status, 200);
+    let (edge, origin, key) = gateway_to_origin("ws_cookie", |_| ());
     let call = || {
         edge.request(
             "GET",
@@ -162,12 +138,7 @@ fn cookies_cross_the_gateway_only_when_the_workspace_forwards_them() {
         )
     };
     let reply = call();
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.header("set-cookie"), None, "Set-Cookie passed back");
     assert_eq!(reply.header("x-origin"), Some("reached"));
     assert!(
@@ -175,8 +146,9 @@ fn cookies_cross_the_gateway_only_when_the_workspace_forwards_them() {
         "Cookie forwarded"
     );
 
+    let mut r = record(&key, "ws_cookie", 2);
+    r.origin_url = Some(origin.url.clone());
     r.forward_cookies = true;
-    r.version = 2;
     assert_eq!(edge.sync(&[r]).status, 200);
     let reply = call();
     assert_eq!(reply.status, 200);
@@ -207,7 +179,7 @@ fn private_origins_are_refused_at_the_edge_unless_the_operator_allows_them() {
         (reply.status, reply.reason().as_str()),
         (502, "ORIGIN_NOT_PUBLIC"),
         "{}",
-        String::from_utf8_lossy(&reply.body)
+        reply.text()
     );
     assert!(origin.received().is_empty());
 }
@@ -233,12 +205,7 @@ fn workspace_secrets_sign_every_live_secret_and_retire_after_the_overlap() {
     // During the overlap both origins verify.
     push(&old_only.url, 1);
     let reply = gateway_call(&edge, "/x/billing/charge/a", key.expose());
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let header = old_only.received()[0].headers[gateway::HEADER_SIGNATURE].clone();
     assert!(header.contains(&format!("v1={}:", old.kid())), "{header}");
     assert!(header.contains(&format!("v1={}:", new.kid())), "{header}");
@@ -307,26 +274,11 @@ fn secrets_of(body: &serde_json::Value) -> Vec<GatewaySecret> {
 
 #[test]
 fn a_rotated_gateway_secret_keeps_origins_working_through_the_overlap_end_to_end() {
-    let control_port = free_port();
-    let edge = Edge::start(EdgeOptions {
-        secret: SECRET.into(),
-        control_url: Some(format!("http://127.0.0.1:{control_port}")),
-        ..EdgeOptions::default()
-    });
-    let control = Keygate::start(ControlOptions {
-        port: Some(control_port),
-        edge_url: Some(edge.url.clone()),
-        edge_secret: Some(SECRET.into()),
-        ..ControlOptions::default()
-    });
+    let (edge, control) = keygate_tests::system::wired(SECRET);
     let owner = control.sign_in("owner@example.com");
-    let w = owner.write("POST", "/api/v1/workspace", json!({"name": "Shop"}));
-    let id = w["workspace"]["id"].as_str().unwrap().to_owned();
+    let id = owner.create_workspace("Shop");
     let pk_path = format!("/api/v1/workspace/{id}/publishable-key");
-    let key = owner.get(&pk_path)["publishableKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = owner.publishable_key(&id);
     let (origin, accepted) = switchable_origin();
     owner.write("PATCH", &pk_path, json!({"originUrl": origin.url}));
     let first = secrets_of(&owner.get(&format!("/api/v1/workspace/{id}/gateway-secret")));
@@ -390,12 +342,7 @@ fn the_canonical_form_rest_rules_forward_targets_and_sealed_secrets_agree_inside
         ..EdgeOptions::default()
     });
     let reply = edge.request("GET", "/__keygate/selftest", &[], None);
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let report = reply.json();
     assert_eq!(report["failures"], json!([]), "{report}");
     let vectors: serde_json::Value =

@@ -4,7 +4,7 @@
 
 use keygate_shared::route::RouteBinding;
 use keygate_tests::edge::servers::Origin;
-use keygate_tests::edge::{new_key, record, with_rule, Edge, TEST_SECRET};
+use keygate_tests::edge::{add_rule, gateway_to_origin, Edge};
 
 fn bind(module: &str, functionality: &str, routes: &[&str]) -> RouteBinding {
     RouteBinding {
@@ -24,17 +24,14 @@ fn body(r: &keygate_tests::edge::Reply) -> String {
 
 #[test]
 fn a_mapped_workspace_refuses_unmapped_and_blacklisted_routes_under_any_spelling() {
-    let edge = Edge::start_default();
-    let origin = Origin::start(TEST_SECRET, "ws_map");
-    let key = new_key();
-    let mut r = with_rule(record(&key, "ws_map", 1), "billing", "refund");
-    r.origin_url = Some(origin.url.clone());
-    r.routes = vec![
-        bind("billing", "refund", &["POST /billing/refunds/*"]),
-        bind("billing", "charge", &["POST /billing/charges"]),
-        bind("billing", "read", &["GET /billing/{id}"]),
-    ];
-    assert_eq!(edge.sync(&[r]).status, 200);
+    let (edge, origin, key) = gateway_to_origin("ws_map", |r| {
+        add_rule(r, "billing", "refund");
+        r.routes = vec![
+            bind("billing", "refund", &["POST /billing/refunds/*"]),
+            bind("billing", "charge", &["POST /billing/charges"]),
+            bind("billing", "read", &["GET /billing/{id}"]),
+        ];
+    });
     let k = key.expose();
 
     // Unmapped: 404 ROUTE_NOT_MAPPED, never forwarded.
@@ -115,16 +112,13 @@ fn a_mapped_workspace_refuses_unmapped_and_blacklisted_routes_under_any_spelling
 
 #[test]
 fn labelled_calls_must_agree_with_the_map() {
-    let edge = Edge::start_default();
-    let origin = Origin::start(TEST_SECRET, "ws_lbl");
-    let key = new_key();
-    let mut r = with_rule(record(&key, "ws_lbl", 1), "billing", "refund");
-    r.origin_url = Some(origin.url.clone());
-    r.routes = vec![
-        bind("billing", "refund", &["POST /billing/refunds/*"]),
-        bind("public", "read", &["GET /docs/*"]),
-    ];
-    assert_eq!(edge.sync(&[r]).status, 200);
+    let (edge, origin, key) = gateway_to_origin("ws_lbl", |r| {
+        add_rule(r, "billing", "refund");
+        r.routes = vec![
+            bind("billing", "refund", &["POST /billing/refunds/*"]),
+            bind("public", "read", &["GET /docs/*"]),
+        ];
+    });
     let k = key.expose();
     // The issue's attack: innocuous labels, a blacklisted path.
     for path in [
@@ -154,12 +148,7 @@ fn labelled_calls_must_agree_with_the_map() {
 
 #[test]
 fn without_a_map_the_labelled_form_is_unchanged_and_the_classified_form_is_refused() {
-    let edge = Edge::start_default();
-    let origin = Origin::start(TEST_SECRET, "ws_nomap");
-    let key = new_key();
-    let mut r = record(&key, "ws_nomap", 1);
-    r.origin_url = Some(origin.url.clone());
-    assert_eq!(edge.sync(&[r]).status, 200);
+    let (edge, origin, key) = gateway_to_origin("ws_nomap", |_| ());
     let reply = call(&edge, "GET", "/x/a/b/any/path", key.expose());
     assert_eq!(reply.status, 200, "{}", body(&reply));
     let reply = call(&edge, "GET", "/g/any/path", key.expose());
@@ -172,31 +161,14 @@ fn without_a_map_the_labelled_form_is_unchanged_and_the_classified_form_is_refus
 
 #[test]
 fn a_map_saved_on_the_control_plane_reaches_the_edge_and_decides_end_to_end() {
-    use keygate_tests::control::{free_port, ControlOptions, Keygate};
-    use keygate_tests::edge::EdgeOptions;
     use serde_json::json;
     use std::time::{Duration, Instant};
     const SECRET: &str = "e2e-route-map-edge-secret-0123456789abcdef";
-    let control_port = free_port();
-    let edge = Edge::start(EdgeOptions {
-        secret: SECRET.into(),
-        control_url: Some(format!("http://127.0.0.1:{control_port}")),
-        ..EdgeOptions::default()
-    });
-    let control = Keygate::start(ControlOptions {
-        port: Some(control_port),
-        edge_url: Some(edge.url.clone()),
-        edge_secret: Some(SECRET.into()),
-        ..ControlOptions::default()
-    });
+    let (edge, control) = keygate_tests::system::wired(SECRET);
     let owner = control.sign_in("owner@example.com");
-    let w = owner.write("POST", "/api/v1/workspace", json!({"name": "Shop"}));
-    let id = w["workspace"]["id"].as_str().unwrap().to_owned();
+    let id = owner.create_workspace("Shop");
     let pk_path = format!("/api/v1/workspace/{id}/publishable-key");
-    let key = owner.get(&pk_path)["publishableKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = owner.publishable_key(&id);
     let origin = Origin::start_with_secrets(owner.gateway_secrets(&id));
     owner.write("PATCH", &pk_path, json!({"originUrl": origin.url}));
     owner.write(

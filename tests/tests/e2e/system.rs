@@ -6,26 +6,10 @@ use std::time::{Duration, Instant};
 use keygate_tests::control::{free_port, ControlOptions, Keygate, Session};
 use keygate_tests::edge::servers::Origin;
 use keygate_tests::edge::{Edge, EdgeOptions};
+use keygate_tests::system::{control_delivering_to, edge_pulling_from, wired};
 use serde_json::json;
 
 const SECRET: &str = "e2e-shared-edge-secret-0123456789abcdef";
-
-/// An edge and a control plane wired to each other (ports chosen before either starts).
-fn system() -> (Edge, Keygate) {
-    let control_port = free_port();
-    let edge = Edge::start(EdgeOptions {
-        secret: SECRET.into(),
-        control_url: Some(format!("http://127.0.0.1:{control_port}")),
-        ..EdgeOptions::default()
-    });
-    let control = Keygate::start(ControlOptions {
-        port: Some(control_port),
-        edge_url: Some(edge.url.clone()),
-        edge_secret: Some(SECRET.into()),
-        ..ControlOptions::default()
-    });
-    (edge, control)
-}
 
 struct Workspace {
     id: String,
@@ -33,17 +17,9 @@ struct Workspace {
 }
 
 fn workspace(session: &Session, name: &str) -> Workspace {
-    let w = session.write("POST", "/api/v1/workspace", json!({"name": name}));
-    let id = w["workspace"]["id"].as_str().unwrap().to_owned();
-    let key = publishable_key(session, &id);
+    let id = session.create_workspace(name);
+    let key = session.publishable_key(&id);
     Workspace { id, key }
-}
-
-fn publishable_key(session: &Session, ws: &str) -> String {
-    session.get(&format!("/api/v1/workspace/{ws}/publishable-key"))["publishableKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// Polls the edge until `key` gets `want` (bounded); returns how long it took.
@@ -66,7 +42,7 @@ fn until_verdict(edge: &Edge, key: &str, module: &str, want: &str, limit: Durati
 
 #[test]
 fn keys_blacklists_origins_and_revocation_reach_the_edge() {
-    let (edge, control) = system();
+    let (edge, control) = wired(SECRET);
     let owner = control.sign_in("owner@example.com");
     let w = workspace(&owner, "Shop");
     until_verdict(&edge, &w.key, "billing", "VALID", Duration::from_secs(5));
@@ -152,11 +128,7 @@ fn keys_blacklists_origins_and_revocation_reach_the_edge() {
 
     // Revoke: the old key is refused within well under a second, the new one works.
     let start = Instant::now();
-    owner.write(
-        "POST",
-        &format!("/api/v1/workspace/{}/publishable-key/revoke", w.id),
-        json!({}),
-    );
+    owner.revoke(&w.id);
     let took = until_verdict(&edge, &w.key, "billing", "REVOKED", Duration::from_secs(1));
     eprintln!(
         "revocation visible at the edge {:?} after the revoke returned ({:?} including the call)",
@@ -165,14 +137,14 @@ fn keys_blacklists_origins_and_revocation_reach_the_edge() {
     );
     let r = edge.check(&w.key, "billing", "charge", None);
     assert_eq!((r.status, r.json()["valid"].as_bool()), (401, Some(false)));
-    let new_key = publishable_key(&owner, &w.id);
+    let new_key = owner.publishable_key(&w.id);
     assert_ne!(new_key, w.key);
     until_verdict(&edge, &new_key, "billing", "VALID", Duration::from_secs(1));
 }
 
 #[test]
 fn the_gateway_forwards_allowed_calls_with_a_signature_the_origin_verifies() {
-    let (edge, control) = system();
+    let (edge, control) = wired(SECRET);
     let owner = control.sign_in("owner@example.com");
     let w = workspace(&owner, "Shop");
     let origin = Origin::start_with_secrets(owner.gateway_secrets(&w.id));
@@ -239,7 +211,7 @@ fn the_gateway_forwards_allowed_calls_with_a_signature_the_origin_verifies() {
 
 #[test]
 fn the_edge_keeps_answering_from_kv_while_the_control_plane_is_down() {
-    let (edge, mut control) = system();
+    let (edge, mut control) = wired(SECRET);
     let owner = control.sign_in("owner@example.com");
     let w = workspace(&owner, "Shop");
     until_verdict(&edge, &w.key, "billing", "VALID", Duration::from_secs(5));
@@ -277,12 +249,8 @@ fn changes_left_undelivered_by_a_killed_control_plane_arrive_after_restart() {
     });
     let owner = control.sign_in("owner@example.com");
     let w = workspace(&owner, "Shop");
-    owner.write(
-        "POST",
-        &format!("/api/v1/workspace/{}/publishable-key/revoke", w.id),
-        json!({}),
-    );
-    let new_key = publishable_key(&owner, &w.id);
+    owner.revoke(&w.id);
+    let new_key = owner.publishable_key(&w.id);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         edge.check(&new_key, "billing", "charge", None).verdict(),
@@ -298,18 +266,10 @@ fn changes_left_undelivered_by_a_killed_control_plane_arrive_after_restart() {
 #[test]
 fn a_key_the_edge_never_received_is_pulled_from_the_control_plane() {
     let control_port = free_port();
-    let edge = Edge::start(EdgeOptions {
-        secret: SECRET.into(),
-        control_url: Some(format!("http://127.0.0.1:{control_port}")),
-        ..EdgeOptions::default()
-    });
+    let edge = edge_pulling_from(SECRET, control_port);
     // Deliveries go nowhere; only the pull can tell the edge about the key.
-    let control = Keygate::start(ControlOptions {
-        port: Some(control_port),
-        edge_url: Some(format!("http://127.0.0.1:{}", free_port())),
-        edge_secret: Some(SECRET.into()),
-        ..ControlOptions::default()
-    });
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let control = control_delivering_to(SECRET, control_port, &nowhere);
     let owner = control.sign_in("owner@example.com");
     let w = workspace(&owner, "Shop");
     until_verdict(&edge, &w.key, "billing", "VALID", Duration::from_secs(5));
@@ -317,7 +277,7 @@ fn a_key_the_edge_never_received_is_pulled_from_the_control_plane() {
 
 #[test]
 fn revocation_latency_over_many_revokes() {
-    let (edge, control) = system();
+    let (edge, control) = wired(SECRET);
     let owner = control.sign_in("owner@example.com");
     let w = workspace(&owner, "Shop");
     let rounds: usize = std::env::var("KEYGATE_REVOKE_ROUNDS")
@@ -329,14 +289,10 @@ fn revocation_latency_over_many_revokes() {
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let start = Instant::now();
-        owner.write(
-            "POST",
-            &format!("/api/v1/workspace/{}/publishable-key/revoke", w.id),
-            json!({}),
-        );
+        owner.revoke(&w.id);
         until_verdict(&edge, &key, "billing", "REVOKED", Duration::from_secs(1));
         samples.push(start.elapsed());
-        key = publishable_key(&owner, &w.id);
+        key = owner.publishable_key(&w.id);
     }
     samples.sort();
     let pct =
