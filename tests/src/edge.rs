@@ -383,6 +383,31 @@ impl Edge {
         }
     }
 
+    /// Polls `/v1/check` until `key` gets `want` for (module, functionality), at most `limit`;
+    /// returns how long it took.
+    pub fn until_verdict(
+        &self,
+        key: &str,
+        (module, functionality): (&str, &str),
+        want: &str,
+        limit: Duration,
+    ) -> Duration {
+        let start = std::time::Instant::now();
+        loop {
+            let r = self.check(key, module, functionality, None);
+            if r.verdict() == want {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "edge still says {} ({}) after {limit:?}, want {want}",
+                r.verdict(),
+                r.status
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// `POST /v1/check`, with an `Origin` header when given.
     pub fn check(
         &self,

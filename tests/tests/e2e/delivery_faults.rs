@@ -18,12 +18,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keygate_shared::record::{EdgeRecord, KeyState};
-use keygate_tests::control::{binary, free_port, Keygate};
+use keygate_tests::control::{binary, free_port, Keygate, Session};
 use keygate_tests::edge::Edge;
 use keygate_tests::system::{control_delivering_to, edge_pulling_from};
 use serde_json::json;
 
 const SECRET: &str = "e2e-delivery-faults-secret-0123456789abcdef";
+/// The (module, functionality) pairs the scenarios check.
+const CHARGE: (&str, &str) = ("billing", "charge");
+const REFUND: (&str, &str) = ("billing", "refund");
 
 /// What the proxy does with a sync request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,28 +149,20 @@ fn digest(key: &str) -> String {
     keygate_shared::key::digest(key).to_hex()
 }
 
-/// Polls the edge until `key` gets `want` for (module, functionality); returns how long it took.
-fn until_verdict(
+/// Revokes `ws`'s key and waits (5 s at most) until the edge says REVOKED for the old key
+/// (checked on `action`) and VALID for its replacement (on billing/charge); returns how long
+/// the revocation took, and the new key.
+fn revocation_reaches(
     edge: &Edge,
-    key: &str,
-    (m, f): (&str, &str),
-    want: &str,
-    limit: Duration,
-) -> Duration {
-    let start = Instant::now();
-    loop {
-        let r = edge.check(key, m, f, None);
-        if r.verdict() == want {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < limit,
-            "edge still says {} ({}) after {limit:?}, want {want}",
-            r.verdict(),
-            r.status
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    owner: &Session,
+    ws: &str,
+    (old_key, action): (&str, (&str, &str)),
+) -> (Duration, String) {
+    owner.revoke(ws);
+    let new_key = owner.publishable_key(ws);
+    let took = edge.until_verdict(old_key, action, "REVOKED", Duration::from_secs(5));
+    edge.until_verdict(&new_key, CHARGE, "VALID", Duration::from_secs(5));
+    (took, new_key)
 }
 
 /// A valid 64-character name ending in `tag`.
@@ -236,20 +231,8 @@ fn an_outage_during_a_large_blacklist_edit_delays_no_revocation() {
     );
     let big_key = owner.publishable_key(&big);
     let small_key = owner.publishable_key(&small);
-    until_verdict(
-        &edge,
-        &big_key,
-        ("billing", "charge"),
-        "VALID",
-        Duration::from_secs(10),
-    );
-    until_verdict(
-        &edge,
-        &small_key,
-        ("billing", "charge"),
-        "VALID",
-        Duration::from_secs(10),
-    );
+    edge.until_verdict(&big_key, CHARGE, "VALID", Duration::from_secs(10));
+    edge.until_verdict(&small_key, CHARGE, "VALID", Duration::from_secs(10));
 
     until_delivered(&control);
     proxy.set(Mode::Down);
@@ -277,22 +260,10 @@ fn an_outage_during_a_large_blacklist_edit_delays_no_revocation() {
     );
 
     proxy.set(Mode::Pass);
-    let revoked = until_verdict(
-        &edge,
-        &small_key,
-        ("billing", "charge"),
-        "REVOKED",
-        Duration::from_secs(5),
-    );
-    let replaced = until_verdict(
-        &edge,
-        &new_small_key,
-        ("billing", "charge"),
-        "VALID",
-        Duration::from_secs(5),
-    );
+    let revoked = edge.until_verdict(&small_key, CHARGE, "REVOKED", Duration::from_secs(5));
+    let replaced = edge.until_verdict(&new_small_key, CHARGE, "VALID", Duration::from_secs(5));
     let last = (modules[9].as_str(), functionalities[59].as_str());
-    let blacklisted = until_verdict(&edge, &big_key, last, "BLACKLISTED", Duration::from_secs(5));
+    let blacklisted = edge.until_verdict(&big_key, last, "BLACKLISTED", Duration::from_secs(5));
     eprintln!(
         "after the outage: revocation at the edge in {revoked:?}, replacement key {replaced:?}, 600-rule blacklist {blacklisted:?}; largest sync body {} bytes",
         proxy.max_body.load(Ordering::Relaxed)
@@ -318,20 +289,8 @@ fn a_record_the_edge_refuses_is_set_aside_and_the_rest_arrives() {
     );
     let a_key = owner.publishable_key(&a);
     let b_key = owner.publishable_key(&b);
-    until_verdict(
-        &edge,
-        &a_key,
-        ("billing", "refund"),
-        "VALID",
-        Duration::from_secs(10),
-    );
-    until_verdict(
-        &edge,
-        &b_key,
-        ("billing", "refund"),
-        "VALID",
-        Duration::from_secs(10),
-    );
+    edge.until_verdict(&a_key, REFUND, "VALID", Duration::from_secs(10));
+    edge.until_verdict(&b_key, REFUND, "VALID", Duration::from_secs(10));
 
     proxy.set(Mode::Refuse(digest(&a_key)));
     owner.write(
@@ -340,21 +299,9 @@ fn a_record_the_edge_refuses_is_set_aside_and_the_rest_arrives() {
         json!({"module": "billing", "functionality": "refund"}),
     );
     owner.revoke(&b);
-    until_verdict(
-        &edge,
-        &b_key,
-        ("billing", "refund"),
-        "REVOKED",
-        Duration::from_secs(5),
-    );
+    edge.until_verdict(&b_key, REFUND, "REVOKED", Duration::from_secs(5));
     let new_b = owner.publishable_key(&b);
-    until_verdict(
-        &edge,
-        &new_b,
-        ("billing", "refund"),
-        "VALID",
-        Duration::from_secs(5),
-    );
+    edge.until_verdict(&new_b, REFUND, "VALID", Duration::from_secs(5));
     assert!(proxy.refused.load(Ordering::Relaxed) >= 1);
     assert_eq!(
         edge.check(&a_key, "billing", "refund", None).verdict(),
@@ -396,13 +343,7 @@ fn a_record_the_edge_refuses_is_set_aside_and_the_rest_arrives() {
     proxy.set(Mode::Pass);
     let out = outbox_cli(&control, &["retry", &digest(&a_key)]);
     assert!(out.starts_with("1 dead letter"), "{out}");
-    let took = until_verdict(
-        &edge,
-        &a_key,
-        ("billing", "refund"),
-        "BLACKLISTED",
-        Duration::from_secs(5),
-    );
+    let took = edge.until_verdict(&a_key, REFUND, "BLACKLISTED", Duration::from_secs(5));
     eprintln!("a retried dead letter reached the edge {took:?} after `keygate outbox retry`");
     assert_eq!(
         outbox_cli(&control, &["dead-letters"]).trim(),
@@ -429,13 +370,7 @@ fn a_fresh_database_against_an_edge_holding_higher_versions_still_revokes() {
     let owner = control.sign_in("owner@example.com");
     let ws = owner.create_workspace("Shop");
     let key = owner.publishable_key(&ws);
-    until_verdict(
-        &edge,
-        &key,
-        ("billing", "charge"),
-        "VALID",
-        Duration::from_secs(10),
-    );
+    edge.until_verdict(&key, CHARGE, "VALID", Duration::from_secs(10));
     // The edge already holds this key at a version far above anything this fresh database
     // has issued (written by a database since lost, or by a control plane whose clock ran
     // years ahead).
@@ -447,22 +382,7 @@ fn a_fresh_database_against_an_edge_holding_higher_versions_still_revokes() {
         ahead,
     );
     assert_eq!(edge.sync(&[held]).status, 200);
-    owner.revoke(&ws);
-    let new_key = owner.publishable_key(&ws);
-    let took = until_verdict(
-        &edge,
-        &key,
-        ("billing", "charge"),
-        "REVOKED",
-        Duration::from_secs(5),
-    );
-    until_verdict(
-        &edge,
-        &new_key,
-        ("billing", "charge"),
-        "VALID",
-        Duration::from_secs(5),
-    );
+    let (took, new_key) = revocation_reaches(&edge, &owner, &ws, (&key, CHARGE));
     eprintln!("revoked at an edge holding a higher version in {took:?}");
     // The revocation landed without help: the edge lets a revocation win whatever its version
     // (revoked is terminal). An ordinary change does need the clock to catch up: the edge also
@@ -485,13 +405,7 @@ fn a_fresh_database_against_an_edge_holding_higher_versions_still_revokes() {
         &format!("/api/v1/workspace/{ws}/publishable-key/blacklist"),
         json!({"module": "billing", "functionality": "refund"}),
     );
-    until_verdict(
-        &edge,
-        &new_key,
-        ("billing", "refund"),
-        "BLACKLISTED",
-        Duration::from_secs(5),
-    );
+    edge.until_verdict(&new_key, REFUND, "BLACKLISTED", Duration::from_secs(5));
     let metrics = ureq::get(format!("{}/metrics", control.url))
         .call()
         .unwrap()
@@ -528,13 +442,7 @@ fn a_database_restored_from_a_backup_still_revokes() {
         json!({"modules": [{"name": "billing", "functionalities": ["refund", "charge"]}]}),
     );
     let key = owner.publishable_key(&ws);
-    until_verdict(
-        &edge,
-        &key,
-        ("billing", "charge"),
-        "VALID",
-        Duration::from_secs(10),
-    );
+    edge.until_verdict(&key, CHARGE, "VALID", Duration::from_secs(10));
 
     // Yesterday's backup.
     control.kill();
@@ -550,13 +458,7 @@ fn a_database_restored_from_a_backup_still_revokes() {
             json!({"module": "billing", "functionality": f}),
         );
     }
-    until_verdict(
-        &edge,
-        &key,
-        ("billing", "charge"),
-        "BLACKLISTED",
-        Duration::from_secs(5),
-    );
+    edge.until_verdict(&key, CHARGE, "BLACKLISTED", Duration::from_secs(5));
 
     // The database is restored from the backup; the edge keeps what it had.
     control.kill();
@@ -568,21 +470,6 @@ fn a_database_restored_from_a_backup_still_revokes() {
         json!([]),
         "the restored database has not seen the rules"
     );
-    owner.revoke(&ws);
-    let new_key = owner.publishable_key(&ws);
-    let took = until_verdict(
-        &edge,
-        &key,
-        ("billing", "refund"),
-        "REVOKED",
-        Duration::from_secs(5),
-    );
-    until_verdict(
-        &edge,
-        &new_key,
-        ("billing", "charge"),
-        "VALID",
-        Duration::from_secs(5),
-    );
+    let (took, _) = revocation_reaches(&edge, &owner, &ws, (&key, REFUND));
     eprintln!("a restored database's revocation applied at the edge in {took:?}");
 }

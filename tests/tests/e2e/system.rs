@@ -22,22 +22,9 @@ fn workspace(session: &Session, name: &str) -> Workspace {
     Workspace { id, key }
 }
 
-/// Polls the edge until `key` gets `want` (bounded); returns how long it took.
+/// Polls the edge until `key` gets `want` for `module`/charge (bounded); returns how long it took.
 fn until_verdict(edge: &Edge, key: &str, module: &str, want: &str, limit: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let r = edge.check(key, module, "charge", None);
-        if r.verdict() == want {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < limit,
-            "edge still says {} ({}) after {limit:?}, want {want}",
-            r.verdict(),
-            r.status
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    edge.until_verdict(key, (module, "charge"), want, limit)
 }
 
 #[test]
