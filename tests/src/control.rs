@@ -233,6 +233,33 @@ impl Keygate {
         }
     }
 
+    /// Runs `keygate <args>` (a command-line tool such as `outbox`) on this control plane's
+    /// data directory and database, with `env` added; asserts it succeeded and returns its
+    /// stdout.
+    pub fn cli(&self, env: &[(&str, &str)], args: &[&str]) -> String {
+        let mut cmd = Command::new(binary());
+        cmd.args(args)
+            .current_dir(&self.data_dir)
+            .env("KEYGATE_DATA_DIR", &self.data_dir)
+            .env("KEYGATE_LOG", "warn")
+            .env_remove("KEYGATE_DATABASE_URL")
+            .env_remove("KEYGATE_CONFIG")
+            .env_remove("KEYGATE_MASTER_KEY");
+        if let Some(url) = self.database_url() {
+            cmd.env("KEYGATE_DATABASE_URL", url);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run keygate");
+        assert!(
+            out.status.success(),
+            "keygate {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// The database URL it runs on, if not the default SQLite file.
     pub fn database_url(&self) -> Option<&str> {
         self.options.database_url.as_deref()

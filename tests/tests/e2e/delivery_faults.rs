@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use keygate_shared::key::digest as digest_of;
 use keygate_shared::record::{EdgeRecord, KeyState};
 use keygate_tests::control::{binary, free_port, Keygate, Session};
 use keygate_tests::edge::Edge;
@@ -191,27 +192,6 @@ fn long_name(prefix: &str, i: usize) -> String {
     format!("{tag}{}", "x".repeat(64 - tag.len()))
 }
 
-/// Runs `keygate outbox ...` against the control plane's data directory.
-fn outbox_cli(control: &Keygate, args: &[&str]) -> String {
-    let out = Command::new(binary())
-        .arg("outbox")
-        .args(args)
-        .current_dir(&control.data_dir)
-        .env("KEYGATE_DATA_DIR", &control.data_dir)
-        .env("KEYGATE_LOG", "warn")
-        .env_remove("KEYGATE_DATABASE_URL")
-        .env_remove("KEYGATE_CONFIG")
-        .env_remove("KEYGATE_MASTER_KEY")
-        .output()
-        .expect("run keygate outbox");
-    assert!(
-        out.status.success(),
-        "keygate outbox {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[test]
 fn an_outage_during_a_large_blacklist_edit_delays_no_revocation() {
     let (edge, proxy, control) = system();
@@ -328,7 +308,7 @@ fn a_record_the_edge_refuses_is_set_aside_and_the_rest_arrives() {
         metrics.contains("keygate_edge_dead_letters 1\n"),
         "{metrics}"
     );
-    let listed = outbox_cli(&control, &["dead-letters", "--json"]);
+    let listed = control.cli(&[], &["outbox", "dead-letters", "--json"]);
     let letter: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
     assert_eq!(letter["keyDigest"], digest(&a_key));
     assert_eq!(letter["workspaceId"], a.as_str());
@@ -341,19 +321,21 @@ fn a_record_the_edge_refuses_is_set_aside_and_the_rest_arrives() {
 
     // Retried once the edge takes it again.
     proxy.set(Mode::Pass);
-    let out = outbox_cli(&control, &["retry", &digest(&a_key)]);
+    let out = control.cli(&[], &["outbox", "retry", &digest(&a_key)]);
     assert!(out.starts_with("1 dead letter"), "{out}");
     let took = edge.until_verdict(&a_key, REFUND, "BLACKLISTED", Duration::from_secs(5));
     eprintln!("a retried dead letter reached the edge {took:?} after `keygate outbox retry`");
     assert_eq!(
-        outbox_cli(&control, &["dead-letters"]).trim(),
+        control.cli(&[], &["outbox", "dead-letters"]).trim(),
         "no dead letters"
     );
     assert!(owner
         .get("/api/v1/audit-events")
         .to_string()
         .contains("edge_record.retry"));
-    assert!(outbox_cli(&control, &["retry", "--all"]).starts_with("0 dead letter"));
+    assert!(control
+        .cli(&[], &["outbox", "retry", "--all"])
+        .starts_with("0 dead letter"));
     let bad = Command::new(binary())
         .args(["outbox", "retry", "not-a-digest"])
         .current_dir(&control.data_dir)
@@ -375,12 +357,7 @@ fn a_fresh_database_against_an_edge_holding_higher_versions_still_revokes() {
     // has issued (written by a database since lost, or by a control plane whose clock ran
     // years ahead).
     let ahead = keygate_shared::clock::MAX_VERSION / 2;
-    let held = EdgeRecord::new(
-        keygate_shared::key::digest(&key),
-        ws.clone(),
-        KeyState::Active,
-        ahead,
-    );
+    let held = EdgeRecord::new(digest_of(&key), ws.clone(), KeyState::Active, ahead);
     assert_eq!(edge.sync(&[held]).status, 200);
     let (took, new_key) = revocation_reaches(&edge, &owner, &ws, (&key, CHARGE));
     eprintln!("revoked at an edge holding a higher version in {took:?}");
@@ -388,12 +365,7 @@ fn a_fresh_database_against_an_edge_holding_higher_versions_still_revokes() {
     // (revoked is terminal). An ordinary change does need the clock to catch up: the edge also
     // holds the new key far ahead, so the blacklist change below is first skipped, reported
     // back as held newer, and re-issued past the edge's version.
-    let held = EdgeRecord::new(
-        keygate_shared::key::digest(&new_key),
-        ws.clone(),
-        KeyState::Active,
-        ahead,
-    );
+    let held = EdgeRecord::new(digest_of(&new_key), ws.clone(), KeyState::Active, ahead);
     assert_eq!(edge.sync(&[held]).status, 200);
     owner.write(
         "PUT",

@@ -5,12 +5,10 @@
 //! are refused by the worker and by the control plane's pull endpoint. On SQLite and on
 //! PostgreSQL (`KEYGATE_TEST_POSTGRES_URL`, set by `cargo xtask test`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use keygate_shared::signing::{self, Purpose, HEADER_KEY_ID};
-use keygate_tests::control::{
-    binary, free_port, new_postgres_database, ControlOptions, Keygate, Session,
-};
+use keygate_tests::control::{free_port, new_postgres_database, ControlOptions, Keygate, Session};
 use keygate_tests::edge::{signed_headers, Edge, EdgeOptions};
 
 const OLD: &str = "e2e-rotation-old-edge-secret-0123456789abcdef";
@@ -23,44 +21,7 @@ fn workspace(session: &Session, name: &str) -> (String, String) {
 }
 
 fn until_verdict(edge: &Edge, key: &str, want: &str, limit: Duration) {
-    let start = Instant::now();
-    loop {
-        let r = edge.check(key, "billing", "charge", None);
-        if r.verdict() == want {
-            return;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "edge still says {} ({}) after {limit:?}, want {want}",
-            r.verdict(),
-            r.status
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn cli(control: &Keygate, env: &[(&str, &str)], args: &[&str]) -> String {
-    let mut cmd = std::process::Command::new(binary());
-    cmd.args(args)
-        .current_dir(&control.data_dir)
-        .env("KEYGATE_DATA_DIR", &control.data_dir)
-        .env("KEYGATE_LOG", "warn")
-        .env_remove("KEYGATE_DATABASE_URL")
-        .env_remove("KEYGATE_CONFIG")
-        .env_remove("KEYGATE_MASTER_KEY");
-    if let Some(url) = control.database_url() {
-        cmd.env("KEYGATE_DATABASE_URL", url);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run keygate");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    edge.until_verdict(key, ("billing", "charge"), want, limit);
 }
 
 #[test]
@@ -111,10 +72,9 @@ fn rotate_while_delivering(database_url: Option<String>) {
     for (_, key) in &keys {
         until_verdict(&edge, key, "REVOKED", Duration::from_secs(15));
     }
-    let letters = cli(&control, &[], &["outbox", "dead-letters"]);
+    let letters = control.cli(&[], &["outbox", "dead-letters"]);
     assert!(letters.contains("no dead letters"), "{letters}");
-    let status = cli(
-        &control,
+    let status = control.cli(
         &[
             ("KEYGATE_EDGE_SECRET", NEW),
             ("KEYGATE_EDGE_SECRET_PREVIOUS", OLD),
