@@ -260,6 +260,16 @@ impl Keygate {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Its `/metrics` text.
+    pub fn metrics(&self) -> String {
+        ureq::get(format!("{}/metrics", self.url))
+            .call()
+            .expect("GET /metrics")
+            .into_body()
+            .read_to_string()
+            .expect("metrics text")
+    }
+
     /// The database URL it runs on, if not the default SQLite file.
     pub fn database_url(&self) -> Option<&str> {
         self.options.database_url.as_deref()

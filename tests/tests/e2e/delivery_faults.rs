@@ -173,12 +173,7 @@ fn revocation_reaches(
 fn until_delivered(control: &Keygate) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let metrics = ureq::get(format!("{}/metrics", control.url))
-            .call()
-            .unwrap()
-            .into_body()
-            .read_to_string()
-            .unwrap();
+        let metrics = control.metrics();
         if metrics.contains("keygate_edge_outbox_pending 0\n") {
             return;
         }
@@ -293,12 +288,7 @@ fn a_record_the_edge_refuses_is_set_aside_and_the_rest_arrives() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let metrics = loop {
         let (_, _) = (0, 0);
-        let text = ureq::get(format!("{}/metrics", control.url))
-            .call()
-            .unwrap()
-            .into_body()
-            .read_to_string()
-            .unwrap();
+        let text = control.metrics();
         if text.contains("keygate_edge_dead_letters 1\n") || Instant::now() > deadline {
             break text;
         }
@@ -378,12 +368,7 @@ fn a_fresh_database_against_an_edge_holding_higher_versions_still_revokes() {
         json!({"module": "billing", "functionality": "refund"}),
     );
     edge.until_verdict(&new_key, REFUND, "BLACKLISTED", Duration::from_secs(5));
-    let metrics = ureq::get(format!("{}/metrics", control.url))
-        .call()
-        .unwrap()
-        .into_body()
-        .read_to_string()
-        .unwrap();
+    let metrics = control.metrics();
     assert!(
         metrics.contains("keygate_edge_reissued_total 1\n"),
         "{metrics}"

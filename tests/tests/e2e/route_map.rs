@@ -14,6 +14,18 @@ fn bind(module: &str, functionality: &str, routes: &[&str]) -> RouteBinding {
     }
 }
 
+/// A gateway (see `gateway_to_origin`) for `workspace` whose key blacklists billing/refund
+/// and maps `routes`.
+fn mapped(
+    workspace: &str,
+    routes: Vec<RouteBinding>,
+) -> (Edge, Origin, keygate_shared::key::SecretKey) {
+    gateway_to_origin(workspace, |r| {
+        add_rule(r, "billing", "refund");
+        r.routes = routes;
+    })
+}
+
 fn call(edge: &Edge, method: &str, path: &str, key: &str) -> keygate_tests::edge::Reply {
     edge.request(method, path, &[("x-publishable-key", key)], None)
 }
@@ -24,14 +36,14 @@ fn body(r: &keygate_tests::edge::Reply) -> String {
 
 #[test]
 fn a_mapped_workspace_refuses_unmapped_and_blacklisted_routes_under_any_spelling() {
-    let (edge, origin, key) = gateway_to_origin("ws_map", |r| {
-        add_rule(r, "billing", "refund");
-        r.routes = vec![
+    let (edge, origin, key) = mapped(
+        "ws_map",
+        vec![
             bind("billing", "refund", &["POST /billing/refunds/*"]),
             bind("billing", "charge", &["POST /billing/charges"]),
             bind("billing", "read", &["GET /billing/{id}"]),
-        ];
-    });
+        ],
+    );
     let k = key.expose();
 
     // Unmapped: 404 ROUTE_NOT_MAPPED, never forwarded.
@@ -112,13 +124,13 @@ fn a_mapped_workspace_refuses_unmapped_and_blacklisted_routes_under_any_spelling
 
 #[test]
 fn labelled_calls_must_agree_with_the_map() {
-    let (edge, origin, key) = gateway_to_origin("ws_lbl", |r| {
-        add_rule(r, "billing", "refund");
-        r.routes = vec![
+    let (edge, origin, key) = mapped(
+        "ws_lbl",
+        vec![
             bind("billing", "refund", &["POST /billing/refunds/*"]),
             bind("public", "read", &["GET /docs/*"]),
-        ];
-    });
+        ],
+    );
     let k = key.expose();
     // The issue's attack: innocuous labels, a blacklisted path.
     for path in [
