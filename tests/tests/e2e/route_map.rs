@@ -211,6 +211,15 @@ fn a_map_saved_on_the_control_plane_reaches_the_edge_and_decides_end_to_end() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The map and the rule are two writes, so two records: wait (on /v1/check, which never
+    // forwards) until the edge holds the rule too, or a refund could reach the origin through
+    // the map alone.
+    edge.until_verdict(
+        &key,
+        ("billing", "refund"),
+        "BLACKLISTED",
+        Duration::from_secs(10),
+    );
     let start = Instant::now();
     loop {
         let r = call(&edge, "POST", "/g/Billing/REFUNDS/1", &key);
