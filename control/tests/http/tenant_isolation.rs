@@ -141,73 +141,39 @@ async fn another_organisation_can_reach_nothing(server: TestServer) {
         .text;
 
     type Call = (&'static str, String, Option<Value>);
+    let at = |rest: &str| format!("/api/v1/workspace/{ws}{rest}");
     let session_calls: Vec<Call> = vec![
-        ("GET", format!("/api/v1/workspace/{ws}"), None),
+        ("GET", at(""), None),
+        ("PATCH", at(""), Some(json!({"name": "pwned"}))),
+        ("GET", at("/modules"), None),
+        ("PUT", at("/modules"), Some(json!({"modules": []}))),
+        ("GET", at("/publishable-key"), None),
         (
             "PATCH",
-            format!("/api/v1/workspace/{ws}"),
-            Some(json!({"name": "pwned"})),
-        ),
-        ("GET", format!("/api/v1/workspace/{ws}/modules"), None),
-        (
-            "PUT",
-            format!("/api/v1/workspace/{ws}/modules"),
-            Some(json!({"modules": []})),
-        ),
-        (
-            "GET",
-            format!("/api/v1/workspace/{ws}/publishable-key"),
-            None,
-        ),
-        (
-            "PATCH",
-            format!("/api/v1/workspace/{ws}/publishable-key"),
+            at("/publishable-key"),
             Some(json!({"allowedOrigins": [], "originUrl": null})),
         ),
+        ("POST", at("/publishable-key/revoke"), Some(json!({}))),
         (
             "POST",
-            format!("/api/v1/workspace/{ws}/publishable-key/revoke"),
-            Some(json!({})),
-        ),
-        (
-            "POST",
-            format!("/api/v1/workspace/{ws}/publishable-key/blacklist"),
+            at("/publishable-key/blacklist"),
             Some(json!({"module": "billing", "functionality": "*"})),
         ),
         (
             "DELETE",
-            format!(
-                "/api/v1/workspace/{ws}/publishable-key/blacklist/{}",
-                o.rule
-            ),
+            at(&format!("/publishable-key/blacklist/{}", o.rule)),
             None,
         ),
-        (
-            "GET",
-            format!("/api/v1/workspace/{ws}/sdk-access-key"),
-            None,
-        ),
-        (
-            "POST",
-            format!("/api/v1/workspace/{ws}/sdk-access-key/reveal"),
-            Some(json!({})),
-        ),
+        ("GET", at("/sdk-access-key"), None),
+        ("POST", at("/sdk-access-key/reveal"), Some(json!({}))),
+        ("POST", at("/sdk-access-key/rotate"), Some(json!({}))),
+        ("GET", at("/tokens"), None),
         (
             "POST",
-            format!("/api/v1/workspace/{ws}/sdk-access-key/rotate"),
-            Some(json!({})),
-        ),
-        ("GET", format!("/api/v1/workspace/{ws}/tokens"), None),
-        (
-            "POST",
-            format!("/api/v1/workspace/{ws}/tokens"),
+            at("/tokens"),
             Some(json!({"name": "x", "kind": "token"})),
         ),
-        (
-            "DELETE",
-            format!("/api/v1/workspace/{ws}/tokens/{}", o.token),
-            None,
-        ),
+        ("DELETE", at(&format!("/tokens/{}", o.token)), None),
         ("DELETE", format!("/api/v1/sdk-keys/{}", o.sdk_key), None),
         (
             "POST",
@@ -222,16 +188,12 @@ async fn another_organisation_can_reach_nothing(server: TestServer) {
         ("DELETE", format!("/api/v1/members/{}", o.member), None),
     ];
     let backend_calls: Vec<Call> = vec![
-        ("GET", format!("/api/v1/workspace/{ws}"), None),
-        (
-            "PATCH",
-            format!("/api/v1/workspace/{ws}"),
-            Some(json!({"name": "pwned"})),
-        ),
-        ("GET", format!("/api/v1/workspace/{ws}/scopes"), None),
+        ("GET", at(""), None),
+        ("PATCH", at(""), Some(json!({"name": "pwned"}))),
+        ("GET", at("/scopes"), None),
         (
             "POST",
-            format!("/api/v1/workspace/{ws}/scope"),
+            at("/scope"),
             Some(json!({"name": "x", "representation": "x", "description": "d"})),
         ),
         (
@@ -239,32 +201,24 @@ async fn another_organisation_can_reach_nothing(server: TestServer) {
             "/api/v1/api-key".to_owned(),
             Some(json!({"name": "k", "workspaceId": ws, "scopes": [], "enabled": true})),
         ),
-        ("GET", format!("/api/v1/workspace/{ws}/api-key"), None),
-        (
-            "GET",
-            format!("/api/v1/workspace/{ws}/api-key/{}", o.api_key_id),
-            None,
-        ),
+        ("GET", at("/api-key"), None),
+        ("GET", at(&format!("/api-key/{}", o.api_key_id)), None),
         (
             "PATCH",
-            format!("/api/v1/workspace/{ws}/api-key/{}", o.api_key_id),
+            at(&format!("/api-key/{}", o.api_key_id)),
             Some(json!({"enabled": false})),
         ),
         (
             "POST",
-            format!("/api/v1/workspace/{ws}/api-key/{}/rotate", o.api_key_id),
+            at(&format!("/api-key/{}/rotate", o.api_key_id)),
             Some(json!({})),
         ),
         (
             "POST",
-            format!("/api/v1/workspace/{ws}/api-key/{}/refill", o.api_key_id),
+            at(&format!("/api-key/{}/refill", o.api_key_id)),
             Some(json!({"amount": 5})),
         ),
-        (
-            "DELETE",
-            format!("/api/v1/workspace/{ws}/api-key/{}", o.api_key_id),
-            None,
-        ),
+        ("DELETE", at(&format!("/api-key/{}", o.api_key_id)), None),
     ];
     for (client, calls) in [
         (&b.session, &session_calls),
