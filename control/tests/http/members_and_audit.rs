@@ -47,21 +47,10 @@ async fn owners_invite_and_members_cannot_manage(server: TestServer) {
 
     // Removing a member ends their session at once.
     let member_id = list.body["members"][2]["id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        admin
-            .delete(&format!("/api/v1/members/{member_id}"))
-            .await
-            .status,
-        204
-    );
+    let member_path = format!("/api/v1/members/{member_id}");
+    assert_eq!(admin.delete(&member_path).await.status, 204);
     assert_eq!(member.get("/api/v1/me").await.status, 401);
-    assert_eq!(
-        admin
-            .delete(&format!("/api/v1/members/{member_id}"))
-            .await
-            .status,
-        404
-    );
+    assert_eq!(admin.delete(&member_path).await.status, 404);
     assert_eq!(admin.delete("/api/v1/members/not-an-id").await.status, 404);
 }
 on_both_databases!(members, owners_invite_and_members_cannot_manage);

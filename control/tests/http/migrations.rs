@@ -50,6 +50,18 @@ fn nullability(nullable: bool) -> &'static str {
     }
 }
 
+/// The rows of a SQLite `pragma_*($1)` table-valued query about `name`.
+async fn pragma<T>(pool: &sqlx::SqlitePool, sql: &str, name: &str) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    sqlx::query_as(sql)
+        .bind(name)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
 async fn sqlite_schema(db: &Db) -> Schema {
     let Db::Sqlite(pool) = db else { unreachable!() };
     let mut schema = Schema::new();
@@ -62,13 +74,12 @@ async fn sqlite_schema(db: &Db) -> Schema {
     .unwrap();
     for table in &tables {
         schema.insert(format!("table {table}"));
-        let columns: Vec<(String, String, bool, i64)> = sqlx::query_as(
+        let columns: Vec<(String, String, bool, i64)> = pragma(
+            pool,
             "SELECT name, type, \"notnull\", pk FROM pragma_table_info($1) ORDER BY cid",
+            table,
         )
-        .bind(table)
-        .fetch_all(pool)
-        .await
-        .unwrap();
+        .await;
         let mut pk: Vec<(i64, String)> = Vec::new();
         for (name, declared, not_null, pk_pos) in columns {
             // A primary key column is NOT NULL on PostgreSQL; on SQLite the table's
@@ -89,13 +100,12 @@ async fn sqlite_schema(db: &Db) -> Schema {
             let cols: Vec<String> = pk.into_iter().map(|(_, c)| c).collect();
             schema.insert(format!("primary key {table}({})", cols.join(",")));
         }
-        let indexes: Vec<(String, bool, String, bool)> = sqlx::query_as(
+        let indexes: Vec<(String, bool, String, bool)> = pragma(
+            pool,
             "SELECT name, \"unique\", origin, partial FROM pragma_index_list($1) ORDER BY name",
+            table,
         )
-        .bind(table)
-        .fetch_all(pool)
-        .await
-        .unwrap();
+        .await;
         for (name, unique, origin, partial) in indexes {
             let cols: Vec<String> =
                 sqlx::query_scalar("SELECT name FROM pragma_index_info($1) ORDER BY seqno")

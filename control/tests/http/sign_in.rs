@@ -111,41 +111,19 @@ async fn bad_bodies_get_clear_4xx_errors() {
     let server = TestServer::start().await;
     let anon = server.anonymous();
     type Case<'a> = (Option<(&'a str, Vec<u8>)>, u16, &'a str);
+    let json = |body: &[u8]| Some(("application/json", body.to_vec()));
     let cases: Vec<Case<'_>> = vec![
-        (
-            Some(("application/json", b"{\"email\":".to_vec())),
-            400,
-            "MALFORMED_JSON",
-        ),
-        (
-            Some(("application/json", b"{\"email\": 5}".to_vec())),
-            400,
-            "INVALID_BODY",
-        ),
-        (
-            Some((
-                "application/json",
-                b"{\"email\":\"a@b.co\",\"x\":1}".to_vec(),
-            )),
-            400,
-            "INVALID_BODY",
-        ),
-        (
-            Some(("application/json", b"{}".to_vec())),
-            400,
-            "INVALID_BODY",
-        ),
+        (json(b"{\"email\":"), 400, "MALFORMED_JSON"),
+        (json(b"{\"email\": 5}"), 400, "INVALID_BODY"),
+        (json(b"{\"email\":\"a@b.co\",\"x\":1}"), 400, "INVALID_BODY"),
+        (json(b"{}"), 400, "INVALID_BODY"),
         (
             Some(("text/plain", b"{\"email\":\"a@b.co\"}".to_vec())),
             415,
             "UNSUPPORTED_MEDIA_TYPE",
         ),
         (None, 415, "UNSUPPORTED_MEDIA_TYPE"),
-        (
-            Some(("application/json", b"{\"email\":\"not-an-email\"}".to_vec())),
-            400,
-            "INVALID_EMAIL",
-        ),
+        (json(b"{\"email\":\"not-an-email\"}"), 400, "INVALID_EMAIL"),
         (
             Some((
                 "application/json",

@@ -6,6 +6,16 @@
 use crate::common::{Client, Resp, TestServer, ALL_SCOPES};
 use serde_json::{json, Value};
 
+/// `POST /api/v1/api-key/verify` of `key`, no scopes requested.
+async fn verify(client: &Client, key: &str) -> Resp {
+    client
+        .post(
+            "/api/v1/api-key/verify",
+            json!({"key": key, "requestedScopes": []}),
+        )
+        .await
+}
+
 struct Tenant {
     session: Client,
     sdk: Client,
@@ -265,21 +275,9 @@ async fn another_organisation_can_reach_nothing(server: TestServer) {
     assert_eq!(r.body["events"].as_array().map(Vec::len), Some(0), "{r:?}");
 
     // A's customer API key never verifies for B.
-    let r = b
-        .sdk
-        .post(
-            "/api/v1/api-key/verify",
-            json!({"key": o.api_key, "requestedScopes": []}),
-        )
-        .await;
+    let r = verify(&b.sdk, &o.api_key).await;
     assert_ne!(r.body["status"], "VALID", "{r:?}");
-    let r = a
-        .sdk
-        .post(
-            "/api/v1/api-key/verify",
-            json!({"key": o.api_key, "requestedScopes": []}),
-        )
-        .await;
+    let r = verify(&a.sdk, &o.api_key).await;
     assert_eq!(r.body["status"], "VALID", "{r:?}");
 
     // Nothing of A changed.
