@@ -269,6 +269,12 @@ impl Resp {
     pub fn reason(&self) -> &str {
         self.body["error"]["reason"].as_str().unwrap_or_default()
     }
+
+    /// Asserts an error answer with `status` and `error.reason`.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, reason: &str) {
+        assert_eq!((self.status, self.reason()), (status, reason), "{self:?}");
+    }
 }
 
 impl Client {

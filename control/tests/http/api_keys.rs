@@ -930,11 +930,7 @@ async fn bad_requests_get_clean_errors(server: TestServer) {
     let r = anon
         .post(verify, json!({ "key": "k", "requestedScopes": [] }))
         .await;
-    assert_eq!(
-        (r.status, r.reason()),
-        (401, "MISSING_CREDENTIALS"),
-        "{r:?}"
-    );
+    r.assert_error(401, "MISSING_CREDENTIALS");
     for token in ["nonsense", "sk_live_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
         let r = anon
             .with_bearer(token)

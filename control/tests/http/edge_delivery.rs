@@ -731,11 +731,7 @@ async fn a_blacklist_over_the_limit_is_refused_and_nothing_is_written(server: Te
             json!({"module": "billing", "functionality": "a"}),
         )
         .await;
-    assert_eq!(
-        (r.status, r.reason()),
-        (400, "BLACKLIST_TOO_LARGE"),
-        "{r:?}"
-    );
+    r.assert_error(400, "BLACKLIST_TOO_LARGE");
     assert!(r.body["error"]["message"]
         .as_str()
         .unwrap()

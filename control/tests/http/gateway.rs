@@ -362,11 +362,7 @@ async fn each_workspace_has_its_own_rotatable_gateway_secret(server: TestServer)
     let r = owner
         .post(&secret_path(&id, "/rotate"), json!({"overlapSeconds": 60}))
         .await;
-    assert_eq!(
-        (r.status, r.reason()),
-        (409, "TOO_MANY_GATEWAY_SECRETS"),
-        "{r:?}"
-    );
+    r.assert_error(409, "TOO_MANY_GATEWAY_SECRETS");
     let r = owner
         .post(&secret_path(&id, "/rotate"), json!({"overlapSeconds": 0}))
         .await;

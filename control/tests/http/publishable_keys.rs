@@ -109,11 +109,7 @@ async fn revoking_replaces_the_key_and_tells_the_edge_in_order(server: TestServe
     let r = owner
         .post(&pk_path(&id, "/revoke"), json!({"keyId": old_id}))
         .await;
-    assert_eq!(
-        (r.status, r.reason()),
-        (409, "KEY_ALREADY_REVOKED"),
-        "{r:?}"
-    );
+    r.assert_error(409, "KEY_ALREADY_REVOKED");
     let r = owner
         .post(&pk_path(&id, "/revoke"), json!({"key": old_key}))
         .await;

@@ -509,11 +509,7 @@ async fn members_cannot_manage_api_keys_or_scopes(server: TestServer) {
             )
             .await,
     ] {
-        assert_eq!(
-            (resp.status, resp.reason()),
-            (403, "ROLE_REQUIRED"),
-            "{resp:?}"
-        );
+        resp.assert_error(403, "ROLE_REQUIRED");
         assert!(
             resp.body.get("apiKey").is_none(),
             "no key value leaks: {resp:?}"
