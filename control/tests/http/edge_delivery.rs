@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::{Client, TestServer};
-use crate::keys_support::revoke_publishable_key;
+use crate::keys_support::{add_blacklist_rule, revoke_publishable_key};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -265,12 +265,7 @@ async fn delivered_in_order_once_and_retried_until_acknowledged(server_db: Optio
     let (server, owner, rx) = delivering(server_db, 3).await;
     let ws = workspace(&owner).await;
     for f in ["a", "b"] {
-        let r = owner
-            .post(
-                &format!("/api/v1/workspace/{ws}/publishable-key/blacklist"),
-                json!({"module": "billing", "functionality": f}),
-            )
-            .await;
+        let r = add_blacklist_rule(&owner, &ws, "billing", f).await;
         assert!(r.status < 300, "{r:?}");
     }
     revoke_publishable_key(&owner, &ws).await;
@@ -415,12 +410,7 @@ async fn catalogue(client: &Client, ws: &str, modules: usize, functionalities: u
 }
 
 async fn add_rule(client: &Client, ws: &str, module: &str, functionality: &str) {
-    let r = client
-        .post(
-            &format!("/api/v1/workspace/{ws}/publishable-key/blacklist"),
-            json!({"module": module, "functionality": functionality}),
-        )
-        .await;
+    let r = add_blacklist_rule(client, ws, module, functionality).await;
     assert!(r.status < 300, "{r:?}");
 }
 
@@ -581,13 +571,8 @@ async fn clock_row(server: &TestServer) -> i64 {
 }
 
 async fn set_clock_row(server: &TestServer, last: i64) {
-    keygate_control::with_db!(&server.state.db, |pool| {
-        sqlx::query("UPDATE edge_clock SET last = $1 WHERE id = 1")
-            .bind(last)
-            .execute(pool)
-            .await
-            .unwrap();
-    });
+    crate::keys_support::execute(server, "UPDATE edge_clock SET last = $1 WHERE id = 1", last)
+        .await;
 }
 
 async fn a_database_behind_the_edge_catches_up_and_still_revokes(db: Option<String>) {
@@ -725,12 +710,7 @@ async fn a_blacklist_over_the_limit_is_refused_and_nothing_is_written(server: Te
         tx.commit().await.unwrap();
     });
     let rows_before = outbox_versions(&server).await.len();
-    let r = owner
-        .post(
-            &format!("/api/v1/workspace/{ws}/publishable-key/blacklist"),
-            json!({"module": "billing", "functionality": "a"}),
-        )
-        .await;
+    let r = add_blacklist_rule(&owner, &ws, "billing", "a").await;
     r.assert_error(400, "BLACKLIST_TOO_LARGE");
     assert!(r.body["error"]["message"]
         .as_str()

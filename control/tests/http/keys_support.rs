@@ -106,6 +106,28 @@ pub async fn audit_actions(server: &TestServer, org: &str) -> Vec<String> {
     audit(server, org).await.into_iter().map(|e| e.0).collect()
 }
 
+/// `POST .../publishable-key/blacklist`: blacklists `module`/`functionality` in `ws`.
+pub async fn add_blacklist_rule(
+    client: &Client,
+    ws: &str,
+    module: &str,
+    functionality: &str,
+) -> Resp {
+    client
+        .post(
+            &format!("/api/v1/workspace/{ws}/publishable-key/blacklist"),
+            json!({"module": module, "functionality": functionality}),
+        )
+        .await
+}
+
+/// Runs one SQL statement with one integer parameter (`$1`).
+pub async fn execute(server: &TestServer, sql: &'static str, arg: i64) {
+    with_db!(&server.state.db, |pool| {
+        sqlx::query(sql).bind(arg).execute(pool).await.unwrap();
+    });
+}
+
 /// Same, returning only the id.
 pub async fn workspace_id(client: &Client, name: &str) -> String {
     create_workspace(client, name).await["id"]

@@ -48,13 +48,12 @@ async fn request_code(client: &Client, email: &str) -> String {
 
 /// Moves every challenge `ms` into the past (as if that much time went by).
 async fn age_challenges(server: &TestServer, ms: i64) {
-    keygate_control::with_db!(&server.state.db, |pool| {
-        sqlx::query("UPDATE otp_challenges SET created_at = created_at - $1")
-            .bind(ms)
-            .execute(pool)
-            .await
-            .unwrap();
-    });
+    crate::keys_support::execute(
+        server,
+        "UPDATE otp_challenges SET created_at = created_at - $1",
+        ms,
+    )
+    .await;
 }
 
 /// Finding 2: ten anonymous requests used to lock the owner out for an hour, each replacing

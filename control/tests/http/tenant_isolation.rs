@@ -4,6 +4,7 @@
 //! API key never verifies, and nothing of the first organisation changes.
 
 use crate::common::{Client, Resp, TestServer, ALL_SCOPES};
+use crate::keys_support::add_blacklist_rule;
 use serde_json::{json, Value};
 
 /// `POST /api/v1/api-key/verify` of `key`, no scopes requested.
@@ -56,13 +57,7 @@ async fn populate(a: &Tenant) -> Owned {
         )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
-    let r = a
-        .session
-        .post(
-            &format!("/api/v1/workspace/{ws}/publishable-key/blacklist"),
-            json!({"module": "billing", "functionality": "refund"}),
-        )
-        .await;
+    let r = add_blacklist_rule(&a.session, &ws, "billing", "refund").await;
     assert!(r.status == 200 || r.status == 201, "{r:?}");
     let pk = a
         .session

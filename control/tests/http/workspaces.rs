@@ -422,12 +422,7 @@ async fn the_catalogue_is_validated_and_guards_blacklist_rules(server: TestServe
     assert_eq!((r.status, r.reason()), (400, "CATALOGUE_TOO_LARGE"));
 
     // A rule blocks billing/refund: the catalogue cannot drop it while the rule exists.
-    let r = owner
-        .post(
-            &format!("/api/v1/workspace/{id}/publishable-key/blacklist"),
-            json!({"module": "billing", "functionality": "refund"}),
-        )
-        .await;
+    let r = add_blacklist_rule(&owner, &id, "billing", "refund").await;
     assert_eq!(r.status, 201, "{r:?}");
     let rule = r.body["rule"]["id"].as_str().unwrap().to_owned();
     let r = owner
@@ -526,12 +521,7 @@ async fn route_maps_are_validated_stored_classified_and_sent_to_the_edge(server:
     assert_eq!(owner.get(&path).await.body, mapped, "unchanged");
 
     // The "test a request" endpoint: action, blacklist, any spelling.
-    let r = owner
-        .post(
-            &format!("/api/v1/workspace/{id}/publishable-key/blacklist"),
-            json!({"module": "billing", "functionality": "refund"}),
-        )
-        .await;
+    let r = add_blacklist_rule(&owner, &id, "billing", "refund").await;
     assert_eq!(r.status, 201, "{r:?}");
     let classify = format!("/api/v1/workspace/{id}/routes/classify");
     for spelling in [
