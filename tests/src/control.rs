@@ -45,6 +45,22 @@ pub fn binary() -> PathBuf {
         .clone()
 }
 
+/// The 6-digit sign-in code in the newest message to `email` of an mbox outbox's text (the
+/// control plane's tests read their outbox with it too).
+pub fn code_in_mbox(text: &str, email: &str) -> String {
+    let message = text
+        .split("\nFrom ")
+        .filter(|m| m.contains(&format!("To: {email}")))
+        .last()
+        .unwrap_or_else(|| panic!("no mail to {email} in the outbox"));
+    message
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no code in the mail to {email}"))
+        .to_owned()
+}
+
 /// A free loopback port (bound, then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -318,17 +334,7 @@ impl Keygate {
     pub fn outbox_code(&self, email: &str) -> String {
         self.wait_for_mail(email, 0);
         let text = std::fs::read_to_string(self.data_dir.join("outbox.mbox")).unwrap_or_default();
-        let message = text
-            .split("\nFrom ")
-            .filter(|m| m.contains(&format!("To: {email}")))
-            .last()
-            .unwrap_or_else(|| panic!("no mail to {email}"));
-        message
-            .lines()
-            .map(str::trim)
-            .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
-            .expect("a code in the mail")
-            .to_owned()
+        code_in_mbox(&text, email)
     }
 
     /// Signs `email` in through the emailed code and returns the session.

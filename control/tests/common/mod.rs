@@ -138,6 +138,13 @@ impl TestServer {
         Some(Self::start_with(Some(url), SettingsArgs::default()).await)
     }
 
+    /// A server on SQLite with the settings `set` makes.
+    pub async fn configured(set: impl FnOnce(&mut SettingsArgs)) -> TestServer {
+        let mut args = SettingsArgs::default();
+        set(&mut args);
+        Self::start_with(None, args).await
+    }
+
     /// A server with explicit settings (`database_url` `None`: SQLite in the data dir).
     pub async fn start_with(database_url: Option<String>, mut args: SettingsArgs) -> TestServer {
         init_logs();
@@ -193,18 +200,7 @@ impl TestServer {
 
     /// The 6-digit code in the newest message to `email`.
     pub async fn outbox_code(&self, email: &str) -> String {
-        let text = self.outbox().await;
-        let message = text
-            .split("\nFrom ")
-            .filter(|m| m.contains(&format!("To: {email}")))
-            .last()
-            .unwrap_or_else(|| panic!("no mail to {email} in the outbox"));
-        message
-            .lines()
-            .map(str::trim)
-            .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
-            .unwrap_or_else(|| panic!("no code in the mail to {email}"))
-            .to_owned()
+        keygate_tests::control::code_in_mbox(&self.outbox().await, email)
     }
 
     /// A client with no credentials.

@@ -15,6 +15,13 @@ fn pk_path(id: &str, rest: &str) -> String {
     format!("/api/v1/workspace/{id}/publishable-key{rest}")
 }
 
+/// `PATCH` the publishable key's origin URL.
+async fn set_origin_url(owner: &Client, id: &str, url: &str) -> crate::common::Resp {
+    owner
+        .patch(&pk_path(id, ""), json!({ "originUrl": url }))
+        .await
+}
+
 fn secret_path(id: &str, rest: &str) -> String {
     format!("/api/v1/workspace/{id}/gateway-secret{rest}")
 }
@@ -51,9 +58,7 @@ async fn private_origin_urls_are_refused_on_save(server: TestServer) {
         "https://0177.0.0.1",
         "https://db.internal",
     ] {
-        let r = owner
-            .patch(&pk_path(&id, ""), json!({ "originUrl": bad }))
-            .await;
+        let r = set_origin_url(&owner, &id, bad).await;
         assert_eq!(
             (r.status, r.reason()),
             (400, "ORIGIN_URL_NOT_PUBLIC"),
@@ -61,19 +66,9 @@ async fn private_origin_urls_are_refused_on_save(server: TestServer) {
         );
     }
     // IPv6 literals (IPv4-mapped included) do not even parse as origin URLs.
-    let r = owner
-        .patch(
-            &pk_path(&id, ""),
-            json!({ "originUrl": "https://[::ffff:127.0.0.1]" }),
-        )
-        .await;
+    let r = set_origin_url(&owner, &id, "https://[::ffff:127.0.0.1]").await;
     assert_eq!(r.status, 400, "{r:?}");
-    let r = owner
-        .patch(
-            &pk_path(&id, ""),
-            json!({ "originUrl": "https://API.example.com/v1/" }),
-        )
-        .await;
+    let r = set_origin_url(&owner, &id, "https://API.example.com/v1/").await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(
         r.body["publishableKey"]["originUrl"],
@@ -89,19 +84,10 @@ on_both_databases!(private_origins, private_origin_urls_are_refused_on_save);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_may_allow_private_origin_urls_for_development() {
-    let server = TestServer::start_with(
-        None,
-        SettingsArgs {
-            allow_private_origins: Some(true),
-            ..SettingsArgs::default()
-        },
-    )
-    .await;
+    let server = TestServer::configured(|a| a.allow_private_origins = Some(true)).await;
     let (owner, id) = owner_with_workspace(&server, "Dev").await;
     for ok in ["http://127.0.0.1:9000", "http://localhost:3000/api"] {
-        let r = owner
-            .patch(&pk_path(&id, ""), json!({ "originUrl": ok }))
-            .await;
+        let r = set_origin_url(&owner, &id, ok).await;
         assert_eq!(r.status, 200, "{ok}: {r:?}");
     }
     let r = owner

@@ -475,14 +475,7 @@ async fn a_known_address_answers_like_an_unknown_one_even_when_mail_hangs() {
 /// prefixed name signs in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secure_cookies_carry_the_host_prefix() {
-    let server = TestServer::start_with(
-        None,
-        SettingsArgs {
-            secure_cookies: Some(true),
-            ..Default::default()
-        },
-    )
-    .await;
+    let server = TestServer::configured(|a| a.secure_cookies = Some(true)).await;
     let http = reqwest::Client::new();
     let r = http
         .post(server.url("/api/v1/auth/otp"))

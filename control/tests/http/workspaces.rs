@@ -524,22 +524,20 @@ async fn route_maps_are_validated_stored_classified_and_sent_to_the_edge(server:
     let r = add_blacklist_rule(&owner, &id, "billing", "refund").await;
     assert_eq!(r.status, 201, "{r:?}");
     let classify = format!("/api/v1/workspace/{id}/routes/classify");
+    let classify_as =
+        |method: &str, path: &str| owner.post(&classify, json!({"method": method, "path": path}));
     for spelling in [
         "/billing/refunds/7",
         "/Billing//REFUNDS/7/",
         "/g/billing/re%66unds/7",
     ] {
-        let r = owner
-            .post(&classify, json!({"method": "POST", "path": spelling}))
-            .await;
+        let r = classify_as("POST", spelling).await;
         assert_eq!(r.status, 200, "{r:?}");
         assert_eq!(r.body["status"], "BLACKLISTED", "{spelling}: {r:?}");
         assert_eq!(r.body["action"]["functionality"], "refund");
         assert_eq!(r.body["allowed"], false);
     }
-    let r = owner
-        .post(&classify, json!({"method": "GET", "path": "/billing/42"}))
-        .await;
+    let r = classify_as("GET", "/billing/42").await;
     assert_eq!(
         (
             r.body["status"].as_str(),
@@ -547,19 +545,9 @@ async fn route_maps_are_validated_stored_classified_and_sent_to_the_edge(server:
         ),
         (Some("VALID"), Some("GET,HEAD /billing/{id}"))
     );
-    let r = owner
-        .post(
-            &classify,
-            json!({"method": "DELETE", "path": "/billing/42"}),
-        )
-        .await;
+    let r = classify_as("DELETE", "/billing/42").await;
     assert_eq!(r.body["status"], "ROUTE_NOT_MAPPED");
-    let r = owner
-        .post(
-            &classify,
-            json!({"method": "GET", "path": "/a/%2e%2e/billing"}),
-        )
-        .await;
+    let r = classify_as("GET", "/a/%2e%2e/billing").await;
     assert_eq!(r.body["status"], "INVALID_PATH");
 }
 on_both_databases!(
