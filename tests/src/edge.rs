@@ -131,6 +131,17 @@ impl Reply {
             .to_owned()
     }
 
+    /// Asserts a verdict answer: HTTP `status` and verdict `status`.
+    #[track_caller]
+    pub fn assert_verdict(&self, status: u16, verdict: &str) {
+        assert_eq!(
+            (self.status, self.verdict().as_str()),
+            (status, verdict),
+            "{}",
+            self.text()
+        );
+    }
+
     /// `status` of a verdict answer.
     pub fn verdict(&self) -> String {
         self.json()["status"]

@@ -66,10 +66,7 @@ fn synced_key_is_valid_blacklisted_or_refused_by_origin_as_shared_decides() {
     );
 
     let blacklisted = edge.check(key.expose(), "billing", "refund", None);
-    assert_eq!(
-        (blacklisted.status, blacklisted.verdict().as_str()),
-        (403, "BLACKLISTED")
-    );
+    blacklisted.assert_verdict(403, "BLACKLISTED");
     assert!(
         blacklisted.json().get("workspaceId").is_none(),
         "refusals name no workspace"
@@ -81,10 +78,7 @@ fn synced_key_is_valid_blacklisted_or_refused_by_origin_as_shared_decides() {
         "charge",
         Some("https://evil.example"),
     );
-    assert_eq!(
-        (elsewhere.status, elsewhere.verdict().as_str()),
-        (403, "ORIGIN_NOT_ALLOWED")
-    );
+    elsewhere.assert_verdict(403, "ORIGIN_NOT_ALLOWED");
     assert_eq!(elsewhere.header("access-control-allow-origin"), None);
 
     // The key may come in the X-Publishable-Key header instead of the body.
@@ -94,10 +88,7 @@ fn synced_key_is_valid_blacklisted_or_refused_by_origin_as_shared_decides() {
         &[("x-publishable-key", key.expose())],
         Some(br#"{"module":"billing","functionality":"charge"}"#),
     );
-    assert_eq!(
-        (by_header.status, by_header.verdict().as_str()),
-        (200, "VALID")
-    );
+    by_header.assert_verdict(200, "VALID");
 }
 
 #[test]
@@ -250,10 +241,7 @@ fn malformed_and_unknown_keys_are_invalid_and_malformed_ones_touch_no_storage() 
 
     // Well-formed but unknown: one signed pull, then the negative cache answers.
     let unknown = edge.check(key.expose(), "m", "f", None);
-    assert_eq!(
-        (unknown.status, unknown.verdict().as_str()),
-        (401, "INVALID")
-    );
+    unknown.assert_verdict(401, "INVALID");
     assert_eq!(unknown.header("x-keygate-lookup"), Some("pull"));
     let again = edge.check(key.expose(), "m", "f", None);
     assert_eq!(again.header("x-keygate-lookup"), Some("cache"));
@@ -312,10 +300,7 @@ fn keys_in_kv_keep_working_when_the_control_plane_is_down() {
     let reply = edge.check(key.expose(), "m", "f", None);
     assert_eq!((reply.status, reply.verdict().as_str()), (200, "VALID"));
     let unknown = edge.check(new_key().expose(), "m", "f", None);
-    assert_eq!(
-        (unknown.status, unknown.verdict().as_str()),
-        (401, "INVALID")
-    );
+    unknown.assert_verdict(401, "INVALID");
 }
 
 #[test]
@@ -533,10 +518,7 @@ fn gateway_forwards_allowed_requests_signed_and_never_forwards_refused_ones() {
         &[("x-publishable-key", key.expose())],
         Some(b"{}"),
     );
-    assert_eq!(
-        (blacklisted.status, blacklisted.verdict().as_str()),
-        (403, "BLACKLISTED")
-    );
+    blacklisted.assert_verdict(403, "BLACKLISTED");
     let no_key = edge.request("GET", "/x/billing/charge/status", &[], None);
     assert_eq!((no_key.status, no_key.verdict().as_str()), (401, "INVALID"));
     let invented = edge.request(
@@ -545,10 +527,7 @@ fn gateway_forwards_allowed_requests_signed_and_never_forwards_refused_ones() {
         &[("x-publishable-key", new_key().expose())],
         None,
     );
-    assert_eq!(
-        (invented.status, invented.verdict().as_str()),
-        (401, "INVALID")
-    );
+    invented.assert_verdict(401, "INVALID");
     assert_eq!(
         origin.received().len(),
         before,
