@@ -371,20 +371,11 @@ async fn each_workspace_has_its_own_rotatable_gateway_secret(server: TestServer)
     // Members may not read or rotate; another organisation sees nothing.
     let member = add_user(&server, &org, "member@example.com", "member").await;
     assert_eq!(member.get(&secret_path(&id, "")).await.status, 403);
-    assert_eq!(
-        member
-            .post(&secret_path(&id, "/rotate"), json!({}))
-            .await
-            .status,
-        403
-    );
+    let rotate = secret_path(&id, "/rotate");
+    assert_eq!(member.post(&rotate, json!({})).await.status, 403);
     let stranger = other_org_owner(&server, "stranger@example.com").await;
     assert_eq!(stranger.get(&secret_path(&id, "")).await.status, 404);
-    let events: Vec<_> = audit(&server, &org)
-        .await
-        .into_iter()
-        .filter(|e| e.0 == "gateway_secret.rotate")
-        .collect();
+    let events = audit_of(&server, &org, "gateway_secret.rotate").await;
     assert_eq!(events.len(), 11, "{events:?}");
     assert!(!format!("{events:?}").contains(&secret));
     assert!(!crate::common::captured_logs().contains(&secret));
@@ -559,11 +550,7 @@ async fn workspaces_made_before_secrets_at_creation_get_one_at_start_up(server: 
         .await
         .unwrap();
     assert_eq!(count(&server, count_secrets, &id).await, 1);
-    let made: Vec<_> = audit(&server, &org)
-        .await
-        .into_iter()
-        .filter(|e| e.0 == "gateway_secret.create")
-        .collect();
+    let made = audit_of(&server, &org, "gateway_secret.create").await;
     assert_eq!(made.len(), 1, "{made:?}");
 }
 on_both_databases_with_edge!(

@@ -169,6 +169,17 @@ pub async fn audit(
     })
 }
 
+/// The audit events of an organisation with `action`, oldest first.
+pub async fn audit_of(
+    server: &TestServer,
+    org_id: &str,
+    action: &str,
+) -> Vec<(String, String, Option<String>, String)> {
+    let mut events = audit(server, org_id).await;
+    events.retain(|e| e.0 == action);
+    events
+}
+
 /// Counts rows of `table` matching a workspace (test-only, fixed table names).
 pub async fn count(server: &TestServer, sql: &'static str, arg: &str) -> i64 {
     with_db!(&server.state.db, |pool| {

@@ -433,13 +433,8 @@ async fn members_read_and_strangers_see_nothing(server: TestServer) {
         .sdk_client(r#"{"workspace": ["read", "write"]}"#, None)
         .await;
     assert_eq!(backend.get(&pk_path(&id, "")).await.status, 401);
-    assert_eq!(
-        backend
-            .post(&pk_path(&id, "/revoke"), json!({}))
-            .await
-            .status,
-        401
-    );
+    let revoke = pk_path(&id, "/revoke");
+    assert_eq!(backend.post(&revoke, json!({})).await.status, 401);
 }
 on_both_databases!(roles_and_isolation, members_read_and_strangers_see_nothing);
 
