@@ -137,13 +137,15 @@ impl Drop for Proxy {
     }
 }
 
-/// The worker, a proxy in front of it, and a control plane delivering through the proxy.
-fn system() -> (Edge, Proxy, Keygate) {
+/// The worker, a proxy in front of it, a control plane delivering through the proxy, and its
+/// owner, signed in.
+fn system() -> (Edge, Proxy, Keygate, Session) {
     let control_port = free_port();
     let edge = edge_pulling_from(SECRET, control_port);
     let proxy = Proxy::start(&edge.url);
     let control = control_delivering_to(SECRET, control_port, &proxy.url);
-    (edge, proxy, control)
+    let owner = control.sign_in("owner@example.com");
+    (edge, proxy, control, owner)
 }
 
 fn digest(key: &str) -> String {
@@ -189,8 +191,7 @@ fn long_name(prefix: &str, i: usize) -> String {
 
 #[test]
 fn an_outage_during_a_large_blacklist_edit_delays_no_revocation() {
-    let (edge, proxy, control) = system();
-    let owner = control.sign_in("owner@example.com");
+    let (edge, proxy, control, owner) = system();
     let big = owner.create_workspace("Catalogue");
     let small = owner.create_workspace("Shop");
     let modules: Vec<String> = (0..10).map(|m| long_name("m", m)).collect();
@@ -253,8 +254,7 @@ fn an_outage_during_a_large_blacklist_edit_delays_no_revocation() {
 
 #[test]
 fn a_record_the_edge_refuses_is_set_aside_and_the_rest_arrives() {
-    let (edge, proxy, control) = system();
-    let owner = control.sign_in("owner@example.com");
+    let (edge, proxy, control, owner) = system();
     let a = owner.create_workspace("A");
     let b = owner.create_workspace("B");
     owner.write(
@@ -338,8 +338,7 @@ fn a_record_the_edge_refuses_is_set_aside_and_the_rest_arrives() {
 
 #[test]
 fn a_fresh_database_against_an_edge_holding_higher_versions_still_revokes() {
-    let (edge, _proxy, control) = system();
-    let owner = control.sign_in("owner@example.com");
+    let (edge, _proxy, control, owner) = system();
     let ws = owner.create_workspace("Shop");
     let key = owner.publishable_key(&ws);
     edge.until_verdict(&key, CHARGE, "VALID", Duration::from_secs(10));
@@ -390,8 +389,7 @@ fn copy_database(from: &std::path::Path, to: &std::path::Path) {
 
 #[test]
 fn a_database_restored_from_a_backup_still_revokes() {
-    let (edge, _proxy, mut control) = system();
-    let owner = control.sign_in("owner@example.com");
+    let (edge, _proxy, mut control, owner) = system();
     let ws = owner.create_workspace("Shop");
     owner.write(
         "PUT",

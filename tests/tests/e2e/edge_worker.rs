@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use keygate_shared::key::SecretKey;
 use keygate_shared::record::KeyState;
 use keygate_shared::signing::Purpose;
 use keygate_tests::edge::servers::{Control, PullMode};
@@ -91,6 +92,11 @@ fn synced_key_is_valid_blacklisted_or_refused_by_origin_as_shared_decides() {
     by_header.assert_verdict(200, "VALID");
 }
 
+/// The edge's verdict for `key` on module `m`, functionality `f`.
+fn verdict_mf(edge: &Edge, key: &SecretKey) -> String {
+    edge.check(key.expose(), "m", "f", None).verdict()
+}
+
 #[test]
 fn a_newer_revoke_record_is_refused_at_once_and_an_older_one_never_wins() {
     let edge = Edge::start_default();
@@ -114,10 +120,7 @@ fn a_newer_revoke_record_is_refused_at_once_and_an_older_one_never_wins() {
         serde_json::json!({"applied": 0, "skipped": 1,
             "heldNewer": [{"keyDigest": key.digest().to_hex(), "version": 11}]})
     );
-    assert_eq!(
-        edge.check(key.expose(), "m", "f", None).verdict(),
-        "REVOKED"
-    );
+    assert_eq!(verdict_mf(&edge, &key), "REVOKED");
 }
 
 #[test]
@@ -131,26 +134,17 @@ fn revoked_is_terminal_whatever_the_version_and_a_lower_versioned_revocation_sti
     for version in [6, 1_000, (1 << 53) - 1] {
         let ack = edge.sync(&[record(&key, "ws_1", version)]);
         assert_eq!(ack.json(), serde_json::json!({"applied": 0, "skipped": 1}));
-        assert_eq!(
-            edge.check(key.expose(), "m", "f", None).verdict(),
-            "REVOKED"
-        );
+        assert_eq!(verdict_mf(&edge, &key), "REVOKED");
     }
 
     // A control plane whose versions went backwards (restored database) can still revoke.
     let other = new_key();
     assert_eq!(edge.sync(&[record(&other, "ws_1", 900)]).status, 200);
-    assert_eq!(
-        edge.check(other.expose(), "m", "f", None).verdict(),
-        "VALID"
-    );
+    assert_eq!(verdict_mf(&edge, &other), "VALID");
     let mut low = record(&other, "ws_1", 3);
     low.state = KeyState::Revoked;
     assert_eq!(edge.sync(&[low]).json()["applied"], 1);
-    assert_eq!(
-        edge.check(other.expose(), "m", "f", None).verdict(),
-        "REVOKED"
-    );
+    assert_eq!(verdict_mf(&edge, &other), "REVOKED");
 }
 
 #[test]
@@ -203,14 +197,8 @@ fn records_from_a_newer_control_plane_apply_and_unknown_formats_are_refused_alon
     );
     assert_eq!(ack["refused"][0]["keyDigest"], future.digest().to_hex());
     assert_eq!(ack["refused"][0]["reason"], "UNSUPPORTED_RECORD_FORMAT");
-    assert_eq!(
-        edge.check(newer.expose(), "m", "f", None).verdict(),
-        "VALID"
-    );
-    assert_eq!(
-        edge.check(future.expose(), "m", "f", None).verdict(),
-        "INVALID"
-    );
+    assert_eq!(verdict_mf(&edge, &newer), "VALID");
+    assert_eq!(verdict_mf(&edge, &future), "INVALID");
 }
 
 #[test]
@@ -347,10 +335,7 @@ fn forged_stale_replayed_and_malformed_sync_pushes_are_refused() {
     );
 
     // Nothing refused was applied.
-    assert_eq!(
-        edge.check(key.expose(), "m", "f", None).verdict(),
-        "INVALID"
-    );
+    assert_eq!(verdict_mf(&edge, &key), "INVALID");
 
     let good = signed_headers(
         TEST_SECRET,
