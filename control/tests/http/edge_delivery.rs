@@ -137,12 +137,12 @@ async fn sync(State(rx): State<Shared>, headers: HeaderMap, body: Bytes) -> (Sta
             ack.applied += 1;
         } else {
             ack.skipped += 1;
-            if let Some(v) = held.filter(|v| *v > rec.version) {
-                ack.held_newer.push(HeldRecord {
-                    key_digest: rec.key_digest,
-                    version: v,
-                });
-            }
+            let key_digest = rec.key_digest;
+            let newer = held.filter(|v| *v > rec.version);
+            ack.held_newer.extend(newer.map(|version| HeldRecord {
+                key_digest,
+                version,
+            }));
         }
     }
     (StatusCode::OK, serde_json::to_string(&ack).unwrap())

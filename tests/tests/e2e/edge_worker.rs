@@ -298,35 +298,24 @@ fn forged_stale_replayed_and_malformed_sync_pushes_are_refused() {
     let body = sync_body(&[record(&key, "ws_1", 1)]);
     let now = now_secs();
 
-    let forged = signed_headers(
-        "not-the-secret-but-long-enough-0123456789",
-        Purpose::Sync,
-        now,
-        &fresh_nonce(),
-        body.as_bytes(),
-    );
-    let r = edge.send_sync(&forged, body.as_bytes());
-    assert_eq!((r.status, r.reason().as_str()), (401, "SIGNATURE_INVALID"));
-
-    let stale = signed_headers(
-        TEST_SECRET,
-        Purpose::Sync,
-        now - 3_600,
-        &fresh_nonce(),
-        body.as_bytes(),
-    );
-    let r = edge.send_sync(&stale, body.as_bytes());
-    assert_eq!((r.status, r.reason().as_str()), (401, "SIGNATURE_STALE"));
-
-    let wrong_purpose = signed_headers(
-        TEST_SECRET,
-        Purpose::PullReply,
-        now,
-        &fresh_nonce(),
-        body.as_bytes(),
-    );
-    let r = edge.send_sync(&wrong_purpose, body.as_bytes());
-    assert_eq!((r.status, r.reason().as_str()), (401, "SIGNATURE_INVALID"));
+    let sign = |secret: &str, purpose: Purpose, at: u64| {
+        signed_headers(secret, purpose, at, &fresh_nonce(), body.as_bytes())
+    };
+    let forger = "not-the-secret-but-long-enough-0123456789";
+    for (headers, reason) in [
+        (sign(forger, Purpose::Sync, now), "SIGNATURE_INVALID"),
+        (
+            sign(TEST_SECRET, Purpose::Sync, now - 3_600),
+            "SIGNATURE_STALE",
+        ),
+        (
+            sign(TEST_SECRET, Purpose::PullReply, now),
+            "SIGNATURE_INVALID",
+        ),
+    ] {
+        let r = edge.send_sync(&headers, body.as_bytes());
+        assert_eq!((r.status, r.reason().as_str()), (401, reason));
+    }
 
     let r = edge.send_sync(&[], body.as_bytes());
     assert_eq!(
@@ -337,13 +326,7 @@ fn forged_stale_replayed_and_malformed_sync_pushes_are_refused() {
     // Nothing refused was applied.
     assert_eq!(verdict_mf(&edge, &key), "INVALID");
 
-    let good = signed_headers(
-        TEST_SECRET,
-        Purpose::Sync,
-        now,
-        &fresh_nonce(),
-        body.as_bytes(),
-    );
+    let good = sign(TEST_SECRET, Purpose::Sync, now);
     assert_eq!(edge.send_sync(&good, body.as_bytes()).status, 200);
     let replay = edge.send_sync(&good, body.as_bytes());
     assert_eq!(
@@ -353,13 +336,7 @@ fn forged_stale_replayed_and_malformed_sync_pushes_are_refused() {
 
     // Tampering with a signed body breaks the signature.
     let tampered = body.replace("ws_1", "ws_2");
-    let fresh = signed_headers(
-        TEST_SECRET,
-        Purpose::Sync,
-        now,
-        &fresh_nonce(),
-        body.as_bytes(),
-    );
+    let fresh = sign(TEST_SECRET, Purpose::Sync, now);
     let r = edge.send_sync(&fresh, tampered.as_bytes());
     assert_eq!((r.status, r.reason().as_str()), (401, "SIGNATURE_INVALID"));
 
