@@ -92,6 +92,16 @@ fn synced_key_is_valid_blacklisted_or_refused_by_origin_as_shared_decides() {
     by_header.assert_verdict(200, "VALID");
 }
 
+/// A stand-in control plane answering signed pulls, and a worker pulling from it.
+fn edge_over_stub_control() -> (Control, Edge) {
+    let control = Control::start(TEST_SECRET);
+    let edge = Edge::start(EdgeOptions {
+        control_url: Some(control.url.clone()),
+        ..EdgeOptions::default()
+    });
+    (control, edge)
+}
+
 /// The edge's verdict for `key` on module `m`, functionality `f`.
 fn verdict_mf(edge: &Edge, key: &SecretKey) -> String {
     edge.check(key.expose(), "m", "f", None).verdict()
@@ -203,11 +213,7 @@ fn records_from_a_newer_control_plane_apply_and_unknown_formats_are_refused_alon
 
 #[test]
 fn malformed_and_unknown_keys_are_invalid_and_malformed_ones_touch_no_storage() {
-    let control = Control::start(TEST_SECRET);
-    let edge = Edge::start(EdgeOptions {
-        control_url: Some(control.url.clone()),
-        ..EdgeOptions::default()
-    });
+    let (control, edge) = edge_over_stub_control();
     let key = new_key();
     let mut typo = key.expose().to_owned();
     let last = typo.pop().expect("non-empty");
@@ -238,11 +244,7 @@ fn malformed_and_unknown_keys_are_invalid_and_malformed_ones_touch_no_storage() 
 
 #[test]
 fn a_miss_is_pulled_from_the_control_plane_with_signed_request_and_reply() {
-    let control = Control::start(TEST_SECRET);
-    let edge = Edge::start(EdgeOptions {
-        control_url: Some(control.url.clone()),
-        ..EdgeOptions::default()
-    });
+    let (control, edge) = edge_over_stub_control();
     let key = new_key();
     control.insert(record(&key, "ws_pulled", 3));
     let first = edge.check(key.expose(), "m", "f", None);

@@ -10,8 +10,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use keygate_shared::key::SecretKey;
 use keygate_shared::record::KeyState;
-use keygate_tests::edge::{new_key, record, with_rule, Edge, EdgeOptions, Location};
+use keygate_tests::edge::{new_key, record, with_rule, At, Edge, EdgeOptions, Location};
 
 /// The promise: every location within 2 s.
 const BOUND: Duration = Duration::from_secs(2);
@@ -21,6 +22,13 @@ fn two_locations() -> Edge {
         locations: vec![Location::new("a"), Location::new("b")],
         ..EdgeOptions::default()
     })
+}
+
+/// A new key whose active record (`workspace`, `version`) location `at` accepted.
+fn synced_key(at: &At<'_>, workspace: &str, version: u64) -> SecretKey {
+    let key = new_key();
+    assert_eq!(at.sync(&[record(&key, workspace, version)]).status, 200);
+    key
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -40,8 +48,7 @@ fn a_revocation_delivered_to_one_location_is_honoured_at_another_within_2_s() {
     // b is a busy location: other traffic keeps its view refreshing on its own rhythm, so
     // revocations land at every phase of it (without it, the test's own checks just before
     // each revoke would refresh b's view then, and every revoke would wait a full cycle).
-    let busy = new_key();
-    assert_eq!(a.sync(&[record(&busy, "ws-busy", 1)]).status, 200);
+    let busy = synced_key(&a, "ws-busy", 1);
     let stop = AtomicBool::new(false);
     let (refused, accepted) = std::thread::scope(|s| {
         s.spawn(|| {
@@ -166,8 +173,7 @@ fn the_first_request_after_idling_is_already_correct() {
 fn a_blacklist_change_delivered_to_one_location_applies_at_another_within_2_s() {
     let edge = two_locations();
     let (a, b) = (edge.at("a"), edge.at("b"));
-    let key = new_key();
-    assert_eq!(a.sync(&[record(&key, "ws", 1)]).status, 200);
+    let key = synced_key(&a, "ws", 1);
     edge.copy_kv("a", "b");
     assert_eq!(
         b.check(key.expose(), "billing", "refund").verdict(),
@@ -198,8 +204,7 @@ fn a_blacklist_change_delivered_to_one_location_applies_at_another_within_2_s() 
 fn kv_propagating_an_older_copy_later_never_undoes_a_revocation() {
     let edge = two_locations();
     let (a, b) = (edge.at("a"), edge.at("b"));
-    let key = new_key();
-    assert_eq!(a.sync(&[record(&key, "ws", 10)]).status, 200);
+    let key = synced_key(&a, "ws", 10);
     edge.copy_kv("a", "b");
     let mut revoked = record(&key, "ws", 11);
     revoked.state = KeyState::Revoked;
