@@ -43,12 +43,8 @@ async fn tenant(server: &TestServer, email: &str) -> Tenant {
 }
 
 async fn link_token(sdk: &Client, ws: &str, customer: &str) -> (u16, Value) {
-    let r = sdk
-        .post(
-            "/api/v1/link-token",
-            json!({ "customerId": customer, "workspaceId": ws }),
-        )
-        .await;
+    let body = json!({ "customerId": customer, "workspaceId": ws });
+    let r = sdk.post("/api/v1/link-token", body).await;
     (r.status, r.body)
 }
 
@@ -184,12 +180,8 @@ async fn api_key(sdk: &Client, ws: &str, customer: Option<&str>, extra: Value) -
 }
 
 async fn verify(sdk: &Client, key: &str, billing: Value) -> (u16, Value) {
-    let r = sdk
-        .post(
-            "/api/v1/api-key/verify",
-            json!({ "key": key, "billing": billing }),
-        )
-        .await;
+    let body = json!({ "key": key, "billing": billing });
+    let r = sdk.post("/api/v1/api-key/verify", body).await;
     (r.status, r.body)
 }
 

@@ -30,9 +30,10 @@ const CHARGE: (&str, &str) = ("billing", "charge");
 const REFUND: (&str, &str) = ("billing", "refund");
 
 /// What the proxy does with a sync request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 enum Mode {
     /// Forward to the worker.
+    #[default]
     Pass,
     /// Answer 503, as an unreachable edge would (to the deliverer: a transient failure).
     Down,
@@ -43,10 +44,18 @@ enum Mode {
 /// A loopback proxy in front of the worker's sync endpoint.
 struct Proxy {
     url: String,
-    mode: Arc<Mutex<Mode>>,
-    max_body: Arc<AtomicUsize>,
-    refused: Arc<AtomicUsize>,
+    seen: Arc<Seen>,
     server: Arc<tiny_http::Server>,
+}
+
+/// The proxy's mode and what it saw, shared with its thread.
+#[derive(Default)]
+struct Seen {
+    mode: Mutex<Mode>,
+    /// The largest body forwarded or refused.
+    max_body: AtomicUsize,
+    /// Requests answered 413 in `Mode::Refuse`.
+    refused: AtomicUsize,
 }
 
 impl Proxy {
@@ -56,15 +65,8 @@ impl Proxy {
             "http://{}",
             server.server_addr().to_ip().expect("an IP address")
         );
-        let mode = Arc::new(Mutex::new(Mode::Pass));
-        let max_body = Arc::new(AtomicUsize::new(0));
-        let refused = Arc::new(AtomicUsize::new(0));
-        let (s, m, mb, rf) = (
-            server.clone(),
-            mode.clone(),
-            max_body.clone(),
-            refused.clone(),
-        );
+        let seen = Arc::<Seen>::default();
+        let (s, shared) = (server.clone(), seen.clone());
         let edge_url = edge_url.to_owned();
         std::thread::spawn(move || {
             let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -75,15 +77,15 @@ impl Proxy {
             for mut req in s.incoming_requests() {
                 let mut body = Vec::new();
                 let _ = req.as_reader().read_to_end(&mut body);
-                mb.fetch_max(body.len(), Ordering::Relaxed);
-                let mode = m.lock().unwrap().clone();
+                shared.max_body.fetch_max(body.len(), Ordering::Relaxed);
+                let mode = shared.mode.lock().unwrap().clone();
                 let answer = |status: u16, text: String| {
                     tiny_http::Response::from_string(text).with_status_code(status)
                 };
                 let reply = match mode {
                     Mode::Down => answer(503, "edge down (test)".into()),
                     Mode::Refuse(d) if String::from_utf8_lossy(&body).contains(&d) => {
-                        rf.fetch_add(1, Ordering::Relaxed);
+                        shared.refused.fetch_add(1, Ordering::Relaxed);
                         answer(
                             413,
                             json!({"error": {"code": 413, "message": "record too large", "reason": "RECORD_TOO_LARGE"}}).to_string(),
@@ -117,17 +119,11 @@ impl Proxy {
                 let _ = req.respond(reply);
             }
         });
-        Proxy {
-            url,
-            mode,
-            max_body,
-            refused,
-            server,
-        }
+        Proxy { url, seen, server }
     }
 
     fn set(&self, mode: Mode) {
-        *self.mode.lock().unwrap() = mode;
+        *self.seen.mode.lock().unwrap() = mode;
     }
 }
 
@@ -242,9 +238,9 @@ fn an_outage_during_a_large_blacklist_edit_delays_no_revocation() {
     let blacklisted = edge.until_verdict(&big_key, last, "BLACKLISTED", Duration::from_secs(5));
     eprintln!(
         "after the outage: revocation at the edge in {revoked:?}, replacement key {replaced:?}, 600-rule blacklist {blacklisted:?}; largest sync body {} bytes",
-        proxy.max_body.load(Ordering::Relaxed)
+        proxy.seen.max_body.load(Ordering::Relaxed)
     );
-    assert!(proxy.max_body.load(Ordering::Relaxed) < 512 * 1024 + 1);
+    assert!(proxy.seen.max_body.load(Ordering::Relaxed) < 512 * 1024 + 1);
     assert_eq!(
         edge.check(&big_key, &modules[0], &functionalities[0], None)
             .verdict(),
@@ -277,7 +273,7 @@ fn a_record_the_edge_refuses_is_set_aside_and_the_rest_arrives() {
     edge.until_verdict(&b_key, REFUND, "REVOKED", Duration::from_secs(5));
     let new_b = owner.publishable_key(&b);
     edge.until_verdict(&new_b, REFUND, "VALID", Duration::from_secs(5));
-    assert!(proxy.refused.load(Ordering::Relaxed) >= 1);
+    assert!(proxy.seen.refused.load(Ordering::Relaxed) >= 1);
     assert_eq!(
         edge.check(&a_key, "billing", "refund", None).verdict(),
         "VALID",
