@@ -406,6 +406,10 @@ fn gateway_forwards_allowed_requests_signed_and_never_forwards_refused_ones() {
         add_rule(r, "billing", "refund");
         r.origin_url = r.origin_url.take().map(|u| u + "/api");
     });
+    let status_of = |key: &str| {
+        let headers = [("x-publishable-key", key)];
+        edge.request("GET", "/x/billing/charge/status", &headers, None)
+    };
 
     let body = br#"{"amount": 42}"#;
     let reply = edge.request(
@@ -463,12 +467,7 @@ fn gateway_forwards_allowed_requests_signed_and_never_forwards_refused_ones() {
     assert_eq!(upload.json()["bodyLen"], big.len());
     assert_eq!(upload.json()["verified"], true);
 
-    let get = edge.request(
-        "GET",
-        "/x/billing/charge/status",
-        &[("x-publishable-key", key.expose())],
-        None,
-    );
+    let get = status_of(key.expose());
     assert_eq!(
         (get.status, get.json()["path"].as_str()),
         (200, Some("/api/status"))
@@ -485,12 +484,7 @@ fn gateway_forwards_allowed_requests_signed_and_never_forwards_refused_ones() {
     blacklisted.assert_verdict(403, "BLACKLISTED");
     let no_key = edge.request("GET", "/x/billing/charge/status", &[], None);
     assert_eq!((no_key.status, no_key.verdict().as_str()), (401, "INVALID"));
-    let invented = edge.request(
-        "GET",
-        "/x/billing/charge/status",
-        &[("x-publishable-key", new_key().expose())],
-        None,
-    );
+    let invented = status_of(new_key().expose());
     invented.assert_verdict(401, "INVALID");
     assert_eq!(
         origin.received().len(),
@@ -501,12 +495,7 @@ fn gateway_forwards_allowed_requests_signed_and_never_forwards_refused_ones() {
     // A valid key of a workspace without an origin URL cannot use the gateway.
     let plain = new_key();
     assert_eq!(edge.sync(&[record(&plain, "ws_plain", 1)]).status, 200);
-    let r = edge.request(
-        "GET",
-        "/x/billing/charge/status",
-        &[("x-publishable-key", plain.expose())],
-        None,
-    );
+    let r = status_of(plain.expose());
     assert_eq!(
         (r.status, r.reason().as_str()),
         (404, "GATEWAY_NOT_CONFIGURED")

@@ -31,6 +31,13 @@ fn synced_key(at: &At<'_>, workspace: &str, version: u64) -> SecretKey {
     key
 }
 
+/// A key location a accepted (workspace `ws`, `version`), its record then copied into b's KV.
+fn key_in_both(edge: &Edge, version: u64) -> SecretKey {
+    let key = synced_key(&edge.at("a"), "ws", version);
+    edge.copy_kv("a", "b");
+    key
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx]
@@ -173,8 +180,7 @@ fn the_first_request_after_idling_is_already_correct() {
 fn a_blacklist_change_delivered_to_one_location_applies_at_another_within_2_s() {
     let edge = two_locations();
     let (a, b) = (edge.at("a"), edge.at("b"));
-    let key = synced_key(&a, "ws", 1);
-    edge.copy_kv("a", "b");
+    let key = key_in_both(&edge, 1);
     assert_eq!(
         b.check(key.expose(), "billing", "refund").verdict(),
         "VALID"
@@ -204,8 +210,7 @@ fn a_blacklist_change_delivered_to_one_location_applies_at_another_within_2_s() 
 fn kv_propagating_an_older_copy_later_never_undoes_a_revocation() {
     let edge = two_locations();
     let (a, b) = (edge.at("a"), edge.at("b"));
-    let key = synced_key(&a, "ws", 10);
-    edge.copy_kv("a", "b");
+    let key = key_in_both(&edge, 10);
     let mut revoked = record(&key, "ws", 11);
     revoked.state = KeyState::Revoked;
     // The revoke reaches b directly; a's KV (still active) then propagates to b late.
