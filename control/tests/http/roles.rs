@@ -75,14 +75,8 @@ struct Ids {
 /// Every route, in an order where the allowed calls of one role do not stop the next call
 /// from being judged (deletions last).
 fn routes(ids: &Ids) -> Vec<Route> {
-    let Ids {
-        ws,
-        api_key,
-        token,
-        sdk_key,
-        rule,
-        member,
-    } = ids;
+    let (ws, api_key, token) = (&ids.ws, &ids.api_key, &ids.token);
+    let (sdk_key, rule, member) = (&ids.sdk_key, &ids.rule, &ids.member);
     use Who::*;
     let ak = format!("/api/v1/workspace/{ws}/api-key/{api_key}");
     let api_key_body = json!({
