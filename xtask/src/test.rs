@@ -38,7 +38,10 @@ pub fn run_suite() -> Result {
     test.env("KEYGATE_SCHEMATHESIS", schemathesis);
     // The end-to-end tests run the `keygate` this build made instead of building their own
     // (which, with the features of `-p keygate-control` alone, would compile it again).
-    test.env("KEYGATE_BINARY", cmd::root().join("target/debug/keygate"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| cmd::root().join("target"));
+    test.env("KEYGATE_BINARY", target.join("debug").join("keygate"));
     if let Some(c) = &cluster {
         test.env("KEYGATE_TEST_POSTGRES_URL", &c.url);
     }
