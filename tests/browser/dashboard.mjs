@@ -1,6 +1,6 @@
 // Clicks through the keygate dashboard in headless Chromium (Debian's, driven by playwright-core).
 //
-// Run by tests/tests/dashboard.rs against a real `keygate serve`, but runnable by hand against a
+// Run by tests/tests/e2e/dashboard.rs against a real `keygate serve`, but runnable by hand against a
 // throw-away instance (it revokes and rotates that instance's keys):
 //   KEYGATE_URL=http://127.0.0.1:8080 KEYGATE_OUTBOX=<data dir>/outbox.mbox \
 //   KEYGATE_EMAIL=owner@example.com node tests/browser/dashboard.mjs

@@ -13,11 +13,16 @@ use serde_json::Value;
 
 use crate::edge::root;
 
-/// Builds the `keygate` binary once per test process and returns its path.
+/// Builds the `keygate` binary once per test process and returns its path; with
+/// `KEYGATE_BINARY` set (`cargo xtask test` sets it once its one build has made every binary),
+/// that binary, unbuilt.
 pub fn binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
+            if let Some(built) = std::env::var_os("KEYGATE_BINARY") {
+                return PathBuf::from(built);
+            }
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
                 .args([
@@ -38,6 +43,22 @@ pub fn binary() -> PathBuf {
             target.join("debug").join("keygate")
         })
         .clone()
+}
+
+/// The 6-digit sign-in code in the newest message to `email` of an mbox outbox's text (the
+/// control plane's tests read their outbox with it too).
+pub fn code_in_mbox(text: &str, email: &str) -> String {
+    let message = text
+        .split("\nFrom ")
+        .filter(|m| m.contains(&format!("To: {email}")))
+        .last()
+        .unwrap_or_else(|| panic!("no mail to {email} in the outbox"));
+    message
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no code in the mail to {email}"))
+        .to_owned()
 }
 
 /// A free loopback port (bound, then released).
@@ -228,6 +249,43 @@ impl Keygate {
         }
     }
 
+    /// Runs `keygate <args>` (a command-line tool such as `outbox`) on this control plane's
+    /// data directory and database, with `env` added; asserts it succeeded and returns its
+    /// stdout.
+    pub fn cli(&self, env: &[(&str, &str)], args: &[&str]) -> String {
+        let mut cmd = Command::new(binary());
+        cmd.args(args)
+            .current_dir(&self.data_dir)
+            .env("KEYGATE_DATA_DIR", &self.data_dir)
+            .env("KEYGATE_LOG", "warn")
+            .env_remove("KEYGATE_DATABASE_URL")
+            .env_remove("KEYGATE_CONFIG")
+            .env_remove("KEYGATE_MASTER_KEY");
+        if let Some(url) = self.database_url() {
+            cmd.env("KEYGATE_DATABASE_URL", url);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run keygate");
+        assert!(
+            out.status.success(),
+            "keygate {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Its `/metrics` text.
+    pub fn metrics(&self) -> String {
+        ureq::get(format!("{}/metrics", self.url))
+            .call()
+            .expect("GET /metrics")
+            .into_body()
+            .read_to_string()
+            .expect("metrics text")
+    }
+
     /// The database URL it runs on, if not the default SQLite file.
     pub fn database_url(&self) -> Option<&str> {
         self.options.database_url.as_deref()
@@ -276,17 +334,7 @@ impl Keygate {
     pub fn outbox_code(&self, email: &str) -> String {
         self.wait_for_mail(email, 0);
         let text = std::fs::read_to_string(self.data_dir.join("outbox.mbox")).unwrap_or_default();
-        let message = text
-            .split("\nFrom ")
-            .filter(|m| m.contains(&format!("To: {email}")))
-            .last()
-            .unwrap_or_else(|| panic!("no mail to {email}"));
-        message
-            .lines()
-            .map(str::trim)
-            .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
-            .expect("a code in the mail")
-            .to_owned()
+        code_in_mbox(&text, email)
     }
 
     /// Signs `email` in through the emailed code and returns the session.
@@ -421,6 +469,33 @@ impl Session {
         let (status, body) = self.send("GET", path, None);
         assert!((200..300).contains(&status), "GET {path}: {status} {body}");
         body
+    }
+
+    /// Creates a workspace named `name`; its id.
+    pub fn create_workspace(&self, name: &str) -> String {
+        let w = self.write(
+            "POST",
+            "/api/v1/workspace",
+            serde_json::json!({"name": name}),
+        );
+        w["workspace"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The live publishable key of workspace `ws`.
+    pub fn publishable_key(&self, ws: &str) -> String {
+        self.get(&format!("/api/v1/workspace/{ws}/publishable-key"))["publishableKey"]["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Revokes (rotates) the publishable key of workspace `ws`.
+    pub fn revoke(&self, ws: &str) {
+        self.write(
+            "POST",
+            &format!("/api/v1/workspace/{ws}/publishable-key/revoke"),
+            serde_json::json!({}),
+        );
     }
 
     /// A write, asserting 2xx; the JSON body.

@@ -118,12 +118,28 @@ impl Reply {
         self.headers.get(name).map(String::as_str)
     }
 
+    /// The body as text (lossy), for failure messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     /// `error.reason` of an error answer.
     pub fn reason(&self) -> String {
         self.json()["error"]["reason"]
             .as_str()
             .unwrap_or_default()
             .to_owned()
+    }
+
+    /// Asserts a verdict answer: HTTP `status` and verdict `status`.
+    #[track_caller]
+    pub fn assert_verdict(&self, status: u16, verdict: &str) {
+        assert_eq!(
+            (self.status, self.verdict().as_str()),
+            (status, verdict),
+            "{}",
+            self.text()
+        );
     }
 
     /// `status` of a verdict answer.
@@ -378,6 +394,31 @@ impl Edge {
         }
     }
 
+    /// Polls `/v1/check` until `key` gets `want` for (module, functionality), at most `limit`;
+    /// returns how long it took.
+    pub fn until_verdict(
+        &self,
+        key: &str,
+        (module, functionality): (&str, &str),
+        want: &str,
+        limit: Duration,
+    ) -> Duration {
+        let start = std::time::Instant::now();
+        loop {
+            let r = self.check(key, module, functionality, None);
+            if r.verdict() == want {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "edge still says {} ({}) after {limit:?}, want {want}",
+                r.verdict(),
+                r.status
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// `POST /v1/check`, with an `Origin` header when given.
     pub fn check(
         &self,
@@ -520,9 +561,31 @@ pub fn record(key: &SecretKey, workspace: &str, version: u64) -> EdgeRecord {
     )
 }
 
-/// `record` with a blacklist rule.
-pub fn with_rule(mut r: EdgeRecord, module: &str, functionality: &str) -> EdgeRecord {
+/// A worker (default options) holding one key's record for `workspace` that forwards to an
+/// origin verifying the gateway's signatures for it; `shape` adjusts the record (rules, routes,
+/// another origin path) before it is synced. Returns the worker, the origin and the key.
+pub fn gateway_to_origin(
+    workspace: &str,
+    shape: impl FnOnce(&mut EdgeRecord),
+) -> (Edge, servers::Origin, SecretKey) {
+    let edge = Edge::start_default();
+    let origin = servers::Origin::start(TEST_SECRET, workspace);
+    let key = new_key();
+    let mut r = record(&key, workspace, 1);
+    r.origin_url = Some(origin.url.clone());
+    shape(&mut r);
+    assert_eq!(edge.sync(&[r]).status, 200);
+    (edge, origin, key)
+}
+
+/// A blacklist rule (for [`gateway_to_origin`]'s `shape`).
+pub fn add_rule(r: &mut EdgeRecord, module: &str, functionality: &str) {
     r.blacklist
         .push(Rule::new(module, functionality).expect("valid rule"));
+}
+
+/// `record` with a blacklist rule.
+pub fn with_rule(mut r: EdgeRecord, module: &str, functionality: &str) -> EdgeRecord {
+    add_rule(&mut r, module, functionality);
     r
 }

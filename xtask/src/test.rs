@@ -4,35 +4,58 @@ use crate::cmd::{self, Result};
 use crate::tools;
 
 /// Installs tools, then runs fmt, clippy, every test and the wasm builds.
+///
+/// Where the time goes on a fresh clone (README, "Test"): compiling. So the downloads (npm
+/// packages, schemathesis, Chromium) run beside the first compiles, and the control plane is
+/// compiled once for the tests and the binary together.
 pub fn run_suite() -> Result {
-    tools::ensure_all()?;
+    tools::ensure_wasm_target()?;
+    let installs = std::thread::spawn(install_downloads);
     cmd::run("cargo", &["fmt", "--all", "--", "--check"])?;
     cmd::clippy(&["--workspace", "--exclude", "keygate-edge", "--all-targets"])?;
     // `shared` compiles (and lints clean) for wasm32; the worker build below links it. A check,
     // not a release build: it shares its artifacts with the edge's wasm32 lint.
     cmd::clippy(&["-p", "keygate-shared", "--target", "wasm32-unknown-unknown"])?;
+    let schemathesis = installs
+        .join()
+        .map_err(|_| "installing the tools panicked".to_owned())??;
     // The edge worker: lints (wasm32 and native), unit tests, then the real build that the
     // end-to-end tests in `tests/` run under miniflare.
     crate::edge::lint_and_unit_test()?;
     crate::edge::build()?;
     crate::edge::deploy_dry_run()?;
-    // The end-to-end tests start the real `keygate` binary.
-    cmd::run(
-        "cargo",
-        &["build", "-p", "keygate-control", "--bin", "keygate"],
-    )?;
+    // Every test binary and the `keygate` binary the end-to-end tests start, in one build: a
+    // separate `cargo build --bin keygate` resolves features without the dev-dependencies'
+    // and so compiles the control plane (and reqwest) a second time.
+    let test_args = ["test", "--workspace", "--exclude", "keygate-edge"];
+    cmd::run("cargo", &[&test_args[..], &["--no-run"]].concat())?;
     // The dashboard's JavaScript, type-checked against types generated from its OpenAPI document.
     crate::dashboard::check()?;
     // A throw-away PostgreSQL for the control plane's PostgreSQL variants (stopped on drop).
     let cluster = crate::postgres::Cluster::start()?;
     let mut test = std::process::Command::new("cargo");
-    test.args(["test", "--workspace", "--exclude", "keygate-edge"]);
-    test.env("KEYGATE_SCHEMATHESIS", tools::ensure_schemathesis()?);
+    test.args(test_args);
+    test.env("KEYGATE_SCHEMATHESIS", schemathesis);
+    // The end-to-end tests run the `keygate` this build made instead of building their own
+    // (which, with the features of `-p keygate-control` alone, would compile it again).
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| cmd::root().join("target"));
+    test.env("KEYGATE_BINARY", target.join("debug").join("keygate"));
     if let Some(c) = &cluster {
         test.env("KEYGATE_TEST_POSTGRES_URL", &c.url);
     }
     cmd::run_with(&mut test)?;
     Ok(())
+}
+
+/// What `tools::ensure_all` installs besides the wasm target: the edge's tools and npm
+/// packages, Chromium and schemathesis (whose path it returns). Mostly downloads, so it runs
+/// on its own thread beside fmt and clippy.
+fn install_downloads() -> Result<std::path::PathBuf> {
+    crate::edge::ensure_tools()?;
+    tools::ensure_chromium()?;
+    tools::ensure_schemathesis()
 }
 
 /// `cargo xtask schemathesis [EXAMPLES]`: only the schemathesis run against the real binary,
@@ -51,6 +74,7 @@ pub fn schemathesis(args: &[String]) -> Result {
                 "-p",
                 "keygate-tests",
                 "--test",
+                "e2e",
                 "schemathesis",
                 "--",
                 "--nocapture",

@@ -13,7 +13,7 @@
 //! })?;
 //! ```
 //!
-//! `control/tests/migrations.rs` checks that every constraint listed in [`ALL`] exists on
+//! `control/tests/http/migrations.rs` checks that every constraint listed in [`ALL`] exists on
 //! both databases.
 
 /// A constraint both migrations define.

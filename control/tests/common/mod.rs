@@ -14,24 +14,40 @@ use keygate_control::config::{Settings, SettingsArgs};
 use keygate_control::http::{self, AppState};
 use serde_json::Value;
 
-/// Runs an `async fn(TestServer)` scenario on SQLite and on PostgreSQL.
+/// Runs a scenario twice, on SQLite and on a fresh PostgreSQL database (skipped, with a loud
+/// note, when none is configured).
+///
+/// - `on_both_databases!(name, scenario)`: `async fn scenario(TestServer)`, default settings;
+/// - `on_both_databases!(name, scenario, |url| start)`: `start` builds the scenario's argument
+///   from `url` (`None`: SQLite) inside the generated `mod name`, e.g. `|url| url` for an
+///   `async fn scenario(Option<String>)`, or `|url| super::server(url).await`.
 #[macro_export]
 macro_rules! on_both_databases {
     ($name:ident, $scenario:ident) => {
+        $crate::on_both_databases!($name, $scenario, |url| {
+            $crate::common::TestServer::start_with(url, Default::default()).await
+        });
+    };
+    ($name:ident, $scenario:ident, |$url:ident| $start:expr) => {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$scenario($crate::common::TestServer::start().await).await
+                let $url: Option<String> = None;
+                super::$scenario($start).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(server) = $crate::common::TestServer::start_postgres().await {
-                    super::$scenario(server).await
+                if let Some(url) = $crate::common::TestServer::new_postgres_database().await {
+                    let $url = Some(url);
+                    super::$scenario($start).await
                 }
             }
         }
     };
 }
+
+/// Every SDK-key scope (`Client::sdk_key` takes scopes in this JSON form).
+pub const ALL_SCOPES: &str = r#"{"workspace":["read","write"],"workspace_scopes":["read","write"],"api_keys":["read","write"]}"#;
 
 static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
 static INIT: Once = Once::new();
@@ -122,6 +138,13 @@ impl TestServer {
         Some(Self::start_with(Some(url), SettingsArgs::default()).await)
     }
 
+    /// A server on SQLite with the settings `set` makes.
+    pub async fn configured(set: impl FnOnce(&mut SettingsArgs)) -> TestServer {
+        let mut args = SettingsArgs::default();
+        set(&mut args);
+        Self::start_with(None, args).await
+    }
+
     /// A server with explicit settings (`database_url` `None`: SQLite in the data dir).
     pub async fn start_with(database_url: Option<String>, mut args: SettingsArgs) -> TestServer {
         init_logs();
@@ -177,18 +200,7 @@ impl TestServer {
 
     /// The 6-digit code in the newest message to `email`.
     pub async fn outbox_code(&self, email: &str) -> String {
-        let text = self.outbox().await;
-        let message = text
-            .split("\nFrom ")
-            .filter(|m| m.contains(&format!("To: {email}")))
-            .last()
-            .unwrap_or_else(|| panic!("no mail to {email} in the outbox"));
-        message
-            .lines()
-            .map(str::trim)
-            .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
-            .unwrap_or_else(|| panic!("no code in the mail to {email}"))
-            .to_owned()
+        keygate_tests::control::code_in_mbox(&self.outbox().await, email)
     }
 
     /// A client with no credentials.
@@ -252,6 +264,12 @@ impl Resp {
     /// The `error.reason` of an error body.
     pub fn reason(&self) -> &str {
         self.body["error"]["reason"].as_str().unwrap_or_default()
+    }
+
+    /// Asserts an error answer with `status` and `error.reason`.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, reason: &str) {
+        assert_eq!((self.status, self.reason()), (status, reason), "{self:?}");
     }
 }
 
@@ -350,8 +368,52 @@ impl Client {
     pub async fn put(&self, path: &str, body: Value) -> Resp {
         self.send("PUT", path, Self::json(body)).await
     }
+    /// POST with a raw body of `content_type`.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<Vec<u8>>) -> Resp {
+        self.send("POST", path, Some((content_type, body.into())))
+            .await
+    }
     /// DELETE.
     pub async fn delete(&self, path: &str) -> Resp {
         self.send("DELETE", path, None).await
+    }
+
+    /// Creates an SDK key named `backend` with `scopes` (JSON text such as [`ALL_SCOPES`]),
+    /// bound to `workspace` if given; returns the key, shown once.
+    pub async fn sdk_key(&self, scopes: &str, workspace: Option<&str>) -> String {
+        let scopes: Value = serde_json::from_str(scopes).expect("scopes are JSON");
+        let mut body = serde_json::json!({ "name": "backend", "scopes": scopes });
+        if let Some(w) = workspace {
+            body["workspaceId"] = serde_json::json!(w);
+        }
+        let r = self.post("/api/v1/sdk-keys", body).await;
+        assert_eq!(r.status, 201, "create SDK key: {r:?}");
+        r.body["key"]
+            .as_str()
+            .expect("the key is shown once")
+            .to_owned()
+    }
+
+    /// A client authenticating with a new SDK key (see [`Client::sdk_key`]).
+    pub async fn sdk_client(&self, scopes: &str, workspace: Option<&str>) -> Client {
+        self.with_bearer(&self.sdk_key(scopes, workspace).await)
+    }
+
+    /// `POST /api/v1/auth/session`: redeems an emailed `code` for `email` (no challenge id).
+    pub async fn redeem(&self, email: &str, code: &str) -> Resp {
+        self.post(
+            "/api/v1/auth/session",
+            serde_json::json!({"email": email, "code": code}),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/members`: invites `email` with `role`.
+    pub async fn invite(&self, email: &str, role: &str) -> Resp {
+        self.post(
+            "/api/v1/members",
+            serde_json::json!({"email": email, "role": role}),
+        )
+        .await
     }
 }
