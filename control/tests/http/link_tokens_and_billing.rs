@@ -16,14 +16,14 @@ async fn workspace(owner: &Client, name: &str) -> String {
 }
 
 /// A signed-in owner of a new organisation, two workspaces, and an all-scopes SDK key.
-struct Tenant {
-    owner: Client,
-    sdk: Client,
-    ws: String,
-    other_ws: String,
+pub(crate) struct Tenant {
+    pub owner: Client,
+    pub sdk: Client,
+    pub ws: String,
+    pub other_ws: String,
 }
 
-async fn tenant(server: &TestServer, email: &str) -> Tenant {
+pub(crate) async fn tenant(server: &TestServer, email: &str) -> Tenant {
     if email != "owner@a.example" {
         // The first sign-in founds the instance's organisation; later ones need one.
         keygate_control::http::members::create_organisation(&server.state.db, email, email)

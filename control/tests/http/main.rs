@@ -22,6 +22,7 @@ mod migrations;
 mod openapi;
 mod organisations;
 mod otp_and_races;
+mod portal;
 mod publishable_keys;
 mod retention;
 mod roles;

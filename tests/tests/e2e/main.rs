@@ -6,10 +6,12 @@
 mod dashboard;
 mod delivery_faults;
 mod edge_secret_rotation;
+mod edge_trap;
 mod edge_worker;
 mod gateway_security;
 mod locations;
 mod oneloop_client;
+mod portal;
 mod route_map;
 mod schemathesis;
 mod system;

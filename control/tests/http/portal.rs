@@ -6,62 +6,29 @@
 //! `frame-ancestors` follows the workspace's allowed origins; the sweep removes expired
 //! tokens.
 
-mod common;
-
-use common::{Client, Resp, TestServer};
+use super::link_tokens_and_billing::Tenant;
+use crate::common::{Client, Resp, TestServer};
 use keygate_control::ids::now_ms;
 use keygate_shared::link_token;
 use serde_json::{json, Value};
 
-const ALL_SCOPES: &str = r#"{"workspace":["read","write"],"workspace_scopes":["read","write"],"api_keys":["read","write"]}"#;
 const DAY_MS: i64 = 86_400_000;
 
-/// A signed-in owner, an all-scopes SDK key, and two workspaces (the first defines the
-/// scopes `orders` and `billing`).
-struct Tenant {
-    owner: Client,
-    sdk: Client,
-    ws: String,
-    other_ws: String,
-}
-
+/// A signed-in owner, an all-scopes SDK key, and two workspaces, the first defining the
+/// scopes `orders` and `billing`.
 async fn tenant(server: &TestServer, email: &str) -> Tenant {
-    if email != "owner@a.example" {
-        keygate_control::http::members::create_organisation(&server.state.db, email, email)
-            .await
-            .unwrap();
-    }
-    let owner = server.sign_in(email).await;
-    let mut ids = Vec::new();
-    for name in ["Shop", "Other"] {
-        let r = owner
-            .post("/api/v1/workspace", json!({ "name": name }))
-            .await;
-        assert!(r.status == 201 || r.status == 200, "{r:?}");
-        ids.push(r.body["workspace"]["id"].as_str().unwrap().to_owned());
-    }
-    let body =
-        json!({ "name": "backend", "scopes": serde_json::from_str::<Value>(ALL_SCOPES).unwrap() });
-    let r = owner.post("/api/v1/sdk-keys", body).await;
-    assert_eq!(r.status, 201, "{r:?}");
-    let sdk = owner.with_bearer(r.body["key"].as_str().unwrap());
+    let t = super::link_tokens_and_billing::tenant(server, email).await;
     for rep in ["orders", "billing"] {
-        let r = sdk
+        let r = t
+            .sdk
             .post(
-                &format!("/api/v1/workspace/{}/scope", ids[0]),
+                &format!("/api/v1/workspace/{}/scope", t.ws),
                 json!({ "name": rep, "representation": rep, "description": "d" }),
             )
             .await;
         assert_eq!(r.status, 200, "{r:?}");
     }
-    let other_ws = ids.pop().unwrap();
-    let ws = ids.pop().unwrap();
-    Tenant {
-        owner,
-        sdk,
-        ws,
-        other_ws,
-    }
+    t
 }
 
 /// A portal client for `customer` in `ws`, and its token.
