@@ -6,13 +6,15 @@
 //! - [`retention`]: periodic sweeps of rows that have done their job (outbox, sessions, OTP
 //!   challenges and rate windows);
 //! - [`mail`]: the mail queue's sender;
-//! - [`gateway_secrets`]: start-up backfill and re-sealing of gateway secrets for the edge.
+//! - [`gateway_secrets`]: start-up backfill and re-sealing of gateway secrets for the edge;
+//! - [`verify_writes`]: group commit of verify's writes (uses of usage-limited keys, billing
+//!   usage).
 
-pub mod billing_usage;
 pub mod deliverer;
 pub mod gateway_secrets;
 pub mod mail;
 pub mod retention;
+pub mod verify_writes;
 
 use std::future::Future;
 use std::time::Duration;

@@ -21,7 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::http::AppState;
-use crate::jobs::billing_usage::BillingBatcher;
+use crate::jobs::verify_writes::VerifyWriter;
 use crate::store::api_keys::usage::UsageRecorder;
 
 /// Longest key name accepted.
@@ -45,5 +45,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(manage::rotate))
         .routes(routes!(manage::refill))
         .layer(Extension(Arc::new(UsageRecorder::default())))
-        .layer(Extension(Arc::new(BillingBatcher::default())))
+        .layer(Extension(Arc::new(VerifyWriter::default())))
 }

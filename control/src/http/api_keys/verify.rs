@@ -2,9 +2,10 @@
 //!
 //! Every status comes from [`keygate_shared::api_key::decide`]; this module authenticates
 //! the caller (`crate::http::sdk_auth`), makes the one read
-//! (`crate::store::api_keys::verify`), and applies the rate window and the usage counter.
-//! Unlimited keys do no write on the hot path: their statistics go through
-//! [`UsageRecorder`].
+//! (`crate::store::api_keys::verify`), and applies the rate window; a usage-limited key's use
+//! and billing usage are written by group commit ([`VerifyWriter`]: the answer waits for its
+//! batch's commit). Unlimited keys without billing do no write on the hot path: their
+//! statistics go through [`UsageRecorder`].
 //!
 //! The answer is always 200 with the status in the body (Oneloop's client treats any 4xx as
 //! an exception and retries 429s); only a bad caller (no or unknown SDK key, missing scope,
@@ -33,10 +34,10 @@ use crate::http::billing_usage::check_billing_id;
 use crate::http::sdk_auth::{unknown_sdk_key, Credential};
 use crate::http::{AppState, JsonBody};
 use crate::ids::now_ms;
-use crate::jobs::billing_usage::BillingBatcher;
+use crate::jobs::verify_writes::VerifyWriter;
 use crate::store;
 use crate::store::api_keys::usage::UsageRecorder;
-use crate::store::api_keys::verify::VerifiableKey;
+use crate::store::api_keys::verify::{Spent, VerifiableKey, VerifyWrite};
 use crate::store::billing_usage::UsageSlot;
 use crate::store::sdk_keys::SdkKeyCaller;
 
@@ -57,7 +58,7 @@ const MAX_LIMIT_ID_LEN: usize = 128;
 pub(super) async fn verify(
     State(state): State<AppState>,
     Extension(usage): Extension<Arc<UsageRecorder>>,
-    Extension(billing): Extension<Arc<BillingBatcher>>,
+    Extension(writer): Extension<Arc<VerifyWriter>>,
     credential: Credential,
     JsonBody(req): JsonBody<VerifyApiKeyRequest>,
 ) -> ApiResult<Json<VerifyApiKeyResponse>> {
@@ -74,12 +75,8 @@ pub(super) async fn verify(
     let Some(key) = key else {
         return Ok(Json(VerifyApiKeyResponse::invalid(req.requested_scopes)));
     };
-    let verdict = judge(&state, &usage, &key, &req, now).await?;
-    if verdict.status == Status::Valid {
-        if let Some(charge) = charge {
-            charge_usage(&state, &billing, org_id, &key, charge, now).await?;
-        }
-    }
+    let charge = charge.and_then(|c| billing_slot(org_id, &key, c, now));
+    let verdict = judge(&state, (&usage, &writer), &key, &req, charge, now).await?;
     Ok(Json(VerifyApiKeyResponse {
         api_key_id: Some(key.id),
         expires_at: key.expires_at,
@@ -145,34 +142,27 @@ fn check_billing(billing: Option<&VerifyBilling>) -> ApiResult<Option<Charge>> {
     }))
 }
 
-/// Adds a VALID verify's billing usage to its billing id for today (UTC), and waits for the
-/// batch holding it to be committed (`crate::jobs::billing_usage`).
-async fn charge_usage(
-    state: &AppState,
-    billing: &Arc<BillingBatcher>,
+/// Where a VALID verify's billing usage goes (its billing id, today in UTC) and how much;
+/// `None` when there is nothing to charge.
+fn billing_slot(
     org_id: String,
     key: &VerifiableKey,
     charge: Charge,
     now: i64,
-) -> ApiResult<()> {
+) -> Option<(UsageSlot, i64)> {
     let target = link_token::billing_target(
         charge.id.as_deref(),
         charge.use_customer_id,
         key.customer_id.as_deref(),
     );
-    let Some(billing_id) = target.filter(|_| charge.usage > 0) else {
-        return Ok(());
-    };
+    let billing_id = target.filter(|_| charge.usage > 0)?;
     let slot = UsageSlot {
         org_id,
         workspace_id: key.workspace_id.clone(),
         billing_id: billing_id.to_owned(),
         day: link_token::day_number(now),
     };
-    billing
-        .add(&state.db, slot, charge.usage)
-        .await
-        .map_err(|e| ApiError::internal(e.0))
+    Some((slot, charge.usage))
 }
 
 /// The caller's organisation and the API key in the caller's reach, if any. An SDK key is
@@ -219,12 +209,15 @@ struct Verdict {
 }
 
 /// Decides (`keygate_shared::api_key::decide`), then, for a valid key, counts the call in
-/// its rate window and spends one use.
+/// its rate window and, through the group commit ([`VerifyWriter`]), spends one use of a
+/// usage-limited key and adds the billing usage; an unlimited key's use without billing is
+/// only counted in memory ([`UsageRecorder`]).
 async fn judge(
     state: &AppState,
-    usage: &Arc<UsageRecorder>,
+    (usage, writer): (&Arc<UsageRecorder>, &Arc<VerifyWriter>),
     key: &VerifiableKey,
     req: &VerifyApiKeyRequest,
+    charge: Option<(UsageSlot, i64)>,
     now: i64,
 ) -> ApiResult<Verdict> {
     let mut verdict = Verdict {
@@ -247,14 +240,23 @@ async fn judge(
             return Ok(verdict);
         }
     }
-    if !key.limit_usage {
+    if !key.limit_usage && charge.is_none() {
         usage.record(&state.db, &key.id, now);
         return Ok(verdict);
     }
-    match store::api_keys::verify::consume_use(&state.db, &key.id, now).await? {
-        Some(left) => verdict.usage_left = Some(left),
-        None => {
-            // Another verify took the last use since the read.
+    let write = VerifyWrite {
+        spend: Some(key.id.clone()),
+        charge,
+        now,
+    };
+    let spent = writer
+        .write(&state.db, write)
+        .await
+        .map_err(|e| ApiError::internal(e.0))?;
+    match spent {
+        Spent::Granted(left) => verdict.usage_left = left,
+        Spent::Refused => {
+            // Verifies ahead of this one took the last use since the read.
             verdict.status = Status::UsageLimited;
             verdict.usage_left = Some(0);
         }
