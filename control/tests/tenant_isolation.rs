@@ -251,6 +251,13 @@ async fn another_organisation_can_reach_nothing(server: TestServer) {
             Some(json!({"name": "k", "workspaceId": ws, "scopes": [], "enabled": true})),
         ),
         ("GET", format!("/api/v1/workspace/{ws}/api-key"), None),
+        ("GET", format!("/api/v1/workspace/{ws}/usage"), None),
+        ("GET", format!("/api/v1/workspace/{ws}/billing-usage"), None),
+        (
+            "GET",
+            format!("/api/v1/workspace/{ws}/api-key/{}/usage", o.api_key_id),
+            None,
+        ),
         (
             "GET",
             format!("/api/v1/workspace/{ws}/api-key/{}", o.api_key_id),

@@ -7,6 +7,7 @@
 //!   challenges and rate windows);
 //! - [`mail`]: the mail queue's sender;
 //! - [`gateway_secrets`]: start-up backfill and re-sealing of gateway secrets for the edge;
+//! - [`verify_stats`]: verify outcomes per day and unlimited keys' uses, flushed every second;
 //! - [`verify_writes`]: group commit of verify's writes (uses of usage-limited keys, billing
 //!   usage).
 
@@ -14,6 +15,7 @@ pub mod deliverer;
 pub mod gateway_secrets;
 pub mod mail;
 pub mod retention;
+pub mod verify_stats;
 pub mod verify_writes;
 
 use std::future::Future;

@@ -87,3 +87,24 @@ pub async fn daily(
     })?;
     Ok(rows)
 }
+
+/// Daily totals of every billing id charged in workspace `workspace_id` from day `from_day`
+/// on: `(billing id, day, total)`.
+pub async fn by_workspace(
+    db: &Db,
+    workspace_id: &str,
+    from_day: i64,
+) -> StoreResult<Vec<(String, i64, i64)>> {
+    let rows = with_db!(db, |pool| {
+        sqlx::query_as(
+            "SELECT billing_id, day, total FROM billing_usage
+              WHERE workspace_id = $1 AND day >= $2
+              ORDER BY billing_id, day",
+        )
+        .bind(workspace_id)
+        .bind(from_day)
+        .fetch_all(pool)
+        .await
+    })?;
+    Ok(rows)
+}
