@@ -12,6 +12,7 @@ import * as modulesPage from './pages/modules.js';
 import * as sdkKeysPage from './pages/sdk-keys.js';
 import * as membersPage from './pages/members.js';
 import * as auditPage from './pages/audit.js';
+import * as usagePage from './pages/usage.js';
 
 const root = document.getElementById('app');
 
@@ -23,6 +24,7 @@ const LAST_WS = 'keygate.lastWorkspace';
 const ROUTES = [
   { re: /^\/w\/([^/]+)\/tokens(?:\/([a-z-]+))?\/?$/, page: tokensPage, nav: 'tokens', keys: ['workspaceId', 'tab'] },
   { re: /^\/w\/([^/]+)\/modules\/?$/, page: modulesPage, nav: 'modules', keys: ['workspaceId'] },
+  { re: /^\/w\/([^/]+)\/usage\/?$/, page: usagePage, nav: 'usage', keys: ['workspaceId'] },
   { re: /^\/settings\/sdk-keys\/?$/, page: sdkKeysPage, nav: 'sdk-keys', keys: [] },
   { re: /^\/settings\/members\/?$/, page: membersPage, nav: 'members', keys: [] },
   { re: /^\/settings\/audit\/?$/, page: auditPage, nav: 'audit', keys: [] },
@@ -278,7 +280,7 @@ function buildShell() {
     const base = workspace ? `/w/${encodeURIComponent(wsId(workspace))}` : null;
     clear(
       wsNav,
-      base ? [navLink(`${base}/tokens`, 'Tokens', 'key', 'tokens'), navLink(`${base}/modules`, 'Modules', 'layers', 'modules')] : null,
+      base ? [navLink(`${base}/tokens`, 'Tokens', 'key', 'tokens'), navLink(`${base}/modules`, 'Modules', 'layers', 'modules'), navLink(`${base}/usage`, 'Usage', 'chart', 'usage')] : null,
     );
     orgHeading.textContent = session.organisation?.name || 'Organisation';
     const orgs = session.organisations || [];

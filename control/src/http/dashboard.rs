@@ -62,6 +62,7 @@ static ASSETS: &[Asset] = assets! {
     "favicon.svg" => "image/svg+xml",
     "api.js" => JS,
     "app.js" => JS,
+    "chart.js" => JS,
     "otp.js" => JS,
     "session.js" => JS,
     "ui.js" => JS,
@@ -74,6 +75,7 @@ static ASSETS: &[Asset] = assets! {
     "pages/signin.js" => JS,
     "pages/tokens-list.js" => JS,
     "pages/tokens.js" => JS,
+    "pages/usage.js" => JS,
 };
 
 /// Strong ETags, computed once: the first 16 bytes of each asset's SHA-256.
