@@ -291,7 +291,7 @@ async fn judge(
         return Ok(verdict);
     }
     let write = VerifyWrite {
-        spend: Some(key.id.clone()),
+        key_id: key.id.clone(),
         charge,
         now,
     };

@@ -191,8 +191,9 @@ pub async fn key_in_org(
 /// One verify's write, joined with others into one transaction by [`write_batch`].
 #[derive(Clone, Debug)]
 pub struct VerifyWrite {
-    /// The usage-limited key to take one use from (`None`: nothing to spend).
-    pub spend: Option<String>,
+    /// The key used: one use taken from its allowance when it is usage-limited, one added
+    /// to its usage count.
+    pub key_id: String,
     /// Billing usage to add if the verify stays `VALID`.
     pub charge: Option<(UsageSlot, i64)>,
     /// When, Unix ms (the key's `last_used_at`).
@@ -231,11 +232,9 @@ const LOCK_ALLOWANCE_PG: &str =
 pub async fn write_batch(db: &Db, writes: &[VerifyWrite]) -> StoreResult<Vec<Spent>> {
     let mut wanted: BTreeMap<&str, (u64, i64)> = BTreeMap::new();
     for w in writes {
-        if let Some(id) = &w.spend {
-            let e = wanted.entry(id).or_insert((0, w.now));
-            e.0 += 1;
-            e.1 = e.1.max(w.now);
-        }
+        let e = wanted.entry(&w.key_id).or_insert((0, w.now));
+        e.0 += 1;
+        e.1 = e.1.max(w.now);
     }
     let lock = match db {
         Db::Sqlite(_) => LOCK_ALLOWANCE_SQLITE,
@@ -292,9 +291,8 @@ fn answer_in_order(
     let answers = writes
         .iter()
         .map(|w| {
-            let answer = match w.spend.as_deref().and_then(|id| grants.get_mut(id)) {
-                None => Spent::Granted(None),
-                Some((KeyGrants::Unlimited, _)) => Spent::Granted(None),
+            let answer = match grants.get_mut(w.key_id.as_str()) {
+                None | Some((KeyGrants::Unlimited, _)) => Spent::Granted(None),
                 Some((KeyGrants::Limited(g), seen)) => {
                     let answer = g.answer(*seen);
                     *seen += 1;
