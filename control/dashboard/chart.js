@@ -61,7 +61,7 @@ function drawBar(bar, series, x, width, y) {
  * @param {Bar[]} bars @param {Series[]} series @param {string} label @param {number} width @param {number} height
  */
 function drawChart(bars, series, label, width, height) {
-  const pad = { top: 10, right: 8, bottom: 26, left: 44 };
+  const pad = { top: 10, right: 24, bottom: 26, left: 44 };
   const plotW = width - pad.left - pad.right;
   const plotH = height - pad.top - pad.bottom;
   const max = niceMax(Math.max(0, ...bars.map((b) => barTotal(b, series))));
