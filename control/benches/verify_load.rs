@@ -7,17 +7,21 @@
 //! the generator costs as little of the shared CPU as possible (server start, sign-in,
 //! generator and report are shared with `control_load` in `benches/load/`).
 //!
-//! Scenarios (each `KEYGATE_BENCH_SECONDS`, default 8 s, `KEYGATE_BENCH_CONNECTIONS`
-//! connections, default 32):
+//! Compared scenarios, alternated for `KEYGATE_BENCH_ROUNDS` rounds (default 5), each run
+//! `KEYGATE_BENCH_SECONDS` (default 5 s) on `KEYGATE_BENCH_CONNECTIONS` connections (default
+//! 32), reported per run and as medians, with the medians of the per-round ratios to the
+//! baseline and to plain verify (the machine is shared: only same-run ratios compare):
 //! 0. baseline: `GET /healthz` (the same HTTP stack and one `SELECT 1`), the floor of "one
 //!    database read per request" on this machine at this moment;
-//! 1. unlimited key, as fast as possible; then the same with `billing: {id, usage: 2}`, the
-//!    stored billing usage checked against twice the number of `VALID` answers;
-//! 2. unlimited key at a fixed rate (`KEYGATE_BENCH_RATE`, default 7,500/s: half the target),
-//!    latency measured from each send (the generator's lag behind its schedule is printed);
-//! 3. usage-limited key (huge allowance), as fast as possible, then the stored count is
-//!    checked against the number of `VALID` answers;
-//! 4. usage-limited key with 20,000 uses hit 25,000 times: exactly 20,000 `VALID`.
+//! 1. unlimited key, as fast as possible;
+//! 2. the same with `billing: {id, usage: 2}`, the stored billing usage checked against
+//!    twice the number of `VALID` answers;
+//! 3. usage-limited key (huge allowance), as fast as possible, the stored uses left and count
+//!    checked against the number of `VALID` answers.
+//!
+//! Then once: unlimited key at a fixed rate (`KEYGATE_BENCH_RATE`, default 7,500/s), latency
+//! measured from each send (the generator's lag behind its schedule is printed); a
+//! usage-limited key with 20,000 uses hit 25,000 times: exactly 20,000 `VALID`.
 //!
 //! `cargo xtask bench-verify` (or `cargo bench -p keygate-control --bench verify_load`).
 
@@ -128,24 +132,93 @@ fn verdict(status: u16, body: &[u8]) -> &'static str {
 }
 
 async fn key_counts(base: &str, s: &Setup, id: &str) -> (i64, i64) {
-    let v: Value = reqwest::Client::new()
-        .get(format!("{base}/api/v1/workspace/{}/api-key/{id}", s.ws))
-        .bearer_auth(&s.sdk_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = load::get(
+        format!("{base}/api/v1/workspace/{}/api-key/{id}", s.ws),
+        &s.sdk_key,
+    )
+    .await;
     (
         v["apiKey"]["totalUsageLeft"].as_i64().unwrap_or(-1),
         v["apiKey"]["usageCount"].as_i64().unwrap_or(-1),
     )
 }
 
+/// The stored billing usage of `bench_bid`.
+async fn billed(base: &str, s: &Setup) -> i64 {
+    let usage = load::get(format!("{base}/api/v1/usage/bench_bid"), &s.sdk_key).await;
+    usage["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["totalBillingUsage"].as_i64().unwrap())
+        .sum()
+}
+
+/// The compared scenarios, run in turn in every round.
+const SCENARIOS: [&str; 4] = [
+    "baseline: GET /healthz (HTTP + SELECT 1)",
+    "unlimited key",
+    "unlimited key with billing usage",
+    "usage-limited key",
+];
+
+/// The median of `v`.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// One round of the compared scenarios, each `d` long: their throughputs, with the stored
+/// counts checked against the answers.
+async fn round(
+    base: &str,
+    s: &Setup,
+    reqs: &[[Arc<Vec<u8>>; 1]; 4],
+    conns: u64,
+    d: Duration,
+) -> [f64; 4] {
+    let mut rps = [0.0; 4];
+    for (i, req) in reqs.iter().enumerate() {
+        let before = (
+            billed(base, s).await,
+            key_counts(base, s, &s.limited_id).await,
+        );
+        let (t, e) = drive(s.addr, req, conns, Pace::Flat(d), verdict).await;
+        rps[i] = report(SCENARIOS[i], &t, e);
+        assert_eq!(t.count_other_than(&["VALID"]), 0, "every answer VALID");
+        let valid = t.count("VALID") as i64;
+        let after = (
+            billed(base, s).await,
+            key_counts(base, s, &s.limited_id).await,
+        );
+        if i == 2 {
+            println!(
+                "  billing usage stored +{} for {valid} VALID x 2",
+                after.0 - before.0
+            );
+            assert_eq!(after.0 - before.0, 2 * valid, "billing usage exact");
+        }
+        if i == 3 {
+            let ((l0, c0), (l1, c1)) = (before.1, after.1);
+            println!(
+                "  usage left -{}, usage count +{} for {valid} VALID",
+                l0 - l1,
+                c1 - c0
+            );
+            assert_eq!(
+                (l0 - l1, c1 - c0),
+                (valid, valid),
+                "uses spent and counted once per VALID"
+            );
+        }
+    }
+    rps
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is accepted.
-    let seconds = env_num("KEYGATE_BENCH_SECONDS", 8);
+    let seconds = env_num("KEYGATE_BENCH_SECONDS", 5);
+    let rounds = env_num("KEYGATE_BENCH_ROUNDS", 5);
     let connections = env_num("KEYGATE_BENCH_CONNECTIONS", 32);
     let rate = env_num("KEYGATE_BENCH_RATE", 7_500);
     let data_dir = tempfile::tempdir().expect("temp dir");
@@ -157,50 +230,42 @@ fn main() {
         load::print_conditions("verify load", connections, seconds);
         let d = Duration::from_secs(seconds);
         let unlimited = [request_bytes(s.addr, &s.sdk_key, &s.unlimited)];
-        let limited = [request_bytes(s.addr, &s.sdk_key, &s.limited)];
+        let billing = Some(json!({ "id": "bench_bid", "usage": 2 }));
+        let reqs = [
+            [load::request(s.addr, "GET", "/healthz", &[], None)],
+            unlimited.clone(),
+            [request_with(s.addr, &s.sdk_key, &s.unlimited, billing)],
+            [request_bytes(s.addr, &s.sdk_key, &s.limited)],
+        ];
 
         // Warm-up (connections, statement caches, pages).
         drive(s.addr, &unlimited, connections, Pace::Count(5_000), verdict).await;
 
-        // Baseline: the same HTTP stack and one trivial query (`SELECT 1`), to show what the
-        // floor of "one database round trip per request" is on this machine right now.
-        let healthz = [load::request(s.addr, "GET", "/healthz", &[], None)];
-        let (t, e) = drive(s.addr, &healthz, connections, Pace::Flat(d), verdict).await;
-        report("baseline: GET /healthz (HTTP + SELECT 1)", &t, e);
+        // Rounds alternate the scenarios so that the machine's load falls on all of them.
+        let mut all: Vec<[f64; 4]> = Vec::new();
+        for r in 1..=rounds {
+            println!("round {r} of {rounds}");
+            all.push(round(&base, &s, &reqs, connections, d).await);
+        }
+        println!("medians over {rounds} rounds (ratios: medians of the per-round ratios)");
+        for (i, name) in SCENARIOS.iter().enumerate() {
+            let rps = median(all.iter().map(|r| r[i]).collect());
+            let vs_healthz = median(all.iter().map(|r| r[i] / r[0]).collect());
+            let vs_plain = median(all.iter().map(|r| r[i] / r[1]).collect());
+            println!(
+                "  {name:<44} {rps:>9.0} req/s  {vs_healthz:.2}x healthz  {vs_plain:.2}x unlimited"
+            );
+        }
+        load::print_conditions("after the rounds", connections, seconds);
 
-        let (t, e) = drive(s.addr, &unlimited, connections, Pace::Flat(d), verdict).await;
-        report("unlimited key, max throughput", &t, e);
-        assert_eq!(t.count_other_than(&["VALID"]), 0, "every answer VALID");
-
-        // Billing usage: every VALID verify waits for its group-committed increment.
-        let billed = [request_with(
+        let (t, e) = drive(
             s.addr,
-            &s.sdk_key,
-            &s.unlimited,
-            Some(json!({ "id": "bench_bid", "usage": 2 })),
-        )];
-        let (t, e) = drive(s.addr, &billed, connections, Pace::Flat(d), verdict).await;
-        report("unlimited key with billing usage, max throughput", &t, e);
-        assert_eq!(t.count_other_than(&["VALID"]), 0, "every answer VALID");
-        let usage: Value = reqwest::Client::new()
-            .get(format!("{base}/api/v1/usage/bench_bid"))
-            .bearer_auth(&s.sdk_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let total: i64 = usage["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["totalBillingUsage"].as_i64().unwrap())
-            .sum();
-        println!("  stored billing usage {total}; VALID answers {}", t.count("VALID"));
-        assert_eq!(total, 2 * t.count("VALID") as i64, "billing usage exact");
-
-        let (t, e) = drive(s.addr, &unlimited, connections, Pace::Rate(rate, d), verdict).await;
+            &unlimited,
+            connections,
+            Pace::Rate(rate, d),
+            verdict,
+        )
+        .await;
         report(&format!("unlimited key, fixed {rate}/s"), &t, e);
         println!(
             "  (latency from each send; the generator lagged its schedule by at most {:.2} ms)",
@@ -208,41 +273,32 @@ fn main() {
         );
         assert_eq!(t.count_other_than(&["VALID"]), 0, "every answer VALID");
 
-        let (before_left, before_count) = key_counts(&base, &s, &s.limited_id).await;
-        let (t, e) = drive(s.addr, &limited, connections, Pace::Flat(d), verdict).await;
-        report("usage-limited key, max throughput", &t, e);
-        let valid = t.count("VALID") as i64;
-        let (left, count) = key_counts(&base, &s, &s.limited_id).await;
-        println!(
-            "  stored: usage left {before_left} -> {left} (-{}), usage count {before_count} -> {count} (+{}); VALID answers {valid}",
-            before_left - left,
-            count - before_count,
-        );
-        assert_eq!(before_left - left, valid, "allowance decremented once per VALID");
-        assert_eq!(count - before_count, valid, "usage counted once per VALID");
-
-        // Exhaustion under load: exactly the allowance is VALID.
-        let created = post(
-            &reqwest::Client::new(),
-            format!("{base}/api/v1/api-key"),
-            json!({ "name": "exhaust", "workspaceId": s.ws, "scopes": [{ "representation": "orders", "read": true }], "enabled": true, "customerId": "c", "totalUsageAllowed": 20_000 }),
-            None,
-            Some(&s.sdk_key),
-        )
-        .await;
-        let id = created["apiKey"]["id"].as_str().unwrap().to_owned();
-        let req = [request_bytes(
-            s.addr,
-            &s.sdk_key,
-            created["apiKey"]["key"].as_str().unwrap(),
-        )];
-        let (t, e) = drive(s.addr, &req, connections, Pace::Count(25_000), verdict).await;
-        report("20,000-use key hit 25,000 times", &t, e);
-        let (left, count) = key_counts(&base, &s, &id).await;
-        println!("  stored: usage left {left}, usage count {count}");
-        assert_eq!(t.count("VALID"), 20_000, "exactly the allowance is VALID");
-        assert_eq!(t.count("USAGE_LIMITED"), 5_000);
-        assert_eq!((left, count), (0, 20_000));
+        exhaustion(&base, &s, connections).await;
     });
     drop(server);
+}
+
+/// Exhaustion under load: a key with 20,000 uses hit 25,000 times gives exactly 20,000 VALID.
+async fn exhaustion(base: &str, s: &Setup, connections: u64) {
+    let created = post(
+        &reqwest::Client::new(),
+        format!("{base}/api/v1/api-key"),
+        json!({ "name": "exhaust", "workspaceId": s.ws, "scopes": [{ "representation": "orders", "read": true }], "enabled": true, "customerId": "c", "totalUsageAllowed": 20_000 }),
+        None,
+        Some(&s.sdk_key),
+    )
+    .await;
+    let id = created["apiKey"]["id"].as_str().unwrap().to_owned();
+    let req = [request_bytes(
+        s.addr,
+        &s.sdk_key,
+        created["apiKey"]["key"].as_str().unwrap(),
+    )];
+    let (t, e) = drive(s.addr, &req, connections, Pace::Count(25_000), verdict).await;
+    report("20,000-use key hit 25,000 times", &t, e);
+    let (left, count) = key_counts(base, s, &id).await;
+    println!("  stored: usage left {left}, usage count {count}");
+    assert_eq!(t.count("VALID"), 20_000, "exactly the allowance is VALID");
+    assert_eq!(t.count("USAGE_LIMITED"), 5_000);
+    assert_eq!((left, count), (0, 20_000));
 }

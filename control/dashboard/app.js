@@ -13,6 +13,7 @@ import * as sdkKeysPage from './pages/sdk-keys.js';
 import * as membersPage from './pages/members.js';
 import * as auditPage from './pages/audit.js';
 import * as portalPolicyPage from './pages/portal-policy.js';
+import * as usagePage from './pages/usage.js';
 
 const root = document.getElementById('app');
 
@@ -25,6 +26,7 @@ const ROUTES = [
   { re: /^\/w\/([^/]+)\/tokens(?:\/([a-z-]+))?\/?$/, page: tokensPage, nav: 'tokens', keys: ['workspaceId', 'tab'] },
   { re: /^\/w\/([^/]+)\/modules\/?$/, page: modulesPage, nav: 'modules', keys: ['workspaceId'] },
   { re: /^\/w\/([^/]+)\/portal\/?$/, page: portalPolicyPage, nav: 'portal', keys: ['workspaceId'] },
+  { re: /^\/w\/([^/]+)\/usage\/?$/, page: usagePage, nav: 'usage', keys: ['workspaceId'] },
   { re: /^\/settings\/sdk-keys\/?$/, page: sdkKeysPage, nav: 'sdk-keys', keys: [] },
   { re: /^\/settings\/members\/?$/, page: membersPage, nav: 'members', keys: [] },
   { re: /^\/settings\/audit\/?$/, page: auditPage, nav: 'audit', keys: [] },
@@ -280,7 +282,7 @@ function buildShell() {
     const base = workspace ? `/w/${encodeURIComponent(wsId(workspace))}` : null;
     clear(
       wsNav,
-      base ? [navLink(`${base}/tokens`, 'Tokens', 'key', 'tokens'), navLink(`${base}/modules`, 'Modules', 'layers', 'modules'), navLink(`${base}/portal`, 'Customer portal', 'users', 'portal')] : null,
+      base ? [navLink(`${base}/tokens`, 'Tokens', 'key', 'tokens'), navLink(`${base}/modules`, 'Modules', 'layers', 'modules'), navLink(`${base}/portal`, 'Customer portal', 'users', 'portal'), navLink(`${base}/usage`, 'Usage', 'chart', 'usage')] : null,
     );
     orgHeading.textContent = session.organisation?.name || 'Organisation';
     const orgs = session.organisations || [];

@@ -103,6 +103,8 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let _ = sweeper.await;
     let _ = otp_sweeper.await;
     let _ = link_token_sweeper.await;
+    // The last verify statistics, summed since the last flush, are written.
+    jobs::verify_stats::flushed().await;
     // Codes already promised go out, unless the mail server hangs.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), mail.flushed()).await;
     db.close().await;

@@ -1,8 +1,9 @@
 //! Customer API keys: the verify decision and the rate-limit window.
 //!
 //! The control plane loads a key's row by digest and asks [`decide`]; a `VALID` answer for a
-//! usage-limited key is then confirmed by the database's atomic decrement (which may still
-//! turn it into `USAGE_LIMITED` under concurrency).
+//! usage-limited key is then confirmed in the database: concurrent verifies of one key join
+//! one write transaction, which reads the uses left once and lets [`grant_uses`] answer each
+//! of them in arrival order (so a late one may still become `USAGE_LIMITED`).
 
 use crate::scope::{grants_cover, ApiKeyScope};
 use crate::verdict::Status;
@@ -77,6 +78,39 @@ impl RateWindow {
     pub fn admit(&self, count_including_this: i64, limit: i64) -> (bool, i64) {
         let allowed = count_including_this <= limit;
         (allowed, (limit - count_including_this).max(0))
+    }
+}
+
+/// The answers to a batch of verifies of one usage-limited key, in arrival order: the first
+/// [`UseGrants::granted`] get one use each, the rest are refused (`USAGE_LIMITED`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UseGrants {
+    /// Uses left before the batch (a negative stored value counts as none).
+    pub left_before: i64,
+    /// How many requests of the batch got a use.
+    pub granted: u64,
+}
+
+impl UseGrants {
+    /// Uses left after the whole batch.
+    pub fn left_after(&self) -> i64 {
+        self.left_before - self.granted as i64
+    }
+
+    /// The answer to request `i` (0-based, arrival order): `Some(uses left after it)` if it
+    /// got a use, `None` if the allowance ran out before it.
+    pub fn answer(&self, i: u64) -> Option<i64> {
+        (i < self.granted).then(|| self.left_before - i as i64 - 1)
+    }
+}
+
+/// Grants `requests` verifies of a key with `usage_left` uses, one use each, first come
+/// first served: `min(usage_left, requests)` are granted.
+pub fn grant_uses(usage_left: i64, requests: u64) -> UseGrants {
+    let left_before = usage_left.max(0);
+    UseGrants {
+        left_before,
+        granted: requests.min(left_before as u64),
     }
 }
 
@@ -159,5 +193,26 @@ mod tests {
         assert_eq!(w.admit(3, 3), (true, 0));
         assert_eq!(w.admit(4, 3), (false, 0));
         assert_eq!(w.admit(1, 3), (true, 2));
+    }
+
+    #[test]
+    fn uses_are_granted_in_arrival_order_until_spent() {
+        let g = grant_uses(3, 5);
+        assert_eq!(g.granted, 3);
+        assert_eq!(g.left_after(), 0);
+        let answers: Vec<_> = (0..5).map(|i| g.answer(i)).collect();
+        assert_eq!(answers, [Some(2), Some(1), Some(0), None, None]);
+
+        let plenty = grant_uses(1_000, 4);
+        assert_eq!((plenty.granted, plenty.left_after()), (4, 996));
+        assert_eq!(plenty.answer(3), Some(996));
+        assert_eq!(plenty.answer(4), None);
+
+        for spent in [0, -2] {
+            let none = grant_uses(spent, 2);
+            assert_eq!((none.granted, none.left_after()), (0, 0));
+            assert_eq!(none.answer(0), None);
+        }
+        assert_eq!(grant_uses(5, 0).left_after(), 5);
     }
 }

@@ -19,6 +19,7 @@ const BASE = (process.env.KEYGATE_URL || 'http://127.0.0.1:8080').replace(/\/$/,
 const OUTBOX = process.env.KEYGATE_OUTBOX;
 const EMAIL = process.env.KEYGATE_EMAIL || 'owner@example.com';
 const ARTIFACTS = process.env.KEYGATE_ARTIFACTS || path.join(here, '..', 'artifacts');
+const SCREENSHOTS = process.env.KEYGATE_SCREENSHOTS || path.join(here, '..', '..', 'target', 'screenshots');
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const ONLY = process.env.KEYGATE_STEPS ? new Set(process.env.KEYGATE_STEPS.split(',')) : null;
 const TIMEOUT = 15_000;
@@ -441,6 +442,59 @@ try {
     await page.goto('/settings/audit');
     await page.getByTestId('audit-table').waitFor();
     expect((await page.getByTestId('audit-table').getByRole('row').count()) > 1, 'the audit log is empty');
+  });
+
+  await step('usage', page, async () => {
+    // Verifies through the dashboard's own API module (the session): a key with 3 uses hit 5
+    // times with billing (3 VALID, 2 USAGE_LIMITED, 3 x 2 units to cus_a), a disabled key once.
+    await page.goto(`${workspacePath}/tokens`);
+    const workspaceId = decodeURIComponent(workspacePath.split('/')[2]);
+    const statuses = await page.evaluate(async (workspaceId) => {
+      const api = await import('/assets/api.js');
+      const create = (extra) => api.post('/api/v1/api-key', { name: 'usage-key', workspaceId, scopes: [], enabled: true, ...extra });
+      const limited = (await create({ totalUsageAllowed: 3, customerId: 'cus_a' })).apiKey.key;
+      const off = (await create({ name: 'off-key', enabled: false })).apiKey.key;
+      const billing = { useCustomerIdForBilling: true, usage: 2 };
+      const out = [];
+      for (const key of [limited, limited, limited, limited, limited, off]) {
+        out.push((await api.post('/api/v1/api-key/verify', { key, requestedScopes: [], billing })).status);
+      }
+      return out;
+    }, workspaceId);
+    expect(statuses.join() === 'VALID,VALID,VALID,USAGE_LIMITED,USAGE_LIMITED,DISABLED', `verify answered ${statuses}`);
+    await page.waitForTimeout(1500); // the statistics are flushed once a second
+    await page.getByRole('link', { name: 'Usage' }).click();
+    await page.getByRole('heading', { name: 'Usage', level: 1 }).waitFor();
+    const chart = page.getByTestId('usage-chart');
+    await chart.locator('svg').waitFor();
+    const bars = chart.locator('g.chart-bar');
+    expect((await bars.count()) === 1, `expected one day with verifications, got ${await bars.count()} bars`);
+    expect((await bars.first().getAttribute('data-total')) === '6', 'the bar does not total 6 verifications');
+    expect((await bars.first().locator('rect').count()) === 3, 'the bar does not stack 3 outcomes');
+    // Columns: VALID first, then the refusals in the API's order (DISABLED before USAGE_LIMITED).
+    for (const label of ['Valid', 'Usage limited', 'Disabled']) await page.locator('.chart-legend').getByText(label, { exact: true }).waitFor();
+    const today = new Date().toISOString().slice(0, 10);
+    await page.getByRole('button', { name: 'Show verifications as a table' }).click();
+    const row = page.getByTestId('usage-table').getByRole('row', { name: new RegExp(today) });
+    const cells = (await row.getByRole('cell').allInnerTexts()).map((t) => t.trim());
+    expect(cells.join('|') === `${today}|3|1|2|6`, `today's row reads ${cells.join('|')}`);
+    const billingRow = page.getByTestId('billing-table').getByRole('row', { name: /cus_a/ });
+    expect((await billingRow.innerText()).includes('6'), 'cus_a was not billed 6 units');
+    expect((await page.getByTestId('billing-chart').locator('g.chart-bar').count()) === 1, 'the billing chart has no bar for today');
+    fs.mkdirSync(SCREENSHOTS, { recursive: true });
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'usage-desktop.png'), fullPage: true, animations: 'disabled' });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForTimeout(300); // the charts redraw at the new width
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'usage-phone.png'), fullPage: true, animations: 'disabled' });
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'usage-phone-top.png'), animations: 'disabled' });
+    await page.setViewportSize({ width: 1280, height: 860 });
+    expect(overflow <= 0, `the usage page scrolls sideways at 390 px by ${overflow} px`);
+    // One key's series.
+    const keySelect = page.getByLabel('API key', { exact: true });
+    await keySelect.selectOption(await keySelect.locator('option', { hasText: 'usage-key' }).first().getAttribute('value'));
+    await page.waitForFunction(() => document.querySelector('[data-testid="usage-chart"] g.chart-bar')?.getAttribute('data-total') === '5');
   });
 
   await step('controls-are-labelled', page, async () => {

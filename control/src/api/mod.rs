@@ -18,6 +18,7 @@ pub mod publishable_keys;
 pub mod sdk_keys;
 pub mod sessions;
 pub mod tokens;
+pub mod usage;
 pub mod workspace_scopes;
 pub mod workspaces;
 

@@ -1,6 +1,6 @@
 //! Billing usage (Oneloop's `getBillingUsage`): `GET /api/v1/usage/{billingId}`
 //! (`api_keys:read`). Verify adds to it (`crate::http::api_keys`, through
-//! `crate::jobs::billing_usage`).
+//! `crate::jobs::verify_writes`).
 
 use axum::extract::{Path, State};
 use axum::Json;

@@ -62,6 +62,7 @@ static ASSETS: &[Asset] = assets! {
     "favicon.svg" => "image/svg+xml",
     "api.js" => JS,
     "app.js" => JS,
+    "chart.js" => JS,
     "otp.js" => JS,
     "session.js" => JS,
     "ui.js" => JS,
@@ -77,6 +78,7 @@ static ASSETS: &[Asset] = assets! {
     "pages/portal-policy.js" => JS,
     "portal.html" => "text/html; charset=utf-8",
     "portal.js" => JS,
+    "pages/usage.js" => JS,
 };
 
 /// Strong ETags, computed once: the first 16 bytes of each asset's SHA-256.

@@ -7,14 +7,18 @@
 //!   challenges and rate windows);
 //! - [`mail`]: the mail queue's sender;
 //! - [`link_tokens`]: the sweep of expired link tokens;
-//! - [`gateway_secrets`]: start-up backfill and re-sealing of gateway secrets for the edge.
+//! - [`gateway_secrets`]: start-up backfill and re-sealing of gateway secrets for the edge;
+//! - [`verify_stats`]: verify outcomes per day and unlimited keys' uses, flushed every second;
+//! - [`verify_writes`]: group commit of verify's writes (uses of usage-limited keys, billing
+//!   usage).
 
-pub mod billing_usage;
 pub mod deliverer;
 pub mod gateway_secrets;
 pub mod link_tokens;
 pub mod mail;
 pub mod retention;
+pub mod verify_stats;
+pub mod verify_writes;
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,10 +1,10 @@
 //! Billing usage: per (workspace, billing id, UTC day) totals, added to in batches by
-//! `crate::jobs::billing_usage` and read per billing id.
+//! `crate::jobs::verify_writes` (in the verify batch's transaction) and read per billing id.
 
 use std::collections::HashMap;
 
 use crate::store::{Db, StoreResult, WriteTx};
-use crate::with_db;
+use crate::{impl_for_both_backends, with_db};
 
 /// Where one increment goes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -19,11 +19,19 @@ pub struct UsageSlot {
     pub day: i64,
 }
 
-/// Adds every increment of `batch` in one transaction, as `total = total + n`, so replicas
-/// flushing at once add up exactly.
-pub async fn add(db: &Db, batch: &HashMap<UsageSlot, i64>) -> StoreResult<()> {
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+/// Adding billing usage inside the caller's write transaction.
+#[allow(async_fn_in_trait)]
+pub trait BillingUsageStore {
+    /// Adds every increment of `batch`, as `total = total + n`, so replicas writing at once
+    /// add up exactly.
+    async fn add_billing_usage(
+        &mut self,
+        batch: &HashMap<UsageSlot, i64>,
+    ) -> Result<(), sqlx::Error>;
+}
+
+impl_for_both_backends!(BillingUsageStore {
+    async fn add_billing_usage(&mut self, batch: &HashMap<UsageSlot, i64>) -> Result<(), sqlx::Error> {
         for (slot, n) in batch {
             sqlx::query(
                 "INSERT INTO billing_usage (org_id, workspace_id, billing_id, day, total)
@@ -36,9 +44,18 @@ pub async fn add(db: &Db, batch: &HashMap<UsageSlot, i64>) -> StoreResult<()> {
             .bind(&slot.billing_id)
             .bind(slot.day)
             .bind(n)
-            .execute(&mut *tx)
+            .execute(&mut *self)
             .await?;
         }
+        Ok(())
+    }
+});
+
+/// Adds every increment of `batch` in one transaction (see [`BillingUsageStore`]).
+pub async fn add(db: &Db, batch: &HashMap<UsageSlot, i64>) -> StoreResult<()> {
+    with_db!(db, |pool| {
+        let mut tx = pool.begin_write().await?;
+        tx.add_billing_usage(batch).await?;
         tx.commit().await?;
         Ok(())
     })
@@ -65,6 +82,27 @@ pub async fn daily(
         .bind(billing_id)
         .bind(from_day)
         .bind(workspace_id)
+        .fetch_all(pool)
+        .await
+    })?;
+    Ok(rows)
+}
+
+/// Daily totals of every billing id charged in workspace `workspace_id` from day `from_day`
+/// on: `(billing id, day, total)`.
+pub async fn by_workspace(
+    db: &Db,
+    workspace_id: &str,
+    from_day: i64,
+) -> StoreResult<Vec<(String, i64, i64)>> {
+    let rows = with_db!(db, |pool| {
+        sqlx::query_as(
+            "SELECT billing_id, day, total FROM billing_usage
+              WHERE workspace_id = $1 AND day >= $2
+              ORDER BY billing_id, day",
+        )
+        .bind(workspace_id)
+        .bind(from_day)
         .fetch_all(pool)
         .await
     })?;

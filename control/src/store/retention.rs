@@ -6,7 +6,8 @@
 //!   are kept until retried;
 //! - one-time-password challenges that expired more than a day ago (the hourly request cap
 //!   only looks back one hour);
-//! - sessions that expired or were signed out more than a day ago.
+//! - sessions that expired or were signed out more than a day ago;
+//! - verification counts of UTC days more than [`VERIFICATION_COUNT_DAYS`] days old.
 //!
 //! The audit log is kept: how long to keep it is the operator's policy, not ours.
 
@@ -16,6 +17,8 @@ use crate::with_db;
 /// How long delivered outbox rows are kept (for inspection).
 pub const OUTBOX_KEEP_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// How many UTC days of verification counts are kept (today included).
+pub const VERIFICATION_COUNT_DAYS: i64 = 400;
 
 /// Rows deleted by one sweep.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +29,8 @@ pub struct Swept {
     pub challenges: u64,
     /// Ended sessions.
     pub sessions: u64,
+    /// Verification counts of days past [`VERIFICATION_COUNT_DAYS`].
+    pub verification_counts: u64,
 }
 
 /// Deletes what is past its retention at time `now` (Unix ms).
@@ -53,10 +58,18 @@ pub async fn sweep(db: &Db, now: i64) -> StoreResult<Swept> {
                     .execute(pool)
                     .await?
                     .rows_affected();
+            let first_kept =
+                keygate_shared::link_token::day_number(now) - VERIFICATION_COUNT_DAYS + 1;
+            let verification_counts = sqlx::query("DELETE FROM verification_counts WHERE day < $1")
+                .bind(first_kept)
+                .execute(pool)
+                .await?
+                .rows_affected();
             Ok::<_, sqlx::Error>(Swept {
                 outbox,
                 challenges,
                 sessions,
+                verification_counts,
             })
         }
         .await

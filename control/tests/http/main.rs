@@ -32,4 +32,6 @@ mod sign_in;
 mod smtp;
 mod tenant_isolation;
 mod tokens;
+mod usage;
+mod verify_exact;
 mod workspaces;

@@ -208,6 +208,9 @@ async fn another_organisation_can_reach_nothing(server: TestServer) {
         ),
         ("GET", at("/api-key"), None),
         ("GET", at(&format!("/api-key/{}", o.api_key_id)), None),
+        ("GET", at("/usage"), None),
+        ("GET", at("/billing-usage"), None),
+        ("GET", at(&format!("/api-key/{}/usage", o.api_key_id)), None),
         (
             "PATCH",
             at(&format!("/api-key/{}", o.api_key_id)),

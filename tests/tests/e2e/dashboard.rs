@@ -35,6 +35,10 @@ const KEY_FLOWS: &[&str] = &[
     "no-console-errors",
 ];
 
+/// The Usage page: charts and tables of verifications and billing usage after some verifies
+/// (screenshots at desktop and 390 px width in `target/screenshots/usage-*.png`).
+const USAGE_FLOWS: &[&str] = &["signin", "usage", "no-console-errors"];
+
 /// Organisation settings: members and the audit log.
 const ORGANISATION_FLOWS: &[&str] = &["signin", "members-and-audit", "no-console-errors"];
 
@@ -66,6 +70,11 @@ fn require_browser_tools(root: &Path) {
 #[test]
 fn key_flows_work_in_a_real_browser() {
     run_browser_steps("key-flows", KEY_FLOWS);
+}
+
+#[test]
+fn usage_charts_work_in_a_real_browser() {
+    run_browser_steps("usage", USAGE_FLOWS);
 }
 
 #[test]

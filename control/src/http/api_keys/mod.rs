@@ -5,13 +5,16 @@
 //! - [`manage`]: create (the value is shown once), list, get, edit, delete, rotate (with
 //!   keygate's optional grace period for the old value), refill;
 //! - [`verify`]: `POST /api/v1/api-key/verify`, the hot path, every status decided by
-//!   [`keygate_shared::api_key::decide`].
+//!   [`keygate_shared::api_key::decide`];
+//! - [`usage`]: verifications per day by outcome (workspace, key) and billing usage per
+//!   billing id, for the dashboard's charts.
 //!
 //! Every call needs the `api_keys` scope (read for GET, write otherwise; verify takes
 //! either) and reaches only the caller's organisation, and only its own workspace for a
 //! workspace-bound SDK key; anything else is a 404 (or `INVALID` for verify).
 
 mod manage;
+mod usage;
 mod verify;
 
 use std::sync::Arc;
@@ -21,8 +24,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::http::AppState;
-use crate::jobs::billing_usage::BillingBatcher;
-use crate::store::api_keys::usage::UsageRecorder;
+use crate::jobs::verify_stats::VerifyStats;
+use crate::jobs::verify_writes::VerifyWriter;
 
 /// Longest key name accepted.
 pub const MAX_NAME_LEN: usize = 200;
@@ -44,6 +47,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(manage::get_one, manage::edit, manage::delete))
         .routes(routes!(manage::rotate))
         .routes(routes!(manage::refill))
-        .layer(Extension(Arc::new(UsageRecorder::default())))
-        .layer(Extension(Arc::new(BillingBatcher::default())))
+        .routes(routes!(usage::workspace_usage))
+        .routes(routes!(usage::key_usage))
+        .routes(routes!(usage::billing_usage))
+        .layer(Extension(Arc::new(VerifyStats::default())))
+        .layer(Extension(Arc::new(VerifyWriter::default())))
 }

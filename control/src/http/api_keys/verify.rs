@@ -2,9 +2,11 @@
 //!
 //! Every status comes from [`keygate_shared::api_key::decide`]; this module authenticates
 //! the caller (`crate::http::sdk_auth`), makes the one read
-//! (`crate::store::api_keys::verify`), and applies the rate window and the usage counter.
-//! Unlimited keys do no write on the hot path: their statistics go through
-//! [`UsageRecorder`].
+//! (`crate::store::api_keys::verify`), and applies the rate window; a usage-limited key's use
+//! and billing usage are written by group commit ([`VerifyWriter`]: the answer waits for its
+//! batch's commit). Unlimited keys without billing do no write on the hot path; every
+//! verify's outcome and their uses are counted in memory and flushed each second
+//! ([`VerifyStats`]).
 //!
 //! The answer is always 200 with the status in the body (Oneloop's client treats any 4xx as
 //! an exception and retries 429s); only a bad caller (no or unknown SDK key, missing scope,
@@ -33,10 +35,10 @@ use crate::http::billing_usage::check_billing_id;
 use crate::http::sdk_auth::{unknown_sdk_key, Credential};
 use crate::http::{AppState, JsonBody};
 use crate::ids::now_ms;
-use crate::jobs::billing_usage::BillingBatcher;
+use crate::jobs::verify_stats::{Subject, VerifyStats};
+use crate::jobs::verify_writes::VerifyWriter;
 use crate::store;
-use crate::store::api_keys::usage::UsageRecorder;
-use crate::store::api_keys::verify::VerifiableKey;
+use crate::store::api_keys::verify::{Spent, VerifiableKey, VerifyWrite};
 use crate::store::billing_usage::UsageSlot;
 use crate::store::sdk_keys::SdkKeyCaller;
 
@@ -56,8 +58,8 @@ const MAX_LIMIT_ID_LEN: usize = 128;
 )]
 pub(super) async fn verify(
     State(state): State<AppState>,
-    Extension(usage): Extension<Arc<UsageRecorder>>,
-    Extension(billing): Extension<Arc<BillingBatcher>>,
+    Extension(stats): Extension<Arc<VerifyStats>>,
+    Extension(writer): Extension<Arc<VerifyWriter>>,
     credential: Credential,
     JsonBody(req): JsonBody<VerifyApiKeyRequest>,
 ) -> ApiResult<Json<VerifyApiKeyResponse>> {
@@ -70,16 +72,36 @@ pub(super) async fn verify(
         .map(|p| p.digest().to_hex())
         .unwrap_or_default();
     let now = now_ms();
-    let (org_id, key) = find_key(&state, credential, &key_digest, now).await?;
-    let Some(key) = key else {
+    let found = find_key(&state, credential, &key_digest, now).await?;
+    let Some(key) = found.key else {
+        if let Some(workspace_id) = found.bound_workspace.as_deref() {
+            let subject = Subject::Unknown { workspace_id };
+            stats.record(
+                &state.db,
+                &found.org_id,
+                subject,
+                Status::Invalid,
+                now,
+                false,
+            );
+        }
         return Ok(Json(VerifyApiKeyResponse::invalid(req.requested_scopes)));
     };
-    let verdict = judge(&state, &usage, &key, &req, now).await?;
-    if verdict.status == Status::Valid {
-        if let Some(charge) = charge {
-            charge_usage(&state, &billing, org_id, &key, charge, now).await?;
-        }
-    }
+    let charge = charge.and_then(|c| billing_slot(found.org_id.clone(), &key, c, now));
+    let verdict = judge(&state, &writer, &key, &req, charge, now).await?;
+    let subject = Subject::Key {
+        id: &key.id,
+        workspace_id: &key.workspace_id,
+    };
+    let org_id = &found.org_id;
+    stats.record(
+        &state.db,
+        org_id,
+        subject,
+        verdict.status,
+        now,
+        verdict.count_use,
+    );
     Ok(Json(VerifyApiKeyResponse {
         api_key_id: Some(key.id),
         expires_at: key.expires_at,
@@ -145,34 +167,37 @@ fn check_billing(billing: Option<&VerifyBilling>) -> ApiResult<Option<Charge>> {
     }))
 }
 
-/// Adds a VALID verify's billing usage to its billing id for today (UTC), and waits for the
-/// batch holding it to be committed (`crate::jobs::billing_usage`).
-async fn charge_usage(
-    state: &AppState,
-    billing: &Arc<BillingBatcher>,
+/// Where a VALID verify's billing usage goes (its billing id, today in UTC) and how much;
+/// `None` when there is nothing to charge.
+fn billing_slot(
     org_id: String,
     key: &VerifiableKey,
     charge: Charge,
     now: i64,
-) -> ApiResult<()> {
+) -> Option<(UsageSlot, i64)> {
     let target = link_token::billing_target(
         charge.id.as_deref(),
         charge.use_customer_id,
         key.customer_id.as_deref(),
     );
-    let Some(billing_id) = target.filter(|_| charge.usage > 0) else {
-        return Ok(());
-    };
+    let billing_id = target.filter(|_| charge.usage > 0)?;
     let slot = UsageSlot {
         org_id,
         workspace_id: key.workspace_id.clone(),
         billing_id: billing_id.to_owned(),
         day: link_token::day_number(now),
     };
-    billing
-        .add(&state.db, slot, charge.usage)
-        .await
-        .map_err(|e| ApiError::internal(e.0))
+    Some((slot, charge.usage))
+}
+
+/// Who asks and what they found.
+struct Found {
+    /// The caller's organisation.
+    org_id: String,
+    /// The workspace the caller's SDK key is bound to, if any.
+    bound_workspace: Option<String>,
+    /// The API key in the caller's reach, if any.
+    key: Option<VerifiableKey>,
 }
 
 /// The caller's organisation and the API key in the caller's reach, if any. An SDK key is
@@ -183,7 +208,7 @@ async fn find_key(
     credential: Credential,
     key_digest: &str,
     now: i64,
-) -> ApiResult<(String, Option<VerifiableKey>)> {
+) -> ApiResult<Found> {
     match credential {
         Credential::SdkKey(presented) => {
             let found =
@@ -192,12 +217,20 @@ async fn find_key(
                     .ok_or_else(unknown_sdk_key)?;
             may_verify(&found.caller)?;
             store::sdk_keys::record_use(&state.db, &found.caller, now).await?;
-            Ok((found.caller.org_id, found.key))
+            Ok(Found {
+                org_id: found.caller.org_id,
+                bound_workspace: found.caller.workspace_id,
+                key: found.key,
+            })
         }
         Credential::Session(user) => {
             let key =
                 store::api_keys::verify::key_in_org(&state.db, key_digest, &user.org_id).await?;
-            Ok((user.org_id, key))
+            Ok(Found {
+                org_id: user.org_id,
+                bound_workspace: None,
+                key,
+            })
         }
     }
 }
@@ -216,15 +249,20 @@ struct Verdict {
     status: Status,
     rate_limit: Option<RateLimitState>,
     usage_left: Option<i64>,
+    /// A valid use not written by the group commit: counted by [`VerifyStats`].
+    count_use: bool,
 }
 
 /// Decides (`keygate_shared::api_key::decide`), then, for a valid key, counts the call in
-/// its rate window and spends one use.
+/// its rate window and, through the group commit ([`VerifyWriter`]), spends one use of a
+/// usage-limited key and adds the billing usage; an unlimited key's use without billing is
+/// left to [`VerifyStats`] (`count_use`).
 async fn judge(
     state: &AppState,
-    usage: &Arc<UsageRecorder>,
+    writer: &Arc<VerifyWriter>,
     key: &VerifiableKey,
     req: &VerifyApiKeyRequest,
+    charge: Option<(UsageSlot, i64)>,
     now: i64,
 ) -> ApiResult<Verdict> {
     let mut verdict = Verdict {
@@ -235,6 +273,7 @@ async fn judge(
         } else {
             None
         },
+        count_use: false,
     };
     if verdict.status != Status::Valid {
         return Ok(verdict);
@@ -247,14 +286,23 @@ async fn judge(
             return Ok(verdict);
         }
     }
-    if !key.limit_usage {
-        usage.record(&state.db, &key.id, now);
+    if !key.limit_usage && charge.is_none() {
+        verdict.count_use = true;
         return Ok(verdict);
     }
-    match store::api_keys::verify::consume_use(&state.db, &key.id, now).await? {
-        Some(left) => verdict.usage_left = Some(left),
-        None => {
-            // Another verify took the last use since the read.
+    let write = VerifyWrite {
+        key_id: key.id.clone(),
+        charge,
+        now,
+    };
+    let spent = writer
+        .write(&state.db, write)
+        .await
+        .map_err(|e| ApiError::internal(e.0))?;
+    match spent {
+        Spent::Granted(left) => verdict.usage_left = left,
+        Spent::Refused => {
+            // Verifies ahead of this one took the last use since the read.
             verdict.status = Status::UsageLimited;
             verdict.usage_left = Some(0);
         }

@@ -1,111 +1,153 @@
-//! Batched usage statistics for keys without a usage limit.
+//! Verify statistics, written in batches: per key, the valid uses of keys without a usage
+//! limit (`usage_count`, `last_used_at`) and, per workspace, key and UTC day, the count of
+//! each outcome (`verification_counts`).
 //!
-//! A valid verify of an unlimited key changes nothing that decides a later verify, only
-//! `usage_count` and `last_used_at`. Writing them on every call would make the hot path a
-//! write (SQLite has one writer), so they are summed in memory and flushed once a second in
-//! one transaction, as increments (`usage_count = usage_count + n`), which several replicas
-//! can apply independently. A crash loses at most the last second of these statistics;
-//! usage *limits* never depend on them (limited keys are decremented in the database on
-//! every call).
+//! Neither decides a later verify, so `crate::jobs::verify_stats` sums them in memory and
+//! hands them to [`flush`] once a second, which writes them in one transaction as increments
+//! (`usage_count = usage_count + n`, `n = n + excluded.n`), which several replicas can apply
+//! independently and exactly. Usage *limits* never depend on them (limited keys are spent by
+//! group commit, `super::verify::write_batch`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
 
-use crate::store::{Db, WriteTx};
+use keygate_shared::verdict::Status;
+
+use crate::store::{Db, StoreResult, WriteTx};
 use crate::with_db;
 
-/// How often pending counts are written.
-pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
-
-#[derive(Default)]
-struct Pending {
-    /// Key id -> (valid uses since the last flush, latest use in Unix ms).
-    counts: HashMap<String, (i64, i64)>,
-    flusher_started: bool,
+/// What one key (or, for unknown keys, one workspace) was verified with since the last
+/// flush.
+#[derive(Clone, Debug, Default)]
+pub struct KeyStats {
+    /// The organisation.
+    pub org_id: String,
+    /// The workspace.
+    pub workspace_id: String,
+    /// Valid uses to add to `usage_count` (keys without a usage limit).
+    pub uses: i64,
+    /// The latest such use, Unix ms.
+    pub last_used_at: i64,
+    /// (UTC day, outcome, count).
+    pub outcomes: Vec<(i64, Status, i64)>,
 }
 
-/// Sums verifications per key until the next flush. One per router (so per server).
-#[derive(Default)]
-pub struct UsageRecorder {
-    pending: Mutex<Pending>,
-}
-
-impl UsageRecorder {
-    /// Counts one valid use of `key_id` at `now_ms`; starts the flusher on first use.
-    pub fn record(self: &Arc<Self>, db: &Db, key_id: &str, now_ms: i64) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        match pending.counts.get_mut(key_id) {
-            Some((n, last)) => {
-                *n += 1;
-                *last = (*last).max(now_ms);
-            }
-            None => {
-                pending.counts.insert(key_id.to_owned(), (1, now_ms));
-            }
-        }
-        if !pending.flusher_started {
-            pending.flusher_started = true;
-            tokio::spawn(flush_loop(Arc::downgrade(self), db.clone()));
+impl KeyStats {
+    /// Counts `n` verifies answered `outcome` on `day`.
+    pub fn add_outcome(&mut self, day: i64, outcome: Status, n: i64) {
+        match self
+            .outcomes
+            .iter_mut()
+            .find(|(d, o, _)| *d == day && *o == outcome)
+        {
+            Some((_, _, c)) => *c += n,
+            None => self.outcomes.push((day, outcome, n)),
         }
     }
 
-    fn take(&self) -> HashMap<String, (i64, i64)> {
-        std::mem::take(
-            &mut self
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .counts,
-        )
-    }
-
-    fn put_back(&self, batch: HashMap<String, (i64, i64)>) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        for (id, (n, last)) in batch {
-            let e = pending.counts.entry(id).or_insert((0, last));
-            e.0 += n;
-            e.1 = e.1.max(last);
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: KeyStats) {
+        self.uses += other.uses;
+        self.last_used_at = self.last_used_at.max(other.last_used_at);
+        for (day, outcome, n) in other.outcomes {
+            self.add_outcome(day, outcome, n);
         }
     }
 }
 
-/// Flushes every [`FLUSH_EVERY`] until the recorder (that is, its router) is dropped.
-async fn flush_loop(recorder: Weak<UsageRecorder>, db: Db) {
-    let mut tick = tokio::time::interval(FLUSH_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(rec) = recorder.upgrade() else {
-            return;
-        };
-        let batch = rec.take();
-        if batch.is_empty() {
-            continue;
+/// Pending statistics: by API key id, and by workspace id for verifies of unknown keys.
+#[derive(Clone, Debug, Default)]
+pub struct PendingStats {
+    /// By API key id.
+    pub keys: HashMap<String, KeyStats>,
+    /// Verifies of unknown keys (`INVALID`), by the workspace of the SDK key that asked.
+    pub unknown: HashMap<String, KeyStats>,
+}
+
+impl PendingStats {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.unknown.is_empty()
+    }
+
+    /// Adds `other` to these (a failed flush handed back).
+    pub fn merge(&mut self, other: PendingStats) {
+        for (id, s) in other.keys {
+            self.keys.entry(id).or_default().merge(s);
         }
-        if let Err(e) = flush(&db, &batch).await {
-            tracing::warn!(error = %e, keys = batch.len(), "could not write API-key usage; will retry");
-            rec.put_back(batch);
+        for (id, s) in other.unknown {
+            self.unknown.entry(id).or_default().merge(s);
         }
     }
 }
 
-async fn flush(db: &Db, batch: &HashMap<String, (i64, i64)>) -> Result<(), sqlx::Error> {
+const ADD_USES: &str = "
+UPDATE api_keys SET usage_count = usage_count + $1,
+       last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $2
+                           THEN $2 ELSE last_used_at END
+ WHERE id = $3";
+
+const ADD_OUTCOME: &str = "
+INSERT INTO verification_counts (org_id, workspace_id, api_key_id, day, outcome, n)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (workspace_id, api_key_id, day, outcome)
+DO UPDATE SET n = verification_counts.n + excluded.n";
+
+/// Writes `pending` in one transaction, as increments.
+pub async fn flush(db: &Db, pending: &PendingStats) -> StoreResult<()> {
+    let rows = pending
+        .keys
+        .iter()
+        .map(|(id, s)| (id.as_str(), s))
+        .chain(pending.unknown.values().map(|s| ("", s)));
     with_db!(db, |pool| {
         let mut tx = pool.begin_write().await?;
-        for (id, (n, last)) in batch {
-            sqlx::query(
-                "UPDATE api_keys SET usage_count = usage_count + $1,
-                        last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $2
-                                            THEN $2 ELSE last_used_at END
-                  WHERE id = $3",
-            )
-            .bind(n)
-            .bind(last)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        for (key_id, s) in rows {
+            if s.uses > 0 {
+                sqlx::query(ADD_USES)
+                    .bind(s.uses)
+                    .bind(s.last_used_at)
+                    .bind(key_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for (day, outcome, n) in &s.outcomes {
+                sqlx::query(ADD_OUTCOME)
+                    .bind(&s.org_id)
+                    .bind(&s.workspace_id)
+                    .bind(key_id)
+                    .bind(day)
+                    .bind(outcome.as_str())
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(())
     })
+}
+
+/// Verification counts of workspace `workspace_id` (only key `api_key_id`'s when given) from
+/// UTC day `from_day` on: `(day, outcome, count)`, oldest first.
+pub async fn daily_outcomes(
+    db: &Db,
+    workspace_id: &str,
+    api_key_id: Option<&str>,
+    from_day: i64,
+) -> StoreResult<Vec<(i64, String, i64)>> {
+    let rows = with_db!(db, |pool| {
+        sqlx::query_as(
+            "SELECT day, outcome, CAST(SUM(n) AS BIGINT)
+               FROM verification_counts
+              WHERE workspace_id = $1 AND day >= $2
+                AND ($3 IS NULL OR api_key_id = $3)
+              GROUP BY day, outcome ORDER BY day, outcome",
+        )
+        .bind(workspace_id)
+        .bind(from_day)
+        .bind(api_key_id)
+        .fetch_all(pool)
+        .await
+    })?;
+    Ok(rows)
 }

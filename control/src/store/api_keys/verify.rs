@@ -1,10 +1,11 @@
 //! What `POST /api/v1/api-key/verify` reads and the two counters it keeps exact across
 //! replicas:
 //!
-//! - a usage-limited key is consumed by one atomic statement ([`consume_use`]),
-//!   `UPDATE ... SET usage_left = usage_left - 1 WHERE id = $1 AND usage_left > 0
-//!   RETURNING usage_left`, so N concurrent verifies of a key with N uses give exactly N
-//!   `VALID`, on SQLite and PostgreSQL alike;
+//! - a usage-limited key's uses are spent by group commit ([`write_batch`]): concurrent
+//!   verifies join one write transaction that reads the uses left once per key (row locked
+//!   on PostgreSQL), grants them in arrival order and writes the rest back, so N concurrent
+//!   verifies of a key with N uses give exactly N `VALID` across replicas, on SQLite and
+//!   PostgreSQL alike; billing usage is added in the same transaction;
 //! - a `rateLimitConfig {id, limit}` is counted in a per-second window row
 //!   ([`count_in_window`]: `INSERT ... ON CONFLICT DO UPDATE SET count = count + 1
 //!   RETURNING count`).
@@ -14,11 +15,15 @@
 //! (caller) and the API key resolved by that one indexed read ([`caller_and_key`]) there is
 //! nothing left for a cache to save.
 
-use keygate_shared::api_key::ApiKeyState;
+use std::collections::{BTreeMap, HashMap};
+
+use keygate_shared::api_key::{grant_uses, ApiKeyState, UseGrants};
 use keygate_shared::scope::ApiKeyScope;
 
+use crate::store::billing_usage::{BillingUsageStore, UsageSlot};
+
 use crate::store::sdk_keys::SdkKeyCaller;
-use crate::store::{Db, StoreResult};
+use crate::store::{Db, StoreResult, WriteTx};
 use crate::with_db;
 
 /// An API key in the caller's reach, as verify needs it.
@@ -183,23 +188,124 @@ pub async fn key_in_org(
     Ok(row.and_then(|k| reachable(k, None)))
 }
 
-/// Spends one use of a usage-limited key at `now`: the uses left afterwards, or `None` if
-/// none was left (another verify took the last one).
-pub async fn consume_use(db: &Db, api_key_id: &str, now: i64) -> StoreResult<Option<i64>> {
-    Ok(with_db!(db, |pool| {
-        sqlx::query_scalar(
-            "UPDATE api_keys SET usage_left = usage_left - 1,
-                    usage_count = usage_count + 1,
-                    last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $2
-                                        THEN $2 ELSE last_used_at END
-              WHERE id = $1 AND usage_left > 0
-          RETURNING usage_left",
-        )
-        .bind(api_key_id)
-        .bind(now)
-        .fetch_optional(pool)
-        .await
-    })?)
+/// One verify's write, joined with others into one transaction by [`write_batch`].
+#[derive(Clone, Debug)]
+pub struct VerifyWrite {
+    /// The key used: one use taken from its allowance when it is usage-limited, one added
+    /// to its usage count.
+    pub key_id: String,
+    /// Billing usage to add if the verify stays `VALID`.
+    pub charge: Option<(UsageSlot, i64)>,
+    /// When, Unix ms (the key's `last_used_at`).
+    pub now: i64,
+}
+
+/// The answer to one [`VerifyWrite`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spent {
+    /// Granted: the uses left afterwards (`None` when the key is not usage-limited).
+    Granted(Option<i64>),
+    /// The allowance ran out before this verify (`USAGE_LIMITED`).
+    Refused,
+}
+
+/// What a batch does to one key's allowance.
+#[derive(Clone, Copy, Debug)]
+enum KeyGrants {
+    /// Usage-limited: decided by [`grant_uses`].
+    Limited(UseGrants),
+    /// No limit (any more): every use is granted.
+    Unlimited,
+}
+
+/// The key's limit and uses left, locked until the transaction ends (PostgreSQL; SQLite's
+/// `BEGIN IMMEDIATE` holds the database's write lock).
+const LOCK_ALLOWANCE_SQLITE: &str = "SELECT limit_usage, usage_left FROM api_keys WHERE id = $1";
+const LOCK_ALLOWANCE_PG: &str =
+    "SELECT limit_usage, usage_left FROM api_keys WHERE id = $1 FOR UPDATE";
+
+/// Writes a batch of verifies in one transaction and answers each, in order: every key's
+/// allowance is read once (locked, keys in id order so replicas cannot deadlock), its uses
+/// granted first come first served ([`grant_uses`]) and written back with the usage count;
+/// then the billing usage of the granted verifies is added. Nothing is answered before the
+/// commit, so an answered verify is never lost.
+pub async fn write_batch(db: &Db, writes: &[VerifyWrite]) -> StoreResult<Vec<Spent>> {
+    let mut wanted: BTreeMap<&str, (u64, i64)> = BTreeMap::new();
+    for w in writes {
+        let e = wanted.entry(&w.key_id).or_insert((0, w.now));
+        e.0 += 1;
+        e.1 = e.1.max(w.now);
+    }
+    let lock = match db {
+        Db::Sqlite(_) => LOCK_ALLOWANCE_SQLITE,
+        Db::Postgres(_) => LOCK_ALLOWANCE_PG,
+    };
+    with_db!(db, |pool| {
+        let mut tx = pool.begin_write().await?;
+        let mut grants = HashMap::with_capacity(wanted.len());
+        for (id, (n, last)) in wanted {
+            let row: Option<(bool, Option<i64>)> = sqlx::query_as(lock)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let g = match row {
+                Some((false, _)) => KeyGrants::Unlimited,
+                Some((true, left)) => KeyGrants::Limited(grant_uses(left.unwrap_or(0), n)),
+                None => KeyGrants::Limited(grant_uses(0, n)),
+            };
+            let spent = match g {
+                KeyGrants::Limited(g) => g.granted as i64,
+                KeyGrants::Unlimited => n as i64,
+            };
+            sqlx::query(SPEND_USES)
+                .bind(id)
+                .bind(spent)
+                .bind(last)
+                .execute(&mut *tx)
+                .await?;
+            grants.insert(id, (g, 0_u64));
+        }
+        let (answers, charges) = answer_in_order(writes, &mut grants);
+        if !charges.is_empty() {
+            tx.add_billing_usage(&charges).await?;
+        }
+        tx.commit().await?;
+        Ok(answers)
+    })
+}
+
+/// Takes `$2` uses (`usage_left` only if limited) of key `$1`, last used at `$3`.
+const SPEND_USES: &str = "
+UPDATE api_keys SET usage_left = CASE WHEN limit_usage THEN usage_left - $2 ELSE usage_left END,
+       usage_count = usage_count + $2,
+       last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $3
+                           THEN $3 ELSE last_used_at END
+ WHERE id = $1";
+
+/// Each write's answer, in arrival order, and the billing usage of those granted.
+fn answer_in_order(
+    writes: &[VerifyWrite],
+    grants: &mut HashMap<&str, (KeyGrants, u64)>,
+) -> (Vec<Spent>, HashMap<UsageSlot, i64>) {
+    let mut charges: HashMap<UsageSlot, i64> = HashMap::new();
+    let answers = writes
+        .iter()
+        .map(|w| {
+            let answer = match grants.get_mut(w.key_id.as_str()) {
+                None | Some((KeyGrants::Unlimited, _)) => Spent::Granted(None),
+                Some((KeyGrants::Limited(g), seen)) => {
+                    let answer = g.answer(*seen);
+                    *seen += 1;
+                    answer.map_or(Spent::Refused, |left| Spent::Granted(Some(left)))
+                }
+            };
+            if let (Spent::Granted(_), Some((slot, n))) = (answer, &w.charge) {
+                *charges.entry(slot.clone()).or_insert(0) += n;
+            }
+            answer
+        })
+        .collect();
+    (answers, charges)
 }
 
 /// Counts this call in the key's window for `limit_id` and returns the count including it.
