@@ -157,8 +157,13 @@ pub fn build() -> Result {
         return Ok(());
     }
     let root = root();
+    // A target folder of its own: this release wasm32 build shares no artifact with the
+    // workspace's debug builds, and with its own folder it needs not wait for their lock, so
+    // the test command runs it beside the test build.
+    let edge_target = target_dir().join("edge");
     run_with(
         Command::new("cargo")
+            .env("CARGO_TARGET_DIR", &edge_target)
             .args([
                 "build",
                 "--lib",
@@ -175,9 +180,9 @@ pub fn build() -> Result {
             .env("CARGO_PROFILE_RELEASE_LTO", "fat")
             .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1"),
     )?;
-    let staging = target_dir().join("edge-build");
+    let staging = edge_target.join("edge-build");
     let _ = std::fs::remove_dir_all(&staging);
-    let wasm = target_dir().join("wasm32-unknown-unknown/release/keygate_edge.wasm");
+    let wasm = edge_target.join("wasm32-unknown-unknown/release/keygate_edge.wasm");
     run_with(
         Command::new(cargo_bin("wasm-bindgen"))
             .arg(&wasm)

@@ -13,22 +13,25 @@ pub fn run_suite() -> Result {
     let installs = std::thread::spawn(install_downloads);
     cmd::run("cargo", &["fmt", "--all", "--", "--check"])?;
     cmd::clippy(&["--workspace", "--exclude", "keygate-edge", "--all-targets"])?;
-    // `shared` compiles (and lints clean) for wasm32; the worker build below links it. A check,
-    // not a release build: it shares its artifacts with the edge's wasm32 lint.
-    cmd::clippy(&["-p", "keygate-shared", "--target", "wasm32-unknown-unknown"])?;
     let schemathesis = installs
         .join()
         .map_err(|_| "installing the tools panicked".to_owned())??;
-    // The edge worker: lints (wasm32 and native), unit tests, then the real build that the
-    // end-to-end tests in `tests/` run under miniflare.
+    // The edge worker: lints (wasm32 and native; the wasm32 lint covers `shared`, a workspace
+    // member it depends on, for wasm32 too) and unit tests.
     crate::edge::lint_and_unit_test()?;
-    crate::edge::build()?;
-    crate::edge::deploy_dry_run()?;
-    // Every test binary and the `keygate` binary the end-to-end tests start, in one build: a
-    // separate `cargo build --bin keygate` resolves features without the dev-dependencies'
-    // and so compiles the control plane (and reqwest) a second time.
+    // Then the real worker build that the end-to-end tests run under miniflare (release,
+    // wasm32, in its own target folder: its long single-threaded LTO overlaps the test
+    // build), beside every test binary and the `keygate` binary the end-to-end tests start,
+    // in one build: a separate `cargo build --bin keygate` resolves features without the
+    // dev-dependencies' and so compiles the control plane (and reqwest) a second time.
+    let edge_build = std::thread::spawn(crate::edge::build);
     let test_args = ["test", "--workspace", "--exclude", "keygate-edge"];
-    cmd::run("cargo", &[&test_args[..], &["--no-run"]].concat())?;
+    let test_build = cmd::run("cargo", &[&test_args[..], &["--no-run"]].concat());
+    edge_build
+        .join()
+        .map_err(|_| "the edge build panicked".to_owned())??;
+    test_build?;
+    crate::edge::deploy_dry_run()?;
     // The dashboard's JavaScript, type-checked against types generated from its OpenAPI document.
     crate::dashboard::check()?;
     // A throw-away PostgreSQL for the control plane's PostgreSQL variants (stopped on drop).
