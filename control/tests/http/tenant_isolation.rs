@@ -179,6 +179,14 @@ async fn another_organisation_can_reach_nothing(server: TestServer) {
             Some(json!({"name": "x", "kind": "token"})),
         ),
         ("DELETE", at(&format!("/tokens/{}", o.token)), None),
+        ("GET", at("/portal-policy"), None),
+        (
+            "PUT",
+            at("/portal-policy"),
+            Some(
+                json!({"allowedScopes": [], "maxExpiryMs": null, "maxUsage": null, "maxLiveKeys": 100}),
+            ),
+        ),
         ("DELETE", format!("/api/v1/sdk-keys/{}", o.sdk_key), None),
         (
             "POST",
