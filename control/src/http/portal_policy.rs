@@ -11,6 +11,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::api::paths::WorkspacePath;
 use crate::api::portal::{PortalPolicyBody, PortalPolicyResponse};
 use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
@@ -42,7 +43,7 @@ pub async fn policy_in_force(
 /// Get a workspace's portal policy.
 #[utoipa::path(
     get, path = "/workspace/{id}/portal-policy", tag = "customer portal",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     responses(
         (status = 200, description = "The policy in force (the default until set)", body = PortalPolicyResponse),
         (status = "4XX", description = "Not signed in, or no such workspace", body = ErrorBody),
@@ -52,7 +53,7 @@ pub async fn policy_in_force(
 async fn get_policy(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<PortalPolicyResponse>> {
     let ws = authorized_workspace(&state, &user, &id, Action::ReadApiKeys).await?;
     let (policy, customised) = policy_in_force(&state, &ws.id).await?;
@@ -95,7 +96,7 @@ async fn checked_policy(
 /// Set a workspace's portal policy.
 #[utoipa::path(
     put, path = "/workspace/{id}/portal-policy", tag = "customer portal",
-    params(("id" = String, Path, description = "The workspace")),
+    params(WorkspacePath),
     request_body = PortalPolicyBody,
     responses(
         (status = 200, description = "The policy now in force", body = PortalPolicyResponse),
@@ -108,7 +109,7 @@ async fn put_policy(
     State(state): State<AppState>,
     user: CurrentUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<PortalPolicyBody>,
 ) -> ApiResult<Json<PortalPolicyResponse>> {
     let ws = authorized_workspace(&state, &user, &id, Action::ManageApiKeys).await?;

@@ -11,6 +11,7 @@ use keygate_shared::authz::Action;
 use keygate_shared::link_token::{day_number, day_string};
 use keygate_shared::verdict::Status;
 
+use crate::api::paths::{ApiKeyPath, WorkspacePath};
 use crate::api::usage::{
     BillingDay, BillingSeries, UsageQuery, VerificationDay, VerificationUsage,
     WorkspaceBillingUsage,
@@ -53,7 +54,7 @@ async fn period(
 #[utoipa::path(
     get, path = "/workspace/{id}/usage", tag = "usage",
     description = "Verifications per UTC day by outcome (every API key of the workspace, and unknown keys asked about by SDK keys bound to it), the last `days` days, flushed about once a second.",
-    params(("id" = String, Path, description = "The workspace"), UsageQuery),
+    params(WorkspacePath, UsageQuery),
     responses(
         (status = 200, description = "Every day of the period, oldest first", body = VerificationUsage),
         (status = "4XX", description = "`INVALID_QUERY`, missing scope or role, or no such workspace", body = ErrorBody),
@@ -63,7 +64,7 @@ async fn period(
 pub(super) async fn workspace_usage(
     State(state): State<AppState>,
     principal: Principal,
-    Path(workspace_id): Path<String>,
+    Path(WorkspacePath { id: workspace_id }): Path<WorkspacePath>,
     query: Result<Query<UsageQuery>, QueryRejection>,
 ) -> ApiResult<Json<VerificationUsage>> {
     let (ws, from, days) = period(&state, &principal, &workspace_id, query).await?;
@@ -75,11 +76,7 @@ pub(super) async fn workspace_usage(
 #[utoipa::path(
     get, path = "/workspace/{id}/api-key/{akid}/usage", tag = "usage",
     description = "Verifications of one API key per UTC day by outcome, the last `days` days.",
-    params(
-        ("id" = String, Path, description = "The workspace"),
-        ("akid" = String, Path, description = "The API key"),
-        UsageQuery,
-    ),
+    params(ApiKeyPath, UsageQuery),
     responses(
         (status = 200, description = "Every day of the period, oldest first", body = VerificationUsage),
         (status = "4XX", description = "`INVALID_QUERY`, missing scope or role, or no such workspace or key", body = ErrorBody),
@@ -89,7 +86,10 @@ pub(super) async fn workspace_usage(
 pub(super) async fn key_usage(
     State(state): State<AppState>,
     principal: Principal,
-    Path((workspace_id, akid)): Path<(String, String)>,
+    Path(ApiKeyPath {
+        id: workspace_id,
+        akid,
+    }): Path<ApiKeyPath>,
     query: Result<Query<UsageQuery>, QueryRejection>,
 ) -> ApiResult<Json<VerificationUsage>> {
     let (ws, from, days) = period(&state, &principal, &workspace_id, query).await?;
@@ -104,7 +104,7 @@ pub(super) async fn key_usage(
 #[utoipa::path(
     get, path = "/workspace/{id}/billing-usage", tag = "usage",
     description = "The billing ids charged by VALID verifies of the workspace's keys, with their daily totals, the last `days` days.",
-    params(("id" = String, Path, description = "The workspace"), UsageQuery),
+    params(WorkspacePath, UsageQuery),
     responses(
         (status = 200, description = "Billing ids, largest total first", body = WorkspaceBillingUsage),
         (status = "4XX", description = "`INVALID_QUERY`, missing scope or role, or no such workspace", body = ErrorBody),
@@ -114,7 +114,7 @@ pub(super) async fn key_usage(
 pub(super) async fn billing_usage(
     State(state): State<AppState>,
     principal: Principal,
-    Path(workspace_id): Path<String>,
+    Path(WorkspacePath { id: workspace_id }): Path<WorkspacePath>,
     query: Result<Query<UsageQuery>, QueryRejection>,
 ) -> ApiResult<Json<WorkspaceBillingUsage>> {
     let (ws, from, days) = period(&state, &principal, &workspace_id, query).await?;
