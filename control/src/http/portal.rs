@@ -268,9 +268,13 @@ async fn rotate_key(
     let key = own_key(&state, &caller, &akid).await?;
     spend_change(&state, &caller).await?;
     let entry = audit(&caller, "api_key.rotate", &key.id);
-    let ws = &caller.customer.workspace_id;
+    let c = &caller.customer;
+    let target = (c.workspace_id.as_str(), key.id.as_str());
+    // Ownership again on the row the transaction holds: the platform may have moved the key
+    // to another customer since `own_key` read it.
+    let owned = |row: &ApiKeyRow| c.owns(&row.workspace_id, row.customer_id.as_deref());
     let api_key =
-        store::api_keys::rotate(&state.db, ws, &key.id, Some(grace), entry, &client).await?;
+        store::api_keys::rotate_if(&state.db, target, owned, Some(grace), entry, &client).await?;
     Ok(Json(ApiKeyResponse { api_key }))
 }
 
@@ -296,7 +300,10 @@ async fn revoke_key(
     let key = own_key(&state, &caller, &akid).await?;
     spend_change(&state, &caller).await?;
     let entry = audit(&caller, "api_key.delete", &key.id);
-    let ws = &caller.customer.workspace_id;
-    let api_key = store::api_keys::delete(&state.db, ws, &key.id, entry, &client).await?;
+    let c = &caller.customer;
+    let target = (c.workspace_id.as_str(), key.id.as_str());
+    // As in `rotate_key`: ownership decided again inside the deleting transaction.
+    let owned = |row: &ApiKeyRow| c.owns(&row.workspace_id, row.customer_id.as_deref());
+    let api_key = store::api_keys::delete_if(&state.db, target, owned, entry, &client).await?;
     Ok(Json(ApiKeyResponse { api_key }))
 }

@@ -439,3 +439,40 @@ on_both_databases!(
     portal_key_limit_races,
     concurrent_creates_respect_the_key_limit
 );
+
+/// The platform moves a key to another customer while that customer's portal revokes it:
+/// ownership is decided again on the row the deleting transaction holds, so the two can never
+/// both succeed (a revoke checked before its transaction would delete bob's key).
+async fn a_key_moved_away_mid_revoke_is_not_revoked(server: TestServer) {
+    let a = tenant(&server, "owner@a.example").await;
+    let (alice, _) = portal(&server, &a.sdk, &a.ws, "alice").await;
+    let (mut revoked, mut moved) = (0, 0);
+    for i in 0..25 {
+        let r = create(&alice, json!({ "name": format!("k{i}") })).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let id = r.body["apiKey"]["id"].as_str().unwrap().to_owned();
+        let patch = format!("/api/v1/workspace/{}/api-key/{id}", a.ws);
+        let revoke = format!("/api/v1/portal/api-key/{id}");
+        let (sdk, portal) = (a.sdk.clone(), alice.clone());
+        let (p, d) = tokio::join!(
+            tokio::spawn(async move { sdk.patch(&patch, json!({ "customerId": "bob" })).await }),
+            tokio::spawn(async move { portal.delete(&revoke).await }),
+        );
+        let (p, d) = (p.unwrap(), d.unwrap());
+        match (p.status, d.status) {
+            // Revoked while still alice's; the move then finds a deleted key.
+            (409, 200) => {
+                assert_eq!(p.reason(), "KEY_DELETED", "{p:?}");
+                revoked += 1;
+            }
+            // Moved first; alice's revoke finds no key of hers.
+            (200, 404) => moved += 1,
+            other => panic!("move {other:?} must not both succeed: {p:?} {d:?}"),
+        }
+    }
+    assert_eq!(revoked + moved, 25);
+}
+on_both_databases!(
+    portal_revoke_races_a_move,
+    a_key_moved_away_mid_revoke_is_not_revoked
+);

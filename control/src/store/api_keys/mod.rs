@@ -429,7 +429,22 @@ pub async fn delete(
     audit: AuditEntry<'_>,
     client: &ClientInfo,
 ) -> StoreResult<ApiKey> {
+    delete_if(db, (workspace_id, id), |_| true, audit, client).await
+}
+
+/// [`delete`], only if `reachable` holds for the key as read inside the deleting transaction
+/// (a `NotFound` otherwise): a check made before the transaction could be stale by then.
+pub async fn delete_if(
+    db: &Db,
+    (workspace_id, id): (&str, &str),
+    reachable: impl FnOnce(&ApiKeyRow) -> bool,
+    audit: AuditEntry<'_>,
+    client: &ClientInfo,
+) -> StoreResult<ApiKey> {
     change_key(db, workspace_id, id, audit, client, |current| {
+        if !reachable(current) {
+            return Err(StoreError::NotFound("API key"));
+        }
         let mut next = current.clone();
         next.deleted = true;
         let detail = json!({ "alreadyDeleted": current.deleted });
@@ -538,11 +553,25 @@ pub async fn rotate(
     audit: AuditEntry<'_>,
     client: &ClientInfo,
 ) -> StoreResult<ApiKey> {
+    rotate_if(db, (workspace_id, id), |_| true, grace, audit, client).await
+}
+
+/// [`rotate`], only if `reachable` holds for the key as read inside the rotating transaction
+/// (a `NotFound` otherwise): a check made before the transaction could be stale by then.
+pub async fn rotate_if(
+    db: &Db,
+    (workspace_id, id): (&str, &str),
+    reachable: impl FnOnce(&ApiKeyRow) -> bool,
+    grace: Option<i64>,
+    audit: AuditEntry<'_>,
+    client: &ClientInfo,
+) -> StoreResult<ApiKey> {
     with_db!(db, |pool| {
         let mut tx = pool.begin_write().await?;
         let mut row = tx
             .load_api_key(workspace_id, id, true)
             .await?
+            .filter(|row| reachable(row))
             .ok_or(StoreError::NotFound("API key"))?;
         refuse_deleted(&row)?;
         let prefix = ApiKeyPrefix::new(&row.prefix)
