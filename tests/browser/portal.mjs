@@ -5,7 +5,8 @@
 // Environment: KEYGATE_URL, KEYGATE_SDK_KEY (to verify keys the way a platform's backend does),
 // PORTAL_ALICE and PORTAL_BOB (link tokens of two customers of one workspace), PORTAL_EXPIRED (an
 // expired one), KEYGATE_COOKIE and KEYGATE_WORKSPACE (an owner's dashboard session and the
-// workspace, for the policy page), KEYGATE_STEPS (which steps), KEYGATE_ARTIFACTS (screenshots: portal-*.png).
+// workspace, for the policy page), PORTAL_EMBED_ALLOWED and PORTAL_EMBED_REFUSED (a
+// platform page framing the portal, on an origin the workspace allows and on another), KEYGATE_STEPS (which steps), KEYGATE_ARTIFACTS (screenshots: portal-*.png).
 //
 // Every step prints one JSON line {"step", "ok", "error"?, "screenshot"?}; the process exits 0
 // only when every step passed.
@@ -19,6 +20,8 @@ const BOB = process.env.PORTAL_BOB;
 const EXPIRED = process.env.PORTAL_EXPIRED;
 const COOKIE = process.env.KEYGATE_COOKIE || '';
 const WORKSPACE = process.env.KEYGATE_WORKSPACE;
+const EMBED_ALLOWED = process.env.PORTAL_EMBED_ALLOWED;
+const EMBED_REFUSED = process.env.PORTAL_EMBED_REFUSED;
 const ARTIFACTS = process.env.KEYGATE_ARTIFACTS || 'target/screenshots';
 const ONLY = process.env.KEYGATE_STEPS ? new Set(process.env.KEYGATE_STEPS.split(',')) : null;
 const TIMEOUT = 15_000;
@@ -171,9 +174,32 @@ try {
     await shot(page, 'portal-policy-phone', true);
   });
 
+  await step('framed-only-by-allowed-origins', () => page, async () => {
+    // The platform's page (served by the test on two origins) frames the portal: its own,
+    // allowed origin gets it; any other origin gets nothing (CSP frame-ancestors from the
+    // workspace's allowed origins).
+    page = await context.newPage();
+    watch(page);
+    await page.goto(`${EMBED_ALLOWED}/account/keys`);
+    const framed = page.frameLocator('#portal');
+    await framed.getByRole('heading', { name: 'Your API keys' }).waitFor();
+    await framed.getByTestId('portal-keys').locator('tbody tr').first().waitFor();
+    await shot(page, 'portal-framed');
+
+    const other = await context.newPage();
+    await other.goto(`${EMBED_REFUSED}/account/keys`);
+    await other.waitForTimeout(1_500);
+    const frame = other.frames().find((f) => f !== other.mainFrame());
+    expect(frame !== undefined, 'the platform page has no frame');
+    const shown = await frame.getByRole('heading', { name: 'Your API keys' }).count();
+    expect(shown === 0, 'a page of an origin the workspace does not allow framed the portal');
+    await shot(other, 'portal-framed-refused');
+    await other.close();
+  });
+
   await step('no-console-errors', () => page, async () => {
-    // The expired link's 401 is on purpose.
-    const real = consoleProblems.filter((p) => !/status of 401/.test(p));
+    // The expired link's 401 is on purpose, and so is the refused frame.
+    const real = consoleProblems.filter((p) => !/status of 401|frame-ancestors/.test(p));
     expect(real.length === 0, real.join('\n'));
   });
 } finally {

@@ -7,7 +7,8 @@
 //! Debian's Chromium driven by `playwright-core` opens `/portal#token=…`, creates a key (value
 //! shown once, copied), rolls it, revokes it (each checked with a real verify), checks that the
 //! second customer sees none of the first's keys, the phone width, and the expired link's
-//! message, and the dashboard's portal policy page. Screenshots go to `target/screenshots/portal-*.png`.
+//! message, the dashboard's portal policy page, and that only the workspace's allowed origin
+//! can frame the portal. Screenshots go to `target/screenshots/portal-*.png`.
 //!
 //! Needs `/usr/bin/chromium`, `node` and the npm packages (`cargo xtask install`).
 
@@ -24,6 +25,7 @@ const STEPS: &[&str] = &[
     "phone-width",
     "expired-link",
     "policy-page",
+    "framed-only-by-allowed-origins",
     "no-console-errors",
 ];
 
@@ -90,6 +92,24 @@ fn customers_manage_their_own_keys_in_a_real_browser() {
     let alice = link_token(&server, &sdk_key, &ws, "alice");
     let bob = link_token(&server, &sdk_key, &ws, "bob");
 
+    // The platform's own site embeds the portal as the policy page's snippet says. One page
+    // server, two origins: `127.0.0.1:port`, which the workspace allows, and `localhost:port`,
+    // which it does not.
+    let snippet = format!(
+        r#"<!doctype html><title>platform</title><iframe id="portal" style="width:900px;height:700px" src="{}/portal?workspace={ws}#token={alice}"></iframe>"#,
+        server.url
+    );
+    let port = serve_page(snippet);
+    let (embed_allowed, embed_refused) = (
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    );
+    owner.write(
+        "PATCH",
+        &format!("/api/v1/workspace/{ws}/publishable-key"),
+        json!({ "allowedOrigins": [embed_allowed] }),
+    );
+
     let output = Command::new("node")
         .arg(root.join("tests/browser/portal.mjs"))
         .env("KEYGATE_URL", &server.url)
@@ -99,6 +119,8 @@ fn customers_manage_their_own_keys_in_a_real_browser() {
         .env("PORTAL_EXPIRED", &expired)
         .env("KEYGATE_COOKIE", owner.cookie())
         .env("KEYGATE_WORKSPACE", &ws)
+        .env("PORTAL_EMBED_ALLOWED", &embed_allowed)
+        .env("PORTAL_EMBED_REFUSED", &embed_refused)
         .env("KEYGATE_ARTIFACTS", root.join("target/screenshots"))
         .env("KEYGATE_STEPS", STEPS.join(","))
         .current_dir(&root)
@@ -117,4 +139,24 @@ fn customers_manage_their_own_keys_in_a_real_browser() {
         passed.len(),
         STEPS.len()
     );
+}
+
+/// Serves `html` to every request on a loopback port (returned) for the rest of the test.
+fn serve_page(html: String) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let port = listener.local_addr().expect("its address").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0_u8; 4096];
+            let _ = stream.read(&mut request);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                html.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(html.as_bytes());
+        }
+    });
+    port
 }
