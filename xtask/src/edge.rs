@@ -255,14 +255,6 @@ pub fn deploy_dry_run() -> Result {
     result
 }
 
-/// Clippy with `-D warnings` on the edge, for wasm32 (the runtime glue) and natively (the
-/// unit tests), then its native unit tests.
-pub fn lint_and_unit_test() -> Result {
-    cmd::clippy(&["-p", "keygate-edge", "--target", "wasm32-unknown-unknown"])?;
-    cmd::clippy(&["-p", "keygate-edge", "--all-targets"])?;
-    cmd::run("cargo", &["test", "-p", "keygate-edge"])
-}
-
 /// Raw and gzipped size of the built wasm, in bytes.
 pub fn wasm_size() -> Result<(u64, u64)> {
     let wasm = root().join("edge/build/index_bg.wasm");

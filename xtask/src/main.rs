@@ -1,6 +1,7 @@
 //! Project automation in Rust, run as `cargo xtask <command>` (see `.cargo/config.toml`).
 //!
-//! - `cargo xtask test`: installs what the suite needs, then fmt, clippy, every test, wasm builds.
+//! - `cargo xtask test`: installs what the suite needs, then every test and the wasm builds.
+//! - `cargo xtask lint`: `cargo fmt --check` and clippy (native and wasm32); CI runs it first.
 //! - `cargo xtask run`: runs keygate (control plane + edge worker) for local use.
 //! - `cargo xtask bench`: the benchmarks whose figures the README quotes.
 //! - `cargo xtask fuzz`: fuzzing of every parser of untrusted bytes (minutes, not in CI).
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
+        Some("lint") => test::lint(&args[1..]),
         Some("run") => run::run(&args[1..]),
         Some("install") => tools::ensure_all(),
         Some("bench") => test::bench(&args[1..]),
@@ -42,7 +44,8 @@ fn main() -> ExitCode {
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
                  run [--release] [--port N] [--edge-port N]  keygate + edge worker, wired together\n  \
-                 test     install tools, then fmt, clippy, all tests, wasm builds\n  \
+                 test     install tools, then all tests and wasm builds\n  \
+                 lint     cargo fmt --check and clippy -D warnings (native and wasm32)\n  \
                  install  only install the tools the suite needs\n  \
                  bench    run the benchmarks quoted in the README\n  \
                  with-postgres CMD...  run CMD with KEYGATE_TEST_POSTGRES_URL set to a throw-away cluster\n  \

@@ -3,7 +3,7 @@
 use crate::cmd::{self, Result};
 use crate::tools;
 
-/// Installs tools, then runs fmt, clippy, every test and the wasm builds.
+/// Installs tools, then runs every test and the wasm builds (the lints are [`lint`]'s).
 ///
 /// Where the time goes on a fresh clone (README, "Test"): compiling. So the downloads (npm
 /// packages, schemathesis, Chromium) run beside the first compiles, and the control plane is
@@ -11,14 +11,12 @@ use crate::tools;
 pub fn run_suite() -> Result {
     tools::ensure_wasm_target()?;
     let installs = std::thread::spawn(install_downloads);
-    cmd::run("cargo", &["fmt", "--all", "--", "--check"])?;
-    cmd::clippy(&["--workspace", "--exclude", "keygate-edge", "--all-targets"])?;
+    // The edge worker's unit tests (native; the crate stays out of the workspace test below,
+    // whose dev-dependencies it does not build with).
+    cmd::run("cargo", &["test", "-p", "keygate-edge"])?;
     let schemathesis = installs
         .join()
         .map_err(|_| "installing the tools panicked".to_owned())??;
-    // The edge worker: lints (wasm32 and native; the wasm32 lint covers `shared`, a workspace
-    // member it depends on, for wasm32 too) and unit tests.
-    crate::edge::lint_and_unit_test()?;
     // Then the real worker build that the end-to-end tests run under miniflare (release,
     // wasm32, in its own target folder: its long single-threaded LTO overlaps the test
     // build), beside every test binary and the `keygate` binary the end-to-end tests start,
@@ -85,6 +83,20 @@ pub fn schemathesis(args: &[String]) -> Result {
             .env("KEYGATE_SCHEMATHESIS", exe)
             .env("KEYGATE_SCHEMATHESIS_EXAMPLES", examples),
     )
+}
+
+/// `cargo xtask lint`: `cargo fmt --check`, then clippy with `-D warnings` on every crate,
+/// the edge worker both for wasm32 (which covers `shared` for wasm32 too) and natively.
+/// CI runs it before the test command (`.ci/run`).
+pub fn lint(args: &[String]) -> Result {
+    if !args.is_empty() {
+        return Err(format!("unknown arguments {args:?}"));
+    }
+    tools::ensure_wasm_target()?;
+    cmd::run("cargo", &["fmt", "--all", "--", "--check"])?;
+    cmd::clippy(&["--workspace", "--exclude", "keygate-edge", "--all-targets"])?;
+    cmd::clippy(&["-p", "keygate-edge", "--target", "wasm32-unknown-unknown"])?;
+    cmd::clippy(&["-p", "keygate-edge", "--all-targets"])
 }
 
 /// `cargo xtask test`.
