@@ -45,7 +45,6 @@ fn answer(gateway_secrets: Vec<WorkspaceGatewaySecret>) -> Json<GatewaySecrets> 
     params(WorkspacePath),
     responses(
         (status = 200, description = "The live secrets, newest (current) first; the read is audited", body = GatewaySecrets),
-        (status = "4XX", description = "Not an owner or admin, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]

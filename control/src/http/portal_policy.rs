@@ -46,7 +46,6 @@ pub async fn policy_in_force(
     params(WorkspacePath),
     responses(
         (status = 200, description = "The policy in force (the default until set)", body = PortalPolicyResponse),
-        (status = "4XX", description = "Not signed in, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
@@ -101,7 +100,6 @@ async fn checked_policy(
     responses(
         (status = 200, description = "The policy now in force", body = PortalPolicyResponse),
         (status = 400, description = "`INVALID_MAX_EXPIRY`, `INVALID_MAX_USAGE`, `INVALID_MAX_LIVE_KEYS`, `UNKNOWN_SCOPE`, or an invalid body", body = ErrorBody),
-        (status = "4XX", description = "Not signed in, not an owner or admin, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]

@@ -73,7 +73,6 @@ async fn answer(state: &AppState, org_id: &str, id: &str) -> ApiResult<Json<OneP
     params(WorkspacePath),
     responses(
         (status = 200, description = "The live publishable key", body = OnePublishableKey),
-        (status = "4XX", description = "Not signed in, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
@@ -94,7 +93,6 @@ async fn get_publishable_key(
     responses(
         (status = 200, description = "The new live key", body = OnePublishableKey),
         (status = 409, description = "`KEY_ALREADY_REVOKED`: the key was already replaced", body = ErrorBody),
-        (status = "4XX", description = "Not allowed, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
@@ -252,7 +250,6 @@ async fn add_blacklist_rule(
     params(BlacklistRulePath),
     responses(
         (status = 204, description = "Removed"),
-        (status = "4XX", description = "Not allowed, or no such workspace or rule", body = ErrorBody),
     ),
     security(("session" = [])),
 )]

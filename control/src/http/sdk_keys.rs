@@ -143,7 +143,6 @@ async fn finish_reveal(
     params(WorkspacePath),
     responses(
         (status = 200, description = "The access key, masked", body = SdkAccessKey),
-        (status = "4XX", description = "Not signed in, or no such workspace or key", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
@@ -213,7 +212,6 @@ async fn verify_access_key_reveal(
     responses(
         (status = 200, description = "The new key, its value shown once", body = SdkAccessKeyWithValue),
         (status = 409, description = "`KEY_ALREADY_ROTATED`: a concurrent rotation won", body = ErrorBody),
-        (status = "4XX", description = "Not allowed, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
@@ -249,7 +247,6 @@ async fn rotate_access_key(
     get, path = "/sdk-keys", tag = "sdk keys",
     responses(
         (status = 200, description = "Live SDK keys, oldest first", body = SdkKeyList),
-        (status = "4XX", description = "Not signed in", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
@@ -268,7 +265,6 @@ async fn list_sdk_keys(
     request_body = CreateSdkKey,
     responses(
         (status = 201, description = "The new key, its value shown once", body = SdkKeyWithValue),
-        (status = "4XX", description = "Invalid body, not allowed (step-up), or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
@@ -324,7 +320,6 @@ async fn create_sdk_key(
     params(SdkKeyPath),
     responses(
         (status = 204, description = "Revoked; it stops working at once"),
-        (status = "4XX", description = "Not allowed, or no such key", body = ErrorBody),
     ),
     security(("session" = [])),
 )]

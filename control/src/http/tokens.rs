@@ -14,7 +14,7 @@ use crate::api::paths::{TokenPath, WorkspacePath};
 use crate::api::tokens::{
     CreateWorkspaceToken, CreatedWorkspaceToken, WorkspaceToken, WorkspaceTokenList,
 };
-use crate::api::{ErrorBody, Timestamp};
+use crate::api::Timestamp;
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::CurrentUser;
 use crate::http::workspaces::authorized_workspace;
@@ -39,7 +39,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(WorkspacePath),
     responses(
         (status = 200, description = "Live tokens and secrets, oldest first", body = WorkspaceTokenList),
-        (status = "4XX", description = "Not signed in, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
@@ -96,7 +95,6 @@ fn parse_kind(raw: Option<&str>) -> ApiResult<(&'static str, KeyKind)> {
     request_body = CreateWorkspaceToken,
     responses(
         (status = 201, description = "The new token, its value shown once", body = CreatedWorkspaceToken),
-        (status = "4XX", description = "Invalid body, not allowed, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
@@ -156,7 +154,6 @@ async fn create_token(
     params(TokenPath),
     responses(
         (status = 204, description = "Revoked"),
-        (status = "4XX", description = "Not allowed, or no such workspace or token", body = ErrorBody),
     ),
     security(("session" = [])),
 )]

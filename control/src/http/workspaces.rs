@@ -87,7 +87,6 @@ pub async fn find_workspace(state: &AppState, org_id: &str, id: &str) -> ApiResu
     get, path = "/workspace", tag = "workspaces",
     responses(
         (status = 200, description = "The organisation's workspaces, oldest first (a workspace-bound key sees its own)", body = WorkspaceList),
-        (status = "4XX", description = "Not signed in or missing scope", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["workspace:read"])),
 )]
@@ -107,7 +106,6 @@ async fn list_workspaces(
     params(WorkspacePath),
     responses(
         (status = 200, description = "The workspace", body = OneWorkspace),
-        (status = "4XX", description = "Not signed in, missing scope, or no such workspace", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["workspace:read"])),
 )]
@@ -131,7 +129,6 @@ async fn get_workspace(
     responses(
         (status = 201, description = "The new workspace", body = OneWorkspace),
         (status = 403, description = "`WORKSPACE_BOUND_KEY`: a workspace-bound SDK key cannot create workspaces", body = ErrorBody),
-        (status = "4XX", description = "Invalid body, not signed in or missing scope", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["workspace:write"])),
 )]
@@ -213,7 +210,6 @@ fn new_workspace(body: CreateWorkspace, org_id: &str) -> ApiResult<WorkspaceRow>
     request_body = UpdateWorkspace,
     responses(
         (status = 200, description = "The workspace as it is now", body = OneWorkspace),
-        (status = "4XX", description = "Invalid body, missing scope, or no such workspace", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["workspace:write"])),
 )]
@@ -271,7 +267,6 @@ fn workspace_changes(body: UpdateWorkspace) -> ApiResult<WorkspaceChanges> {
     params(WorkspacePath),
     responses(
         (status = 200, description = "The catalogue, each functionality with its routes if it has any", body = ModuleCatalogue),
-        (status = "4XX", description = "Not signed in, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
@@ -422,7 +417,6 @@ fn catalogue_parts(body: ModuleCatalogue) -> ApiResult<(Catalogue, Vec<RouteBind
     request_body = ClassifyRequest,
     responses(
         (status = 200, description = "Which action the method and path resolve to under the saved route map, and whether the publishable key may call it", body = RouteClassification),
-        (status = "4XX", description = "Invalid body, not signed in, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
