@@ -3,7 +3,7 @@
 //! customer API keys: owners and admins). Without a stored policy,
 //! `keygate_shared::portal::PortalPolicy::default()` applies.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use keygate_shared::authz::Action;
 use keygate_shared::portal::{check_policy, PortalPolicy};
@@ -15,9 +15,8 @@ use crate::api::paths::WorkspacePath;
 use crate::api::portal::{PortalPolicyBody, PortalPolicyResponse};
 use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::http::auth::CurrentUser;
+use crate::http::user_workspace::UserWorkspace;
 use crate::http::validate;
-use crate::http::workspaces::authorized_workspace;
 use crate::http::{AppState, ClientInfo, JsonBody};
 use crate::store;
 use crate::store::audit::AuditEntry;
@@ -51,13 +50,12 @@ pub async fn policy_in_force(
 )]
 async fn get_policy(
     State(state): State<AppState>,
-    user: CurrentUser,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
+    UserWorkspace { user, workspace }: UserWorkspace,
 ) -> ApiResult<Json<PortalPolicyResponse>> {
-    let ws = authorized_workspace(&state, &user, &id, Action::ReadApiKeys).await?;
-    let (policy, customised) = policy_in_force(&state, &ws.id).await?;
+    user.authorize(Action::ReadApiKeys)?;
+    let (policy, customised) = policy_in_force(&state, &workspace.id).await?;
     Ok(Json(PortalPolicyResponse {
-        workspace_id: ws.id,
+        workspace_id: workspace.id,
         customised,
         policy: policy.into(),
     }))
@@ -105,13 +103,12 @@ async fn checked_policy(
 )]
 async fn put_policy(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<PortalPolicyBody>,
 ) -> ApiResult<Json<PortalPolicyResponse>> {
-    let ws = authorized_workspace(&state, &user, &id, Action::ManageApiKeys).await?;
-    let policy = checked_policy(&state, &ws.id, body).await?;
+    user.authorize(Action::ManageApiKeys)?;
+    let policy = checked_policy(&state, &workspace.id, body).await?;
     let detail = json!({
         "allowedScopes": policy.allowed_scopes.len(),
         "maxExpiryMs": policy.max_expiry_ms,
@@ -119,12 +116,19 @@ async fn put_policy(
         "maxLiveKeys": policy.max_live_keys,
     });
     let audit = AuditEntry::by_user(&user, "portal_policy.update")
-        .in_workspace(&ws.id)
-        .on(&ws.id)
+        .in_workspace(&workspace.id)
+        .on(&workspace.id)
         .with(detail);
-    store::portal::put_policy(&state.db, (&ws.org_id, &ws.id), &policy, &audit, &client).await?;
+    store::portal::put_policy(
+        &state.db,
+        (&workspace.org_id, &workspace.id),
+        &policy,
+        &audit,
+        &client,
+    )
+    .await?;
     Ok(Json(PortalPolicyResponse {
-        workspace_id: ws.id,
+        workspace_id: workspace.id,
         customised: true,
         policy: policy.into(),
     }))

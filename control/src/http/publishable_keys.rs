@@ -24,8 +24,7 @@ use crate::api::publishable_keys::{
 };
 use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::http::auth::CurrentUser;
-use crate::http::workspaces::authorized_workspace;
+use crate::http::user_workspace::UserWorkspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::store;
 use crate::store::audit::AuditEntry;
@@ -78,10 +77,9 @@ async fn answer(state: &AppState, org_id: &str, id: &str) -> ApiResult<Json<OneP
 )]
 async fn get_publishable_key(
     State(state): State<AppState>,
-    user: CurrentUser,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
+    UserWorkspace { user, workspace }: UserWorkspace,
 ) -> ApiResult<Json<OnePublishableKey>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
+    user.authorize(Action::ReadDashboard)?;
     answer(&state, &user.org_id, &workspace.id).await
 }
 
@@ -98,12 +96,11 @@ async fn get_publishable_key(
 )]
 async fn revoke_publishable_key(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
     OptionalJson(body): OptionalJson<RevokePublishableKey>,
 ) -> ApiResult<Json<OnePublishableKey>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::RevokePublishableKey).await?;
+    user.authorize(Action::RevokePublishableKey)?;
     let body = body.unwrap_or_default();
     let named = NamedKey {
         id: body.key_id.as_deref(),
@@ -184,12 +181,11 @@ fn origin_changes(body: UpdateOrigins, allow_private: bool) -> ApiResult<OriginC
 )]
 async fn update_origins(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<UpdateOrigins>,
 ) -> ApiResult<Json<OnePublishableKey>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::ChangeOrigins).await?;
+    user.authorize(Action::ChangeOrigins)?;
     let changes = origin_changes(body, state.settings.allow_private_origins)?;
     let audit = AuditEntry::by_user(&user, "publishable_key.origins.update")
         .in_workspace(&workspace.id)
@@ -225,12 +221,11 @@ async fn update_origins(
 )]
 async fn add_blacklist_rule(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<NewBlacklistRule>,
 ) -> ApiResult<(StatusCode, Json<CreatedBlacklistRule>)> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::AddBlacklistRule).await?;
+    user.authorize(Action::AddBlacklistRule)?;
     let audit = AuditEntry::by_user(&user, "blacklist.add").in_workspace(&workspace.id);
     let rule = store::publishable_keys::add_rule(
         &state.db,
@@ -255,11 +250,11 @@ async fn add_blacklist_rule(
 )]
 async fn remove_blacklist_rule(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(BlacklistRulePath { id, rule_id }): Path<BlacklistRulePath>,
+    Path(BlacklistRulePath { rule_id, .. }): Path<BlacklistRulePath>,
 ) -> ApiResult<StatusCode> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::RemoveBlacklistRule).await?;
+    user.authorize(Action::RemoveBlacklistRule)?;
     validate::id(&rule_id, "blacklist rule")?;
     let audit = AuditEntry::by_user(&user, "blacklist.remove")
         .in_workspace(&workspace.id)

@@ -28,7 +28,8 @@ use crate::api::{ErrorBody, Timestamp};
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::CurrentUser;
 use crate::http::otp;
-use crate::http::workspaces::{authorized_workspace, find_workspace};
+use crate::http::user_workspace::UserWorkspace;
+use crate::http::workspaces::find_workspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::ids::now_ms;
 use crate::store;
@@ -54,14 +55,13 @@ async fn find_org_key(state: &AppState, org_id: &str, id: &str) -> ApiResult<Sdk
     Ok(store::sdk_keys::org_key(&state.db, org_id, id).await?)
 }
 
-/// The SDK access key of the user's workspace `id`, once the user may do `action` there.
+/// The SDK access key of the user's workspace, once the user may do `action` there.
 async fn workspace_access_key(
     state: &AppState,
-    user: &CurrentUser,
-    id: &str,
+    UserWorkspace { user, workspace }: &UserWorkspace,
     action: Action,
 ) -> ApiResult<SdkKey> {
-    let workspace = authorized_workspace(state, user, id, action).await?;
+    user.authorize(action)?;
     Ok(store::sdk_keys::access_key(&state.db, &user.org_id, &workspace.id).await?)
 }
 
@@ -148,10 +148,9 @@ async fn finish_reveal(
 )]
 async fn get_access_key(
     State(state): State<AppState>,
-    user: CurrentUser,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
+    access: UserWorkspace,
 ) -> ApiResult<Json<SdkAccessKey>> {
-    let key = workspace_access_key(&state, &user, &id, Action::ReadDashboard).await?;
+    let key = workspace_access_key(&state, &access, Action::ReadDashboard).await?;
     Ok(Json(SdkAccessKey {
         sdk_access_key: key,
     }))
@@ -170,12 +169,11 @@ async fn get_access_key(
 )]
 async fn start_access_key_reveal(
     State(state): State<AppState>,
-    user: CurrentUser,
+    access: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<RevealChallenge>> {
-    let key = workspace_access_key(&state, &user, &id, Action::RevealSdkKey).await?;
-    start_reveal(&state, &user, &key, &client).await
+    let key = workspace_access_key(&state, &access, Action::RevealSdkKey).await?;
+    start_reveal(&state, &access.user, &key, &client).await
 }
 
 /// Reveal the workspace's SDK access key with the emailed code.
@@ -191,13 +189,12 @@ async fn start_access_key_reveal(
 )]
 async fn verify_access_key_reveal(
     State(state): State<AppState>,
-    user: CurrentUser,
+    access: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<VerifyReveal>,
 ) -> ApiResult<Json<SdkAccessKeyWithValue>> {
-    let key = workspace_access_key(&state, &user, &id, Action::RevealSdkKey).await?;
-    let value = finish_reveal(&state, &user, &key, &body, &client).await?;
+    let key = workspace_access_key(&state, &access, Action::RevealSdkKey).await?;
+    let value = finish_reveal(&state, &access.user, &key, &body, &client).await?;
     Ok(Json(SdkAccessKeyWithValue {
         key: value.as_str().to_owned(),
         sdk_access_key: key,
@@ -217,11 +214,10 @@ async fn verify_access_key_reveal(
 )]
 async fn rotate_access_key(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<SdkAccessKeyWithValue>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::RotateSdkAccessKey).await?;
+    user.authorize(Action::RotateSdkAccessKey)?;
     let new = NewSdkKey {
         org_id: &user.org_id,
         workspace_id: Some(&workspace.id),

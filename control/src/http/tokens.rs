@@ -16,8 +16,7 @@ use crate::api::tokens::{
 };
 use crate::api::Timestamp;
 use crate::error::{ApiError, ApiResult};
-use crate::http::auth::CurrentUser;
-use crate::http::workspaces::authorized_workspace;
+use crate::http::user_workspace::UserWorkspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::ids::{new_id, now_ms};
 use crate::store;
@@ -44,10 +43,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn list_tokens(
     State(state): State<AppState>,
-    user: CurrentUser,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
+    UserWorkspace { user, workspace }: UserWorkspace,
 ) -> ApiResult<Json<WorkspaceTokenList>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
+    user.authorize(Action::ReadDashboard)?;
     let tokens = store::tokens::list(&state.db, &workspace.id, now_ms()).await?;
     Ok(Json(WorkspaceTokenList { tokens }))
 }
@@ -100,12 +98,11 @@ fn parse_kind(raw: Option<&str>) -> ApiResult<(&'static str, KeyKind)> {
 )]
 async fn create_token(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<CreateWorkspaceToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedWorkspaceToken>)> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::ManageTokens).await?;
+    user.authorize(Action::ManageTokens)?;
     let name = validate::name(&body.name, "token")?;
     let (kind, key_kind) = parse_kind(body.kind.as_deref())?;
     let now = now_ms();
@@ -159,11 +156,11 @@ async fn create_token(
 )]
 async fn revoke_token(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(TokenPath { id, token_id }): Path<TokenPath>,
+    Path(TokenPath { token_id, .. }): Path<TokenPath>,
 ) -> ApiResult<StatusCode> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::ManageTokens).await?;
+    user.authorize(Action::ManageTokens)?;
     validate::id(&token_id, "token")?;
     let audit = AuditEntry::by_user(&user, "workspace_token.revoke")
         .in_workspace(&workspace.id)

@@ -25,7 +25,8 @@ use crate::api::workspaces::{
 };
 use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::http::auth::{CurrentUser, Principal};
+use crate::http::auth::Principal;
+use crate::http::user_workspace::UserWorkspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::ids::{new_id, now_ms};
 use crate::store;
@@ -60,19 +61,6 @@ pub async fn reachable_workspace(
     validate::id(workspace_id, "workspace")?;
     principal.require_workspace(workspace_id)?;
     Ok(store::workspaces::reachable(&state.db, principal.org_id(), workspace_id).await?)
-}
-
-/// The signed-in user's workspace `id` (404 as [`find_workspace`]), once the user may do
-/// `action` there (403). Dashboard workspace routes start here.
-pub async fn authorized_workspace(
-    state: &AppState,
-    user: &CurrentUser,
-    id: &str,
-    action: Action,
-) -> ApiResult<WorkspaceRow> {
-    let workspace = find_workspace(state, &user.org_id, id).await?;
-    user.authorize(action)?;
-    Ok(workspace)
 }
 
 /// Loads a workspace of `org_id`, or 404 (malformed id, unknown id or another organisation's
@@ -272,12 +260,11 @@ fn workspace_changes(body: UpdateWorkspace) -> ApiResult<WorkspaceChanges> {
 )]
 async fn get_modules(
     State(state): State<AppState>,
-    user: CurrentUser,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
+    UserWorkspace { user, workspace }: UserWorkspace,
 ) -> ApiResult<Json<ModuleCatalogue>> {
-    let row = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
-    let routes = store::workspaces::route_map(&state.db, &row.id).await?;
-    Ok(Json(catalogue_answer(row.catalogue(), &routes)))
+    user.authorize(Action::ReadDashboard)?;
+    let routes = store::workspaces::route_map(&state.db, &workspace.id).await?;
+    Ok(Json(catalogue_answer(workspace.catalogue(), &routes)))
 }
 
 /// Replace the catalogue and its route map.
@@ -294,12 +281,11 @@ async fn get_modules(
 )]
 async fn put_modules(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<ModuleCatalogue>,
 ) -> ApiResult<Json<ModuleCatalogue>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::ManageWorkspaces).await?;
+    user.authorize(Action::ManageWorkspaces)?;
     // Saved in canonical form (lowercase ASCII, escapes decoded), the form checks use; the
     // route map is validated (no ambiguous overlap) before anything is written.
     let (catalogue, routes) = catalogue_parts(body)?;
@@ -422,11 +408,10 @@ fn catalogue_parts(body: ModuleCatalogue) -> ApiResult<(Catalogue, Vec<RouteBind
 )]
 async fn classify_route(
     State(state): State<AppState>,
-    user: CurrentUser,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
+    UserWorkspace { user, workspace }: UserWorkspace,
     JsonBody(body): JsonBody<ClassifyRequest>,
 ) -> ApiResult<Json<RouteClassification>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
+    user.authorize(Action::ReadDashboard)?;
     if body.method.len() > 16 || body.path.len() > 2048 {
         return Err(ApiError::bad_request(
             "INVALID_REQUEST",
