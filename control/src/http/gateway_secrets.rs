@@ -70,7 +70,7 @@ async fn get_gateway_secret(
     responses(
         (status = 200, description = "The live secrets, the new current one first", body = GatewaySecrets),
         (status = 409, description = "`TOO_MANY_GATEWAY_SECRETS`: rotate with overlapSeconds 0, or `CONCURRENT_CHANGE`", body = ErrorBody),
-        (status = "4XX", description = "Invalid overlap, not an owner or admin, or no such workspace", body = ErrorBody),
+        (status = 400, description = "`INVALID_OVERLAP`: more than 30 days, or an invalid body", body = ErrorBody),
     ),
     security(("session" = [])),
 )]

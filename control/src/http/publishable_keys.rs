@@ -175,7 +175,7 @@ fn origin_changes(body: UpdateOrigins, allow_private: bool) -> ApiResult<OriginC
     request_body = UpdateOrigins,
     responses(
         (status = 200, description = "The key as it is now", body = OnePublishableKey),
-        (status = "4XX", description = "Invalid origins or URL, not allowed, or no such workspace", body = ErrorBody),
+        (status = 400, description = "`INVALID_ORIGIN`, `TOO_MANY_ORIGINS`, `INVALID_ORIGIN_URL`, `ORIGIN_URL_NOT_PUBLIC`, or an invalid body", body = ErrorBody),
     ),
     security(("session" = [])),
 )]

@@ -79,31 +79,37 @@ fn refusals(op: &Operation, writes: bool) -> Vec<String> {
     reasons
 }
 
-/// The refusals each way of calling `op` brings (`schemes`: the names of its security
-/// schemes; `writes`: a session must also send its CSRF token).
+/// The refusals the ways of calling `op` bring (`schemes`: the names of its security
+/// schemes; `writes`: a session must also send its CSRF token and may need a step-up).
 fn credential_refusals(schemes: &[String], writes: bool) -> Vec<String> {
-    let session = if writes {
-        "not signed in (`NOT_SIGNED_IN`, `CSRF_TOKEN_INVALID`) or not allowed (`ROLE_REQUIRED`, `STEP_UP_REQUIRED`)"
+    let has = |name: &str| schemes.iter().any(|s| s == name);
+    let session_refusals = if writes {
+        "`CSRF_TOKEN_INVALID`, `ROLE_REQUIRED`, `STEP_UP_REQUIRED`"
     } else {
-        "not signed in (`NOT_SIGNED_IN`) or not allowed (`ROLE_REQUIRED`)"
+        "`ROLE_REQUIRED`"
     };
-    let refusals = [
-        ("session", session),
-        (
-            "sdkKey",
-            "an unknown SDK key (`INVALID_SDK_KEY`) or one without the scope (`MISSING_SCOPE`)",
-        ),
-        (
-            "linkToken",
-            "no valid link token (`INVALID_LINK_TOKEN`, `LINK_TOKEN_EXPIRED`)",
-        ),
-        ("edgeSignature", "no valid edge signature"),
-    ];
-    refusals
-        .iter()
-        .filter(|(scheme, _)| schemes.iter().any(|s| s == scheme))
-        .map(|(_, refusal)| (*refusal).to_owned())
-        .collect()
+    let mut reasons = Vec::new();
+    if has("session") && has("sdkKey") {
+        reasons.push("no credentials (`MISSING_CREDENTIALS`)".to_owned());
+    } else if has("session") {
+        reasons.push("not signed in (`NOT_SIGNED_IN`)".to_owned());
+    }
+    if has("session") {
+        reasons.push(format!("a session that may not ({session_refusals})"));
+    }
+    if has("sdkKey") {
+        reasons.push(
+            "an unknown SDK key or one without the scope (`INVALID_SDK_KEY`, `MISSING_SCOPE`)"
+                .to_owned(),
+        );
+    }
+    if has("linkToken") {
+        reasons.push("no valid link token (`INVALID_LINK_TOKEN`, `LINK_TOKEN_EXPIRED`)".to_owned());
+    }
+    if has("edgeSignature") {
+        reasons.push("no valid edge signature".to_owned());
+    }
+    reasons
 }
 
 /// The names of the security schemes `op` accepts.
@@ -162,9 +168,12 @@ mod tests {
     #[test]
     fn a_backend_route_names_both_credentials() {
         let both = credential_refusals(&["sdkKey".to_owned(), "session".to_owned()], false);
-        assert!(both[0].starts_with("not signed in"));
-        assert!(both[1].contains("`MISSING_SCOPE`"));
-        assert_eq!(both.len(), 2);
+        assert!(both[0].contains("`MISSING_CREDENTIALS`"));
+        assert!(both[2].contains("`MISSING_SCOPE`"));
+        assert_eq!(both.len(), 3);
+        let session = credential_refusals(&["session".to_owned()], true);
+        assert!(session[0].contains("`NOT_SIGNED_IN`"));
+        assert!(session[1].contains("`CSRF_TOKEN_INVALID`"));
         assert!(credential_refusals(&[], true).is_empty());
     }
 }
