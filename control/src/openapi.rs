@@ -2,13 +2,16 @@
 //! `utoipa` from the handlers' `#[utoipa::path]` annotations and the contract types in
 //! `crate::api`, collected by the same `OpenApiRouter` that serves them
 //! (`crate::http::api`). `control/tests/http/openapi.rs` checks that the document and the router
-//! list the same operations.
+//! list the same operations. Every operation's common `4XX` answer is added here
+//! ([`refusals`]), derived from the operation.
 
 use axum::Json;
 use serde_json::Value;
 use utoipa::{Modify, OpenApi};
 
 use crate::api::ErrorBody;
+
+mod refusals;
 
 /// Document-wide parts: info, security schemes and the error body.
 #[derive(OpenApi)]
@@ -71,6 +74,7 @@ pub fn document() -> &'static Value {
         let mut doc = Document::openapi();
         doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
         doc.merge(crate::http::api().into_openapi());
+        refusals::CommonRefusals.modify(&mut doc);
         serde_json::to_value(doc).expect("an OpenAPI document serializes")
     });
     &DOCUMENT

@@ -8,7 +8,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::audit::{AuditPage, AuditQuery};
-use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::CurrentUser;
 use crate::http::AppState;
@@ -30,7 +29,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(AuditQuery),
     responses(
         (status = 200, description = "One page of events, newest first", body = AuditPage),
-        (status = "4XX", description = "`INVALID_QUERY`, `NOT_SIGNED_IN` or `ROLE_REQUIRED`", body = ErrorBody),
     ),
     security(("session" = [])),
 )]

@@ -2,7 +2,7 @@
 //! `Cache-Control: no-store`): `GET /api/v1/workspace/{id}/gateway-secret` and
 //! `POST /api/v1/workspace/{id}/gateway-secret/rotate {overlapSeconds?}`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use keygate_shared::authz::Action;
 use keygate_shared::gateway;
@@ -13,9 +13,8 @@ use crate::api::gateway_secrets::{GatewaySecrets, RotateGatewaySecret, Workspace
 use crate::api::paths::WorkspacePath;
 use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::http::auth::CurrentUser;
 use crate::http::publishable_keys::OptionalJson;
-use crate::http::workspaces::authorized_workspace;
+use crate::http::user_workspace::UserWorkspace;
 use crate::http::{AppState, ClientInfo};
 use crate::store;
 use crate::store::audit::AuditEntry;
@@ -45,17 +44,15 @@ fn answer(gateway_secrets: Vec<WorkspaceGatewaySecret>) -> Json<GatewaySecrets> 
     params(WorkspacePath),
     responses(
         (status = 200, description = "The live secrets, newest (current) first; the read is audited", body = GatewaySecrets),
-        (status = "4XX", description = "Not an owner or admin, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
 async fn get_gateway_secret(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<GatewaySecrets>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::ReadGatewaySecret).await?;
+    user.authorize(Action::ReadGatewaySecret)?;
     let audit = AuditEntry::by_user(&user, "gateway_secret.read")
         .in_workspace(&workspace.id)
         .on(&workspace.id);
@@ -73,18 +70,17 @@ async fn get_gateway_secret(
     responses(
         (status = 200, description = "The live secrets, the new current one first", body = GatewaySecrets),
         (status = 409, description = "`TOO_MANY_GATEWAY_SECRETS`: rotate with overlapSeconds 0, or `CONCURRENT_CHANGE`", body = ErrorBody),
-        (status = "4XX", description = "Invalid overlap, not an owner or admin, or no such workspace", body = ErrorBody),
+        (status = 400, description = "`INVALID_OVERLAP`: more than 30 days, or an invalid body", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
 async fn rotate_gateway_secret(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
     OptionalJson(body): OptionalJson<RotateGatewaySecret>,
 ) -> ApiResult<Json<GatewaySecrets>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::RotateGatewaySecret).await?;
+    user.authorize(Action::RotateGatewaySecret)?;
     let overlap = body
         .unwrap_or_default()
         .overlap_seconds

@@ -56,7 +56,6 @@ fn check_customer_id(id: &str) -> ApiResult<()> {
     request_body = GenerateLinkToken,
     responses(
         (status = 200, description = "The token, shown once", body = GeneratedLinkToken),
-        (status = "4XX", description = "Invalid body, missing scope, or no such workspace", body = ErrorBody),
     ),
     security(("sdkKey" = ["api_keys:write"]), ("session" = [])),
 )]
@@ -99,7 +98,6 @@ async fn generate(
     responses(
         (status = 200, description = "Whether the token is valid, and what it is bound to", body = LinkTokenValidity),
         (status = 400, description = "`INVALID_LINK_TOKEN`", body = ErrorBody),
-        (status = "4XX", description = "No or unknown SDK key, or missing scope", body = ErrorBody),
     ),
     security(("sdkKey" = ["api_keys:read"]), ("session" = [])),
 )]

@@ -36,7 +36,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     get, path = "/members", tag = "members",
     responses(
         (status = 200, description = "The organisation's members, oldest first", body = MemberList),
-        (status = "4XX", description = "`NOT_SIGNED_IN` or `ROLE_REQUIRED`", body = ErrorBody),
     ),
     security(("session" = [])),
 )]

@@ -25,6 +25,7 @@ pub mod sdk_auth;
 pub mod sdk_keys;
 pub mod sessions;
 pub mod tokens;
+pub mod user_workspace;
 pub mod validate;
 pub mod workspace_scopes;
 pub mod workspaces;

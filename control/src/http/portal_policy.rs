@@ -3,7 +3,7 @@
 //! customer API keys: owners and admins). Without a stored policy,
 //! `keygate_shared::portal::PortalPolicy::default()` applies.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use keygate_shared::authz::Action;
 use keygate_shared::portal::{check_policy, PortalPolicy};
@@ -15,9 +15,8 @@ use crate::api::paths::WorkspacePath;
 use crate::api::portal::{PortalPolicyBody, PortalPolicyResponse};
 use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::http::auth::CurrentUser;
+use crate::http::user_workspace::UserWorkspace;
 use crate::http::validate;
-use crate::http::workspaces::authorized_workspace;
 use crate::http::{AppState, ClientInfo, JsonBody};
 use crate::store;
 use crate::store::audit::AuditEntry;
@@ -46,19 +45,17 @@ pub async fn policy_in_force(
     params(WorkspacePath),
     responses(
         (status = 200, description = "The policy in force (the default until set)", body = PortalPolicyResponse),
-        (status = "4XX", description = "Not signed in, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
 async fn get_policy(
     State(state): State<AppState>,
-    user: CurrentUser,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
+    UserWorkspace { user, workspace }: UserWorkspace,
 ) -> ApiResult<Json<PortalPolicyResponse>> {
-    let ws = authorized_workspace(&state, &user, &id, Action::ReadApiKeys).await?;
-    let (policy, customised) = policy_in_force(&state, &ws.id).await?;
+    user.authorize(Action::ReadApiKeys)?;
+    let (policy, customised) = policy_in_force(&state, &workspace.id).await?;
     Ok(Json(PortalPolicyResponse {
-        workspace_id: ws.id,
+        workspace_id: workspace.id,
         customised,
         policy: policy.into(),
     }))
@@ -101,19 +98,17 @@ async fn checked_policy(
     responses(
         (status = 200, description = "The policy now in force", body = PortalPolicyResponse),
         (status = 400, description = "`INVALID_MAX_EXPIRY`, `INVALID_MAX_USAGE`, `INVALID_MAX_LIVE_KEYS`, `UNKNOWN_SCOPE`, or an invalid body", body = ErrorBody),
-        (status = "4XX", description = "Not signed in, not an owner or admin, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
 async fn put_policy(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<PortalPolicyBody>,
 ) -> ApiResult<Json<PortalPolicyResponse>> {
-    let ws = authorized_workspace(&state, &user, &id, Action::ManageApiKeys).await?;
-    let policy = checked_policy(&state, &ws.id, body).await?;
+    user.authorize(Action::ManageApiKeys)?;
+    let policy = checked_policy(&state, &workspace.id, body).await?;
     let detail = json!({
         "allowedScopes": policy.allowed_scopes.len(),
         "maxExpiryMs": policy.max_expiry_ms,
@@ -121,12 +116,19 @@ async fn put_policy(
         "maxLiveKeys": policy.max_live_keys,
     });
     let audit = AuditEntry::by_user(&user, "portal_policy.update")
-        .in_workspace(&ws.id)
-        .on(&ws.id)
+        .in_workspace(&workspace.id)
+        .on(&workspace.id)
         .with(detail);
-    store::portal::put_policy(&state.db, (&ws.org_id, &ws.id), &policy, &audit, &client).await?;
+    store::portal::put_policy(
+        &state.db,
+        (&workspace.org_id, &workspace.id),
+        &policy,
+        &audit,
+        &client,
+    )
+    .await?;
     Ok(Json(PortalPolicyResponse {
-        workspace_id: ws.id,
+        workspace_id: workspace.id,
         customised: true,
         policy: policy.into(),
     }))

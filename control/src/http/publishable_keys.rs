@@ -24,8 +24,7 @@ use crate::api::publishable_keys::{
 };
 use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::http::auth::CurrentUser;
-use crate::http::workspaces::authorized_workspace;
+use crate::http::user_workspace::UserWorkspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::store;
 use crate::store::audit::AuditEntry;
@@ -73,16 +72,14 @@ async fn answer(state: &AppState, org_id: &str, id: &str) -> ApiResult<Json<OneP
     params(WorkspacePath),
     responses(
         (status = 200, description = "The live publishable key", body = OnePublishableKey),
-        (status = "4XX", description = "Not signed in, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
 async fn get_publishable_key(
     State(state): State<AppState>,
-    user: CurrentUser,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
+    UserWorkspace { user, workspace }: UserWorkspace,
 ) -> ApiResult<Json<OnePublishableKey>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
+    user.authorize(Action::ReadDashboard)?;
     answer(&state, &user.org_id, &workspace.id).await
 }
 
@@ -94,18 +91,16 @@ async fn get_publishable_key(
     responses(
         (status = 200, description = "The new live key", body = OnePublishableKey),
         (status = 409, description = "`KEY_ALREADY_REVOKED`: the key was already replaced", body = ErrorBody),
-        (status = "4XX", description = "Not allowed, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
 async fn revoke_publishable_key(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
     OptionalJson(body): OptionalJson<RevokePublishableKey>,
 ) -> ApiResult<Json<OnePublishableKey>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::RevokePublishableKey).await?;
+    user.authorize(Action::RevokePublishableKey)?;
     let body = body.unwrap_or_default();
     let named = NamedKey {
         id: body.key_id.as_deref(),
@@ -180,18 +175,17 @@ fn origin_changes(body: UpdateOrigins, allow_private: bool) -> ApiResult<OriginC
     request_body = UpdateOrigins,
     responses(
         (status = 200, description = "The key as it is now", body = OnePublishableKey),
-        (status = "4XX", description = "Invalid origins or URL, not allowed, or no such workspace", body = ErrorBody),
+        (status = 400, description = "`INVALID_ORIGIN`, `TOO_MANY_ORIGINS`, `INVALID_ORIGIN_URL`, `ORIGIN_URL_NOT_PUBLIC`, or an invalid body", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
 async fn update_origins(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<UpdateOrigins>,
 ) -> ApiResult<Json<OnePublishableKey>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::ChangeOrigins).await?;
+    user.authorize(Action::ChangeOrigins)?;
     let changes = origin_changes(body, state.settings.allow_private_origins)?;
     let audit = AuditEntry::by_user(&user, "publishable_key.origins.update")
         .in_workspace(&workspace.id)
@@ -227,12 +221,11 @@ async fn update_origins(
 )]
 async fn add_blacklist_rule(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<NewBlacklistRule>,
 ) -> ApiResult<(StatusCode, Json<CreatedBlacklistRule>)> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::AddBlacklistRule).await?;
+    user.authorize(Action::AddBlacklistRule)?;
     let audit = AuditEntry::by_user(&user, "blacklist.add").in_workspace(&workspace.id);
     let rule = store::publishable_keys::add_rule(
         &state.db,
@@ -252,17 +245,16 @@ async fn add_blacklist_rule(
     params(BlacklistRulePath),
     responses(
         (status = 204, description = "Removed"),
-        (status = "4XX", description = "Not allowed, or no such workspace or rule", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
 async fn remove_blacklist_rule(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(BlacklistRulePath { id, rule_id }): Path<BlacklistRulePath>,
+    Path(BlacklistRulePath { rule_id, .. }): Path<BlacklistRulePath>,
 ) -> ApiResult<StatusCode> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::RemoveBlacklistRule).await?;
+    user.authorize(Action::RemoveBlacklistRule)?;
     validate::id(&rule_id, "blacklist rule")?;
     let audit = AuditEntry::by_user(&user, "blacklist.remove")
         .in_workspace(&workspace.id)

@@ -28,7 +28,8 @@ use crate::api::{ErrorBody, Timestamp};
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::CurrentUser;
 use crate::http::otp;
-use crate::http::workspaces::{authorized_workspace, find_workspace};
+use crate::http::user_workspace::UserWorkspace;
+use crate::http::workspaces::find_workspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::ids::now_ms;
 use crate::store;
@@ -54,14 +55,13 @@ async fn find_org_key(state: &AppState, org_id: &str, id: &str) -> ApiResult<Sdk
     Ok(store::sdk_keys::org_key(&state.db, org_id, id).await?)
 }
 
-/// The SDK access key of the user's workspace `id`, once the user may do `action` there.
+/// The SDK access key of the user's workspace, once the user may do `action` there.
 async fn workspace_access_key(
     state: &AppState,
-    user: &CurrentUser,
-    id: &str,
+    UserWorkspace { user, workspace }: &UserWorkspace,
     action: Action,
 ) -> ApiResult<SdkKey> {
-    let workspace = authorized_workspace(state, user, id, action).await?;
+    user.authorize(action)?;
     Ok(store::sdk_keys::access_key(&state.db, &user.org_id, &workspace.id).await?)
 }
 
@@ -143,16 +143,14 @@ async fn finish_reveal(
     params(WorkspacePath),
     responses(
         (status = 200, description = "The access key, masked", body = SdkAccessKey),
-        (status = "4XX", description = "Not signed in, or no such workspace or key", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
 async fn get_access_key(
     State(state): State<AppState>,
-    user: CurrentUser,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
+    access: UserWorkspace,
 ) -> ApiResult<Json<SdkAccessKey>> {
-    let key = workspace_access_key(&state, &user, &id, Action::ReadDashboard).await?;
+    let key = workspace_access_key(&state, &access, Action::ReadDashboard).await?;
     Ok(Json(SdkAccessKey {
         sdk_access_key: key,
     }))
@@ -171,12 +169,11 @@ async fn get_access_key(
 )]
 async fn start_access_key_reveal(
     State(state): State<AppState>,
-    user: CurrentUser,
+    access: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<RevealChallenge>> {
-    let key = workspace_access_key(&state, &user, &id, Action::RevealSdkKey).await?;
-    start_reveal(&state, &user, &key, &client).await
+    let key = workspace_access_key(&state, &access, Action::RevealSdkKey).await?;
+    start_reveal(&state, &access.user, &key, &client).await
 }
 
 /// Reveal the workspace's SDK access key with the emailed code.
@@ -192,13 +189,12 @@ async fn start_access_key_reveal(
 )]
 async fn verify_access_key_reveal(
     State(state): State<AppState>,
-    user: CurrentUser,
+    access: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<VerifyReveal>,
 ) -> ApiResult<Json<SdkAccessKeyWithValue>> {
-    let key = workspace_access_key(&state, &user, &id, Action::RevealSdkKey).await?;
-    let value = finish_reveal(&state, &user, &key, &body, &client).await?;
+    let key = workspace_access_key(&state, &access, Action::RevealSdkKey).await?;
+    let value = finish_reveal(&state, &access.user, &key, &body, &client).await?;
     Ok(Json(SdkAccessKeyWithValue {
         key: value.as_str().to_owned(),
         sdk_access_key: key,
@@ -213,17 +209,15 @@ async fn verify_access_key_reveal(
     responses(
         (status = 200, description = "The new key, its value shown once", body = SdkAccessKeyWithValue),
         (status = 409, description = "`KEY_ALREADY_ROTATED`: a concurrent rotation won", body = ErrorBody),
-        (status = "4XX", description = "Not allowed, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
 async fn rotate_access_key(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
 ) -> ApiResult<Json<SdkAccessKeyWithValue>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::RotateSdkAccessKey).await?;
+    user.authorize(Action::RotateSdkAccessKey)?;
     let new = NewSdkKey {
         org_id: &user.org_id,
         workspace_id: Some(&workspace.id),
@@ -249,7 +243,6 @@ async fn rotate_access_key(
     get, path = "/sdk-keys", tag = "sdk keys",
     responses(
         (status = 200, description = "Live SDK keys, oldest first", body = SdkKeyList),
-        (status = "4XX", description = "Not signed in", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
@@ -268,7 +261,6 @@ async fn list_sdk_keys(
     request_body = CreateSdkKey,
     responses(
         (status = 201, description = "The new key, its value shown once", body = SdkKeyWithValue),
-        (status = "4XX", description = "Invalid body, not allowed (step-up), or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
@@ -324,7 +316,6 @@ async fn create_sdk_key(
     params(SdkKeyPath),
     responses(
         (status = 204, description = "Revoked; it stops working at once"),
-        (status = "4XX", description = "Not allowed, or no such key", body = ErrorBody),
     ),
     security(("session" = [])),
 )]

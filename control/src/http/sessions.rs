@@ -200,7 +200,6 @@ async fn redeem_sign_in(
     delete, path = "/auth/session", tag = "sign-in",
     responses(
         (status = 204, description = "Signed out; `Set-Cookie` clears both cookies"),
-        (status = "4XX", description = "`NOT_SIGNED_IN` or `CSRF_TOKEN_INVALID`", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
@@ -222,7 +221,6 @@ async fn sign_out(
     get, path = "/me", tag = "sign-in",
     responses(
         (status = 200, description = "The signed-in user and session", body = Me),
-        (status = "4XX", description = "`NOT_SIGNED_IN`", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
@@ -256,7 +254,6 @@ async fn me(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<
     responses(
         (status = 200, description = "A code is on its way", body = StepUpChallenge),
         (status = 429, description = "`OTP_COOLDOWN` or `OTP_RATE_LIMITED` (with `Retry-After`)", body = ErrorBody),
-        (status = "4XX", description = "`NOT_SIGNED_IN` or `CSRF_TOKEN_INVALID`", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
@@ -282,7 +279,6 @@ async fn start_step_up(
     delete, path = "/auth/step-up", tag = "sign-in",
     responses(
         (status = 204, description = "The window is closed"),
-        (status = "4XX", description = "`NOT_SIGNED_IN` or `CSRF_TOKEN_INVALID`", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
@@ -349,7 +345,6 @@ async fn verify_step_up(
         (status = 201, description = "Switched; `Set-Cookie` carries the new session and CSRF cookies", body = Switched,
             headers(("set-cookie" = String, description = "keygate_session and keygate_csrf"))),
         (status = 404, description = "The address is not a member of that organisation", body = ErrorBody),
-        (status = "4XX", description = "`NOT_SIGNED_IN`, `CSRF_TOKEN_INVALID` or an invalid body", body = ErrorBody),
     ),
     security(("session" = [])),
 )]

@@ -14,10 +14,9 @@ use crate::api::paths::{TokenPath, WorkspacePath};
 use crate::api::tokens::{
     CreateWorkspaceToken, CreatedWorkspaceToken, WorkspaceToken, WorkspaceTokenList,
 };
-use crate::api::{ErrorBody, Timestamp};
+use crate::api::Timestamp;
 use crate::error::{ApiError, ApiResult};
-use crate::http::auth::CurrentUser;
-use crate::http::workspaces::authorized_workspace;
+use crate::http::user_workspace::UserWorkspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::ids::{new_id, now_ms};
 use crate::store;
@@ -39,16 +38,14 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(WorkspacePath),
     responses(
         (status = 200, description = "Live tokens and secrets, oldest first", body = WorkspaceTokenList),
-        (status = "4XX", description = "Not signed in, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
 async fn list_tokens(
     State(state): State<AppState>,
-    user: CurrentUser,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
+    UserWorkspace { user, workspace }: UserWorkspace,
 ) -> ApiResult<Json<WorkspaceTokenList>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
+    user.authorize(Action::ReadDashboard)?;
     let tokens = store::tokens::list(&state.db, &workspace.id, now_ms()).await?;
     Ok(Json(WorkspaceTokenList { tokens }))
 }
@@ -96,18 +93,16 @@ fn parse_kind(raw: Option<&str>) -> ApiResult<(&'static str, KeyKind)> {
     request_body = CreateWorkspaceToken,
     responses(
         (status = 201, description = "The new token, its value shown once", body = CreatedWorkspaceToken),
-        (status = "4XX", description = "Invalid body, not allowed, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
 async fn create_token(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<CreateWorkspaceToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedWorkspaceToken>)> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::ManageTokens).await?;
+    user.authorize(Action::ManageTokens)?;
     let name = validate::name(&body.name, "token")?;
     let (kind, key_kind) = parse_kind(body.kind.as_deref())?;
     let now = now_ms();
@@ -156,17 +151,16 @@ async fn create_token(
     params(TokenPath),
     responses(
         (status = 204, description = "Revoked"),
-        (status = "4XX", description = "Not allowed, or no such workspace or token", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
 async fn revoke_token(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(TokenPath { id, token_id }): Path<TokenPath>,
+    Path(TokenPath { token_id, .. }): Path<TokenPath>,
 ) -> ApiResult<StatusCode> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::ManageTokens).await?;
+    user.authorize(Action::ManageTokens)?;
     validate::id(&token_id, "token")?;
     let audit = AuditEntry::by_user(&user, "workspace_token.revoke")
         .in_workspace(&workspace.id)

@@ -35,7 +35,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(WorkspacePath),
     responses(
         (status = 200, description = "The workspace's scopes, oldest first", body = WorkspaceScopeList),
-        (status = "4XX", description = "Not signed in, missing scope, or no such workspace", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["workspace_scopes:read"])),
 )]
@@ -58,7 +57,6 @@ async fn list_scopes(
     responses(
         (status = 200, description = "The new scope", body = CreatedWorkspaceScope),
         (status = 409, description = "`SCOPE_EXISTS`: the representation is taken", body = ErrorBody),
-        (status = "4XX", description = "Invalid body, missing scope, or no such workspace", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["workspace_scopes:write"])),
 )]

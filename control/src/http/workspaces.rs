@@ -25,7 +25,8 @@ use crate::api::workspaces::{
 };
 use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::http::auth::{CurrentUser, Principal};
+use crate::http::auth::Principal;
+use crate::http::user_workspace::UserWorkspace;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
 use crate::ids::{new_id, now_ms};
 use crate::store;
@@ -62,19 +63,6 @@ pub async fn reachable_workspace(
     Ok(store::workspaces::reachable(&state.db, principal.org_id(), workspace_id).await?)
 }
 
-/// The signed-in user's workspace `id` (404 as [`find_workspace`]), once the user may do
-/// `action` there (403). Dashboard workspace routes start here.
-pub async fn authorized_workspace(
-    state: &AppState,
-    user: &CurrentUser,
-    id: &str,
-    action: Action,
-) -> ApiResult<WorkspaceRow> {
-    let workspace = find_workspace(state, &user.org_id, id).await?;
-    user.authorize(action)?;
-    Ok(workspace)
-}
-
 /// Loads a workspace of `org_id`, or 404 (malformed id, unknown id or another organisation's
 /// id alike).
 pub async fn find_workspace(state: &AppState, org_id: &str, id: &str) -> ApiResult<WorkspaceRow> {
@@ -87,7 +75,6 @@ pub async fn find_workspace(state: &AppState, org_id: &str, id: &str) -> ApiResu
     get, path = "/workspace", tag = "workspaces",
     responses(
         (status = 200, description = "The organisation's workspaces, oldest first (a workspace-bound key sees its own)", body = WorkspaceList),
-        (status = "4XX", description = "Not signed in or missing scope", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["workspace:read"])),
 )]
@@ -107,7 +94,6 @@ async fn list_workspaces(
     params(WorkspacePath),
     responses(
         (status = 200, description = "The workspace", body = OneWorkspace),
-        (status = "4XX", description = "Not signed in, missing scope, or no such workspace", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["workspace:read"])),
 )]
@@ -131,7 +117,6 @@ async fn get_workspace(
     responses(
         (status = 201, description = "The new workspace", body = OneWorkspace),
         (status = 403, description = "`WORKSPACE_BOUND_KEY`: a workspace-bound SDK key cannot create workspaces", body = ErrorBody),
-        (status = "4XX", description = "Invalid body, not signed in or missing scope", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["workspace:write"])),
 )]
@@ -213,7 +198,6 @@ fn new_workspace(body: CreateWorkspace, org_id: &str) -> ApiResult<WorkspaceRow>
     request_body = UpdateWorkspace,
     responses(
         (status = 200, description = "The workspace as it is now", body = OneWorkspace),
-        (status = "4XX", description = "Invalid body, missing scope, or no such workspace", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["workspace:write"])),
 )]
@@ -271,18 +255,16 @@ fn workspace_changes(body: UpdateWorkspace) -> ApiResult<WorkspaceChanges> {
     params(WorkspacePath),
     responses(
         (status = 200, description = "The catalogue, each functionality with its routes if it has any", body = ModuleCatalogue),
-        (status = "4XX", description = "Not signed in, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
 async fn get_modules(
     State(state): State<AppState>,
-    user: CurrentUser,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
+    UserWorkspace { user, workspace }: UserWorkspace,
 ) -> ApiResult<Json<ModuleCatalogue>> {
-    let row = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
-    let routes = store::workspaces::route_map(&state.db, &row.id).await?;
-    Ok(Json(catalogue_answer(row.catalogue(), &routes)))
+    user.authorize(Action::ReadDashboard)?;
+    let routes = store::workspaces::route_map(&state.db, &workspace.id).await?;
+    Ok(Json(catalogue_answer(workspace.catalogue(), &routes)))
 }
 
 /// Replace the catalogue and its route map.
@@ -299,12 +281,11 @@ async fn get_modules(
 )]
 async fn put_modules(
     State(state): State<AppState>,
-    user: CurrentUser,
+    UserWorkspace { user, workspace }: UserWorkspace,
     client: ClientInfo,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
     JsonBody(body): JsonBody<ModuleCatalogue>,
 ) -> ApiResult<Json<ModuleCatalogue>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::ManageWorkspaces).await?;
+    user.authorize(Action::ManageWorkspaces)?;
     // Saved in canonical form (lowercase ASCII, escapes decoded), the form checks use; the
     // route map is validated (no ambiguous overlap) before anything is written.
     let (catalogue, routes) = catalogue_parts(body)?;
@@ -422,17 +403,15 @@ fn catalogue_parts(body: ModuleCatalogue) -> ApiResult<(Catalogue, Vec<RouteBind
     request_body = ClassifyRequest,
     responses(
         (status = 200, description = "Which action the method and path resolve to under the saved route map, and whether the publishable key may call it", body = RouteClassification),
-        (status = "4XX", description = "Invalid body, not signed in, or no such workspace", body = ErrorBody),
     ),
     security(("session" = [])),
 )]
 async fn classify_route(
     State(state): State<AppState>,
-    user: CurrentUser,
-    Path(WorkspacePath { id }): Path<WorkspacePath>,
+    UserWorkspace { user, workspace }: UserWorkspace,
     JsonBody(body): JsonBody<ClassifyRequest>,
 ) -> ApiResult<Json<RouteClassification>> {
-    let workspace = authorized_workspace(&state, &user, &id, Action::ReadDashboard).await?;
+    user.authorize(Action::ReadDashboard)?;
     if body.method.len() > 16 || body.path.len() > 2048 {
         return Err(ApiError::bad_request(
             "INVALID_REQUEST",

@@ -162,7 +162,6 @@ async fn new_row(
     request_body = CreateApiKey,
     responses(
         (status = 200, description = "The new key with its value (`apiKey.key`)", body = ApiKeyResponse),
-        (status = "4XX", description = "Invalid body, missing scope, or no such workspace", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["api_keys:write"])),
 )]
@@ -195,7 +194,6 @@ pub(super) async fn create(
     params(WorkspacePath),
     responses(
         (status = 200, description = "Keys not deleted, oldest first", body = ApiKeyList),
-        (status = "4XX", description = "Missing scope, or no such workspace", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["api_keys:read"])),
 )]
@@ -227,7 +225,6 @@ async fn key_workspace(
     params(ApiKeyPath),
     responses(
         (status = 200, description = "The key", body = ApiKeyResponse),
-        (status = "4XX", description = "Missing scope, or no such workspace or key", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["api_keys:read"])),
 )]
@@ -282,7 +279,6 @@ async fn check_edit(
     responses(
         (status = 200, description = "The key as changed", body = ApiKeyResponse),
         (status = 409, description = "`KEY_DELETED`", body = ErrorBody),
-        (status = "4XX", description = "Invalid body, missing scope, or no such workspace or key", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["api_keys:write"])),
 )]
@@ -310,7 +306,6 @@ pub(super) async fn edit(
     params(ApiKeyPath),
     responses(
         (status = 200, description = "The deleted key (deleting again answers the same)", body = ApiKeyResponse),
-        (status = "4XX", description = "Missing scope, or no such workspace or key", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["api_keys:write"])),
 )]

@@ -16,7 +16,6 @@ use crate::api::usage::{
     BillingDay, BillingSeries, UsageQuery, VerificationDay, VerificationUsage,
     WorkspaceBillingUsage,
 };
-use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::Principal;
 use crate::http::workspaces::{reachable_workspace, ReachableWorkspace};
@@ -57,7 +56,6 @@ async fn period(
     params(WorkspacePath, UsageQuery),
     responses(
         (status = 200, description = "Every day of the period, oldest first", body = VerificationUsage),
-        (status = "4XX", description = "`INVALID_QUERY`, missing scope or role, or no such workspace", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["api_keys:read"])),
 )]
@@ -79,7 +77,6 @@ pub(super) async fn workspace_usage(
     params(ApiKeyPath, UsageQuery),
     responses(
         (status = 200, description = "Every day of the period, oldest first", body = VerificationUsage),
-        (status = "4XX", description = "`INVALID_QUERY`, missing scope or role, or no such workspace or key", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["api_keys:read"])),
 )]
@@ -107,7 +104,6 @@ pub(super) async fn key_usage(
     params(WorkspacePath, UsageQuery),
     responses(
         (status = 200, description = "Billing ids, largest total first", body = WorkspaceBillingUsage),
-        (status = "4XX", description = "`INVALID_QUERY`, missing scope or role, or no such workspace", body = ErrorBody),
     ),
     security(("session" = []), ("sdkKey" = ["api_keys:read"])),
 )]
