@@ -176,24 +176,24 @@ fn statuses(r: &LoadReport) -> Vec<u16> {
     r.statuses.keys().copied().collect()
 }
 
-#[test]
-#[ignore = "benchmark: run with `cargo xtask bench-edge`"]
-fn check_throughput_against_a_javascript_baseline_and_revocation_latency() {
-    let edge = Edge::start(EdgeOptions {
+/// keygate and the JavaScript baseline in one workerd, each on its own direct socket.
+fn start_with_baseline() -> Edge {
+    Edge::start(EdgeOptions {
         baseline: true,
         vars: extra_vars(),
         ..EdgeOptions::default()
-    });
-    let keygate = addr_of(&edge.direct["keygate"]);
-    let baseline = addr_of(&edge.direct["baseline"]);
+    })
+}
+
+/// Syncs one key's record (a blacklist rule, an allowed origin) into the KV namespace both
+/// workers read; returns the key, the JSON body of a valid check with it and the whole request.
+fn seed_check(edge: &Edge) -> (String, String, Vec<u8>) {
     let key = new_key();
     let mut r = record(&key, "ws_bench", 1);
     r.blacklist = vec![keygate_shared::blacklist::Rule::new("billing", "refund").expect("rule")];
     r.allowed_origins = vec!["https://app.example.com".into()];
-    // Written to the KV namespace both workers read.
     assert_eq!(edge.sync(&[r]).status, 200);
-
-    let check_body =
+    let body =
         serde_json::json!({"key": key.expose(), "module": "billing", "functionality": "charge"})
             .to_string();
     let check = load::http_request(
@@ -203,12 +203,22 @@ fn check_throughput_against_a_javascript_baseline_and_revocation_latency() {
             ("content-type", "application/json"),
             ("origin", "https://app.example.com"),
         ],
-        check_body.as_bytes(),
+        body.as_bytes(),
     );
+    (key.expose().to_owned(), body, check)
+}
+
+#[test]
+#[ignore = "benchmark: run with `cargo xtask bench-edge`"]
+fn check_throughput_against_a_javascript_baseline_and_revocation_latency() {
+    let edge = start_with_baseline();
+    let keygate = addr_of(&edge.direct["keygate"]);
+    let baseline = addr_of(&edge.direct["baseline"]);
+    let (key, check_body, check) = seed_check(&edge);
     let health = load::http_request("GET", "/healthz", &[], b"");
     // Same route and request shape as `check`, but the key fails its checksum: nothing is
     // looked up and nothing decided beyond parsing.
-    let malformed_body = check_body.replace(&key.expose()[10..14], "zzzz");
+    let malformed_body = check_body.replace(&key[10..14], "zzzz");
     let malformed = load::http_request(
         "POST",
         "/v1/check",
@@ -682,6 +692,124 @@ fn through_wrangler_dev_against_the_javascript_baseline() {
             list(&ratios),
             median(cpu_ratios.clone()),
             list(&cpu_ratios),
+        );
+    }
+}
+
+/// Latency percentiles of a sorted list of microseconds, as `p50 .. max` in ms.
+fn tail(sorted_us: &[u32]) -> String {
+    if sorted_us.is_empty() {
+        return "no requests".into();
+    }
+    let pct = |p: f64| {
+        let i = ((p / 100.0) * (sorted_us.len() - 1) as f64).round() as usize;
+        f64::from(sorted_us[i]) / 1e3
+    };
+    format!(
+        "p50 {:>6.2}  p90 {:>6.2}  p99 {:>7.2}  p99.9 {:>7.2}  max {:>7.2} ms",
+        pct(50.0),
+        pct(90.0),
+        pct(99.0),
+        pct(99.9),
+        pct(100.0)
+    )
+}
+
+/// Diagnosis of the tail at half load: paced slices against keygate, the JS baseline and a
+/// runtime-free loopback server (`load::NullServer`: the generator, kernel and host alone),
+/// in rotating order; per slice the percentiles, and when a slice has a slow request, when
+/// in the slice the slow requests were scheduled.
+#[test]
+#[ignore = "diagnostic: run by hand"]
+fn tail_at_half_load_diagnosis() {
+    let edge = start_with_baseline();
+    let null = load::NullServer::start();
+    let targets = [
+        ("keygate", addr_of(&edge.direct["keygate"])),
+        ("baseline", addr_of(&edge.direct["baseline"])),
+        ("null", null.addr),
+    ];
+    let (_, _, check) = seed_check(&edge);
+    let connections = env_usize("KEYGATE_BENCH_CONNECTIONS", CONNECTIONS);
+    for (_, addr) in &targets[..2] {
+        load::run(
+            *addr,
+            &check,
+            connections,
+            Duration::from_millis(800),
+            100_000,
+        );
+    }
+    let full = load::run(
+        targets[1].1,
+        &check,
+        connections,
+        Duration::from_secs(2),
+        1_000_000,
+    );
+    let rate = env_usize("KEYGATE_BENCH_RATE", (full.rps() / 2.0) as usize) as f64;
+    let slice = Duration::from_millis(env_usize("KEYGATE_BENCH_SLICE_MS", 500) as u64);
+    let slow_us = env_usize("KEYGATE_BENCH_SLOW_US", 5_000) as u32;
+    println!("\nbaseline closed loop {:.0} req/s; paced at {rate:.0} req/s, {connections} connections, slices of {slice:?}", full.rps());
+    let rounds = env_usize("KEYGATE_BENCH_ROUNDS", 5);
+    let mut pooled = [Vec::new(), Vec::new(), Vec::new()];
+    // Requests scheduled in a slice's first 50 ms, and the others.
+    let (mut starts, mut rests) = (pooled.clone(), pooled.clone());
+    let t0 = Instant::now();
+    for round in 0..rounds {
+        for j in 0..targets.len() {
+            let w = (round + j) % targets.len();
+            let (name, addr) = targets[w];
+            let started = t0.elapsed();
+            let mut r = load::run_paced(addr, &check, connections, rate, slice);
+            r.latencies_us.sort_unstable();
+            println!(
+                "  #{round} {name:<8} at {:>6.2} s  {:>5} req  {}",
+                started.as_secs_f64(),
+                r.requests,
+                tail(&r.latencies_us)
+            );
+            let mut slow: Vec<(u32, u32)> = r
+                .timeline
+                .iter()
+                .copied()
+                .filter(|(_, l)| *l >= slow_us)
+                .collect();
+            slow.sort_unstable();
+            if !slow.is_empty() {
+                let shown: Vec<String> = slow
+                    .iter()
+                    .take(12)
+                    .map(|(at, l)| {
+                        format!("{:.1}@{:.1}", f64::from(*l) / 1e3, f64::from(*at) / 1e3)
+                    })
+                    .collect();
+                println!(
+                    "      {} slow (ms@ms into slice): {}",
+                    slow.len(),
+                    shown.join(" ")
+                );
+            }
+            for (at, l) in &r.timeline {
+                if *at < 50_000 {
+                    starts[w].push(*l)
+                } else {
+                    rests[w].push(*l)
+                }
+            }
+            pooled[w].extend(r.latencies_us);
+        }
+    }
+    for (w, (name, _)) in targets.iter().enumerate() {
+        for (part, v) in [("start", &mut starts[w]), ("rest", &mut rests[w])] {
+            v.sort_unstable();
+            println!("  {part:<6} {name:<8} {:>6} req  {}", v.len(), tail(v));
+        }
+        pooled[w].sort_unstable();
+        println!(
+            "  pooled {name:<8} {:>6} req  {}",
+            pooled[w].len(),
+            tail(&pooled[w])
         );
     }
 }
