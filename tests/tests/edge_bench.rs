@@ -3,6 +3,13 @@
 //! hand-written JavaScript worker (`tests/edge/baseline-worker.mjs`) in the same workerd,
 //! on workerd's direct sockets, p99 at half load, and edge-side revocation latency (signed sync push of a revoke → first REVOKED answer).
 //! Loopback only, bounded in time and requests.
+//!
+//! p99 at half load: both workers paced open loop at half the baseline's check throughput, in
+//! at least 5 rounds of interleaved slices; the verdict is the median of the per-round p99
+//! ratios keygate/baseline, with per-round and pooled p50/p90/p99/p99.9/max printed (and the
+//! first moments of each slice, after its worker idled, apart). On a shared machine the tail
+//! is mostly other processes taking the cores (`tail_at_half_load_diagnosis` shows it next to
+//! a runtime-free loopback server): compare ratios from one run, never single figures.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -289,31 +296,9 @@ fn check_throughput_against_a_javascript_baseline_and_revocation_latency() {
         verdict(medians[0] >= 0.95)
     );
 
-    // p99 at half load: both workers paced at half the baseline's measured check throughput,
-    // in interleaved slices like the throughput rounds (a round's p99 is over its slices).
     let half = totals[1][1].rps() / 2.0;
-    let mut p99 = [Vec::new(), Vec::new()];
-    for round in 0..rounds.min(3) {
-        let mut paced = [LoadReport::default(), LoadReport::default()];
-        for w in slice_order(round) {
-            let addr = [keygate, baseline][w];
-            let r = load::run_paced(addr, &check, connections, half, ROUND / SLICES);
-            assert_eq!(statuses(&r), vec![200]);
-            merge(&mut paced[w], r);
-        }
-        for (w, r) in paced.iter_mut().enumerate() {
-            r.latencies_us.sort_unstable();
-            p99[w].push(r.percentile(99.0).as_secs_f64() * 1e3);
-        }
-    }
-    let (kp, bp) = (median(p99[0].clone()), median(p99[1].clone()));
-    println!(
-        "  check p99 at half load ({half:.0} req/s, open loop, {SLICES} interleaved slices), median of \
-         rounds: keygate {kp:.2} ms, baseline {bp:.2} ms: {} (rounds: keygate {}; baseline {})",
-        verdict(kp <= bp),
-        list(&p99[0]),
-        list(&p99[1])
-    );
+    let p99_rounds = env_usize("KEYGATE_BENCH_P99_ROUNDS", P99_ROUNDS).max(5);
+    p99_at_half_load([keygate, baseline], &check, connections, half, p99_rounds);
 
     // Revocation at the edge: from sending the signed revoke push to the first REVOKED.
     let revokes = env_usize("KEYGATE_BENCH_REVOKES", REVOKES);
@@ -696,23 +681,123 @@ fn through_wrangler_dev_against_the_javascript_baseline() {
     }
 }
 
+/// The `p`-th percentile (0..=100) of sorted microseconds, in ms (0 if empty).
+fn pct_ms(sorted_us: &[u32], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let i = ((p / 100.0) * (sorted_us.len() - 1) as f64).round() as usize;
+    f64::from(sorted_us[i]) / 1e3
+}
+
 /// Latency percentiles of a sorted list of microseconds, as `p50 .. max` in ms.
 fn tail(sorted_us: &[u32]) -> String {
-    if sorted_us.is_empty() {
-        return "no requests".into();
-    }
-    let pct = |p: f64| {
-        let i = ((p / 100.0) * (sorted_us.len() - 1) as f64).round() as usize;
-        f64::from(sorted_us[i]) / 1e3
-    };
+    let p = |q| pct_ms(sorted_us, q);
     format!(
         "p50 {:>6.2}  p90 {:>6.2}  p99 {:>7.2}  p99.9 {:>7.2}  max {:>7.2} ms",
-        pct(50.0),
-        pct(90.0),
-        pct(99.0),
-        pct(99.9),
-        pct(100.0)
+        p(50.0),
+        p(90.0),
+        p(99.0),
+        p(99.9),
+        p(100.0)
     )
+}
+
+/// Rounds of the half-load p99 comparison (at least 5 are run).
+const P99_ROUNDS: usize = 7;
+
+/// Each paced slice starts with this long at the same rate, not measured: the workers
+/// take turns, so each slice follows 0.5-1 s in which its worker was idle, which steady half
+/// load never has (keygate then refreshes its view of the change log and re-reads KV before
+/// answering, by design). Its latencies are reported apart, as "after idle".
+const LEAD_IN: Duration = Duration::from_millis(150);
+
+/// Latencies of one worker in one round of paced slices, sorted: measured, and the lead-ins.
+#[derive(Default)]
+struct Paced {
+    measured: Vec<u32>,
+    after_idle: Vec<u32>,
+}
+
+/// One round of paced slices at `rate` against both workers (order as the throughput rounds).
+fn paced_round(
+    addrs: [SocketAddr; 2],
+    req: &[u8],
+    connections: usize,
+    rate: f64,
+    round: usize,
+) -> [Paced; 2] {
+    let mut out = [Paced::default(), Paced::default()];
+    let lead_us = LEAD_IN.as_micros() as u32;
+    for w in slice_order(round) {
+        let r = load::run_paced(addrs[w], req, connections, rate, LEAD_IN + ROUND / SLICES);
+        assert_eq!(statuses(&r), vec![200], "paced check");
+        for (at, latency) in r.timeline {
+            let part = if at < lead_us {
+                &mut out[w].after_idle
+            } else {
+                &mut out[w].measured
+            };
+            part.push(latency);
+        }
+    }
+    for p in &mut out {
+        p.measured.sort_unstable();
+        p.after_idle.sort_unstable();
+    }
+    out
+}
+
+/// p99 at half load: both workers paced open loop at `rate` in interleaved slices, `rounds`
+/// rounds; the verdict is the median of the per-round p99 ratios keygate/baseline (pooled
+/// percentiles printed too, and the lead-ins after idle apart).
+fn p99_at_half_load(
+    addrs: [SocketAddr; 2],
+    req: &[u8],
+    connections: usize,
+    rate: f64,
+    rounds: usize,
+) {
+    println!(
+        "  check latency at half load ({rate:.0} req/s, open loop, {connections} connections), {rounds} rounds of \
+         {SLICES} interleaved slices of {:?} per worker, each after a {LEAD_IN:?} lead-in at the same rate:",
+        ROUND / SLICES
+    );
+    let mut pooled = [Paced::default(), Paced::default()];
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        let pair = paced_round(addrs, req, connections, rate, round);
+        for (name, p) in ["keygate ", "baseline"].iter().zip(&pair) {
+            println!("    #{round} {name} {}", tail(&p.measured));
+        }
+        ratios.push(pct_ms(&pair[0].measured, 99.0) / pct_ms(&pair[1].measured, 99.0).max(1e-3));
+        for (total, p) in pooled.iter_mut().zip(pair) {
+            total.measured.extend(p.measured);
+            total.after_idle.extend(p.after_idle);
+        }
+    }
+    for (name, p) in ["keygate ", "baseline"].iter().zip(pooled.iter_mut()) {
+        p.measured.sort_unstable();
+        p.after_idle.sort_unstable();
+        println!(
+            "    all {name} {}  ({} requests)",
+            tail(&p.measured),
+            p.measured.len()
+        );
+        println!(
+            "    after idle {name} {}  (first {LEAD_IN:?} of each slice)",
+            tail(&p.after_idle)
+        );
+    }
+    let m = median(ratios.clone());
+    println!(
+        "  check p99 at half load, keygate/baseline, median of {rounds} rounds: {m:.2}x (rounds: {}); \
+         pooled p99 keygate {:.2} ms, baseline {:.2} ms; target <= 1.00x: {}",
+        list(&ratios),
+        pct_ms(&pooled[0].measured, 99.0),
+        pct_ms(&pooled[1].measured, 99.0),
+        if m <= 1.0 { "met" } else { "NOT met" }
+    );
 }
 
 /// Diagnosis of the tail at half load: paced slices against keygate, the JS baseline and a
