@@ -107,13 +107,13 @@ impl Pair {
 /// Linux this runs on).
 const CLOCK_TICKS: f64 = 100.0;
 
-/// CPU seconds used so far by every descendant of this process (this process's own load
-/// generator threads are not counted). From `/proc`; 0 where there is none.
-fn descendants_cpu() -> f64 {
+/// Every descendant of this process: (pid, command name, CPU ticks used so far). From
+/// `/proc`; empty where there is none.
+fn descendants() -> Vec<(u32, String, u64)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0.0;
+        return Vec::new();
     };
-    // pid -> (parent, ticks); the fields after the parenthesised command name.
+    // pid -> (parent, name, ticks); the fields after the parenthesised command name.
     let mut procs = std::collections::HashMap::new();
     for entry in dir.flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -122,25 +122,50 @@ fn descendants_cpu() -> f64 {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
+        let (Some((head, rest)), Some(open)) = (stat.rsplit_once(')'), stat.find('(')) else {
             continue;
         };
+        let name = head[open + 1..].to_owned();
         let f: Vec<&str> = rest.split_whitespace().collect();
         let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         // After the name: state, ppid, ... utime and stime (fields 4, 14 and 15 of stat).
-        procs.insert(pid, (num(1) as u32, num(11) + num(12)));
+        procs.insert(pid, (num(1) as u32, name, num(11) + num(12)));
     }
-    let mut total = 0;
+    let mut found = Vec::new();
     let mut frontier = vec![std::process::id()];
     while let Some(parent) = frontier.pop() {
-        for (pid, (ppid, ticks)) in &procs {
+        for (pid, (ppid, name, ticks)) in &procs {
             if *ppid == parent {
-                total += ticks;
+                found.push((*pid, name.clone(), *ticks));
                 frontier.push(*pid);
             }
         }
     }
-    total as f64 / CLOCK_TICKS
+    found
+}
+
+/// CPU seconds used so far by every descendant of this process (this process's own load
+/// generator threads are not counted). From `/proc`; 0 where there is none.
+fn descendants_cpu() -> f64 {
+    descendants().iter().map(|(_, _, t)| *t).sum::<u64>() as f64 / CLOCK_TICKS
+}
+
+/// workerd's main thread (where every worker runs) so far, from `/proc/PID/task/PID/schedstat`:
+/// nanoseconds on a CPU and nanoseconds runnable but waiting for one (other processes holding
+/// the cores). Zeros where there is none.
+fn workerd_schedstat() -> [u64; 2] {
+    let mut out = [0; 2];
+    for (pid, name, _) in descendants() {
+        if name != "workerd" {
+            continue;
+        }
+        let path = format!("/proc/{pid}/task/{pid}/schedstat");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for (o, v) in out.iter_mut().zip(text.split_whitespace()) {
+            *o += v.parse::<u64>().unwrap_or(0);
+        }
+    }
+    out
 }
 
 /// Which worker (0 keygate, 1 baseline) each slice of a round goes to: `SLICES` pairs in
@@ -717,6 +742,9 @@ const LEAD_IN: Duration = Duration::from_millis(150);
 struct Paced {
     measured: Vec<u32>,
     after_idle: Vec<u32>,
+    /// Milliseconds workerd's main thread was runnable but waiting for a core during the
+    /// worker's slices (other processes holding the cores).
+    waited_ms: f64,
 }
 
 /// One round of paced slices at `rate` against both workers (order as the throughput rounds).
@@ -730,7 +758,9 @@ fn paced_round(
     let mut out = [Paced::default(), Paced::default()];
     let lead_us = LEAD_IN.as_micros() as u32;
     for w in slice_order(round) {
+        let before = workerd_schedstat()[1];
         let r = load::run_paced(addrs[w], req, connections, rate, LEAD_IN + ROUND / SLICES);
+        out[w].waited_ms += workerd_schedstat()[1].saturating_sub(before) as f64 / 1e6;
         assert_eq!(statuses(&r), vec![200], "paced check");
         for (at, latency) in r.timeline {
             let part = if at < lead_us {
@@ -768,7 +798,11 @@ fn p99_at_half_load(
     for round in 0..rounds {
         let pair = paced_round(addrs, req, connections, rate, round);
         for (name, p) in ["keygate ", "baseline"].iter().zip(&pair) {
-            println!("    #{round} {name} {}", tail(&p.measured));
+            println!(
+                "    #{round} {name} {}  (workerd waited {:>4.0} ms for a core)",
+                tail(&p.measured),
+                p.waited_ms
+            );
         }
         ratios.push(pct_ms(&pair[0].measured, 99.0) / pct_ms(&pair[1].measured, 99.0).max(1e-3));
         for (total, p) in pooled.iter_mut().zip(pair) {
@@ -846,13 +880,18 @@ fn tail_at_half_load_diagnosis() {
             let w = (round + j) % targets.len();
             let (name, addr) = targets[w];
             let started = t0.elapsed();
+            let before = workerd_schedstat();
             let mut r = load::run_paced(addr, &check, connections, rate, slice);
+            let after = workerd_schedstat();
             r.latencies_us.sort_unstable();
+            let ms = |i: usize| after[i].saturating_sub(before[i]) as f64 / 1e6;
             println!(
-                "  #{round} {name:<8} at {:>6.2} s  {:>5} req  {}",
+                "  #{round} {name:<8} at {:>6.2} s  {:>5} req  {}  workerd ran {:>5.0} ms, waited {:>5.0} ms for a core",
                 started.as_secs_f64(),
                 r.requests,
-                tail(&r.latencies_us)
+                tail(&r.latencies_us),
+                ms(0),
+                ms(1)
             );
             let mut slow: Vec<(u32, u32)> = r
                 .timeline
