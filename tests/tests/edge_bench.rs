@@ -323,7 +323,14 @@ fn check_throughput_against_a_javascript_baseline_and_revocation_latency() {
 
     let half = totals[1][1].rps() / 2.0;
     let p99_rounds = env_usize("KEYGATE_BENCH_P99_ROUNDS", P99_ROUNDS).max(5);
-    p99_at_half_load([keygate, baseline], &check, connections, half, p99_rounds);
+    let null = load::NullServer::start();
+    p99_at_half_load(
+        [keygate, baseline, null.addr],
+        &check,
+        connections,
+        half,
+        p99_rounds,
+    );
 
     // Revocation at the edge: from sending the signed revoke push to the first REVOKED.
     let revokes = env_usize("KEYGATE_BENCH_REVOKES", REVOKES);
@@ -747,17 +754,22 @@ struct Paced {
     waited_ms: f64,
 }
 
-/// One round of paced slices at `rate` against both workers (order as the throughput rounds).
+/// Paced slices per round against the runtime-free `load::NullServer`: the floor the
+/// generator, kernel and host set for any latency, in the same minutes.
+const NULL_SLICES: usize = 2;
+
+/// One round of paced slices at `rate` against both workers (order as the throughput rounds),
+/// then [`NULL_SLICES`] against the null server (`addrs[2]`).
 fn paced_round(
-    addrs: [SocketAddr; 2],
+    addrs: [SocketAddr; 3],
     req: &[u8],
     connections: usize,
     rate: f64,
     round: usize,
-) -> [Paced; 2] {
-    let mut out = [Paced::default(), Paced::default()];
+) -> [Paced; 3] {
+    let mut out = [Paced::default(), Paced::default(), Paced::default()];
     let lead_us = LEAD_IN.as_micros() as u32;
-    for w in slice_order(round) {
+    for w in slice_order(round).chain([2; NULL_SLICES]) {
         let before = workerd_schedstat()[1];
         let r = load::run_paced(addrs[w], req, connections, rate, LEAD_IN + ROUND / SLICES);
         out[w].waited_ms += workerd_schedstat()[1].saturating_sub(before) as f64 / 1e6;
@@ -782,7 +794,7 @@ fn paced_round(
 /// rounds; the verdict is the median of the per-round p99 ratios keygate/baseline (pooled
 /// percentiles printed too, and the lead-ins after idle apart).
 fn p99_at_half_load(
-    addrs: [SocketAddr; 2],
+    addrs: [SocketAddr; 3],
     req: &[u8],
     connections: usize,
     rate: f64,
@@ -790,14 +802,17 @@ fn p99_at_half_load(
 ) {
     println!(
         "  check latency at half load ({rate:.0} req/s, open loop, {connections} connections), {rounds} rounds of \
-         {SLICES} interleaved slices of {:?} per worker, each after a {LEAD_IN:?} lead-in at the same rate:",
+         {SLICES} interleaved slices of {:?} per worker, each after a {LEAD_IN:?} lead-in at the same rate \
+         (null: {NULL_SLICES} slices per round against a loopback server with no runtime, the floor set by \
+         the generator and the host):",
         ROUND / SLICES
     );
-    let mut pooled = [Paced::default(), Paced::default()];
+    let names = ["keygate ", "baseline", "null    "];
+    let mut pooled = [Paced::default(), Paced::default(), Paced::default()];
     let mut ratios = Vec::new();
     for round in 0..rounds {
         let pair = paced_round(addrs, req, connections, rate, round);
-        for (name, p) in ["keygate ", "baseline"].iter().zip(&pair) {
+        for (name, p) in names.iter().zip(&pair) {
             println!(
                 "    #{round} {name} {}  (workerd waited {:>4.0} ms for a core)",
                 tail(&p.measured),
@@ -810,7 +825,7 @@ fn p99_at_half_load(
             total.after_idle.extend(p.after_idle);
         }
     }
-    for (name, p) in ["keygate ", "baseline"].iter().zip(pooled.iter_mut()) {
+    for (name, p) in names.iter().zip(pooled.iter_mut()) {
         p.measured.sort_unstable();
         p.after_idle.sort_unstable();
         println!(
