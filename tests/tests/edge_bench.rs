@@ -854,7 +854,7 @@ fn p99_at_half_load(
 /// in rotating order; per slice the percentiles, and when a slice has a slow request, when
 /// in the slice the slow requests were scheduled.
 #[test]
-#[ignore = "diagnostic: run by hand"]
+#[ignore = "benchmark: run with `cargo xtask bench-edge`"]
 fn tail_at_half_load_diagnosis() {
     let edge = start_with_baseline();
     let null = load::NullServer::start();
