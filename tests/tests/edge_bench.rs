@@ -849,6 +849,54 @@ fn p99_at_half_load(
     );
 }
 
+/// The requests of a paced slice at or above `slow_us`: how many, and the first dozen as
+/// `latency@scheduled time` in ms into the slice.
+fn print_slow(timeline: &[(u32, u32)], slow_us: u32) {
+    let mut slow: Vec<(u32, u32)> = timeline
+        .iter()
+        .copied()
+        .filter(|(_, l)| *l >= slow_us)
+        .collect();
+    slow.sort_unstable();
+    if slow.is_empty() {
+        return;
+    }
+    let shown: Vec<String> = slow
+        .iter()
+        .take(12)
+        .map(|(at, l)| format!("{:.1}@{:.1}", f64::from(*l) / 1e3, f64::from(*at) / 1e3))
+        .collect();
+    println!(
+        "      {} slow (ms@ms into slice): {}",
+        slow.len(),
+        shown.join(" ")
+    );
+}
+
+/// One paced slice of the diagnosis: runs it, prints its percentiles, workerd's time on and
+/// waiting for a core meanwhile, and its slow requests; returns it (latencies sorted).
+fn diagnosed_slice(
+    label: &str,
+    addr: SocketAddr,
+    req: &[u8],
+    (connections, rate, slice): (usize, f64, Duration),
+    slow_us: u32,
+) -> LoadReport {
+    let before = workerd_schedstat();
+    let r = load::run_paced(addr, req, connections, rate, slice);
+    let after = workerd_schedstat();
+    let ms = |i: usize| after[i].saturating_sub(before[i]) as f64 / 1e6;
+    println!(
+        "  {label}  {:>5} req  {}  workerd ran {:>5.0} ms, waited {:>5.0} ms for a core",
+        r.requests,
+        tail(&r.latencies_us),
+        ms(0),
+        ms(1)
+    );
+    print_slow(&r.timeline, slow_us);
+    r
+}
+
 /// Diagnosis of the tail at half load: paced slices against keygate, the JS baseline and a
 /// runtime-free loopback server (`load::NullServer`: the generator, kernel and host alone),
 /// in rotating order; per slice the percentiles, and when a slice has a slow request, when
@@ -894,41 +942,11 @@ fn tail_at_half_load_diagnosis() {
         for j in 0..targets.len() {
             let w = (round + j) % targets.len();
             let (name, addr) = targets[w];
-            let started = t0.elapsed();
-            let before = workerd_schedstat();
-            let mut r = load::run_paced(addr, &check, connections, rate, slice);
-            let after = workerd_schedstat();
-            r.latencies_us.sort_unstable();
-            let ms = |i: usize| after[i].saturating_sub(before[i]) as f64 / 1e6;
-            println!(
-                "  #{round} {name:<8} at {:>6.2} s  {:>5} req  {}  workerd ran {:>5.0} ms, waited {:>5.0} ms for a core",
-                started.as_secs_f64(),
-                r.requests,
-                tail(&r.latencies_us),
-                ms(0),
-                ms(1)
+            let label = format!(
+                "#{round} {name:<8} at {:>6.2} s",
+                t0.elapsed().as_secs_f64()
             );
-            let mut slow: Vec<(u32, u32)> = r
-                .timeline
-                .iter()
-                .copied()
-                .filter(|(_, l)| *l >= slow_us)
-                .collect();
-            slow.sort_unstable();
-            if !slow.is_empty() {
-                let shown: Vec<String> = slow
-                    .iter()
-                    .take(12)
-                    .map(|(at, l)| {
-                        format!("{:.1}@{:.1}", f64::from(*l) / 1e3, f64::from(*at) / 1e3)
-                    })
-                    .collect();
-                println!(
-                    "      {} slow (ms@ms into slice): {}",
-                    slow.len(),
-                    shown.join(" ")
-                );
-            }
+            let r = diagnosed_slice(&label, addr, &check, (connections, rate, slice), slow_us);
             for (at, l) in &r.timeline {
                 if *at < 50_000 {
                     starts[w].push(*l)

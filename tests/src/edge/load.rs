@@ -188,48 +188,14 @@ pub fn run_paced(
             let ready = ready_tx.clone();
             let (start_tx, start_rx) = std::sync::mpsc::channel::<Instant>();
             starts.push(start_tx);
+            // Spread the connections' schedules over one interval.
+            let offset = interval.mul_f64(i as f64 / connections as f64);
             std::thread::spawn(move || {
-                let mut stream = connect(addr);
+                let stream = connect(addr);
                 let _ = ready.send(());
                 let start = start_rx.recv().expect("start time");
-                let mut report = LoadReport::default();
-                let mut buf = Vec::with_capacity(8192);
-                // Spread the connections' schedules over one interval.
-                let mut next = start + interval.mul_f64(i as f64 / connections as f64);
-                while next < start + duration {
-                    let now = Instant::now();
-                    if next > now {
-                        std::thread::sleep(next - now);
-                    }
-                    if stream.is_none() {
-                        stream = connect(addr);
-                    }
-                    let Some(s) = stream.as_mut() else {
-                        report.errors += 1;
-                        next += interval;
-                        continue;
-                    };
-                    let status = s
-                        .write_all(&request)
-                        .ok()
-                        .and_then(|()| read_response(s, &mut buf));
-                    let latency = next.elapsed().as_micros().min(u32::MAX as u128) as u32;
-                    match status {
-                        Some(code) => {
-                            report.requests += 1;
-                            *report.statuses.entry(code).or_default() += 1;
-                            report.latencies_us.push(latency);
-                            let at = (next - start).as_micros().min(u32::MAX as u128) as u32;
-                            report.timeline.push((at, latency));
-                        }
-                        None => {
-                            report.errors += 1;
-                            stream = None;
-                        }
-                    }
-                    next += interval;
-                }
-                report
+                let schedule = (start, offset, interval, start + duration);
+                paced_connection(addr, &request, stream, schedule)
             })
         })
         .collect();
@@ -244,6 +210,53 @@ pub fn run_paced(
     let mut total = collect(threads);
     total.elapsed = start.elapsed();
     total
+}
+
+/// One connection's share of [`run_paced`]: sends at `start + offset + k * interval` until
+/// `end`, timing each request from its scheduled send time.
+fn paced_connection(
+    addr: SocketAddr,
+    request: &[u8],
+    mut stream: Option<TcpStream>,
+    (start, offset, interval, end): (Instant, Duration, Duration, Instant),
+) -> LoadReport {
+    let mut report = LoadReport::default();
+    let mut buf = Vec::with_capacity(8192);
+    let mut next = start + offset;
+    while next < end {
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+        if stream.is_none() {
+            stream = connect(addr);
+        }
+        let Some(s) = stream.as_mut() else {
+            report.errors += 1;
+            next += interval;
+            continue;
+        };
+        let status = s
+            .write_all(request)
+            .ok()
+            .and_then(|()| read_response(s, &mut buf));
+        let latency = next.elapsed().as_micros().min(u32::MAX as u128) as u32;
+        match status {
+            Some(code) => {
+                report.requests += 1;
+                *report.statuses.entry(code).or_default() += 1;
+                report.latencies_us.push(latency);
+                let at = (next - start).as_micros().min(u32::MAX as u128) as u32;
+                report.timeline.push((at, latency));
+            }
+            None => {
+                report.errors += 1;
+                stream = None;
+            }
+        }
+        next += interval;
+    }
+    report
 }
 
 /// Joins the load threads and adds up their reports (latencies sorted).
