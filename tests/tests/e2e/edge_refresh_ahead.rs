@@ -9,7 +9,7 @@ use keygate_tests::edge::{new_key, record, Edge, EdgeOptions};
 
 #[test]
 fn a_key_checked_steadily_is_always_answered_from_the_isolate_cache() {
-    const TTL_MS: u64 = 2_000;
+    const TTL_MS: u64 = 3_000;
     let edge = Edge::start(EdgeOptions {
         vars: [("KEYGATE_CACHE_TTL_MS".to_owned(), TTL_MS.to_string())].into(),
         ..EdgeOptions::default()
@@ -19,28 +19,37 @@ fn a_key_checked_steadily_is_always_answered_from_the_isolate_cache() {
     edge.check(key.expose(), "m", "f", None)
         .assert_verdict(200, "VALID");
 
-    // Every 50 ms for two and a half TTLs: each entry's last quarter (500 ms) sees about ten
-    // checks, the first of which starts the re-read.
-    let (start, mut last) = (Instant::now(), Instant::now());
-    let (mut lookups, mut longest_gap) = (Vec::new(), Duration::ZERO);
+    // Every 50 ms for two and a half TTLs: each entry's last quarter (750 ms) sees about a
+    // dozen checks, the first of which starts the re-read. A check that came after a pause of
+    // the whole machine (over 300 ms since the previous one) proves nothing either way and is
+    // not judged.
+    let start = Instant::now();
+    let mut last = Instant::now();
+    let mut judged = Vec::new();
     while start.elapsed() < Duration::from_millis(TTL_MS * 5 / 2) {
         std::thread::sleep(Duration::from_millis(50));
         let reply = edge.check(key.expose(), "m", "f", None);
         reply.assert_verdict(200, "VALID");
-        longest_gap = longest_gap.max(last.elapsed());
+        let gap = last.elapsed();
         last = Instant::now();
-        lookups.push(reply.header("x-keygate-lookup").unwrap_or("").to_owned());
+        if gap < Duration::from_millis(300) {
+            judged.push(reply.header("x-keygate-lookup").unwrap_or("").to_owned());
+        }
     }
-    let elsewhere: Vec<(usize, &String)> = lookups
+    let elsewhere: Vec<(usize, &String)> = judged
         .iter()
         .enumerate()
         .filter(|(_, l)| l.as_str() != "cache")
         .collect();
     assert!(
+        judged.len() >= 20,
+        "too few checks judged ({}): the machine is too busy",
+        judged.len()
+    );
+    assert!(
         elsewhere.is_empty(),
-        "{} of {} checks were not answered from the cache (longest gap between checks \
-         {longest_gap:?}): {elsewhere:?}",
+        "{} of {} checks were not answered from the cache: {elsewhere:?}",
         elsewhere.len(),
-        lookups.len()
+        judged.len()
     );
 }
