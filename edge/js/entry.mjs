@@ -44,14 +44,14 @@ export default {
     }
     // `undefined`: a check whose body the wasm module wants in one piece (it has checked
     // the Content-Length); its answer is then synchronous unless the record must be read.
-    return answer === undefined ? request.arrayBuffer().then((body) => checkBody(request, body, env)) : answer;
+    return answer === undefined ? request.arrayBuffer().then((body) => checkBody(request, body, env, ctx)) : answer;
   },
 };
 
-function checkBody(request, body, env) {
+function checkBody(request, body, env, ctx) {
   ready();
   try {
-    return wasm.checkBody(request, new Uint8Array(body), env);
+    return wasm.checkBody(request, new Uint8Array(body), env, ctx);
   } catch (error) {
     noteTrap(error);
     throw error;

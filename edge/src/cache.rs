@@ -7,6 +7,13 @@
 //! receives a sync push updates its own entries at once. A negative entry ("no such key")
 //! stops a burst of checks with an unknown key from hammering KV and the control plane.
 //!
+//! Refresh ahead: a hit on a record in the last [`refresh_ahead_ms`] of its TTL claims the
+//! entry's one re-read ([`IsolateCache::claim_refresh`]), which the worker runs in the
+//! background; the answer does not wait. A key checked steadily then never expires, and no
+//! request waits for KV once a TTL (without it, each expiry sent every request arriving during
+//! the KV read to KV, the once-a-second stall of the half-load p99, see `edge/README.md`). No
+//! entry is ever served past its TTL, so the staleness bound is unchanged.
+//!
 //! Worker isolates are single-threaded, so the cache is a thread-local behind a `RefCell`.
 
 use std::cell::RefCell;
@@ -32,6 +39,14 @@ pub enum Cached {
 struct Entry {
     value: Cached,
     expires_at_ms: u64,
+    /// A background re-read was claimed for this entry (a new entry starts unclaimed).
+    refreshing: bool,
+}
+
+/// How long before its expiry a record's entry is re-read in the background: a quarter of
+/// the TTL.
+pub fn refresh_ahead_ms(ttl_ms: u64) -> u64 {
+    ttl_ms / 4
 }
 
 /// A TTL cache of compiled records, bounded in size.
@@ -66,6 +81,7 @@ impl IsolateCache {
             Entry {
                 value,
                 expires_at_ms: now_ms.saturating_add(ttl_ms),
+                refreshing: false,
             },
         );
     }
@@ -89,6 +105,24 @@ impl IsolateCache {
             }
         }
         self.put(digest, value, now_ms, ttl_ms);
+    }
+
+    /// Whether the caller should re-read `digest`'s record now, in the background: its entry
+    /// is a fresh record expiring within `ahead_ms`, and no re-read was claimed for it yet
+    /// (this call claims it; the entry [`IsolateCache::offer`] then stores starts unclaimed).
+    pub fn claim_refresh(&mut self, digest: &KeyDigest, now_ms: u64, ahead_ms: u64) -> bool {
+        match self.entries.get_mut(digest) {
+            Some(e)
+                if matches!(e.value, Cached::Found(_))
+                    && !e.refreshing
+                    && e.expires_at_ms > now_ms
+                    && e.expires_at_ms - now_ms <= ahead_ms =>
+            {
+                e.refreshing = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Forgets `digest`.
@@ -176,6 +210,30 @@ mod tests {
         assert_eq!(c.get(&d, 20), Some(Cached::Found(revoked(3))));
         c.offer(d, Cached::Found(versioned("r", 901)), 30, 1_000);
         assert_eq!(c.get(&d, 40), Some(Cached::Found(revoked(3))));
+    }
+
+    #[test]
+    fn a_record_near_its_expiry_is_claimed_for_one_refresh() {
+        let mut c = IsolateCache::default();
+        let d = digest("h");
+        c.put(d, Cached::Found(record("h")), 0, 1_000);
+        let ahead = refresh_ahead_ms(1_000);
+        assert!(!c.claim_refresh(&d, 700, ahead), "not yet due");
+        assert!(c.claim_refresh(&d, 800, ahead));
+        assert!(!c.claim_refresh(&d, 900, ahead), "claimed once");
+        assert!(
+            !c.claim_refresh(&d, 1_000, ahead),
+            "expired: the next lookup reads"
+        );
+        // The re-read's answer is a new entry, due again a TTL later.
+        c.offer(d, Cached::Found(record("h")), 950, 1_000);
+        assert!(matches!(c.get(&d, 1_500), Some(Cached::Found(_))));
+        assert!(!c.claim_refresh(&d, 1_500, ahead));
+        assert!(c.claim_refresh(&d, 1_750, ahead));
+        // Negative entries and unknown digests are never refreshed ahead.
+        c.put(d, Cached::Absent, 0, 1_000);
+        assert!(!c.claim_refresh(&d, 900, ahead));
+        assert!(!c.claim_refresh(&digest("other"), 900, ahead));
     }
 
     #[test]

@@ -121,10 +121,10 @@ mod runtime {
     use keygate_shared::key::{self, KeyDigest, KeyKind};
     use keygate_shared::record::CompiledRecord;
     use keygate_shared::verdict::Verdict;
-    use worker::{web_sys, Env};
+    use worker::{web_sys, Context, Env};
 
     use super::{parse_check_body, Source, HEADER_PUBLISHABLE_KEY, MAX_CHECK_BODY};
-    use crate::cache::{with_cache, Cached};
+    use crate::cache::{refresh_ahead_ms, with_cache, Cached};
     use crate::config::Config;
     use crate::error::ApiError;
     use crate::http::{self, now_ms, raw_header};
@@ -159,21 +159,8 @@ mod runtime {
         if let Some(hit) = cached(digest) {
             return Ok(hit);
         }
-        let store = Store::from_env(env)?;
-        // KV's copy may be older than what the change log taught this isolate: merge.
-        let stored = store.record(digest).await?.map(|r| Rc::new(r.compile()));
-        if let Some(compiled) = with_view(|v| v.merge(digest, stored)) {
-            let learned = with_view(|v| v.get(digest).is_some_and(|l| Rc::ptr_eq(l, &compiled)));
-            with_cache(|c| {
-                c.offer(
-                    *digest,
-                    Cached::Found(compiled.clone()),
-                    now_ms(),
-                    config.cache_ttl_ms,
-                )
-            });
-            let source = if learned { Source::Changes } else { Source::Kv };
-            return Ok((Some(compiled), source));
+        if let Some(found) = from_kv(env, config, digest).await? {
+            return Ok(found);
         }
         let (found, source) = match pull::pull(config, digest).await {
             // (The view holds nothing for this key, or the merge above had found it.)
@@ -192,6 +179,53 @@ mod runtime {
         };
         with_cache(|c| c.offer(*digest, value, now_ms(), ttl));
         Ok((found, source))
+    }
+
+    /// The record for `digest` from KV merged with this isolate's view of the change log,
+    /// offered to the isolate cache; `None` when neither has one.
+    async fn from_kv(
+        env: &Env,
+        config: &Config,
+        digest: &KeyDigest,
+    ) -> Result<Option<(Option<Rc<CompiledRecord>>, Source)>, ApiError> {
+        let store = Store::from_env(env)?;
+        // KV's copy may be older than what the change log taught this isolate: merge.
+        let stored = store.record(digest).await?.map(|r| Rc::new(r.compile()));
+        let Some(compiled) = with_view(|v| v.merge(digest, stored)) else {
+            return Ok(None);
+        };
+        let learned = with_view(|v| v.get(digest).is_some_and(|l| Rc::ptr_eq(l, &compiled)));
+        with_cache(|c| {
+            c.offer(
+                *digest,
+                Cached::Found(compiled.clone()),
+                now_ms(),
+                config.cache_ttl_ms,
+            )
+        });
+        let source = if learned { Source::Changes } else { Source::Kv };
+        Ok(Some((Some(compiled), source)))
+    }
+
+    /// After answering from the cache: when the record's entry is near its expiry (see
+    /// `crate::cache`), re-reads it in the background (`ctx.wait_until`), so the next
+    /// requests find a fresh entry instead of waiting for KV.
+    fn refresh_ahead(env: &Env, ctx: &Context, decision: &Decision) {
+        let (Source::Cache, Some(record)) = (decision.source, &decision.record) else {
+            return;
+        };
+        let config = http::config(env);
+        let digest = record.record.key_digest;
+        let ahead = refresh_ahead_ms(config.cache_ttl_ms);
+        if !with_cache(|c| c.claim_refresh(&digest, now_ms(), ahead)) {
+            return;
+        }
+        let env = env.clone();
+        ctx.wait_until(async move {
+            if let Err(e) = from_kv(&env, &config, &digest).await {
+                worker::console_warn!("keygate: refresh ahead for {digest} failed: {e:?}");
+            }
+        });
     }
 
     /// A check as far as it can go without waiting: decided when the key is malformed or
@@ -245,9 +279,13 @@ mod runtime {
 
     /// `POST /v1/check`, on the JavaScript request (no `worker::Request` conversion), when
     /// its body has not been read yet (no or an unusual `Content-Length`: see [`answer`]).
-    pub async fn handle(req: &web_sys::Request, env: &Env) -> Result<web_sys::Response, ApiError> {
+    pub async fn handle(
+        req: &web_sys::Request,
+        env: &Env,
+        ctx: &Context,
+    ) -> Result<web_sys::Response, ApiError> {
         let body = http::read_raw_body(req, MAX_CHECK_BODY).await?;
-        match answer(req, &body, env) {
+        match answer(req, &body, env, ctx) {
             Answer::Now(resp) => resp,
             Answer::Later(later) => later.await,
         }
@@ -264,7 +302,7 @@ mod runtime {
     /// `POST /v1/check` once its body has been read (the worker's entry module reads it when
     /// [`body_is_simple`] says so, then calls this synchronously): with a malformed key or
     /// a record in this isolate's cache, the answer is ready at once, with no Rust future.
-    pub fn answer(req: &web_sys::Request, body: &[u8], env: &Env) -> Answer {
+    pub fn answer(req: &web_sys::Request, body: &[u8], env: &Env, ctx: &Context) -> Answer {
         let input = match parse_check_body(body, || raw_header(req, HEADER_PUBLISHABLE_KEY)) {
             Ok(input) => input,
             Err(e) => return Answer::Now(Err(e)),
@@ -277,7 +315,11 @@ mod runtime {
             origin: origin.as_deref(),
         };
         let digest = match decide_now(&request) {
-            Ok(d) => return Answer::Now(respond(&d, origin.as_deref())),
+            Ok(d) => {
+                let answer = respond(&d, origin.as_deref());
+                refresh_ahead(env, ctx, &d);
+                return Answer::Now(answer);
+            }
             Err(digest) => digest,
         };
         let env = env.clone();

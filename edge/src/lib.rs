@@ -98,7 +98,7 @@ mod router {
                 if let Some(refresh) = refresh {
                     refresh.await?;
                 }
-                check::handle(&req, &env).await
+                check::handle(&req, &env, &ctx).await
             });
         }
         let path = path.to_owned();
@@ -113,8 +113,13 @@ mod router {
     /// `POST /v1/check` once the entry module has read its body (see [`fetch`]): the answer
     /// (a `Response`), or a promise of it when the record must be looked up first.
     #[wasm_bindgen(js_name = checkBody)]
-    pub fn check_body(raw: web_sys::Request, body: &[u8], env: Env) -> JsValue {
-        match check::answer(&raw, body, &env) {
+    pub fn check_body(
+        raw: web_sys::Request,
+        body: &[u8],
+        env: Env,
+        ctx: worker::worker_sys::Context,
+    ) -> JsValue {
+        match check::answer(&raw, body, &env, &Context::new(ctx)) {
             check::Answer::Now(resp) => resp.unwrap_or_else(|e| http::error_raw(&e)).into(),
             check::Answer::Later(later) => worker::wasm_bindgen_futures::future_to_promise(async {
                 Ok(later.await.unwrap_or_else(|e| http::error_raw(&e)).into())

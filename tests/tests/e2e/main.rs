@@ -5,6 +5,7 @@
 
 mod dashboard;
 mod delivery_faults;
+mod edge_refresh_ahead;
 mod edge_secret_rotation;
 mod edge_trap;
 mod edge_worker;
