@@ -22,7 +22,8 @@
 //!
 //! Transactions that read before they write must start with [`WriteTx::begin_write`]:
 //! `BEGIN IMMEDIATE` on SQLite (a deferred transaction cannot upgrade to a writer under
-//! concurrency) and a plain `BEGIN` on PostgreSQL.
+//! concurrency) and a plain `BEGIN` on PostgreSQL. [`write_tx!`](crate::write_tx) runs a
+//! block in one and commits it, so a change, its audit row and its outbox rows land together.
 
 pub mod api_keys;
 pub mod audit;
@@ -79,10 +80,10 @@ macro_rules! with_db {
     };
 }
 
-/// Runs a block in a write transaction ([`WriteTx::begin_write`]) with `$tx` bound to it,
-/// then commits: what the block writes (a change, its audit row, its outbox rows) lands
-/// together or not at all. A `?` or `return Err(..)` inside returns from the enclosing
-/// function and the dropped transaction rolls back. The value is the block's.
+/// Runs a block in a write transaction ([`crate::store::WriteTx::begin_write`]) with `$tx`
+/// bound to it, then commits: what the block writes (a change, its audit row, its outbox
+/// rows) lands together or not at all. A `?` or `return Err(..)` inside returns from the
+/// enclosing function and the dropped transaction rolls back. The value is the block's.
 ///
 /// ```ignore
 /// write_tx!(db, |tx| {

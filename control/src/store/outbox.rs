@@ -22,8 +22,8 @@ use crate::ids::now_ms;
 use crate::impl_for_both_backends;
 use crate::store::audit::ClientInfo;
 use crate::store::gateway_secrets::GatewaySecretStore;
-use crate::store::{rows_by, Db, Refusal, StoreError, StoreResult, WriteTx};
-use crate::with_db;
+use crate::store::{rows_by, Db, Refusal, StoreError, StoreResult};
+use crate::{with_db, write_tx};
 
 /// Why a record could not be queued.
 #[derive(Debug)]
@@ -257,35 +257,30 @@ pub async fn retry_dead_letters(
         .iter()
         .filter(|d| digest.is_none_or(|want| want.to_hex() == d.key_digest))
         .collect();
-    Ok(with_db!(db, |pool| {
-        async {
-            let mut tx = pool.begin_write().await?;
-            let mut n = 0;
-            for letter in &chosen {
-                n += sqlx::query(
-                    "UPDATE edge_outbox SET dead_at = NULL, dead_reason = NULL, attempts = 0,
-                            next_attempt_at = 0, last_error = NULL
-                      WHERE id = $1 AND dead_at IS NOT NULL AND delivered_at IS NULL",
-                )
-                .bind(letter.id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let event = DeliveryEvent {
-                    workspace_id: &letter.workspace_id,
-                    key_digest: &letter.key_digest,
-                    version: letter.version,
-                    reason: &letter.reason,
-                    actor,
-                    action: "edge_record.retry",
-                };
-                tx.as_mut().audit_delivery(&event).await?;
-            }
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(n)
+    write_tx!(db, |tx| {
+        let mut n = 0;
+        for letter in &chosen {
+            n += sqlx::query(
+                "UPDATE edge_outbox SET dead_at = NULL, dead_reason = NULL, attempts = 0,
+                        next_attempt_at = 0, last_error = NULL
+                  WHERE id = $1 AND dead_at IS NOT NULL AND delivered_at IS NULL",
+            )
+            .bind(letter.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let event = DeliveryEvent {
+                workspace_id: &letter.workspace_id,
+                key_digest: &letter.key_digest,
+                version: letter.version,
+                reason: &letter.reason,
+                actor,
+                action: "edge_record.retry",
+            };
+            tx.as_mut().audit_delivery(&event).await?;
         }
-        .await
-    })?)
+        Ok(n)
+    })
 }
 
 /// An edge delivery event for the audit log: a record of `key_digest` at `version` set aside
