@@ -378,33 +378,33 @@ function openNewWorkspace() {
 function renderFirstWorkspace() {
   const { form, submit } = workspaceForm((w) => navigate(wsId(w) ? `/w/${encodeURIComponent(wsId(w))}/tokens` : '/'));
   form.append(h('div', { class: 'form-actions' }, submit));
-  clear(
-    shell.main,
-    h(
-      'div',
-      { class: 'welcome card' },
-      h('div', { class: 'state-icon' }, icon('layers')),
-      h('h1', { tabindex: '-1' }, 'Create your first workspace'),
-      h('p', { class: 'muted' }, 'A workspace holds one product or environment: its publishable key, SDK access key, tokens and blacklist.'),
-      form,
-    ),
+  renderPageCard(
+    { cls: 'welcome card', iconName: 'layers', heading: 'Create your first workspace', tabTitle: 'Welcome' },
+    h('p', { class: 'muted' }, 'A workspace holds one product or environment: its publishable key, SDK access key, tokens and blacklist.'),
+    form,
   );
-  document.title = 'Welcome · keygate';
 }
 
 function renderNotFound(message) {
+  renderPageCard(
+    { cls: 'state state-empty', iconName: 'alert', heading: 'Not found', tabTitle: 'Not found' },
+    h('p', {}, message),
+    h('a', { href: homePath(), class: 'btn btn-secondary' }, 'Go to the dashboard'),
+  );
+}
+
+/**
+ * Fills the main area with one card (class `cls`): an icon, a heading (focusable, for the
+ * route change), then `content`; the tab is titled `tabTitle · keygate`.
+ * @param {{cls: string, iconName: string, heading: string, tabTitle: string}} card
+ * @param {...any} content
+ */
+function renderPageCard({ cls, iconName, heading, tabTitle }, ...content) {
   clear(
     shell.main,
-    h(
-      'div',
-      { class: 'state state-empty' },
-      h('div', { class: 'state-icon' }, icon('alert')),
-      h('h1', { tabindex: '-1' }, 'Not found'),
-      h('p', {}, message),
-      h('a', { href: homePath(), class: 'btn btn-secondary' }, 'Go to the dashboard'),
-    ),
+    h('div', { class: cls }, h('div', { class: 'state-icon' }, icon(iconName)), h('h1', { tabindex: '-1' }, heading), ...content),
   );
-  document.title = 'Not found · keygate';
+  document.title = `${tabTitle} · keygate`;
 }
 
 /* ---------- Boot ---------- */

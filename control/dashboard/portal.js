@@ -8,8 +8,8 @@
 // `Authorization: Bearer`. Values of keys are shown once, when created or rolled.
 
 import {
-  append, badge, busy, button, card, cardHeader, clear, confirmDialog, emptyState, errorBox,
-  errorState, field, h, icon, openModal, requiredText, showCreated, shownOnce, skeletonRows, table, timeEl, toast,
+  append, badge, busy, button, card, cardHeader, clear, emptyState, errorBox,
+  errorState, field, h, icon, openModal, requiredText, revokeButton, showCreated, shownOnce, skeletonRows, table, timeEl,
 } from './ui.js';
 
 const STORAGE = 'keygate_portal_token';
@@ -158,26 +158,18 @@ function renderPortal(session) {
               'div',
               { class: 'row-actions' },
               button('Roll', { small: true, iconName: 'refresh', 'aria-label': `Roll key ${k.name}`, 'data-testid': 'portal-roll', onClick: () => openRoll(k, load) }),
-              button('Revoke', {
-                variant: 'danger-ghost',
-                small: true,
-                iconName: 'trash',
-                'aria-label': `Revoke key ${k.name}`,
-                'data-testid': 'portal-revoke',
-                onClick: async () => {
-                  const ok = await confirmDialog({
-                    title: 'Revoke this key?',
-                    message: `Anything using “${k.name}” stops working immediately. This cannot be undone.`,
-                    confirmLabel: 'Revoke key',
-                    danger: true,
-                    action: () => call('DELETE', `/api-key/${encodeURIComponent(k.id)}`),
-                  });
-                  if (ok) {
-                    toast('Key revoked', 'success');
-                    load();
-                  }
+              revokeButton(
+                'Revoke',
+                { 'aria-label': `Revoke key ${k.name}`, 'data-testid': 'portal-revoke' },
+                {
+                  title: 'Revoke this key?',
+                  message: `Anything using “${k.name}” stops working immediately. This cannot be undone.`,
+                  confirmLabel: 'Revoke key',
+                  action: () => call('DELETE', `/api-key/${encodeURIComponent(k.id)}`),
                 },
-              }),
+                'Key revoked',
+                load,
+              ),
             ),
         },
       ],

@@ -285,6 +285,51 @@ export function confirmDialog({ title, message, detail, confirmLabel = 'Confirm'
   });
 }
 
+/**
+ * A confirmDialog whose action answers something: resolves to that answer once confirmed and
+ * done, or null when cancelled.
+ * @template T
+ * @param {{title: string, message: any, detail?: any, confirmLabel?: string, danger?: boolean,
+ *   action: () => Promise<T>}} options
+ * @returns {Promise<T | null>}
+ */
+export async function confirmAnswer(options) {
+  /** @type {T | null} */
+  let answer = null;
+  const ok = await confirmDialog({
+    ...options,
+    action: async () => {
+      answer = await options.action();
+    },
+  });
+  return ok ? answer : null;
+}
+
+/**
+ * A table row's Revoke (or Remove) button: asks in a danger dialog that runs `confirm.action`
+ * and, once the action succeeded, toasts `done` and calls `reload`.
+ * @param {string} label
+ * @param {ButtonOptions} options  the button's attributes (`aria-label`, `data-testid`, ...)
+ * @param {{title: string, message: any, confirmLabel: string, action: () => Promise<any>}} confirm
+ * @param {string} done
+ * @param {() => any} reload
+ * @returns {HTMLButtonElement}
+ */
+export function revokeButton(label, options, confirm, done, reload) {
+  return button(label, {
+    variant: 'danger-ghost',
+    small: true,
+    iconName: 'trash',
+    ...options,
+    onClick: async () => {
+      if (await confirmDialog({ ...confirm, danger: true })) {
+        toast(done, 'success');
+        reload();
+      }
+    },
+  });
+}
+
 /* ---------- Copy, secrets ---------- */
 
 export async function copyText(text) {

@@ -216,18 +216,20 @@ fn key(input: &[u8]) {
     }
 }
 
+/// Seeds that are text, as bytes.
+fn text_seeds(texts: &[&str]) -> Vec<Vec<u8>> {
+    texts.iter().map(|s| s.as_bytes().to_vec()).collect()
+}
+
 fn label_seeds() -> Vec<Vec<u8>> {
-    [
+    text_seeds(&[
         "billing",
         "Billing",
         "bill%69ng",
         "refund-v2.x_1",
         "billing\nrefund",
         "admin\n*",
-    ]
-    .iter()
-    .map(|s| s.as_bytes().to_vec())
-    .collect()
+    ])
 }
 
 fn label(input: &[u8]) {
@@ -257,17 +259,14 @@ fn label(input: &[u8]) {
 }
 
 fn rest_seeds() -> Vec<Vec<u8>> {
-    [
+    text_seeds(&[
         "v1/charges/42",
         "a/b.c/..d",
         "files/%20x",
         "a;b=1/c",
         "..%2F..%2Fadmin",
         "%2e%2e/x",
-    ]
-    .iter()
-    .map(|s| s.as_bytes().to_vec())
-    .collect()
+    ])
 }
 
 fn rest(input: &[u8]) {
@@ -301,17 +300,14 @@ fn rest(input: &[u8]) {
 }
 
 fn origin_seeds() -> Vec<Vec<u8>> {
-    [
+    text_seeds(&[
         "https://api.example.com/v1",
         "http://127.0.0.1:9000",
         "https://*.example.org",
         "HTTPS://App.Example.com:443",
         "https://[::ffff:127.0.0.1]",
         "https://0x7f.1",
-    ]
-    .iter()
-    .map(|s| s.as_bytes().to_vec())
-    .collect()
+    ])
 }
 
 fn origin_url(input: &[u8]) {

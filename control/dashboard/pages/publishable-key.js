@@ -8,7 +8,7 @@ import { del, get, patch, post, ws } from '../api.js';
 /** @typedef {import('../types').Answer<'/api/v1/workspace/{id}/modules', 'get'>} Catalogue */
 /** @typedef {import('../types').Answer<'/api/v1/workspace/{id}/gateway-secret', 'get'>} GatewaySecrets */
 import {
-  append, badge, busy, button, card, cardHeader, clear, confirmDialog, emptyState, errorBox,
+  append, badge, busy, button, card, cardHeader, clear, confirmAnswer, confirmDialog, emptyState, errorBox,
   errorState, field, h, icon, loadingState, openModal, secretDisplay, table, timeEl, toast,
 } from '../ui.js';
 import { canManage, wsId } from '../session.js';
@@ -42,21 +42,21 @@ export async function render(panel, ctx) {
     );
   }
   revoke.addEventListener('click', async () => {
-    /** @type {import('../types').Answer<'/api/v1/workspace/{id}/publishable-key/revoke', 'post'>} */
-    let result = null;
-    const ok = await confirmDialog({
+    const result = await confirmAnswer({
       title: 'Revoke the publishable key?',
       message: 'Systems still using the old key will start failing immediately: every request signed with it is refused at the edge.',
       detail: 'A new key is issued at once. Update your frontend code with it.',
       confirmLabel: 'Revoke and issue a new key',
       danger: true,
+      // Name the key on screen: if someone else replaced it meanwhile, this is a 409, not a
+      // second replacement.
       action: async () => {
-        // Name the key on screen: if someone else replaced it meanwhile, this is a 409, not a
-        // second replacement.
-        result = await post(ws(id, '/publishable-key/revoke'), key.id ? { keyId: key.id } : {});
+        /** @type {import('../types').Answer<'/api/v1/workspace/{id}/publishable-key/revoke', 'post'>} */
+        const revoked = await post(ws(id, '/publishable-key/revoke'), key.id ? { keyId: key.id } : {});
+        return revoked;
       },
     });
-    if (!ok) return;
+    if (!result) return;
     key = result.publishableKey;
     showKey();
     clear(notice, h('div', { class: 'callout callout-success', 'data-testid': 'revoke-notice' }, icon('check'), h('div', {}, h('strong', {}, 'New key issued. '), 'The old key no longer works. Update your frontends with the key below.')));

@@ -6,7 +6,7 @@ import { get, post, ws } from '../api.js';
 /** @typedef {import('../types').Answer<'/api/v1/workspace/{id}/sdk-access-key', 'get'>} AccessKeyAnswer */
 /** @typedef {import('../types').Answer<'/api/v1/workspace/{id}/sdk-access-key/reveal/verify', 'post'>} Revealed */
 /** @typedef {import('../types').Answer<'/api/v1/workspace/{id}/sdk-access-key/rotate', 'post'>} Rotated */
-import { button, card, cardHeader, clear, confirmDialog, errorState, h, icon, loadingState, secretDisplay, timeEl, toast } from '../ui.js';
+import { button, card, cardHeader, clear, confirmAnswer, errorState, h, icon, loadingState, secretDisplay, timeEl, toast } from '../ui.js';
 import { revealWithOtp } from '../otp.js';
 import { currentUserEmail, wsId } from '../session.js';
 
@@ -75,18 +75,18 @@ export async function render(panel, { workspace }) {
   });
 
   rotate.addEventListener('click', async () => {
-    /** @type {Rotated} */
-    let created = null;
-    const ok = await confirmDialog({
+    const created = await confirmAnswer({
       title: 'Rotate the SDK access key?',
       message: 'A new key replaces the current one. Backends still using the current key will start failing immediately.',
       confirmLabel: 'Rotate key',
       danger: true,
       action: async () => {
-        created = await post(ws(id, '/sdk-access-key/rotate'));
+        /** @type {Rotated} */
+        const rotated = await post(ws(id, '/sdk-access-key/rotate'));
+        return rotated;
       },
     });
-    if (!ok) return;
+    if (!created) return;
     toast('SDK access key rotated', 'success');
     const newKey = created.key;
     info = created.sdkAccessKey;

@@ -6,7 +6,7 @@ import { del, get, post } from '../api.js';
 /** @typedef {import('../types').Answer<'/api/v1/sdk-keys', 'get'>} SdkKeyList */
 /** @typedef {import('../types').Answer<'/api/v1/sdk-keys', 'post'>} SdkKeyCreated */
 /** @typedef {import('../types').Answer<'/api/v1/sdk-keys/{id}/reveal/verify', 'post'>} SdkKeyRevealed */
-import { append, badge, busy, button, card, cardHeader, clear, confirmDialog, errorBox, field, h, icon, listLoader, openModal, pageHeader, requiredText, secretDisplay, showCreated, shownOnce, skeletonRows, table, timeEl, toast } from '../ui.js';
+import { append, badge, busy, button, card, cardHeader, clear, errorBox, field, h, icon, listLoader, openModal, pageHeader, requiredText, revokeButton, secretDisplay, showCreated, shownOnce, skeletonRows, table, timeEl, toast } from '../ui.js';
 import { revealWithOtp } from '../otp.js';
 import { canManage, currentUserEmail, session, wsId, wsName } from '../session.js';
 
@@ -59,27 +59,18 @@ export async function render(main) {
               'div',
               { class: 'row-actions' },
               button('Reveal', { variant: 'ghost', small: true, iconName: 'eye', 'aria-label': `Reveal SDK key ${k.name || ''}`.trim(), 'data-testid': 'sdk-key-reveal', onClick: (e) => reveal(k, e.currentTarget) }),
-              button('Revoke', {
-                variant: 'danger-ghost',
-                small: true,
-                iconName: 'trash',
-                'aria-label': `Revoke SDK key ${k.name || ''}`.trim(),
-                'data-testid': 'sdk-key-revoke',
-                disabled: !canManage(),
-                onClick: async () => {
-                  const ok = await confirmDialog({
-                    title: 'Revoke this SDK key?',
-                    message: `Backends using “${k.name || 'this key'}” will start failing immediately. This cannot be undone.`,
-                    confirmLabel: 'Revoke key',
-                    danger: true,
-                    action: () => del(`/api/v1/sdk-keys/${encodeURIComponent(k.id)}`),
-                  });
-                  if (ok) {
-                    toast('SDK key revoked', 'success');
-                    load();
-                  }
+              revokeButton(
+                'Revoke',
+                { 'aria-label': `Revoke SDK key ${k.name || ''}`.trim(), 'data-testid': 'sdk-key-revoke', disabled: !canManage() },
+                {
+                  title: 'Revoke this SDK key?',
+                  message: `Backends using “${k.name || 'this key'}” will start failing immediately. This cannot be undone.`,
+                  confirmLabel: 'Revoke key',
+                  action: () => del(`/api/v1/sdk-keys/${encodeURIComponent(k.id)}`),
                 },
-              }),
+                'SDK key revoked',
+                load,
+              ),
             ),
         },
       ],

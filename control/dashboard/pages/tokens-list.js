@@ -2,7 +2,7 @@
 // only ever shows masks.
 
 import { del, post, get, ws } from '../api.js';
-import { append, badge, busy, button, card, cardHeader, clear, confirmDialog, errorBox, field, h, listLoader, openModal, requiredText, showCreated, shownOnce, skeletonRows, table, timeEl, toast } from '../ui.js';
+import { append, badge, busy, button, card, cardHeader, clear, errorBox, field, h, listLoader, openModal, requiredText, revokeButton, showCreated, shownOnce, skeletonRows, table, timeEl } from '../ui.js';
 import { wsId } from '../session.js';
 
 const EXPIRY = [
@@ -45,25 +45,18 @@ export async function render(panel, { workspace }) {
           label: 'Actions',
           class: 'col-actions',
           render: (t) =>
-            button('Revoke', {
-              variant: 'danger-ghost',
-              small: true,
-              iconName: 'trash',
-              'aria-label': `Revoke token ${t.name || ''}`.trim(),
-              onClick: async () => {
-                const ok = await confirmDialog({
-                  title: 'Revoke this token?',
-                  message: `Anything using “${t.name || 'this token'}” will stop working immediately. This cannot be undone.`,
-                  confirmLabel: 'Revoke token',
-                  danger: true,
-                  action: () => del(ws(id, `/tokens/${encodeURIComponent(t.id)}`)),
-                });
-                if (ok) {
-                  toast('Token revoked', 'success');
-                  load();
-                }
+            revokeButton(
+              'Revoke',
+              { 'aria-label': `Revoke token ${t.name || ''}`.trim() },
+              {
+                title: 'Revoke this token?',
+                message: `Anything using “${t.name || 'this token'}” will stop working immediately. This cannot be undone.`,
+                confirmLabel: 'Revoke token',
+                action: () => del(ws(id, `/tokens/${encodeURIComponent(t.id)}`)),
               },
-            }),
+              'Token revoked',
+              load,
+            ),
         },
       ],
       tokens,

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use crate::store::{Db, StoreResult, WriteTx};
-use crate::{impl_for_both_backends, with_db};
+use crate::store::{Db, StoreResult};
+use crate::{impl_for_both_backends, with_db, write_tx};
 
 /// Where one increment goes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -53,10 +53,8 @@ impl_for_both_backends!(BillingUsageStore {
 
 /// Adds every increment of `batch` in one transaction (see [`BillingUsageStore`]).
 pub async fn add(db: &Db, batch: &HashMap<UsageSlot, i64>) -> StoreResult<()> {
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         tx.add_billing_usage(batch).await?;
-        tx.commit().await?;
         Ok(())
     })
 }

@@ -7,14 +7,15 @@
 //!
 //! ```ignore
 //! .execute(&mut *tx).await
-//! .map_err(|e| match violated(&e) {
-//!     Some(c) if c == &SCOPE_REPRESENTATION => StoreError::Conflict { .. },
-//!     _ => e.into(),
-//! })?;
+//! .map_err(SCOPE_REPRESENTATION.conflict("SCOPE_EXISTS", "this workspace already has ..."))?;
 //! ```
+//!
+//! ([`violated`] itself, where a violation means something other than a plain conflict.)
 //!
 //! `control/tests/http/migrations.rs` checks that every constraint listed in [`ALL`] exists on
 //! both databases.
+
+use crate::store::StoreError;
 
 /// A constraint both migrations define.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,6 +27,24 @@ pub struct Constraint {
     /// For a UNIQUE: the columns, as SQLite lists them in its message. Empty for a CHECK,
     /// which SQLite reports by name.
     pub columns: &'static [&'static str],
+}
+
+impl Constraint {
+    /// For `.map_err(..)` on a write this constraint guards: its violation becomes
+    /// `409 reason` with `message`; any other error stays a database error.
+    pub fn conflict(
+        &'static self,
+        reason: &'static str,
+        message: &'static str,
+    ) -> impl Fn(sqlx::Error) -> StoreError {
+        move |e| match violated(&e) {
+            Some(c) if c == self => StoreError::Conflict {
+                reason,
+                message: message.into(),
+            },
+            _ => e.into(),
+        }
+    }
 }
 
 /// A workspace's scope representations are unique.

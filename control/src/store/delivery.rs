@@ -7,8 +7,8 @@ use std::time::Duration;
 use keygate_shared::key::KeyDigest;
 
 use crate::store::outbox::{DeliveryAudit, DeliveryEvent, OutboxError, OutboxStore};
-use crate::store::{Db, StoreResult, WriteTx};
-use crate::with_db;
+use crate::store::{Db, StoreResult};
+use crate::{with_db, write_tx};
 
 /// One pending outbox row: the newest pending record of its key, as stored.
 #[derive(Debug)]
@@ -57,8 +57,7 @@ pub async fn lease(db: &Db, ids: &[i64], until: i64) -> StoreResult<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         let mut query = sqlx::QueryBuilder::new("UPDATE edge_outbox SET next_attempt_at = ");
         query.push_bind(until);
         query.push(", attempts = attempts + 1 WHERE id IN (");
@@ -67,31 +66,26 @@ pub async fn lease(db: &Db, ids: &[i64], until: i64) -> StoreResult<()> {
             list.push_bind(*id);
         }
         query.push(")").build().execute(&mut *tx).await?;
-        tx.commit().await?;
     });
     Ok(())
 }
 
 /// Marks each (digest, version) delivered at `now`, with every older pending row of the key.
 pub async fn mark_delivered(db: &Db, keys: &[(&str, i64)], now: i64) -> StoreResult<()> {
-    Ok(with_db!(db, |pool| {
-        async {
-            let mut tx = pool.begin_write().await?;
-            for (digest, version) in keys {
-                sqlx::query(
-                    "UPDATE edge_outbox SET delivered_at = $1, last_error = NULL
-                      WHERE key_digest = $2 AND version <= $3 AND delivered_at IS NULL",
-                )
-                .bind(now)
-                .bind(digest)
-                .bind(version)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await
+    write_tx!(db, |tx| {
+        for (digest, version) in keys {
+            sqlx::query(
+                "UPDATE edge_outbox SET delivered_at = $1, last_error = NULL
+                  WHERE key_digest = $2 AND version <= $3 AND delivered_at IS NULL",
+            )
+            .bind(now)
+            .bind(digest)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
         }
-        .await
-    })?)
+    });
+    Ok(())
 }
 
 /// A row to set aside as a dead letter.
@@ -112,42 +106,38 @@ pub struct DeadLetterNote<'a> {
 /// Sets one row aside as a dead letter at `now`, supersedes the key's older pending rows and
 /// audits it (actor: the edge deliverer), in one transaction.
 pub async fn set_aside(db: &Db, letter: &DeadLetterNote<'_>, now: i64) -> StoreResult<()> {
-    Ok(with_db!(db, |pool| {
-        async {
-            let mut tx = pool.begin_write().await?;
-            sqlx::query(
-                "UPDATE edge_outbox SET dead_at = $1, dead_reason = $2, last_error = $2
-                  WHERE id = $3",
-            )
-            .bind(now)
-            .bind(letter.reason)
-            .bind(letter.id)
-            .execute(&mut *tx)
-            .await?;
-            // Older snapshots of the key will never be sent: this one, or a newer one, will.
-            sqlx::query(
-                "UPDATE edge_outbox SET delivered_at = $1, last_error = 'superseded'
-                  WHERE key_digest = $2 AND version < $3 AND delivered_at IS NULL
-                    AND dead_at IS NULL",
-            )
-            .bind(now)
-            .bind(letter.digest)
-            .bind(letter.version)
-            .execute(&mut *tx)
-            .await?;
-            let event = DeliveryEvent {
-                workspace_id: letter.workspace_id,
-                key_digest: letter.digest,
-                version: letter.version,
-                reason: letter.reason,
-                actor: "edge deliverer",
-                action: "edge_record.dead_letter",
-            };
-            tx.as_mut().audit_delivery(&event).await?;
-            tx.commit().await
-        }
-        .await
-    })?)
+    write_tx!(db, |tx| {
+        sqlx::query(
+            "UPDATE edge_outbox SET dead_at = $1, dead_reason = $2, last_error = $2
+              WHERE id = $3",
+        )
+        .bind(now)
+        .bind(letter.reason)
+        .bind(letter.id)
+        .execute(&mut *tx)
+        .await?;
+        // Older snapshots of the key will never be sent: this one, or a newer one, will.
+        sqlx::query(
+            "UPDATE edge_outbox SET delivered_at = $1, last_error = 'superseded'
+              WHERE key_digest = $2 AND version < $3 AND delivered_at IS NULL
+                AND dead_at IS NULL",
+        )
+        .bind(now)
+        .bind(letter.digest)
+        .bind(letter.version)
+        .execute(&mut *tx)
+        .await?;
+        let event = DeliveryEvent {
+            workspace_id: letter.workspace_id,
+            key_digest: letter.digest,
+            version: letter.version,
+            reason: letter.reason,
+            actor: "edge deliverer",
+            action: "edge_record.dead_letter",
+        };
+        tx.as_mut().audit_delivery(&event).await?;
+    });
+    Ok(())
 }
 
 /// Puts rows back to be retried after `backoff(attempts - 1)` ms from `now`, noting `error`.
@@ -158,43 +148,34 @@ pub async fn back_off(
     error: &str,
     backoff: fn(i64) -> i64,
 ) -> StoreResult<()> {
-    Ok(with_db!(db, |pool| {
-        async {
-            let mut tx = pool.begin_write().await?;
-            for id in ids {
-                let attempts: i64 =
-                    sqlx::query_scalar("SELECT attempts FROM edge_outbox WHERE id = $1")
-                        .bind(id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                sqlx::query(
-                    "UPDATE edge_outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3",
-                )
-                .bind(now + backoff(attempts - 1))
-                .bind(error)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await
+    write_tx!(db, |tx| {
+        for id in ids {
+            let attempts: i64 =
+                sqlx::query_scalar("SELECT attempts FROM edge_outbox WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            sqlx::query(
+                "UPDATE edge_outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3",
+            )
+            .bind(now + backoff(attempts - 1))
+            .bind(error)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
-        .await
-    })?)
+    });
+    Ok(())
 }
 
 /// Moves the clock past `held` (a version the edge holds) and queues the key's current
 /// record again with a newer version, in one transaction. `false` if keygate knows no key
 /// with that digest.
 pub async fn reissue(db: &Db, digest: &KeyDigest, held: u64) -> Result<bool, OutboxError> {
-    with_db!(db, |pool| {
-        async {
-            let mut tx = pool.begin_write().await?;
-            tx.as_mut().catch_up_clock(held).await?;
-            let queued = tx.as_mut().enqueue_digest(digest).await?;
-            tx.commit().await?;
-            Ok::<_, OutboxError>(queued)
-        }
-        .await
+    write_tx!(db, |tx| {
+        tx.as_mut().catch_up_clock(held).await?;
+        let queued = tx.as_mut().enqueue_digest(digest).await?;
+        Ok(queued)
     })
 }
 

@@ -23,11 +23,11 @@ use crate::crypto::Keys;
 use crate::ids::{new_id, now_ms};
 use crate::impl_for_both_backends;
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
-use crate::store::constraints::{violated, ONE_CURRENT_GATEWAY_SECRET};
+use crate::store::constraints::ONE_CURRENT_GATEWAY_SECRET;
 use crate::store::outbox::OutboxStore;
 use crate::store::publishable_keys::{requeue_live_key, PublishableKeyStore};
 use crate::store::{Db, Refusal, StoreError, StoreResult, WriteTx};
-use crate::with_db;
+use crate::{with_db, write_tx};
 
 /// One stored secret (still sealed).
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -197,13 +197,10 @@ where
     let row = mint(keys, edge_secret, workspace_id, now);
     conn.insert_gateway_secret(workspace_id, &row)
         .await
-        .map_err(|e| match violated(&e) {
-            Some(c) if *c == ONE_CURRENT_GATEWAY_SECRET => StoreError::Conflict {
-                reason: "CONCURRENT_CHANGE",
-                message: "the gateway secret changed meanwhile; retry".into(),
-            },
-            _ => e.into(),
-        })?;
+        .map_err(ONE_CURRENT_GATEWAY_SECRET.conflict(
+            "CONCURRENT_CHANGE",
+            "the gateway secret changed meanwhile; retry",
+        ))?;
     requeue_live_key(conn, workspace_id).await?;
     Ok(row)
 }
@@ -244,8 +241,7 @@ pub async fn rotate(
     let now = now_ms();
     let retires_at =
         now.saturating_add(i64::try_from(overlap_seconds.saturating_mul(1000)).unwrap_or(i64::MAX));
-    let rows = with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    let rows = write_tx!(db, |tx| {
         if tx.lock_workspace(workspace_id, org_id).await?.is_none() {
             return Err(StoreError::NotFound("workspace"));
         }
@@ -267,7 +263,6 @@ pub async fn rotate(
             json!({ "kid": row.kid, "overlapSeconds": overlap_seconds, "retired": retired });
         tx.record_audit(&audit.with(detail), client).await?;
         let rows = tx.live_gateway_secrets(workspace_id, now).await?;
-        tx.commit().await?;
         rows
     });
     rows.iter().map(|r| r.reveal(keys, workspace_id)).collect()
@@ -387,11 +382,9 @@ pub async fn reseal_for_edge(db: &Db, keys: &Keys, edge_secret: &str) -> StoreRe
             &secret,
             row.not_after(),
         );
-        with_db!(db, |pool| {
-            let mut tx = pool.begin_write().await?;
+        write_tx!(db, |tx| {
             tx.set_edge_sealed(&row.id, &fresh.sealed).await?;
             requeue_live_key(&mut *tx, &workspace_id).await?;
-            tx.commit().await?;
         });
         resealed += 1;
     }

@@ -1,8 +1,8 @@
 //! Link tokens: stored by digest only (`keygate_shared::link_token`), with their audit row.
 
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
-use crate::store::{Db, StoreResult, WriteTx};
-use crate::with_db;
+use crate::store::{Db, StoreResult};
+use crate::{with_db, write_tx};
 
 /// A stored link token (its value is never stored).
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -30,8 +30,7 @@ pub async fn create(
     audit: &AuditEntry<'_>,
     client: &ClientInfo,
 ) -> StoreResult<()> {
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         sqlx::query(
             "INSERT INTO link_tokens
                  (digest, org_id, workspace_id, customer_id, created_by, created_at, expires_at)
@@ -47,7 +46,6 @@ pub async fn create(
         .execute(&mut *tx)
         .await?;
         tx.record_audit(audit, client).await?;
-        tx.commit().await?;
         Ok(())
     })
 }

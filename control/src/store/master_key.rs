@@ -2,8 +2,8 @@
 //! (`crate::master_key`): reading a batch of values not yet under a key and writing each
 //! back only if it is still the one read, and counting values per master key id.
 
-use crate::store::{Db, StoreResult, WriteTx};
-use crate::with_db;
+use crate::store::{Db, StoreResult};
+use crate::{with_db, write_tx};
 
 /// One sealed column.
 pub struct SealedColumn {
@@ -95,41 +95,36 @@ pub async fn reseal_batch(
     batch_size: i64,
     reseal: impl Fn(&str, &str) -> Option<String>,
 ) -> StoreResult<BatchOutcome> {
-    Ok(with_db!(db, |pool| {
-        async {
-            let mut tx = pool.begin_write().await?;
-            let rows: Vec<(String, String, String)> = sqlx::query_as(&column.select())
-                .bind(cursor)
-                .bind(done_pattern)
-                .bind(batch_size)
-                .fetch_all(&mut *tx)
-                .await?;
-            let mut outcome = BatchOutcome::default();
-            let update = column.update();
-            for (id, ctx, sealed) in &rows {
-                let Some(fresh) = reseal(sealed, &(column.context)(id, ctx)) else {
-                    outcome.unopenable += 1;
-                    continue;
-                };
-                let n = sqlx::query(&update)
-                    .bind(&fresh)
-                    .bind(id)
-                    .bind(sealed)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if n == 1 {
-                    outcome.resealed += 1;
-                } else {
-                    outcome.raced += 1;
-                }
+    write_tx!(db, |tx| {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(&column.select())
+            .bind(cursor)
+            .bind(done_pattern)
+            .bind(batch_size)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut outcome = BatchOutcome::default();
+        let update = column.update();
+        for (id, ctx, sealed) in &rows {
+            let Some(fresh) = reseal(sealed, &(column.context)(id, ctx)) else {
+                outcome.unopenable += 1;
+                continue;
+            };
+            let n = sqlx::query(&update)
+                .bind(&fresh)
+                .bind(id)
+                .bind(sealed)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 1 {
+                outcome.resealed += 1;
+            } else {
+                outcome.raced += 1;
             }
-            tx.commit().await?;
-            outcome.last = rows.last().map(|r| r.0.clone());
-            Ok::<_, sqlx::Error>(outcome)
         }
-        .await
-    })?)
+        outcome.last = rows.last().map(|r| r.0.clone());
+        Ok(outcome)
+    })
 }
 
 /// How many values of `column` are sealed under each master key id (`""`: sealed before

@@ -11,7 +11,7 @@ use crate::ids::{new_id, now_ms};
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
 use crate::store::organisations::{self, member_exists, OrganisationStore};
 use crate::store::{rows_by_id, Db, Refusal, StoreError, StoreResult, WriteTx};
-use crate::with_db;
+use crate::{with_db, write_tx};
 
 type MemberRow = (String, String, String, i64, Option<i64>);
 
@@ -43,8 +43,7 @@ pub async fn invite(
     audit: &AuditEntry<'_>,
     client: &ClientInfo,
 ) -> StoreResult<()> {
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         sqlx::query(
             "INSERT INTO users (id, org_id, email, role, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -57,7 +56,6 @@ pub async fn invite(
         .await
         .map_err(member_exists)?;
         tx.as_mut().record_audit(audit, client).await?;
-        tx.commit().await?;
         Ok(())
     })
 }
@@ -91,8 +89,7 @@ fn last_owner() -> StoreError {
 /// member as stored now. `404` for a member of another organisation.
 pub async fn change_role(db: &Db, change: MemberChange<'_>, role: Role) -> StoreResult<Member> {
     let (org_id, member_id) = (change.org_id, change.member_id);
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         let (email, current) = tx.guard(&change, Some(role)).await?;
         sqlx::query("UPDATE users SET role = $1 WHERE id = $2 AND org_id = $3")
             .bind(role.as_str())
@@ -109,7 +106,6 @@ pub async fn change_role(db: &Db, change: MemberChange<'_>, role: Role) -> Store
         .bind(member_id)
         .fetch_one(&mut *tx)
         .await?;
-        tx.commit().await?;
         Ok(from_row(row))
     })
 }
@@ -119,8 +115,7 @@ pub async fn change_role(db: &Db, change: MemberChange<'_>, role: Role) -> Store
 /// organisation.
 pub async fn remove(db: &Db, change: MemberChange<'_>) -> StoreResult<()> {
     let (org_id, member_id) = (change.org_id, change.member_id);
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         let (email, current) = tx.guard(&change, None).await?;
         // Sessions go with the user (ON DELETE CASCADE); audit rows keep the email.
         sqlx::query("DELETE FROM sessions WHERE user_id = $1")
@@ -138,7 +133,6 @@ pub async fn remove(db: &Db, change: MemberChange<'_>) -> StoreResult<()> {
             .on(&email)
             .with(json!({"role": current.as_str()}));
         tx.as_mut().record_audit(&entry, change.client).await?;
-        tx.commit().await?;
         Ok(())
     })
 }

@@ -22,7 +22,8 @@
 //!
 //! Transactions that read before they write must start with [`WriteTx::begin_write`]:
 //! `BEGIN IMMEDIATE` on SQLite (a deferred transaction cannot upgrade to a writer under
-//! concurrency) and a plain `BEGIN` on PostgreSQL.
+//! concurrency) and a plain `BEGIN` on PostgreSQL. [`write_tx!`](crate::write_tx) runs a
+//! block in one and commits it, so a change, its audit row and its outbox rows land together.
 
 pub mod api_keys;
 pub mod audit;
@@ -76,6 +77,29 @@ macro_rules! with_db {
             $crate::store::Db::Sqlite($pool) => $body,
             $crate::store::Db::Postgres($pool) => $body,
         }
+    };
+}
+
+/// Runs a block in a write transaction ([`crate::store::WriteTx::begin_write`]) with `$tx`
+/// bound to it, then commits: what the block writes (a change, its audit row, its outbox
+/// rows) lands together or not at all. A `?` or `return Err(..)` inside returns from the
+/// enclosing function and the dropped transaction rolls back. The value is the block's.
+///
+/// ```ignore
+/// write_tx!(db, |tx| {
+///     sqlx::query("DELETE FROM t WHERE id = $1").bind(id).execute(&mut *tx).await?;
+///     tx.record_audit(&audit, client).await?;
+/// });
+/// ```
+#[macro_export]
+macro_rules! write_tx {
+    ($db:expr, |$tx:ident| $body:block) => {
+        $crate::with_db!($db, |pool| {
+            let mut $tx = $crate::store::WriteTx::begin_write(pool).await?;
+            let value = $body;
+            $tx.commit().await?;
+            value
+        })
     };
 }
 
@@ -256,19 +280,56 @@ macro_rules! impl_for_both_backends {
     };
 }
 
-/// Every row `sql` selects with `$1` bound to `id`, decoded as `R`: the read behind each
-/// "the X of this organisation (or workspace)" list.
-pub async fn rows_by_id<R>(db: &Db, sql: &str, id: &str) -> StoreResult<Vec<R>>
-where
+/// A row type both backends decode (`#[derive(sqlx::FromRow)]` or a tuple).
+pub trait DbRow:
+    for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+    + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+    + Send
+    + Unpin
+{
+}
+
+impl<R> DbRow for R where
     R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
         + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
         + Send
-        + Unpin,
+        + Unpin
 {
-    Ok(with_db!(db, |pool| sqlx::query_as(sql)
-        .bind(id)
-        .fetch_all(pool)
-        .await)?)
+}
+
+/// Every row `sql` selects with `$1` bound to `id`, decoded as `R`: the read behind each
+/// "the X of this organisation (or workspace)" list.
+pub async fn rows_by_id<R: DbRow>(db: &Db, sql: &str, id: &str) -> StoreResult<Vec<R>> {
+    rows_by(db, sql, &[id]).await
+}
+
+/// Every row `sql` selects with `$1`, `$2`, ... bound to `params`, decoded as `R`.
+pub async fn rows_by<R: DbRow>(db: &Db, sql: &str, params: &[&str]) -> StoreResult<Vec<R>> {
+    Ok(with_db!(db, |pool| {
+        let mut query = sqlx::query_as(sql);
+        for param in params {
+            query = query.bind(*param);
+        }
+        query.fetch_all(pool).await
+    })?)
+}
+
+/// The row `sql` selects with `$1`, `$2`, ... bound to `params`, or `NotFound(what)`: the
+/// read behind each "this X of that organisation (or workspace)".
+pub async fn row_by<R: DbRow>(
+    db: &Db,
+    sql: &str,
+    params: &[&str],
+    what: &'static str,
+) -> StoreResult<R> {
+    let row: Option<R> = with_db!(db, |pool| {
+        let mut query = sqlx::query_as(sql);
+        for param in params {
+            query = query.bind(*param);
+        }
+        query.fetch_optional(pool).await
+    })?;
+    row.ok_or(StoreError::NotFound(what))
 }
 
 /// Why a storage call failed. Everything but [`StoreError::Database`] is the caller's to

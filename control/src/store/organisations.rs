@@ -2,9 +2,9 @@
 //! with its first owner.
 
 use crate::ids::{new_id, now_ms};
-use crate::store::constraints::{violated, USER_MEMBERSHIP};
-use crate::store::{Db, StoreError, StoreResult, WriteTx};
-use crate::{impl_for_both_backends, with_db};
+use crate::store::constraints::USER_MEMBERSHIP;
+use crate::store::{Db, StoreError, StoreResult};
+use crate::{impl_for_both_backends, write_tx};
 
 /// Creating organisations inside the caller's transaction.
 #[allow(async_fn_in_trait)]
@@ -77,24 +77,19 @@ pub fn name_for(email: &str) -> &str {
 /// Creates organisation `name` (already validated) with `owner_email` (already normalised)
 /// as its owner: another tenant on the same instance. Returns (organisation id, user id).
 pub async fn create(db: &Db, name: &str, owner_email: &str) -> StoreResult<(String, String)> {
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         let ids = tx
             .insert_organisation(name, owner_email)
             .await
             .map_err(member_exists)?;
-        tx.commit().await?;
         Ok(ids)
     })
 }
 
 /// `409 MEMBER_EXISTS` for a second membership of one address in one organisation.
 pub(crate) fn member_exists(e: sqlx::Error) -> StoreError {
-    match violated(&e) {
-        Some(c) if *c == USER_MEMBERSHIP => StoreError::Conflict {
-            reason: "MEMBER_EXISTS",
-            message: "that address is already a member of this organisation".into(),
-        },
-        _ => e.into(),
-    }
+    USER_MEMBERSHIP.conflict(
+        "MEMBER_EXISTS",
+        "that address is already a member of this organisation",
+    )(e)
 }

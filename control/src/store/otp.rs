@@ -2,8 +2,8 @@
 
 use keygate_shared::otp::{self as policy, Purpose};
 
-use crate::store::{Db, StoreResult, WriteTx};
-use crate::{impl_for_both_backends, with_db};
+use crate::store::{Db, StoreResult};
+use crate::{impl_for_both_backends, with_db, write_tx};
 
 /// The newest pending challenge for (`email`, `purpose`) that client `ip` asked for: what a
 /// sign-in without a challenge id judges, so a stranger's wrong guesses never spend the
@@ -109,8 +109,7 @@ pub async fn issue(db: &Db, challenge: &NewChallenge<'_>) -> StoreResult<Issued>
     let address_bucket = format!("otp-address:{}:{}", c.purpose.as_str(), c.email);
     let window_start = policy::window_start(c.now, policy::LIFETIME_SECS);
     type Live = (String, Option<String>, String, String, i64, i64);
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         sqlx::query(
             "INSERT INTO rate_windows (bucket, window_start, hits, expires_at) VALUES ($1, $2, 1, $3)
              ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_windows.hits + 1",
@@ -157,7 +156,6 @@ pub async fn issue(db: &Db, challenge: &NewChallenge<'_>) -> StoreResult<Issued>
         };
         let stored = NewChallenge { code_hash, ..*c };
         tx.insert_challenge(&stored, expires_at, code_id).await?;
-        tx.commit().await?;
         Ok(match code_id {
             None => Issued::Mail { expires_at },
             Some(_) => Issued::Absorbed { expires_at },

@@ -22,8 +22,8 @@ use crate::ids::now_ms;
 use crate::impl_for_both_backends;
 use crate::store::audit::ClientInfo;
 use crate::store::gateway_secrets::GatewaySecretStore;
-use crate::store::{Db, Refusal, StoreError, StoreResult, WriteTx};
-use crate::with_db;
+use crate::store::{rows_by, Db, Refusal, StoreError, StoreResult};
+use crate::{with_db, write_tx};
 
 /// Why a record could not be queued.
 #[derive(Debug)]
@@ -210,7 +210,7 @@ impl_for_both_backends!(OutboxStore {
 });
 
 /// One dead letter: a record the edge refused, set aside.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
     /// Outbox row id.
@@ -237,27 +237,11 @@ pub async fn current_record(db: &Db, digest: &KeyDigest) -> StoreResult<Option<E
 
 /// Dead letters not yet retried or superseded, oldest first.
 pub async fn dead_letters(db: &Db) -> StoreResult<Vec<DeadLetter>> {
-    let rows: Vec<(i64, String, String, i64, Option<String>, i64)> = with_db!(db, |pool| {
-        sqlx::query_as(
-            "SELECT id, workspace_id, key_digest, version, dead_reason, dead_at FROM edge_outbox
-              WHERE dead_at IS NOT NULL AND delivered_at IS NULL ORDER BY dead_at, id",
-        )
-        .fetch_all(pool)
-        .await
-    })?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(id, workspace_id, key_digest, version, reason, dead_at)| DeadLetter {
-                id,
-                workspace_id,
-                key_digest,
-                version,
-                reason: reason.unwrap_or_default(),
-                dead_at,
-            },
-        )
-        .collect())
+    let sql = "SELECT id, workspace_id, key_digest, version,
+                      COALESCE(dead_reason, '') AS reason, dead_at
+                 FROM edge_outbox
+                WHERE dead_at IS NOT NULL AND delivered_at IS NULL ORDER BY dead_at, id";
+    rows_by(db, sql, &[]).await
 }
 
 /// Puts dead letters back in the queue (all of them, or those of one key digest), to be
@@ -273,35 +257,30 @@ pub async fn retry_dead_letters(
         .iter()
         .filter(|d| digest.is_none_or(|want| want.to_hex() == d.key_digest))
         .collect();
-    Ok(with_db!(db, |pool| {
-        async {
-            let mut tx = pool.begin_write().await?;
-            let mut n = 0;
-            for letter in &chosen {
-                n += sqlx::query(
-                    "UPDATE edge_outbox SET dead_at = NULL, dead_reason = NULL, attempts = 0,
-                            next_attempt_at = 0, last_error = NULL
-                      WHERE id = $1 AND dead_at IS NOT NULL AND delivered_at IS NULL",
-                )
-                .bind(letter.id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let event = DeliveryEvent {
-                    workspace_id: &letter.workspace_id,
-                    key_digest: &letter.key_digest,
-                    version: letter.version,
-                    reason: &letter.reason,
-                    actor,
-                    action: "edge_record.retry",
-                };
-                tx.as_mut().audit_delivery(&event).await?;
-            }
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(n)
+    write_tx!(db, |tx| {
+        let mut n = 0;
+        for letter in &chosen {
+            n += sqlx::query(
+                "UPDATE edge_outbox SET dead_at = NULL, dead_reason = NULL, attempts = 0,
+                        next_attempt_at = 0, last_error = NULL
+                  WHERE id = $1 AND dead_at IS NOT NULL AND delivered_at IS NULL",
+            )
+            .bind(letter.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let event = DeliveryEvent {
+                workspace_id: &letter.workspace_id,
+                key_digest: &letter.key_digest,
+                version: letter.version,
+                reason: &letter.reason,
+                actor,
+                action: "edge_record.retry",
+            };
+            tx.as_mut().audit_delivery(&event).await?;
         }
-        .await
-    })?)
+        Ok(n)
+    })
 }
 
 /// An edge delivery event for the audit log: a record of `key_digest` at `version` set aside

@@ -9,8 +9,8 @@ use serde_json::json;
 use crate::api::api_keys::ApiKey;
 use crate::store::api_keys::{ApiKeyRow, InsertApiKey};
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
-use crate::store::{Db, StoreResult, WriteTx};
-use crate::with_db;
+use crate::store::{rows_by, Db, StoreResult};
+use crate::{with_db, write_tx};
 
 /// The link token behind a portal request.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -61,15 +61,7 @@ pub async fn spend_change(db: &Db, digest: &str, now: i64, max: i64) -> StoreRes
 
 /// The allowed origins of workspace `workspace_id` (none if there is no such workspace).
 pub async fn allowed_origins(db: &Db, workspace_id: &str) -> StoreResult<Vec<String>> {
-    let json: Option<String> = with_db!(db, |pool| {
-        sqlx::query_scalar("SELECT allowed_origins FROM workspaces WHERE id = $1")
-            .bind(workspace_id)
-            .fetch_optional(pool)
-            .await
-    })?;
-    Ok(json
-        .and_then(|j| serde_json::from_str(&j).ok())
-        .unwrap_or_default())
+    crate::store::workspaces::json_column(db, "allowed_origins", workspace_id).await
 }
 
 /// One `portal_policies` row.
@@ -118,8 +110,7 @@ pub async fn put_policy(
 ) -> StoreResult<()> {
     let scopes = serde_json::to_string(&policy.allowed_scopes).unwrap_or_else(|_| "[]".into());
     let updated_by = audit.actor_id.unwrap_or(audit.actor);
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         sqlx::query(
             "INSERT INTO portal_policies (workspace_id, org_id, allowed_scopes, max_expiry_ms,
                                           max_usage, max_live_keys, updated_by, updated_at)
@@ -140,8 +131,7 @@ pub async fn put_policy(
         .execute(&mut *tx)
         .await?;
         tx.record_audit(audit, client).await?;
-        tx.commit().await
-    })?;
+    });
     Ok(())
 }
 
@@ -162,13 +152,7 @@ pub async fn customer_keys(
           WHERE workspace_id = $1 AND customer_id = $2 AND NOT deleted
           ORDER BY created_at, id"
     );
-    let rows: Vec<ApiKeyRow> = with_db!(db, |pool| {
-        sqlx::query_as(&sql)
-            .bind(workspace_id)
-            .bind(customer_id)
-            .fetch_all(pool)
-            .await
-    })?;
+    let rows: Vec<ApiKeyRow> = rows_by(db, &sql, &[workspace_id, customer_id]).await?;
     Ok(rows.iter().map(ApiKeyRow::view).collect())
 }
 
@@ -190,8 +174,7 @@ pub async fn create_customer_key(
         ""
     };
     let hold_workspace = format!("SELECT id FROM workspaces WHERE id = $1{lock}");
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         let _: Option<String> = sqlx::query_scalar(&hold_workspace)
             .bind(&row.workspace_id)
             .fetch_optional(&mut *tx)
@@ -210,7 +193,6 @@ pub async fn create_customer_key(
         detail["expiresAt"] = json!(row.expires_at);
         detail["totalUsageAllowed"] = json!(row.usage_left);
         tx.record_audit(&audit.with(detail), client).await?;
-        tx.commit().await?;
         Ok(row)
     })
 }

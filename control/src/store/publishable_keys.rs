@@ -13,8 +13,8 @@ use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
 use crate::store::constraints::{violated, BLACKLIST_RULE_UNIQUE, ONE_LIVE_PUBLISHABLE_KEY};
 use crate::store::outbox::OutboxStore;
 use crate::store::workspaces::WorkspaceRow;
-use crate::store::{Db, Refusal, StoreError, StoreResult, WriteTx};
-use crate::with_db;
+use crate::store::{Db, Refusal, StoreError, StoreResult};
+use crate::{with_db, write_tx};
 
 /// Publishable-key storage used inside a caller's transaction (workspace creation, revoke).
 #[allow(async_fn_in_trait)]
@@ -200,8 +200,7 @@ pub async fn revoke(
     let old_mask = mask(&old_value);
     let new_id = new_id();
     let now = now_ms();
-    let new_key = with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    let new_key = write_tx!(db, |tx| {
         if tx
             .lock_workspace(&workspace.id, &workspace.org_id)
             .await?
@@ -237,7 +236,6 @@ pub async fn revoke(
             "newKey": new_key.mask(),
         }));
         tx.record_audit(&audit, client).await?;
-        tx.commit().await?;
         new_key
     });
     Ok((old_mask, new_key.mask()))
@@ -267,8 +265,7 @@ pub async fn update_origins(
         .allowed_origins
         .as_ref()
         .map(|o| serde_json::Value::from(o.clone()).to_string());
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         let done = sqlx::query(
             "UPDATE workspaces SET
                  allowed_origins = CASE WHEN $1 THEN $2 ELSE allowed_origins END,
@@ -293,7 +290,6 @@ pub async fn update_origins(
         }
         requeue_live_key(&mut *tx, workspace_id).await?;
         tx.record_audit(audit, client).await?;
-        tx.commit().await?;
         Ok(())
     })
 }
@@ -311,8 +307,7 @@ pub async fn add_rule(
     client: &ClientInfo,
 ) -> StoreResult<BlacklistRule> {
     let id = new_id();
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         let catalogue = tx
             .lock_workspace(workspace_id, org_id)
             .await?
@@ -332,19 +327,15 @@ pub async fn add_rule(
         .bind(now_ms())
         .execute(&mut *tx)
         .await
-        .map_err(|e| match violated(&e) {
-            Some(c) if *c == BLACKLIST_RULE_UNIQUE => StoreError::Conflict {
-                reason: "DUPLICATE_RULE",
-                message: "this module and functionality are already blacklisted".into(),
-            },
-            _ => e.into(),
-        })?;
+        .map_err(BLACKLIST_RULE_UNIQUE.conflict(
+            "DUPLICATE_RULE",
+            "this module and functionality are already blacklisted",
+        ))?;
         requeue_live_key(&mut *tx, workspace_id).await?;
         let audit = audit
             .on(&id)
             .with(json!({ "module": rule.module, "functionality": rule.functionality }));
         tx.record_audit(&audit, client).await?;
-        tx.commit().await?;
         Ok(BlacklistRule {
             id,
             module: rule.module,
@@ -363,8 +354,7 @@ pub async fn remove_rule(
     audit: AuditEntry<'_>,
     client: &ClientInfo,
 ) -> StoreResult<()> {
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         if tx.lock_workspace(workspace_id, org_id).await?.is_none() {
             return Err(StoreError::NotFound("workspace"));
         }
@@ -380,7 +370,6 @@ pub async fn remove_rule(
         requeue_live_key(&mut *tx, workspace_id).await?;
         let audit = audit.with(json!({ "module": module, "functionality": functionality }));
         tx.record_audit(&audit, client).await?;
-        tx.commit().await?;
         Ok(())
     })
 }

@@ -17,8 +17,8 @@ use crate::ids::new_id;
 use crate::impl_for_both_backends;
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
 use crate::store::constraints::{is_missing_parent, violated, SDK_ONE_ACCESS_KEY};
-use crate::store::{rows_by_id, Db, StoreError, StoreResult, WriteTx};
-use crate::with_db;
+use crate::store::{row_by, rows_by_id, Db, StoreError, StoreResult, WriteTx};
+use crate::{with_db, write_tx};
 
 /// The name of every workspace's SDK access key.
 pub const ACCESS_KEY_NAME: &str = "SDK access key";
@@ -179,14 +179,8 @@ impl TryFrom<SdkKeyRow> for SdkKey {
 /// One key by a query binding `$1` and `$2`, or `NotFound(what)`.
 async fn one(db: &Db, filter: &str, a: &str, b: &str, what: &'static str) -> StoreResult<SdkKey> {
     let sql = format!("SELECT {SDK_KEY_COLUMNS} FROM sdk_keys WHERE {filter}");
-    let row: Option<SdkKeyRow> = with_db!(db, |pool| {
-        sqlx::query_as(&sql)
-            .bind(a)
-            .bind(b)
-            .fetch_optional(pool)
-            .await
-    })?;
-    row.ok_or(StoreError::NotFound(what))?.try_into()
+    let row: SdkKeyRow = row_by(db, &sql, &[a, b], what).await?;
+    row.try_into()
 }
 
 /// The live access key of workspace `workspace_id` in organisation `org_id`.
@@ -223,8 +217,7 @@ pub async fn create(
     audit: AuditEntry<'_>,
     client: &ClientInfo,
 ) -> StoreResult<(SdkKey, SecretKey)> {
-    let (id, key) = with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    let (id, key) = write_tx!(db, |tx| {
         let (id, key) =
             tx.insert_sdk_key(keys, new)
                 .await
@@ -235,7 +228,6 @@ pub async fn create(
         let detail =
             json!({ "name": new.name, "key": key.mask(), "scopes": new.scopes.to_string() });
         tx.record_audit(&audit.on(&id).with(detail), client).await?;
-        tx.commit().await?;
         (id, key)
     });
     Ok((org_key(db, new.org_id, &id).await?, key))
@@ -251,8 +243,7 @@ pub async fn revoke(
     audit: AuditEntry<'_>,
     client: &ClientInfo,
 ) -> StoreResult<()> {
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         let done = sqlx::query(
             "UPDATE sdk_keys SET revoked_at = $1
               WHERE id = $2 AND org_id = $3 AND is_access_key = FALSE AND revoked_at IS NULL",
@@ -267,7 +258,6 @@ pub async fn revoke(
         }
         let entry = audit.on(&key.id).with(json!({ "key": key.masked }));
         tx.record_audit(&entry, client).await?;
-        tx.commit().await?;
         Ok(())
     })
 }

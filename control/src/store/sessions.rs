@@ -9,7 +9,7 @@ use crate::api::sessions::{Membership, SessionOrganisation, SessionUser};
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
 use crate::store::organisations::{self, OrganisationStore};
 use crate::store::{Db, StoreError, StoreResult, WriteTx};
-use crate::{impl_for_both_backends, with_db};
+use crate::{impl_for_both_backends, with_db, write_tx};
 
 /// A live session, as the cookie extractor reads it.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -190,11 +190,9 @@ pub async fn sign_out(
     audit: &AuditEntry<'_>,
     client: &ClientInfo,
 ) -> StoreResult<()> {
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         tx.revoke_session(session_id, now).await?;
         tx.as_mut().record_audit(audit, client).await?;
-        tx.commit().await?;
         Ok(())
     })
 }
@@ -210,8 +208,7 @@ pub async fn switch(
     session: &NewSession<'_>,
     client: &ClientInfo,
 ) -> StoreResult<String> {
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         let target: Option<String> =
             sqlx::query_scalar("SELECT id FROM users WHERE email = $1 AND org_id = $2")
                 .bind(email)
@@ -223,7 +220,6 @@ pub async fn switch(
         tx.insert_session(&target, session, client).await?;
         let entry = AuditEntry::new(org_id, &target, email, "session.switch").on(session.id);
         tx.as_mut().record_audit(&entry, client).await?;
-        tx.commit().await?;
         Ok(target)
     })
 }

@@ -8,8 +8,8 @@ use crate::api::Timestamp;
 use crate::ids::rfc3339;
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
 use crate::store::constraints::is_missing_parent;
-use crate::store::{rows_by_id, Db, StoreError, StoreResult, WriteTx};
-use crate::with_db;
+use crate::store::{rows_by_id, Db, StoreError, StoreResult};
+use crate::write_tx;
 
 #[derive(sqlx::FromRow)]
 struct TokenRow {
@@ -67,8 +67,7 @@ pub async fn create(
         "key": token.masked,
         "expiresAt": expires_at.map(rfc3339),
     });
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         sqlx::query(
             "INSERT INTO workspace_tokens (id, workspace_id, kind, name, key_digest, key_prefix,
                  key_last4, created_by, created_at, expires_at)
@@ -92,7 +91,6 @@ pub async fn create(
         })?;
         tx.record_audit(&audit.on(&token.id).with(detail), client)
             .await?;
-        tx.commit().await?;
         Ok(())
     })
 }
@@ -107,8 +105,7 @@ pub async fn revoke(
     audit: AuditEntry<'_>,
     client: &ClientInfo,
 ) -> StoreResult<()> {
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         let revoked: Option<(String, String, String, String)> = sqlx::query_as(
             "UPDATE workspace_tokens SET revoked_at = $1
               WHERE id = $2 AND workspace_id = $3 AND revoked_at IS NULL
@@ -124,7 +121,6 @@ pub async fn revoke(
         };
         let detail = json!({ "name": name, "kind": kind, "key": format!("{prefix}_…{last4}") });
         tx.record_audit(&audit.with(detail), client).await?;
-        tx.commit().await?;
         Ok(())
     })
 }

@@ -3,9 +3,9 @@
 use crate::api::workspace_scopes::WorkspaceScope;
 use crate::api::Timestamp;
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
-use crate::store::constraints::{violated, SCOPE_REPRESENTATION};
-use crate::store::{rows_by_id, Db, StoreError, StoreResult, WriteTx};
-use crate::with_db;
+use crate::store::constraints::SCOPE_REPRESENTATION;
+use crate::store::{rows_by_id, Db, StoreResult};
+use crate::write_tx;
 
 type ScopeRow = (String, String, String, Option<String>, i64, i64);
 
@@ -39,8 +39,7 @@ pub async fn create(
     audit: &AuditEntry<'_>,
     client: &ClientInfo,
 ) -> StoreResult<()> {
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         sqlx::query(
             "INSERT INTO workspace_scopes
                  (id, workspace_id, name, representation, description, created_at, updated_at)
@@ -55,15 +54,11 @@ pub async fn create(
         .bind(scope.updated_at.0)
         .execute(&mut *tx)
         .await
-        .map_err(|e| match violated(&e) {
-            Some(c) if *c == SCOPE_REPRESENTATION => StoreError::Conflict {
-                reason: "SCOPE_EXISTS",
-                message: "this workspace already has a scope with that representation".into(),
-            },
-            _ => e.into(),
-        })?;
+        .map_err(SCOPE_REPRESENTATION.conflict(
+            "SCOPE_EXISTS",
+            "this workspace already has a scope with that representation",
+        ))?;
         tx.record_audit(audit, client).await?;
-        tx.commit().await?;
         Ok(())
     })
 }

@@ -20,8 +20,8 @@ use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
 use crate::store::gateway_secrets::add_current;
 use crate::store::publishable_keys::{requeue_live_key, PublishableKeyStore};
 use crate::store::sdk_keys::{NewSdkKey, SdkKeyStore, ACCESS_KEY_NAME};
-use crate::store::{Db, StoreError, StoreResult, WriteTx};
-use crate::with_db;
+use crate::store::{row_by, Db, StoreError, StoreResult};
+use crate::{with_db, write_tx};
 
 /// What a workspace gives new API keys, once the caller is known to reach it.
 #[derive(Clone, Debug)]
@@ -43,18 +43,10 @@ pub async fn reachable(
     org_id: &str,
     workspace_id: &str,
 ) -> StoreResult<ReachableWorkspace> {
-    let row: Option<(String, String, Option<String>, Option<i64>)> = with_db!(db, |pool| {
-        sqlx::query_as(
-            "SELECT id, org_id, default_key_prefix, default_expiration
-               FROM workspaces WHERE id = $1 AND org_id = $2",
-        )
-        .bind(workspace_id)
-        .bind(org_id)
-        .fetch_optional(pool)
-        .await
-    })?;
+    let sql = "SELECT id, org_id, default_key_prefix, default_expiration
+               FROM workspaces WHERE id = $1 AND org_id = $2";
     let (id, org_id, default_key_prefix, default_expiration) =
-        row.ok_or(StoreError::NotFound("workspace"))?;
+        row_by(db, sql, &[workspace_id, org_id], "workspace").await?;
     Ok(ReachableWorkspace {
         id,
         org_id,
@@ -139,14 +131,7 @@ impl WorkspaceRow {
 /// The workspace `id` of `org_id`; `NotFound` for an unknown id or another organisation's.
 pub async fn find(db: &Db, org_id: &str, id: &str) -> StoreResult<WorkspaceRow> {
     let sql = format!("SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = $1 AND org_id = $2");
-    let row: Option<WorkspaceRow> = with_db!(db, |pool| {
-        sqlx::query_as(&sql)
-            .bind(id)
-            .bind(org_id)
-            .fetch_optional(pool)
-            .await
-    })?;
-    row.ok_or(StoreError::NotFound("workspace"))
+    row_by(db, &sql, &[id, org_id], "workspace").await
 }
 
 /// The workspaces of `org_id`, oldest first; only `bound` if given (a workspace-bound key).
@@ -180,8 +165,7 @@ pub async fn create(
 ) -> StoreResult<()> {
     let env = row.environment();
     let now = row.created_at;
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         sqlx::query(
             "INSERT INTO workspaces (id, org_id, name, environment, default_key_prefix,
                  default_allowed_ips, default_rate_limit_per_second, default_expiration,
@@ -228,7 +212,6 @@ pub async fn create(
             "gatewaySecretKid": gateway.kid,
         }));
         tx.record_audit(&audit, client).await?;
-        tx.commit().await?;
         Ok(())
     })
 }
@@ -283,8 +266,7 @@ pub async fn update(
         .as_ref()
         .map(|ips| serde_json::Value::from(ips.clone()).to_string());
     let audit = audit.with(json!({ "changed": changes.changed() }));
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         let done = sqlx::query(
             "UPDATE workspaces SET
                  name = CASE WHEN $3 THEN $4 ELSE name END,
@@ -314,7 +296,6 @@ pub async fn update(
             return Err(StoreError::NotFound("workspace"));
         }
         tx.record_audit(&audit, client).await?;
-        tx.commit().await?;
     });
     Ok(find(db, org_id, id).await?.to_api())
 }
@@ -322,8 +303,18 @@ pub async fn update(
 /// The workspace's route map (empty if none or unreadable, which validation on write
 /// prevents).
 pub async fn route_map(db: &Db, workspace_id: &str) -> StoreResult<Vec<RouteBinding>> {
+    json_column(db, "route_map", workspace_id).await
+}
+
+/// The JSON in `column` of workspace `workspace_id`, decoded; the default if there is no
+/// such workspace or the text does not decode (which validation on write prevents).
+pub(crate) async fn json_column<T>(db: &Db, column: &str, workspace_id: &str) -> StoreResult<T>
+where
+    T: serde::de::DeserializeOwned + Default,
+{
+    let sql = format!("SELECT {column} FROM workspaces WHERE id = $1");
     let text: Option<String> = with_db!(db, |pool| {
-        sqlx::query_scalar("SELECT route_map FROM workspaces WHERE id = $1")
+        sqlx::query_scalar(&sql)
             .bind(workspace_id)
             .fetch_optional(pool)
             .await
@@ -370,8 +361,7 @@ pub async fn save_catalogue(
 ) -> StoreResult<()> {
     let text = serde_json::to_string(catalogue).map_err(encode)?;
     let routes_text = serde_json::to_string(routes).map_err(encode)?;
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         // The map before this change, read under the row lock (the `SET updated_at` write
         // takes it), so a concurrent save cannot make both skip the edge.
         if tx.lock_workspace(workspace_id, org_id).await?.is_none() {
@@ -417,7 +407,6 @@ pub async fn save_catalogue(
             requeue_live_key(&mut *tx, workspace_id).await?;
         }
         tx.record_audit(audit, client).await?;
-        tx.commit().await?;
         Ok(())
     })
 }

@@ -208,6 +208,15 @@ impl TestServer {
         Client::new(&self.base)
     }
 
+    /// Founds organisation `name` with `owner` as its owner (another tenant: the first
+    /// sign-in founds the instance's own organisation) and signs the owner in.
+    pub async fn sign_in_to_new_organisation(&self, name: &str, owner: &str) -> Client {
+        keygate_control::http::members::create_organisation(&self.state.db, name, owner)
+            .await
+            .unwrap();
+        self.sign_in(owner).await
+    }
+
     /// Signs `email` in through the real flow (code by email) and returns its client.
     pub async fn sign_in(&self, email: &str) -> Client {
         let mut client = self.anonymous();

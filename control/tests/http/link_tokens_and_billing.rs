@@ -24,13 +24,12 @@ pub(crate) struct Tenant {
 }
 
 pub(crate) async fn tenant(server: &TestServer, email: &str) -> Tenant {
-    if email != "owner@a.example" {
-        // The first sign-in founds the instance's organisation; later ones need one.
-        keygate_control::http::members::create_organisation(&server.state.db, email, email)
-            .await
-            .unwrap();
-    }
-    let owner = server.sign_in(email).await;
+    // The first sign-in founds the instance's organisation; later ones need one.
+    let owner = if email == "owner@a.example" {
+        server.sign_in(email).await
+    } else {
+        server.sign_in_to_new_organisation(email, email).await
+    };
     let ws = workspace(&owner, "Shop").await;
     let other_ws = workspace(&owner, "Other").await;
     let sdk = owner.sdk_client(ALL_SCOPES, None).await;

@@ -11,10 +11,9 @@ async fn one_address_belongs_to_several_organisations(server: TestServer) {
         .post("/api/v1/workspace", json!({"name": "Alpha shop"}))
         .await;
     assert!(r.status < 300, "{r:?}");
-    keygate_control::http::members::create_organisation(&server.state.db, "Beta", "boss@beta.com")
-        .await
-        .unwrap();
-    let beta = server.sign_in("boss@beta.com").await;
+    let beta = server
+        .sign_in_to_new_organisation("Beta", "boss@beta.com")
+        .await;
 
     // Inviting an address that has an account elsewhere answers exactly like a new one.
     let known = beta.invite("ada@alpha.com", "member").await;

@@ -129,14 +129,10 @@ fn assert_hidden(what: &str, r: &Resp) {
 
 async fn another_organisation_can_reach_nothing(server: TestServer) {
     let a = tenant(&server, server.sign_in("owner@a.example").await).await;
-    keygate_control::http::members::create_organisation(
-        &server.state.db,
-        "B corp",
-        "owner@b.example",
-    )
-    .await
-    .unwrap();
-    let b = tenant(&server, server.sign_in("owner@b.example").await).await;
+    let b = server
+        .sign_in_to_new_organisation("B corp", "owner@b.example")
+        .await;
+    let b = tenant(&server, b).await;
     let o = populate(&a).await;
     let ws = &o.ws;
     let before = a

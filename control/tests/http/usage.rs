@@ -191,14 +191,9 @@ async fn bad_queries_and_other_tenants(server: TestServer) {
         w.owner.get(&format!("{base}/usage?days=400")).await.status,
         200
     );
-    keygate_control::http::members::create_organisation(
-        &server.state.db,
-        "Other",
-        "owner@other.example",
-    )
-    .await
-    .unwrap();
-    let other = server.sign_in("owner@other.example").await;
+    let other = server
+        .sign_in_to_new_organisation("Other", "owner@other.example")
+        .await;
     for path in [
         format!("{base}/usage"),
         format!("{base}/billing-usage"),

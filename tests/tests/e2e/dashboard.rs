@@ -9,9 +9,8 @@
 //! Needs `/usr/bin/chromium`, `node` and the npm packages; `cargo xtask install` (part of
 //! `cargo xtask test`) installs them.
 
+use crate::browser;
 use keygate_tests::control::{ControlOptions, Keygate};
-use std::path::Path;
-use std::process::{Command, Stdio};
 
 /// The Tokens page, the blacklist, the Modules page's routes box and "Test a request", and the
 /// SDK keys: the flows the dashboard issues name.
@@ -42,31 +41,6 @@ const USAGE_FLOWS: &[&str] = &["signin", "usage", "no-console-errors"];
 /// Organisation settings: members and the audit log.
 const ORGANISATION_FLOWS: &[&str] = &["signin", "members-and-audit", "no-console-errors"];
 
-fn require_browser_tools(root: &Path) {
-    let missing: Vec<&str> = [
-        (Path::new("/usr/bin/chromium").exists(), "/usr/bin/chromium"),
-        (
-            root.join("node_modules/playwright-core/package.json")
-                .exists(),
-            "node_modules/playwright-core",
-        ),
-        (
-            Command::new("node")
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success()),
-            "node",
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(present, what)| (!present).then_some(what))
-    .collect();
-    assert!(
-        missing.is_empty(),
-        "browser test needs {missing:?}; run `cargo xtask install`"
-    );
-}
-
 #[test]
 fn key_flows_work_in_a_real_browser() {
     run_browser_steps("key-flows", KEY_FLOWS);
@@ -86,52 +60,15 @@ fn members_and_audit_log_work_in_a_real_browser() {
 /// failed step's error and screenshot. Screenshots go to `tests/artifacts/dashboard/<name>/`.
 fn run_browser_steps(name: &str, steps: &[&str]) {
     let root = keygate_tests::edge::root();
-    require_browser_tools(&root);
     let server = Keygate::start(ControlOptions::default());
-    let artifacts = root.join("tests/artifacts/dashboard").join(name);
-    let output = Command::new("node")
-        .arg(root.join("tests/browser/dashboard.mjs"))
+    let mut script = browser::script(&root, "dashboard.mjs");
+    script
         .env("KEYGATE_URL", &server.url)
         .env("KEYGATE_OUTBOX", server.data_dir.join("outbox.mbox"))
         .env("KEYGATE_EMAIL", "owner@example.com")
-        .env("KEYGATE_ARTIFACTS", &artifacts)
-        .env("KEYGATE_STEPS", steps.join(","))
-        .current_dir(&root)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("node runs the browser script");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-
-    let mut passed = Vec::new();
-    let mut failures = Vec::new();
-    for line in stdout.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let Some(step) = v.get("step").and_then(|s| s.as_str()) else {
-            continue;
-        };
-        if v.get("ok").and_then(|o| o.as_bool()) == Some(true) {
-            passed.push(step.to_owned());
-        } else {
-            failures.push(format!(
-                "{step}: {}\n    screenshot: {}",
-                v.get("error").and_then(|e| e.as_str()).unwrap_or("?"),
-                v.get("screenshot").and_then(|e| e.as_str()).unwrap_or("-"),
-            ));
-        }
-    }
-    for step in steps {
-        let reported = passed.iter().any(|p| p == step)
-            || failures.iter().any(|f| f.starts_with(&format!("{step}:")));
-        if !reported {
-            failures.push(format!("{step}: never ran"));
-        }
-    }
-    assert!(
-        failures.is_empty() && output.status.success(),
-        "browser steps failed ({} passed):\n{}\n--- script output ---\n{stdout}",
-        passed.len(),
-        failures.join("\n"),
-    );
+        .env(
+            "KEYGATE_ARTIFACTS",
+            root.join("tests/artifacts/dashboard").join(name),
+        );
+    browser::run_steps(script, steps);
 }

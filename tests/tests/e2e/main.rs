@@ -3,6 +3,7 @@
 //! (`cargo test -p keygate-tests --test e2e <module>` runs one module, e.g. `dashboard`).
 //! The edge load benchmark (`edge_bench.rs`) stays a binary of its own.
 
+mod browser;
 mod dashboard;
 mod delivery_faults;
 mod edge_refresh_ahead;

@@ -12,9 +12,9 @@
 //!
 //! Needs `/usr/bin/chromium`, `node` and the npm packages (`cargo xtask install`).
 
+use crate::browser;
 use keygate_tests::control::{ControlOptions, Keygate, Session};
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
 
 const STEPS: &[&str] = &[
     "open-with-fragment",
@@ -74,12 +74,6 @@ fn platform(owner: &Session) -> (String, String) {
 
 #[test]
 fn customers_manage_their_own_keys_in_a_real_browser() {
-    let root = keygate_tests::edge::root();
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists()
-            && root.join("node_modules/playwright-core/package.json").exists(),
-        "the portal browser test needs /usr/bin/chromium and playwright-core; run `cargo xtask install`"
-    );
     let mut server = Keygate::start(ControlOptions::default());
     let owner = server.sign_in("owner@example.com");
     let (ws, sdk_key) = platform(&owner);
@@ -110,8 +104,9 @@ fn customers_manage_their_own_keys_in_a_real_browser() {
         json!({ "allowedOrigins": [embed_allowed] }),
     );
 
-    let output = Command::new("node")
-        .arg(root.join("tests/browser/portal.mjs"))
+    let root = keygate_tests::edge::root();
+    let mut script = browser::script(&root, "portal.mjs");
+    script
         .env("KEYGATE_URL", &server.url)
         .env("KEYGATE_SDK_KEY", &sdk_key)
         .env("PORTAL_ALICE", &alice)
@@ -121,24 +116,8 @@ fn customers_manage_their_own_keys_in_a_real_browser() {
         .env("KEYGATE_WORKSPACE", &ws)
         .env("PORTAL_EMBED_ALLOWED", &embed_allowed)
         .env("PORTAL_EMBED_REFUSED", &embed_refused)
-        .env("KEYGATE_ARTIFACTS", root.join("target/screenshots"))
-        .env("KEYGATE_STEPS", STEPS.join(","))
-        .current_dir(&root)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("node runs the browser script");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let passed: Vec<&str> = STEPS
-        .iter()
-        .copied()
-        .filter(|s| stdout.contains(&format!(r#"{{"step":"{s}","ok":true"#)))
-        .collect();
-    assert!(
-        passed.len() == STEPS.len() && output.status.success(),
-        "portal browser steps failed ({} of {} passed):\n{stdout}",
-        passed.len(),
-        STEPS.len()
-    );
+        .env("KEYGATE_ARTIFACTS", root.join("target/screenshots"));
+    browser::run_steps(script, STEPS);
 }
 
 /// Serves `html` to every request on a loopback port (returned) for the rest of the test.

@@ -17,7 +17,7 @@ use crate::api::api_keys::ApiKey;
 use crate::api::Timestamp;
 use crate::store::audit::{AuditEntry, AuditStore, ClientInfo};
 use crate::store::{rows_by_id, Db, Refusal, StoreError, StoreResult, WriteTx};
-use crate::{impl_for_both_backends, with_db};
+use crate::{impl_for_both_backends, with_db, write_tx};
 
 /// The columns of [`ApiKeyRow`], in order.
 macro_rules! key_columns {
@@ -217,12 +217,10 @@ pub async fn create(
     audit: &AuditEntry<'_>,
     client: &ClientInfo,
 ) -> StoreResult<()> {
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         tx.insert_api_key(row, digest).await?;
         tx.record_audit(audit, client).await?;
-        tx.commit().await
-    })?;
+    });
     Ok(())
 }
 
@@ -323,8 +321,7 @@ async fn change_key(
     client: &ClientInfo,
     change: impl FnOnce(&ApiKeyRow) -> StoreResult<Change>,
 ) -> StoreResult<ApiKey> {
-    with_db!(db, |pool| {
-        let mut tx = pool.begin_write().await?;
+    write_tx!(db, |tx| {
         let current = tx
             .load_api_key(workspace_id, id, true)
             .await?
@@ -362,7 +359,6 @@ async fn change_key(
         .fetch_one(&mut *tx)
         .await?;
         tx.record_audit(&audit.with(detail), client).await?;
-        tx.commit().await?;
         Ok(stored.view())
     })
 }
