@@ -158,6 +158,9 @@ async fn unlimited_with_billing(server: TestServer) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    panic!("usage count not {calls}: {:?}", stored(&sdk, &ws, &id).await);
+    panic!(
+        "usage count not {calls}: {:?}",
+        stored(&sdk, &ws, &id).await
+    );
 }
 on_both_databases!(unlimited_key_billing_is_exact, unlimited_with_billing);

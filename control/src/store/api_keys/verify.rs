@@ -13,7 +13,8 @@
 //! **No cache.** Revocation, deletion, disabling and rotation must hold on the very next
 //! verify on every replica, so each verify reads the database once anyway; with the SDK key
 //! (caller) and the API key resolved by that one indexed read ([`caller_and_key`]) there is
-//! nothing left for a cache to save.
+//! nothing left for a cache to save. That read runs on verify's own connections
+//! ([`VerifyConnections`]): one round trip to the database, where a pooled query costs three.
 
 mod connections;
 
@@ -239,8 +240,8 @@ const LOCK_ALLOWANCE_SQLITE: &str = "SELECT limit_usage, usage_left FROM api_key
 const LOCK_ALLOWANCE_PG: &str =
     "SELECT limit_usage, usage_left FROM api_keys WHERE id = $1 FOR UPDATE";
 
-/// Writes a batch of verifies in one transaction and answers each, in order: every key's
-/// allowance is read once (locked, keys in id order so replicas cannot deadlock), its uses
+/// Writes a batch of verifies in one transaction and answers each, in order: the allowance
+/// of every key a write spends ([`VerifyWrite::spend`]) is read once (locked, keys in id order so replicas cannot deadlock), its uses
 /// granted first come first served ([`grant_uses`]) and written back with the usage count;
 /// then the billing usage of the granted verifies is added. Nothing is answered before the
 /// commit, so an answered verify is never lost.
