@@ -1,7 +1,8 @@
 //! Verify's group-committed writes are exact under concurrency: a usage-limited key with
 //! 1,000 uses hit 1,600 times from 8 tasks gives exactly 1,000 `VALID`, spends exactly its
 //! allowance and bills exactly the `VALID` answers, on SQLite and PostgreSQL, and with two
-//! servers (two pools, two group-commit writers) on one database.
+//! servers (two pools, two group-commit writers) on one database; a key without a limit is
+//! billed exactly too, and its uses are counted once its statistics are flushed.
 
 use crate::common::{Client, TestServer};
 use keygate_control::config::SettingsArgs;
@@ -122,3 +123,44 @@ async fn two_servers(first: TestServer) {
     assert_exact(&[sdk, via_second], &ws).await;
 }
 on_both_databases!(two_servers_on_one_database_are_exact, two_servers);
+
+/// A key without a usage limit, charged billing usage by `TASKS` concurrent tasks: every
+/// answer VALID, the billing usage exact as soon as the answers are in (group commit), the
+/// uses counted exactly once the statistics are flushed (each second).
+async fn unlimited_with_billing(server: TestServer) {
+    let (sdk, ws) = sdk_and_workspace(&server).await;
+    let body = json!({ "name": "u", "workspaceId": ws, "scopes": [], "enabled": true });
+    let r = sdk.post("/api/v1/api-key", body).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let id = r.body["apiKey"]["id"].as_str().unwrap().to_owned();
+    let key = r.body["apiKey"]["key"].as_str().unwrap().to_owned();
+    let mut tasks = Vec::new();
+    for _ in 0..TASKS {
+        let (sdk, key) = (sdk.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = json!({ "key": key, "billing": { "id": "bid_1", "usage": 3 } });
+            for _ in 0..CALLS_PER_TASK / 4 {
+                let r = sdk.post("/api/v1/api-key/verify", body.clone()).await;
+                assert_eq!((r.status, r.body["status"].as_str()), (200, Some("VALID")));
+                assert!(r.body.get("totalUsageLeft").is_none(), "{r:?}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let calls = (TASKS * CALLS_PER_TASK / 4) as i64;
+    let (left, _, billed) = stored(&sdk, &ws, &id).await;
+    assert_eq!((left, billed), (Value::Null, 3 * calls));
+    for _ in 0..50 {
+        if stored(&sdk, &ws, &id).await.1 == json!(calls) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "usage count not {calls}: {:?}",
+        stored(&sdk, &ws, &id).await
+    );
+}
+on_both_databases!(unlimited_key_billing_is_exact, unlimited_with_billing);

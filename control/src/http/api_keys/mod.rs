@@ -26,6 +26,7 @@ use utoipa_axum::routes;
 use crate::http::AppState;
 use crate::jobs::verify_stats::VerifyStats;
 use crate::jobs::verify_writes::VerifyWriter;
+use crate::store::api_keys::verify::VerifyConnections;
 
 /// Longest key name accepted.
 pub const MAX_NAME_LEN: usize = 200;
@@ -52,4 +53,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(usage::billing_usage))
         .layer(Extension(Arc::new(VerifyStats::default())))
         .layer(Extension(Arc::new(VerifyWriter::default())))
+        .layer(Extension(Arc::new(VerifyConnections::default())))
 }

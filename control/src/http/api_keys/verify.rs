@@ -38,7 +38,7 @@ use crate::ids::now_ms;
 use crate::jobs::verify_stats::{Subject, VerifyStats};
 use crate::jobs::verify_writes::VerifyWriter;
 use crate::store;
-use crate::store::api_keys::verify::{Spent, VerifiableKey, VerifyWrite};
+use crate::store::api_keys::verify::{Spent, VerifiableKey, VerifyConnections, VerifyWrite};
 use crate::store::billing_usage::UsageSlot;
 use crate::store::sdk_keys::SdkKeyCaller;
 
@@ -60,6 +60,7 @@ pub(super) async fn verify(
     State(state): State<AppState>,
     Extension(stats): Extension<Arc<VerifyStats>>,
     Extension(writer): Extension<Arc<VerifyWriter>>,
+    Extension(conns): Extension<Arc<VerifyConnections>>,
     credential: Credential,
     JsonBody(req): JsonBody<VerifyApiKeyRequest>,
 ) -> ApiResult<Json<VerifyApiKeyResponse>> {
@@ -72,7 +73,7 @@ pub(super) async fn verify(
         .map(|p| p.digest().to_hex())
         .unwrap_or_default();
     let now = now_ms();
-    let found = find_key(&state, credential, &key_digest, now).await?;
+    let found = find_key(&state, &conns, credential, &key_digest, now).await?;
     let Some(key) = found.key else {
         if let Some(workspace_id) = found.bound_workspace.as_deref() {
             let subject = Subject::Unknown { workspace_id };
@@ -205,16 +206,21 @@ struct Found {
 /// has its use recorded.
 async fn find_key(
     state: &AppState,
+    conns: &VerifyConnections,
     credential: Credential,
     key_digest: &str,
     now: i64,
 ) -> ApiResult<Found> {
     match credential {
         Credential::SdkKey(presented) => {
-            let found =
-                store::api_keys::verify::caller_and_key(&state.db, &presented.digest, key_digest)
-                    .await?
-                    .ok_or_else(unknown_sdk_key)?;
+            let found = store::api_keys::verify::caller_and_key(
+                &state.db,
+                conns,
+                &presented.digest,
+                key_digest,
+            )
+            .await?
+            .ok_or_else(unknown_sdk_key)?;
             may_verify(&found.caller)?;
             store::sdk_keys::record_use(&state.db, &found.caller, now).await?;
             Ok(Found {
@@ -225,7 +231,8 @@ async fn find_key(
         }
         Credential::Session(user) => {
             let key =
-                store::api_keys::verify::key_in_org(&state.db, key_digest, &user.org_id).await?;
+                store::api_keys::verify::key_in_org(&state.db, conns, key_digest, &user.org_id)
+                    .await?;
             Ok(Found {
                 org_id: user.org_id,
                 bound_workspace: None,
@@ -255,8 +262,9 @@ struct Verdict {
 
 /// Decides (`keygate_shared::api_key::decide`), then, for a valid key, counts the call in
 /// its rate window and, through the group commit ([`VerifyWriter`]), spends one use of a
-/// usage-limited key and adds the billing usage; an unlimited key's use without billing is
-/// left to [`VerifyStats`] (`count_use`).
+/// usage-limited key and adds the billing usage; an unlimited key's use is left to
+/// [`VerifyStats`] (`count_use`), so its group-commit write, if any, is the billing usage
+/// alone.
 async fn judge(
     state: &AppState,
     writer: &Arc<VerifyWriter>,
@@ -286,12 +294,15 @@ async fn judge(
             return Ok(verdict);
         }
     }
-    if !key.limit_usage && charge.is_none() {
-        verdict.count_use = true;
+    // A key without a limit has its use counted by `VerifyStats`, with or without billing
+    // usage to write.
+    verdict.count_use = !key.limit_usage;
+    if verdict.count_use && charge.is_none() {
         return Ok(verdict);
     }
     let write = VerifyWrite {
         key_id: key.id.clone(),
+        spend: key.limit_usage,
         charge,
         now,
     };

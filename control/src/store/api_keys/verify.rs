@@ -13,7 +13,10 @@
 //! **No cache.** Revocation, deletion, disabling and rotation must hold on the very next
 //! verify on every replica, so each verify reads the database once anyway; with the SDK key
 //! (caller) and the API key resolved by that one indexed read ([`caller_and_key`]) there is
-//! nothing left for a cache to save.
+//! nothing left for a cache to save. That read runs on verify's own connections
+//! ([`VerifyConnections`]): one round trip to the database, where a pooled query costs three.
+
+mod connections;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,10 +24,11 @@ use keygate_shared::api_key::{grant_uses, ApiKeyState, UseGrants};
 use keygate_shared::scope::ApiKeyScope;
 
 use crate::store::billing_usage::{BillingUsageStore, UsageSlot};
-
 use crate::store::sdk_keys::SdkKeyCaller;
 use crate::store::{Db, StoreResult, WriteTx};
 use crate::with_db;
+use connections::SpareFor;
+pub use connections::VerifyConnections;
 
 /// An API key in the caller's reach, as verify needs it.
 #[derive(Clone, Debug)]
@@ -147,18 +151,22 @@ fn reachable(key: KeyColumns, bound_workspace: Option<&str>) -> Option<Verifiabl
 }
 
 /// The live SDK key with digest `sdk_digest` and the API key whose value has digest
-/// `key_digest` (empty: none) in its reach, in one read. `None`: no such live SDK key.
+/// `key_digest` (empty: none) in its reach, in one read on one of verify's own connections
+/// (`conns`). `None`: no such live SDK key.
 pub async fn caller_and_key(
     db: &Db,
+    conns: &VerifyConnections,
     sdk_digest: &str,
     key_digest: &str,
 ) -> StoreResult<Option<CallerAndKey>> {
     let row: Option<CallerAndKeyRow> = with_db!(db, |pool| {
-        sqlx::query_as(CALLER_AND_KEY)
+        let mut lease = pool.spare(conns).lease(&pool.connect_options()).await?;
+        let row = sqlx::query_as(CALLER_AND_KEY)
             .bind(sdk_digest)
             .bind(key_digest)
-            .fetch_optional(pool)
-            .await
+            .fetch_optional(&mut *lease)
+            .await;
+        lease.settle(row)
     })?;
     Ok(row.map(|row| {
         let key = reachable(row.key, row.caller.workspace_id.as_deref());
@@ -169,9 +177,11 @@ pub async fn caller_and_key(
     }))
 }
 
-/// The API key whose value has digest `key_digest` (empty: none) in organisation `org_id`.
+/// The API key whose value has digest `key_digest` (empty: none) in organisation `org_id`,
+/// read on one of verify's own connections (`conns`).
 pub async fn key_in_org(
     db: &Db,
+    conns: &VerifyConnections,
     key_digest: &str,
     org_id: &str,
 ) -> StoreResult<Option<VerifiableKey>> {
@@ -179,11 +189,13 @@ pub async fn key_in_org(
         return Ok(None);
     }
     let row: Option<KeyColumns> = with_db!(db, |pool| {
-        sqlx::query_as(KEY_IN_ORG)
+        let mut lease = pool.spare(conns).lease(&pool.connect_options()).await?;
+        let row = sqlx::query_as(KEY_IN_ORG)
             .bind(key_digest)
             .bind(org_id)
-            .fetch_optional(pool)
-            .await
+            .fetch_optional(&mut *lease)
+            .await;
+        lease.settle(row)
     })?;
     Ok(row.and_then(|k| reachable(k, None)))
 }
@@ -191,9 +203,13 @@ pub async fn key_in_org(
 /// One verify's write, joined with others into one transaction by [`write_batch`].
 #[derive(Clone, Debug)]
 pub struct VerifyWrite {
-    /// The key used: one use taken from its allowance when it is usage-limited, one added
-    /// to its usage count.
+    /// The key used.
     pub key_id: String,
+    /// Whether to spend a use of the key (it was read usage-limited): one use taken from its
+    /// allowance if it still is, one added to its usage count. Without it (a key without a
+    /// limit, charged billing usage), only the charge is written, and the use is counted as
+    /// every unlimited use is (`crate::jobs::verify_stats`).
+    pub spend: bool,
     /// Billing usage to add if the verify stays `VALID`.
     pub charge: Option<(UsageSlot, i64)>,
     /// When, Unix ms (the key's `last_used_at`).
@@ -224,14 +240,14 @@ const LOCK_ALLOWANCE_SQLITE: &str = "SELECT limit_usage, usage_left FROM api_key
 const LOCK_ALLOWANCE_PG: &str =
     "SELECT limit_usage, usage_left FROM api_keys WHERE id = $1 FOR UPDATE";
 
-/// Writes a batch of verifies in one transaction and answers each, in order: every key's
-/// allowance is read once (locked, keys in id order so replicas cannot deadlock), its uses
+/// Writes a batch of verifies in one transaction and answers each, in order: the allowance
+/// of every key a write spends ([`VerifyWrite::spend`]) is read once (locked, keys in id order so replicas cannot deadlock), its uses
 /// granted first come first served ([`grant_uses`]) and written back with the usage count;
 /// then the billing usage of the granted verifies is added. Nothing is answered before the
 /// commit, so an answered verify is never lost.
 pub async fn write_batch(db: &Db, writes: &[VerifyWrite]) -> StoreResult<Vec<Spent>> {
     let mut wanted: BTreeMap<&str, (u64, i64)> = BTreeMap::new();
-    for w in writes {
+    for w in writes.iter().filter(|w| w.spend) {
         let e = wanted.entry(&w.key_id).or_insert((0, w.now));
         e.0 += 1;
         e.1 = e.1.max(w.now);
@@ -291,7 +307,8 @@ fn answer_in_order(
     let answers = writes
         .iter()
         .map(|w| {
-            let answer = match grants.get_mut(w.key_id.as_str()) {
+            let grant = grants.get_mut(w.key_id.as_str()).filter(|_| w.spend);
+            let answer = match grant {
                 None | Some((KeyGrants::Unlimited, _)) => Spent::Granted(None),
                 Some((KeyGrants::Limited(g), seen)) => {
                     let answer = g.answer(*seen);
