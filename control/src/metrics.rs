@@ -16,8 +16,9 @@ use crate::store;
 /// Every metric this replica serves.
 pub struct Metrics {
     registry: Registry,
-    /// HTTP responses by status class (`2xx`, `4xx`, `5xx`).
-    http_responses: IntCounterVec,
+    /// HTTP responses by status class (`keygate_http_responses_total{class}`), one counter
+    /// per class of [`CLASSES`], resolved once (a label lookup per response hashes and locks).
+    by_class: [IntCounter; 3],
     /// Outbox rows the edge acknowledged (this replica).
     pub edge_delivered: IntCounter,
     /// Failed edge delivery attempts (this replica).
@@ -52,11 +53,9 @@ impl Metrics {
                 &["class"],
             ),
         );
-        for class in CLASSES {
-            http_responses.with_label_values(&[class]);
-        }
+        let by_class = CLASSES.map(|class| http_responses.with_label_values(&[class]));
         Metrics {
-            http_responses,
+            by_class,
             edge_delivered: counter(
                 "keygate_edge_delivered_total",
                 "Edge updates acknowledged (this replica).",
@@ -113,11 +112,11 @@ pub async fn count_responses(
 ) -> axum::response::Response {
     let res = next.run(req).await;
     let class = match res.status().as_u16() {
-        200..=399 => CLASSES[0],
-        400..=499 => CLASSES[1],
-        _ => CLASSES[2],
+        200..=399 => 0,
+        400..=499 => 1,
+        _ => 2,
     };
-    METRICS.http_responses.with_label_values(&[class]).inc();
+    METRICS.by_class[class].inc();
     res
 }
 

@@ -27,16 +27,20 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(pull))
 }
 
-/// Middleware: after a successful state-changing request, wake the edge deliverer (this
-/// replica's at once, the delivering one's through the database).
+/// Middleware: after a successful state-changing request that wrote outbox rows, wake the
+/// edge deliverer (this replica's at once, the delivering one's through the database).
 pub async fn wake_after_writes(
     State(state): State<AppState>,
     req: Request,
     next: Next,
 ) -> Response {
     let writes = !req.method().is_safe();
+    let before = store::outbox::rows_written();
     let res = next.run(req).await;
-    if writes && res.status().is_success() {
+    // Only when this request (or, harmlessly, one beside it) wrote outbox rows: a verify or
+    // any other write that the edge does not hear of wakes nothing (on PostgreSQL each
+    // wake-up is a `NOTIFY`).
+    if writes && res.status().is_success() && store::outbox::rows_written() != before {
         state.edge_wakeup.notify_one();
         store::delivery::notify_replicas(&state.db);
     }

@@ -13,6 +13,8 @@
 //! [`EdgeRecord::check_limits`] is refused here (400 `BLACKLIST_TOO_LARGE` or
 //! `EDGE_RECORD_TOO_LARGE`) and its transaction rolls back; a revocation is never refused.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use keygate_shared::blacklist::Rule;
 use keygate_shared::clock::{self, ClockExhausted};
 use keygate_shared::key::KeyDigest;
@@ -64,6 +66,16 @@ impl std::fmt::Display for OutboxError {
             OutboxError::Clock(e) => write!(f, "{e}"),
         }
     }
+}
+
+/// Outbox rows this process has written so far (committed or rolled back).
+static WRITTEN: AtomicU64 = AtomicU64::new(0);
+
+/// How many outbox rows this process has written so far, committed or not: the request
+/// middleware wakes the deliverer only when a request moved it (a rolled-back row costs one
+/// needless wake-up, never a missed one).
+pub fn rows_written() -> u64 {
+    WRITTEN.load(Ordering::Relaxed)
 }
 
 /// The conditional clock step of `keygate_shared::clock::next_version`, in SQL.
@@ -136,6 +148,7 @@ impl_for_both_backends!(OutboxStore {
         .bind(now_ms())
         .execute(&mut *self)
         .await?;
+        WRITTEN.fetch_add(1, Ordering::Relaxed);
         Ok(true)
     }
 
