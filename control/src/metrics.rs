@@ -105,19 +105,14 @@ where
     metric
 }
 
-/// Counts responses by status class.
-pub async fn count_responses(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let res = next.run(req).await;
-    let class = match res.status().as_u16() {
+/// Counts a response of `status` by its class.
+pub fn count_response(status: axum::http::StatusCode) {
+    let class = match status.as_u16() {
         200..=399 => 0,
         400..=499 => 1,
         _ => 2,
     };
     METRICS.by_class[class].inc();
-    res
 }
 
 /// Prometheus metrics.

@@ -3,9 +3,8 @@
 //! to the request's nonce; contract in `keygate_shared::record::pull_path`), and the
 //! middleware that wakes the edge deliverer after writes (`crate::jobs::deliverer`).
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use keygate_shared::key::KeyDigest;
 use keygate_shared::record::{pull_path, PullReply};
@@ -27,24 +26,16 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(pull))
 }
 
-/// Middleware: after a successful state-changing request that wrote outbox rows, wake the
-/// edge deliverer (this replica's at once, the delivering one's through the database).
-pub async fn wake_after_writes(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let writes = !req.method().is_safe();
-    let before = store::outbox::rows_written();
-    let res = next.run(req).await;
-    // Only when this request (or, harmlessly, one beside it) wrote outbox rows: a verify or
-    // any other write that the edge does not hear of wakes nothing (on PostgreSQL each
-    // wake-up is a `NOTIFY`).
-    if writes && res.status().is_success() && store::outbox::rows_written() != before {
+/// After a successful state-changing request (`writes`) that wrote outbox rows (the count
+/// moved from `outbox_before`; a concurrent request's rows harmlessly count too), wake the
+/// edge deliverer: this replica's at once, the delivering one's through the database. A
+/// verify, or any other write the edge does not hear of, wakes nothing (on PostgreSQL each
+/// wake-up is a `NOTIFY`).
+pub fn wake_after_write(state: &AppState, writes: bool, outbox_before: u64, res: &Response) {
+    if writes && res.status().is_success() && store::outbox::rows_written() != outbox_before {
         state.edge_wakeup.notify_one();
         store::delivery::notify_replicas(&state.db);
     }
-    res
 }
 
 /// The edge's signed pull of one publishable key's record.

@@ -119,14 +119,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(limit_body))
-        .layer(axum::middleware::from_fn(no_store))
-        .layer(axum::middleware::from_fn(json_rejections))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            edge_sync::wake_after_writes,
-        ))
-        .layer(axum::middleware::from_fn(crate::metrics::count_responses));
+            around_every_request,
+        ));
     SECURITY_HEADERS
         .iter()
         .fold(app, |app, (name, value)| {
@@ -158,18 +154,49 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ),
 ];
 
+/// What runs around every request, in this order: the body limit ([`limit_body`]), the
+/// handler, then on the way out, for the API, keygate's JSON shape for axum's own rejections
+/// ([`json_rejection`]) and `Cache-Control: no-store`; the edge deliverer's wake-up after a
+/// write that queued edge records ([`edge_sync::wake_after_write`]); the response counter.
+///
+/// One layer on purpose: each `from_fn` layer boxes its future and clones the service stack
+/// below it on every request, and the verify benchmark pays for each one.
+async fn around_every_request(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let writes = !req.method().is_safe();
+    let outbox_before = crate::store::outbox::rows_written();
+    let mut res = match limit_body(req).await {
+        Ok(req) => next.run(req).await,
+        Err(refused) => refused,
+    };
+    if api {
+        res = json_rejection(res).await;
+        // API answers are never cached: several carry secrets (a new SDK key, a revealed
+        // one, a gateway signing secret) and none is worth a stale copy.
+        res.headers_mut().insert(
+            header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+    }
+    edge_sync::wake_after_write(&state, writes, outbox_before, &res);
+    crate::metrics::count_response(res.status());
+    res
+}
+
 /// axum's own extractor rejections (a path segment that is not UTF-8, say) answer in plain
 /// text; on the API every error leaves in keygate's JSON shape instead, as
 /// `INVALID_REQUEST` with the rejection's (bounded) text.
-async fn json_rejections(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let api = req.uri().path().starts_with("/api/");
-    let res = next.run(req).await;
+async fn json_rejection(res: Response) -> Response {
     let plain_text = res
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/plain"));
-    if !(api && plain_text && res.status().is_client_error()) {
+    if !(plain_text && res.status().is_client_error()) {
         return res;
     }
     let status = res.status();
@@ -180,25 +207,12 @@ async fn json_rejections(req: axum::extract::Request, next: axum::middleware::Ne
     ApiError::new(status, "INVALID_REQUEST", message).into_response()
 }
 
-/// API answers are never cached (`Cache-Control: no-store`): several carry secrets (a new
-/// SDK key, a revealed one, a gateway signing secret) and none is worth a stale copy.
-async fn no_store(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let api = req.uri().path().starts_with("/api/");
-    let mut res = next.run(req).await;
-    if api {
-        res.headers_mut().insert(
-            header::CACHE_CONTROL,
-            axum::http::HeaderValue::from_static("no-store"),
-        );
-    }
-    res
-}
-
 /// Reads the body up to [`MAX_BODY_BYTES`]. A larger one (declared or sent) is read on and
 /// discarded, up to [`MAX_DRAIN_BYTES`] and [`DRAIN_TIMEOUT`], before its `413
 /// PAYLOAD_TOO_LARGE` goes out, so a client that writes the whole body before reading gets
 /// the answer instead of a reset connection; beyond those bounds the connection is closed.
-async fn limit_body(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+/// `Ok`: the request to hand on (its body read, when it had one); `Err`: the refusal to send.
+async fn limit_body(req: axum::extract::Request) -> Result<axum::extract::Request, Response> {
     use axum::body::HttpBody;
     let declared = req
         .headers()
@@ -208,7 +222,7 @@ async fn limit_body(req: axum::extract::Request, next: axum::middleware::Next) -
     if declared == Some(0)
         || matches!(*req.method(), Method::GET | Method::HEAD) && declared.is_none()
     {
-        return next.run(req).await;
+        return Ok(req);
     }
     let (parts, mut body) = req.into_parts();
     let mut kept: Vec<u8> = Vec::new();
@@ -247,16 +261,16 @@ async fn limit_body(req: axum::extract::Request, next: axum::middleware::Next) -
                 axum::http::HeaderValue::from_static("close"),
             );
         }
-        return res;
+        return Err(res);
     }
     if !drained {
-        return ApiError::bad_request("INVALID_BODY", "the body could not be read").into_response();
+        let refused = ApiError::bad_request("INVALID_BODY", "the body could not be read");
+        return Err(refused.into_response());
     }
-    next.run(axum::extract::Request::from_parts(
+    Ok(axum::extract::Request::from_parts(
         parts,
         axum::body::Body::from(kept),
     ))
-    .await
 }
 
 /// Liveness and database reachability.

@@ -23,7 +23,7 @@
 //! newer, so the effect is exactly once.
 //!
 //! Latency: a successful write request wakes this replica's deliverer at once (the `wakeup`
-//! handed to [`run`], see `crate::http::edge_sync::wake_after_writes`) and, on PostgreSQL,
+//! handed to [`run`], see `crate::http::edge_sync::wake_after_write`) and, on PostgreSQL,
 //! the delivering replica through `NOTIFY keygate_outbox`; a lost notification is made up by
 //! the next poll, within [`POLL_INTERVAL`].
 
