@@ -29,7 +29,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::portal_auth::PortalCaller;
 use crate::http::portal_policy::policy_in_force;
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
-use crate::ids::{new_id, now_ms};
+use crate::ids::now_ms;
 use crate::store;
 use crate::store::api_keys::{merge_scopes, ApiKeyRow};
 use crate::store::audit::AuditEntry;
@@ -154,26 +154,10 @@ async fn new_key_row(
         .and_then(|p| ApiKeyPrefix::new(p).ok())
         .unwrap_or_default();
     let secret = SecretKey::generate_api_key(&prefix);
-    let now = now_ms();
     let row = ApiKeyRow {
-        id: new_id(),
-        org_id: ws.org_id,
-        workspace_id: ws.id,
-        name,
-        prefix: prefix.as_str().to_owned(),
-        key_last4: secret.last4().to_owned(),
         customer_id: Some(c.customer_id.clone()),
         scopes: merge_scopes(scopes.to_vec()),
-        enabled: true,
-        deleted: false,
-        expires_at: None,
-        limit_usage: false,
-        usage_left: None,
-        usage_count: 0,
-        rotation_grace_ms: 0,
-        last_used_at: None,
-        created_at: now,
-        updated_at: now,
+        ..ApiKeyRow::fresh((ws.org_id, ws.id), name, &prefix, &secret)
     };
     Ok((row, secret))
 }

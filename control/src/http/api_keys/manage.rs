@@ -20,7 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::auth::Principal;
 use crate::http::workspaces::{reachable_workspace, ReachableWorkspace};
 use crate::http::{validate, AppState, ClientInfo, JsonBody};
-use crate::ids::{new_id, now_ms};
+use crate::ids::now_ms;
 use crate::store;
 use crate::store::api_keys::{merge_scopes, ApiKeyEdit, ApiKeyRow};
 use crate::store::audit::AuditEntry;
@@ -134,25 +134,16 @@ async fn new_row(
     let grace = check_grace(body.rotation_grace_period_ms.unwrap_or(0))?;
     let customer_id = check_customer_id(body.customer_id)?;
     let scopes = check_scopes(state, &ws.id, body.scopes).await?;
+    let ids = (ws.org_id.clone(), ws.id.clone());
     Ok(ApiKeyRow {
-        id: new_id(),
-        org_id: ws.org_id.clone(),
-        workspace_id: ws.id.clone(),
-        name: check_name(&body.name)?,
-        prefix: prefix.as_str().to_owned(),
-        key_last4: secret.last4().to_owned(),
         customer_id,
         scopes,
         enabled: body.enabled.unwrap_or(true),
-        deleted: false,
         expires_at,
         limit_usage: usage_left.is_some(),
         usage_left,
-        usage_count: 0,
         rotation_grace_ms: grace,
-        last_used_at: None,
-        created_at: now,
-        updated_at: now,
+        ..ApiKeyRow::fresh(ids, check_name(&body.name)?, prefix, secret)
     })
 }
 

@@ -70,6 +70,38 @@ pub struct ApiKeyRow {
 }
 
 impl ApiKeyRow {
+    /// The row of a new key `name` in workspace `workspace_id` of `org_id`, whose first value
+    /// is `secret` with `prefix`: enabled, of no customer, without scopes, expiry, usage limit
+    /// or rotation grace period, never used. Callers set what their request asks for.
+    pub fn fresh(
+        (org_id, workspace_id): (String, String),
+        name: String,
+        prefix: &ApiKeyPrefix,
+        secret: &SecretKey,
+    ) -> ApiKeyRow {
+        let now = crate::ids::now_ms();
+        ApiKeyRow {
+            id: crate::ids::new_id(),
+            org_id,
+            workspace_id,
+            name,
+            prefix: prefix.as_str().to_owned(),
+            key_last4: secret.last4().to_owned(),
+            customer_id: None,
+            scopes: "[]".to_owned(),
+            enabled: true,
+            deleted: false,
+            expires_at: None,
+            limit_usage: false,
+            usage_left: None,
+            usage_count: 0,
+            rotation_grace_ms: 0,
+            last_used_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The stored scopes (an unreadable column reads as no scope at all: fail closed).
     pub fn parsed_scopes(&self) -> Vec<ApiKeyScope> {
         serde_json::from_str(&self.scopes).unwrap_or_default()
